@@ -1,0 +1,326 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
+
+/// Where dead letters are kept: in memory, in a SQLite file, or in PostgreSQL.
+///
+/// Every store has the same semantics, which the conformance suite of `DeadLettersTesting` checks:
+/// - Letters are listed in id order (oldest first, since ids are time-ordered).
+/// - Filters follow ``DeadLetterFilter/matches(_:)`` exactly and are applied as bound parameters.
+/// - A letter may carry a lease (an owner and an expiry), taken by ``claimDue(now:limit:owner:leaseUntil:sources:)``
+///   or ``claim(ids:now:owner:leaseUntil:)``. While a lease is live, no other owner can claim, redrive or
+///   release the letter. A lease whose expiry is at or before `now` is no lease.
+/// - Nothing loads the whole store into memory; a store holding millions of letters opens as fast as an empty one.
+/// - Every method is safe to call from many tasks at once.
+public protocol DeadLetterStore: Sendable {
+    /// Stores letters, all or none.
+    ///
+    /// Durable stores return only once the letters are committed to disk. With `limits`, the store keeps
+    /// itself within them in the same transaction: `rejectNew` throws ``DeadLetterError/Code/capacityExceeded``
+    /// and stores nothing, `dropOldest` removes the oldest letters (by id) and returns them so the caller can
+    /// archive them.
+    /// - Parameters:
+    ///   - letters: the letters to store.
+    ///   - onConflict: what to do with a letter whose id is already stored.
+    ///   - limits: the capacity to keep; `.unbounded` by default.
+    /// - Returns: how many letters were inserted and skipped, and the letters evicted to make room.
+    /// - Throws: ``DeadLetterError`` with `duplicateID` (under `.fail`), `capacityExceeded`, or a store error.
+    func append(
+        _ letters: [DeadLetter],
+        onConflict: DeadLetterConflictPolicy,
+        limits: DeadLetterLimits
+    ) async throws -> DeadLetterAppendResult
+
+    /// The letter with `id`, or `nil`.
+    func letter(id: String) async throws -> DeadLetter?
+
+    /// A page of the letters `filter` selects, in id order, starting after the id `cursor`.
+    /// - Parameters:
+    ///   - filter: which letters.
+    ///   - cursor: the ``DeadLetterPage/nextCursor`` of the previous page, or `nil` for the first page.
+    ///   - limit: at most this many letters (at least 1).
+    func page(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> DeadLetterPage
+
+    /// How many letters `filter` selects.
+    func count(_ filter: DeadLetterFilter) async throws -> Int
+
+    /// Counts and times over the letters `filter` selects; ages are measured from `now`.
+    func summary(_ filter: DeadLetterFilter, now: Date) async throws -> DeadLetterSummary
+
+    /// The letters `filter` selects, grouped by fingerprint, largest group first (ties by fingerprint).
+    /// - Parameter limit: at most this many groups.
+    func groups(_ filter: DeadLetterFilter, limit: Int) async throws -> [DeadLetterGroup]
+
+    /// Takes a lease on up to `limit` letters that are due: status `retrying`, `nextAttemptAt` at or before
+    /// `now`, no live lease, and a source among `sources`; earliest `nextAttemptAt` first.
+    /// - Returns: the claimed letters as stored.
+    func claimDue(
+        now: Date,
+        limit: Int,
+        owner: String,
+        leaseUntil: Date,
+        sources: [String]
+    ) async throws -> [DeadLetter]
+
+    /// Takes a lease on the letters with these ids that have no live lease.
+    /// - Returns: the letters claimed, as stored; a letter that is gone or leased by another is left out.
+    func claim(ids: [String], now: Date, owner: String, leaseUntil: Date) async throws -> [DeadLetter]
+
+    /// Removes a letter whose handler succeeded, if `owner` still holds its lease.
+    /// - Returns: whether the letter was removed.
+    func complete(id: String, owner: String) async throws -> Bool
+
+    /// Writes a claimed letter's new state (status, attempts, times, error, history, …) and ends the lease,
+    /// if `owner` still holds it.
+    /// - Returns: whether the letter was written.
+    func release(_ letter: DeadLetter, owner: String) async throws -> Bool
+
+    /// Makes the selected letters without a live lease due now: status `retrying`, `nextAttemptAt` = `now`.
+    /// - Parameters:
+    ///   - limit: at most this many letters (oldest first), or `nil` for all.
+    /// - Returns: how many letters were changed.
+    func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int
+
+    /// Removes the letters with these ids, leased or not.
+    /// - Returns: how many were removed.
+    func delete(ids: [String]) async throws -> Int
+
+    /// How many letters the store holds and their ``DeadLetter/storageSize`` in all.
+    func usage() async throws -> DeadLetterUsage
+}
+
+/// What ``DeadLetterStore/append(_:onConflict:limits:)`` does with a letter whose id is already stored.
+public enum DeadLetterConflictPolicy: Sendable, Hashable {
+    /// Throw ``DeadLetterError/Code/duplicateID`` and store nothing.
+    case fail
+    /// Keep the stored letter and skip the new one (imports are idempotent this way).
+    case skip
+}
+
+/// How many letters a store may hold, and what happens beyond that.
+public struct DeadLetterLimits: Sendable, Hashable {
+    /// What happens to a letter that does not fit.
+    public enum OverflowPolicy: Sendable, Hashable {
+        /// Remove the oldest letters (they go to the archive) to make room.
+        case dropOldest
+        /// Refuse the new letter with ``DeadLetterError/Code/capacityExceeded``.
+        case rejectNew
+    }
+
+    /// At most this many letters; `nil` for no limit.
+    public var maxEntries: Int?
+    /// At most this many bytes of ``DeadLetter/storageSize``; `nil` for no limit.
+    public var maxBytes: Int?
+    /// What happens beyond the limits. Default `dropOldest`.
+    public var overflow: OverflowPolicy
+
+    /// Creates limits.
+    public init(maxEntries: Int? = nil, maxBytes: Int? = nil, overflow: OverflowPolicy = .dropOldest) {
+        self.maxEntries = maxEntries
+        self.maxBytes = maxBytes
+        self.overflow = overflow
+    }
+
+    /// No limits.
+    public static var unbounded: DeadLetterLimits { DeadLetterLimits() }
+
+    /// Whether any limit is set.
+    public var isBounded: Bool { self.maxEntries != nil || self.maxBytes != nil }
+}
+
+/// What an append did.
+public struct DeadLetterAppendResult: Sendable, Hashable {
+    /// Letters newly stored.
+    public var inserted: Int
+    /// Letters skipped because their id was already stored.
+    public var skipped: Int
+    /// Letters removed to make room, oldest first.
+    public var evicted: [DeadLetter]
+
+    /// Creates a result.
+    public init(inserted: Int, skipped: Int = 0, evicted: [DeadLetter] = []) {
+        self.inserted = inserted
+        self.skipped = skipped
+        self.evicted = evicted
+    }
+}
+
+/// A page of letters.
+public struct DeadLetterPage: Sendable, Hashable {
+    /// The letters, in id order.
+    public var letters: [DeadLetter]
+    /// The cursor of the next page, or `nil` when this is the last one.
+    public var nextCursor: String?
+
+    /// Creates a page.
+    public init(letters: [DeadLetter], nextCursor: String?) {
+        self.letters = letters
+        self.nextCursor = nextCursor
+    }
+}
+
+/// How much a store holds.
+public struct DeadLetterUsage: Sendable, Hashable {
+    /// The number of letters.
+    public var count: Int
+    /// Their ``DeadLetter/storageSize`` in all.
+    public var bytes: Int
+
+    /// Creates a usage.
+    public init(count: Int, bytes: Int) {
+        self.count = count
+        self.bytes = bytes
+    }
+}
+
+/// Letters that failed the same way: one fingerprint.
+public struct DeadLetterGroup: Sendable, Hashable {
+    /// The shared fingerprint.
+    public var fingerprint: String
+    /// How many letters have it.
+    public var count: Int
+    /// Their error type.
+    public var errorType: String
+    /// The error message of one of them.
+    public var sampleMessage: String
+    /// The sources they came from, sorted.
+    public var sources: [String]
+    /// The earliest `firstFailedAt` among them.
+    public var firstFailedAt: Date
+    /// The latest `lastFailedAt` among them.
+    public var lastFailedAt: Date
+
+    /// Creates a group.
+    public init(
+        fingerprint: String,
+        count: Int,
+        errorType: String,
+        sampleMessage: String,
+        sources: [String],
+        firstFailedAt: Date,
+        lastFailedAt: Date
+    ) {
+        self.fingerprint = fingerprint
+        self.count = count
+        self.errorType = errorType
+        self.sampleMessage = sampleMessage
+        self.sources = sources
+        self.firstFailedAt = firstFailedAt
+        self.lastFailedAt = lastFailedAt
+    }
+}
+
+/// Counts and times over a set of letters.
+public struct DeadLetterSummary: Sendable, Hashable {
+    /// The age buckets of ``byAge``, by the time since `firstFailedAt`.
+    public static let ageBuckets = ["<1h", "1h-6h", "6h-24h", ">24h"]
+
+    /// The number of letters.
+    public var total: Int
+    /// Counts by ``FailureReason/rawValue``.
+    public var byReason: [String: Int]
+    /// Counts by source.
+    public var bySource: [String: Int]
+    /// Counts by error type.
+    public var byErrorType: [String: Int]
+    /// Counts by status (`retrying`, `dead`, `parked`); every status is present, with 0 when none.
+    public var byStatus: [String: Int]
+    /// Counts by age since the first failure: `<1h`, `1h-6h`, `6h-24h`, `>24h`; every bucket is present.
+    public var byAge: [String: Int]
+    /// The earliest `firstFailedAt`, or `nil` when there are no letters.
+    public var oldestFailedAt: Date?
+    /// The latest `lastFailedAt`, or `nil` when there are no letters.
+    public var newestFailedAt: Date?
+    /// The mean of `attempts`, 0 when there are no letters.
+    public var averageAttempts: Double
+
+    /// Creates a summary.
+    public init(
+        total: Int,
+        byReason: [String: Int],
+        bySource: [String: Int],
+        byErrorType: [String: Int],
+        byStatus: [String: Int],
+        byAge: [String: Int],
+        oldestFailedAt: Date?,
+        newestFailedAt: Date?,
+        averageAttempts: Double
+    ) {
+        self.total = total
+        self.byReason = byReason
+        self.bySource = bySource
+        self.byErrorType = byErrorType
+        self.byStatus = byStatus
+        self.byAge = byAge
+        self.oldestFailedAt = oldestFailedAt
+        self.newestFailedAt = newestFailedAt
+        self.averageAttempts = averageAttempts
+    }
+
+    /// The age bucket of a letter that first failed at `firstFailedAt`, seen at `now`.
+    public static func ageBucket(firstFailedAt: Date, now: Date) -> String {
+        let age = now.millisecondsSince1970 - firstFailedAt.millisecondsSince1970
+        switch age {
+        case ..<3_600_000: return "<1h"
+        case ..<21_600_000: return "1h-6h"
+        case ..<86_400_000: return "6h-24h"
+        default: return ">24h"
+        }
+    }
+}
+
+extension DeadLetterStore {
+    /// Every letter `filter` selects, read page by page in id order, so that memory stays flat however many
+    /// there are.
+    /// - Parameter batchSize: letters per page read from the store.
+    public func letters(
+        matching filter: DeadLetterFilter = DeadLetterFilter(),
+        batchSize: Int = 1000
+    ) -> DeadLetterSequence<Self> {
+        DeadLetterSequence(store: self, filter: filter, batchSize: batchSize)
+    }
+
+    /// Stores letters, failing on a duplicate id, with no limits.
+    @discardableResult
+    public func append(_ letters: [DeadLetter]) async throws -> DeadLetterAppendResult {
+        try await self.append(letters, onConflict: .fail, limits: .unbounded)
+    }
+}
+
+/// The letters of a store, read page by page; see ``DeadLetterStore/letters(matching:batchSize:)``.
+public struct DeadLetterSequence<Store: DeadLetterStore>: AsyncSequence, Sendable {
+    public typealias Element = DeadLetter
+    let store: Store
+    let filter: DeadLetterFilter
+    let batchSize: Int
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let store: Store
+        let filter: DeadLetterFilter
+        let batchSize: Int
+        var buffer: [DeadLetter] = []
+        var index = 0
+        var cursor: String?
+        var finished = false
+
+        public mutating func next() async throws -> DeadLetter? {
+            while self.index >= self.buffer.count {
+                if self.finished { return nil }
+                let page = try await self.store.page(self.filter, after: self.cursor, limit: self.batchSize)
+                self.buffer = page.letters
+                self.index = 0
+                self.cursor = page.nextCursor
+                self.finished = page.nextCursor == nil
+                if self.buffer.isEmpty, self.finished { return nil }
+            }
+            defer { self.index += 1 }
+            return self.buffer[self.index]
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(store: self.store, filter: self.filter, batchSize: Swift.max(1, self.batchSize))
+    }
+}

@@ -1,0 +1,113 @@
+/// The fingerprint of a failure: a stable hash of the error type and the normalized message, so that the
+/// same failure on different items groups together.
+///
+/// Normalization replaces what changes from item to item with placeholders: quoted values (`'…'`, `"…"`,
+/// `` `…` ``) with `<q>`, UUIDs with `<uuid>`, hex ids (eight or more hex digits with a digit among them, or
+/// `0x…`) with `<hex>`, and numbers with `<n>`. The hash is 64-bit FNV-1a, written as 16 lower-case hex
+/// digits: the same on every platform and in every process.
+public enum Fingerprint {
+    /// The fingerprint of a failure.
+    /// - Parameters:
+    ///   - errorType: the error's type name.
+    ///   - message: the error's message, normalized before hashing.
+    public static func compute(errorType: String, message: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ byte: UInt8) {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        for byte in errorType.utf8 { mix(byte) }
+        mix(0)
+        for byte in normalize(message).utf8 { mix(byte) }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// The message with quoted values, UUIDs, hex ids and numbers replaced by placeholders.
+    public static func normalize(_ message: String) -> String {
+        let b = Array(message.utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(b.count)
+        var i = 0
+        func isHex(_ c: UInt8) -> Bool {
+            (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70)
+        }
+        func isDigit(_ c: UInt8) -> Bool { c >= 48 && c <= 57 }
+        func isWord(_ c: UInt8) -> Bool {
+            isDigit(c) || (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c == 95
+        }
+        func emit(_ s: StaticString) {
+            s.withUTF8Buffer { out.append(contentsOf: $0) }
+        }
+        while i < b.count {
+            let c = b[i]
+            let atBoundary = i == 0 || !isWord(b[i - 1])
+            // Quoted values.
+            if c == 39 || c == 34 || c == 96 {
+                var j = i + 1
+                while j < b.count, b[j] != c, b[j] != 10 { j += 1 }
+                if j < b.count, b[j] == c {
+                    emit("<q>")
+                    i = j + 1
+                    continue
+                }
+            }
+            if atBoundary, isHex(c) {
+                // A UUID: 8-4-4-4-12 hex digits.
+                if i + 36 <= b.count, isUUID(b, at: i), i + 36 == b.count || !isWord(b[i + 36]) {
+                    emit("<uuid>")
+                    i += 36
+                    continue
+                }
+                // 0x-prefixed hex.
+                if c == 48, i + 2 < b.count, b[i + 1] == 120 || b[i + 1] == 88, isHex(b[i + 2]) {
+                    var j = i + 2
+                    while j < b.count, isHex(b[j]) { j += 1 }
+                    if j == b.count || !isWord(b[j]) {
+                        emit("<hex>")
+                        i = j
+                        continue
+                    }
+                }
+                // A hex id: eight or more hex digits, at least one a digit, standing alone.
+                var j = i
+                var sawDigit = false
+                while j < b.count, isHex(b[j]) {
+                    if isDigit(b[j]) { sawDigit = true }
+                    j += 1
+                }
+                if j - i >= 8, sawDigit, j == b.count || !isWord(b[j]) {
+                    emit("<hex>")
+                    i = j
+                    continue
+                }
+            }
+            if isDigit(c) {
+                var j = i
+                while j < b.count, isDigit(b[j]) { j += 1 }
+                if j + 1 < b.count, b[j] == 46, isDigit(b[j + 1]) {
+                    j += 1
+                    while j < b.count, isDigit(b[j]) { j += 1 }
+                }
+                emit("<n>")
+                i = j
+                continue
+            }
+            out.append(c)
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func isUUID(_ b: [UInt8], at start: Int) -> Bool {
+        for k in 0..<36 {
+            let c = b[start + k]
+            if k == 8 || k == 13 || k == 18 || k == 23 {
+                guard c == 45 else { return false }
+            } else {
+                guard (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70) else { return false }
+            }
+        }
+        return true
+    }
+}

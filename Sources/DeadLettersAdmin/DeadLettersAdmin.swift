@@ -1,0 +1,1 @@
+// The DeadLettersAdmin module; see DESIGN.md.

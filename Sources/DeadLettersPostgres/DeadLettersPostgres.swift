@@ -1,0 +1,1 @@
+// The DeadLettersPostgres module; see DESIGN.md.

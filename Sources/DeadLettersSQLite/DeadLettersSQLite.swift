@@ -1,0 +1,1 @@
+// The DeadLettersSQLite module; see DESIGN.md.

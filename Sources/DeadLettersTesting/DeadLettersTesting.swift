@@ -1,0 +1,1 @@
+// The DeadLettersTesting module; see DESIGN.md.

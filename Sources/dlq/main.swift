@@ -1,0 +1,1 @@
+print("dlq: not yet available")
