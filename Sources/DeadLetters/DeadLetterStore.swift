@@ -89,6 +89,16 @@ public protocol DeadLetterStore: Sendable {
 
     /// How many letters the store holds and their ``DeadLetter/storageSize`` in all.
     func usage() async throws -> DeadLetterUsage
+
+    /// Stores every letter of `letters` in one transaction: all or nothing, even if the process dies midway.
+    ///
+    /// Durable stores stream the letters into one transaction, so memory stays flat however many there are.
+    /// The default implementation collects them and calls ``append(_:onConflict:limits:)`` once.
+    /// - Throws: whatever reading `letters` throws (nothing is stored then), or a store error.
+    func importLetters<Letters: AsyncSequence & Sendable>(
+        _ letters: Letters,
+        onConflict: DeadLetterConflictPolicy
+    ) async throws -> DeadLetterAppendResult where Letters.Element == DeadLetter
 }
 
 /// What ``DeadLetterStore/append(_:onConflict:limits:)`` does with a letter whose id is already stored.
@@ -272,6 +282,15 @@ public struct DeadLetterSummary: Sendable, Hashable {
 }
 
 extension DeadLetterStore {
+    public func importLetters<Letters: AsyncSequence & Sendable>(
+        _ letters: Letters,
+        onConflict: DeadLetterConflictPolicy
+    ) async throws -> DeadLetterAppendResult where Letters.Element == DeadLetter {
+        var all: [DeadLetter] = []
+        for try await letter in letters { all.append(letter) }
+        return try await self.append(all, onConflict: onConflict, limits: .unbounded)
+    }
+
     /// Every letter `filter` selects, read page by page in id order, so that memory stays flat however many
     /// there are.
     /// - Parameter batchSize: letters per page read from the store.
