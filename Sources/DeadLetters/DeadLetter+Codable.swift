@@ -1,0 +1,194 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+extension DeadLetter: Codable {
+    /// The keys of the stored format, in the order the format writes them.
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case v, id, source, reason, errorType, errorMessage, causes, attempts, firstFailedAt, lastFailedAt
+        case nextAttemptAt, expiresAt, status, fingerprint, replayCount, metadata, contentType, payload, history
+    }
+
+    /// The error type a letter gets when its stored form has none: `"Error"`.
+    public static let defaultErrorType = "Error"
+
+    /// Decodes a letter in the stored format, version 1 or older.
+    ///
+    /// Required: `v`, `id`, `source`, `reason`, `errorMessage`, `attempts`, `firstFailedAt`, `lastFailedAt`,
+    /// `payload`. The others default: `errorType` to ``defaultErrorType``, `causes`, `metadata` and `history`
+    /// to empty, `nextAttemptAt`, `expiresAt` and `contentType` to `nil`, `status` to `dead`, `replayCount` to
+    /// 0, and `fingerprint` to the one ``Fingerprint`` computes. Unknown keys are ignored.
+    /// - Throws: ``DeadLetterError`` with code `invalidFormat` naming the field: a missing required field, a
+    ///   value of the wrong type, a timestamp that is not ISO 8601, payload that is not base64, or `v` newer
+    ///   than ``formatVersion``.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let version = try Self.required(Int.self, .v, in: container, expected: "an integer")
+        guard version <= Self.formatVersion else {
+            throw Self.formatError(
+                "format version \(version) is newer than this version (\(Self.formatVersion)) reads",
+                .v
+            )
+        }
+        guard version >= 1 else { throw Self.formatError("format version \(version) is not valid", .v) }
+        let id = try Self.required(String.self, .id, in: container, expected: "a string")
+        let source = try Self.required(String.self, .source, in: container, expected: "a string")
+        let reason = try Self.required(String.self, .reason, in: container, expected: "a string")
+        let errorMessage = try Self.required(String.self, .errorMessage, in: container, expected: "a string")
+        let attempts = try Self.required(Int.self, .attempts, in: container, expected: "an integer")
+        let errorType =
+            try Self.optional(String.self, .errorType, in: container, expected: "a string") ?? Self.defaultErrorType
+        let causes = try Self.optional([String].self, .causes, in: container, expected: "an array of strings") ?? []
+        let firstFailedAt = try Self.timestamp(.firstFailedAt, in: container)
+        let lastFailedAt = try Self.timestamp(.lastFailedAt, in: container)
+        let nextAttemptAt = try Self.optionalTimestamp(.nextAttemptAt, in: container)
+        let expiresAt = try Self.optionalTimestamp(.expiresAt, in: container)
+        let statusName = try Self.optional(String.self, .status, in: container, expected: "a string")
+        let fingerprint = try Self.optional(String.self, .fingerprint, in: container, expected: "a string")
+        let replayCount = try Self.optional(Int.self, .replayCount, in: container, expected: "an integer") ?? 0
+        let metadata =
+            try Self.optional([String: String].self, .metadata, in: container, expected: "an object of strings")
+            ?? [:]
+        let contentType = try Self.optional(String.self, .contentType, in: container, expected: "a string")
+        let payloadText = try Self.required(String.self, .payload, in: container, expected: "a string")
+        let history = try Self.optional([HistoryEntry].self, .history, in: container, expected: "an array") ?? []
+
+        var status = DeadLetterStatus.dead
+        if let statusName {
+            guard let known = DeadLetterStatus(rawValue: statusName) else {
+                throw Self.formatError("unknown status '\(statusName)'", .status)
+            }
+            status = known
+        }
+        guard let payload = Data(base64Encoded: payloadText) else {
+            throw Self.formatError("invalid base64", .payload)
+        }
+        try Self.validate(id: id, source: source, reason: reason, attempts: attempts, replayCount: replayCount)
+        self.init(
+            id: id,
+            source: source,
+            reason: FailureReason(rawValue: reason),
+            errorType: errorType,
+            errorMessage: errorMessage,
+            causes: causes,
+            attempts: attempts,
+            firstFailedAt: firstFailedAt,
+            lastFailedAt: lastFailedAt,
+            nextAttemptAt: nextAttemptAt,
+            expiresAt: expiresAt,
+            status: status,
+            fingerprint: fingerprint,
+            replayCount: replayCount,
+            metadata: metadata,
+            contentType: contentType,
+            payload: payload,
+            history: history
+        )
+    }
+
+    /// Encodes the letter in the stored format, version ``formatVersion``: `nextAttemptAt`, `expiresAt` and
+    /// `contentType` are written as `null` when `nil`, `history` only when not empty, timestamps as
+    /// ``Timestamp`` writes them and the payload in standard base64.
+    ///
+    /// The key order is the format's only with an encoder that keeps insertion order; ``DeadLetterJSON``
+    /// writes the canonical bytes, and much faster.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(Self.formatVersion, forKey: .v)
+        try container.encode(self.id, forKey: .id)
+        try container.encode(self.source, forKey: .source)
+        try container.encode(self.reason.rawValue, forKey: .reason)
+        try container.encode(self.errorType, forKey: .errorType)
+        try container.encode(self.errorMessage, forKey: .errorMessage)
+        try container.encode(self.causes, forKey: .causes)
+        try container.encode(self.attempts, forKey: .attempts)
+        try container.encode(Timestamp.format(self.firstFailedAt), forKey: .firstFailedAt)
+        try container.encode(Timestamp.format(self.lastFailedAt), forKey: .lastFailedAt)
+        if let nextAttemptAt = self.nextAttemptAt {
+            try container.encode(Timestamp.format(nextAttemptAt), forKey: .nextAttemptAt)
+        } else {
+            try container.encodeNil(forKey: .nextAttemptAt)
+        }
+        if let expiresAt = self.expiresAt {
+            try container.encode(Timestamp.format(expiresAt), forKey: .expiresAt)
+        } else {
+            try container.encodeNil(forKey: .expiresAt)
+        }
+        try container.encode(self.status.rawValue, forKey: .status)
+        try container.encode(self.fingerprint, forKey: .fingerprint)
+        try container.encode(self.replayCount, forKey: .replayCount)
+        try container.encode(self.metadata, forKey: .metadata)
+        if let contentType = self.contentType {
+            try container.encode(contentType, forKey: .contentType)
+        } else {
+            try container.encodeNil(forKey: .contentType)
+        }
+        try container.encode(self.payload.base64EncodedString(), forKey: .payload)
+        if !self.history.isEmpty {
+            try container.encode(self.history, forKey: .history)
+        }
+    }
+}
+
+extension DeadLetter {
+    static func formatError(_ message: String, _ key: CodingKeys) -> DeadLetterError {
+        DeadLetterError(code: .invalidFormat, message: message, field: key.rawValue)
+    }
+
+    /// Checks what the types alone do not: shared by the `Codable` conformance and ``DeadLetterJSON``.
+    static func validate(id: String, source: String, reason: String, attempts: Int, replayCount: Int) throws {
+        if id.isEmpty { throw formatError("must not be empty", .id) }
+        if source.isEmpty { throw formatError("must not be empty", .source) }
+        if reason.isEmpty { throw formatError("must not be empty", .reason) }
+        if attempts < 0 { throw formatError("must not be negative", .attempts) }
+        if replayCount < 0 { throw formatError("must not be negative", .replayCount) }
+    }
+
+    private static func required<T: Decodable>(
+        _ type: T.Type,
+        _ key: CodingKeys,
+        in container: KeyedDecodingContainer<CodingKeys>,
+        expected: String
+    ) throws -> T {
+        guard container.contains(key) else { throw formatError("missing required field", key) }
+        do {
+            return try container.decode(T.self, forKey: key)
+        } catch let error as DeadLetterError {
+            throw error
+        } catch {
+            throw formatError("expected \(expected)", key)
+        }
+    }
+
+    private static func optional<T: Decodable>(
+        _ type: T.Type,
+        _ key: CodingKeys,
+        in container: KeyedDecodingContainer<CodingKeys>,
+        expected: String
+    ) throws -> T? {
+        do {
+            return try container.decodeIfPresent(T.self, forKey: key)
+        } catch let error as DeadLetterError {
+            throw error
+        } catch {
+            throw formatError("expected \(expected)", key)
+        }
+    }
+
+    private static func timestamp(_ key: CodingKeys, in container: KeyedDecodingContainer<CodingKeys>) throws -> Date {
+        let text = try Self.required(String.self, key, in: container, expected: "a string")
+        guard let date = Timestamp.parse(text) else { throw formatError("not an ISO 8601 timestamp", key) }
+        return date
+    }
+
+    private static func optionalTimestamp(
+        _ key: CodingKeys,
+        in container: KeyedDecodingContainer<CodingKeys>
+    ) throws -> Date? {
+        guard let text = try Self.optional(String.self, key, in: container, expected: "a string") else { return nil }
+        guard let date = Timestamp.parse(text) else { throw formatError("not an ISO 8601 timestamp", key) }
+        return date
+    }
+}
