@@ -115,14 +115,14 @@ public final class CircuitBreaker: Sendable {
     /// Records a call that succeeded.
     public func recordSuccess() {
         let now = self.clock.now()
-        let transition = self.withMachine { $0.recordSuccess(now: now) }
+        let transition = self.transition { $0.recordSuccess(now: now) }
         self.report(transition)
     }
 
     /// Records a call that failed.
     public func recordFailure() {
         let now = self.clock.now()
-        let transition = self.withMachine { $0.recordFailure(now: now) }
+        let transition = self.transition { $0.recordFailure(now: now) }
         self.report(transition)
     }
 
@@ -138,7 +138,7 @@ public final class CircuitBreaker: Sendable {
         }
     }
 
-    private func withMachine(_ body: (inout StateMachine) -> Transition?) -> Transition? {
+    private func transition(_ body: (inout StateMachine) -> Transition?) -> Transition? {
         self.withMachine { machine in ((), body(&machine)) }.1
     }
 
