@@ -1,0 +1,293 @@
+import CoreMetrics
+import Logging
+import Synchronization
+
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
+
+/// What ``DeadLetterQueue/process(payload:source:metadata:contentType:handler:)`` did with an item.
+public enum ProcessResult<Value: Sendable>: Sendable {
+    /// The handler succeeded (perhaps after immediate retries) and returned this value.
+    case succeeded(Value)
+    /// The handler kept failing; the item was stored as this letter (`retrying` or `dead`).
+    case deadLettered(id: String, status: DeadLetterStatus)
+
+    /// The handler's value, or `nil` when the item was dead-lettered.
+    public var value: Value? {
+        if case .succeeded(let value) = self { return value }
+        return nil
+    }
+
+    /// The stored letter's id, or `nil` when the handler succeeded.
+    public var deadLetterID: String? {
+        if case .deadLettered(let id, _) = self { return id }
+        return nil
+    }
+}
+
+/// The error recorded when a source's circuit is open and an item is stored without being tried.
+public struct CircuitOpenError: Error, Sendable, CustomStringConvertible, DeadLetterReasonProviding {
+    /// The source whose circuit is open.
+    public var source: String
+    public var failureReason: FailureReason { .dependency }
+    public var description: String { "circuit open for source \(self.source)" }
+}
+
+extension DeadLetterQueue {
+    /// Stores an item that failed and will not be retried in process: it is `dead` and waits for people.
+    ///
+    /// Returns once the letter is stored: in a durable store, on disk. If the calling task is cancelled
+    /// meanwhile, the letter is still stored.
+    /// - Parameters:
+    ///   - payload: the item's bytes.
+    ///   - source: where it came from.
+    ///   - error: why it failed; its reason comes from the configured classifier.
+    ///   - attempts: how many times it was tried. Default 1.
+    ///   - metadata: context to keep; configured secret keys are redacted.
+    ///   - contentType: the payload's media type, if known.
+    /// - Returns: the new letter's id.
+    /// - Throws: ``DeadLetterError`` `capacityExceeded` under `rejectNew`, or the store's error: the letter is
+    ///   then not stored.
+    @discardableResult
+    public func add(
+        payload: Data,
+        source: String,
+        error: any Error,
+        attempts: Int = 1,
+        metadata: [String: String] = [:],
+        contentType: String? = nil
+    ) async throws -> String {
+        let captured = CapturedError(error)
+        return try await self.add(
+            payload: payload,
+            source: source,
+            reason: self.configuration.classifier.classify(error),
+            errorType: captured.type,
+            errorMessage: captured.message,
+            causes: captured.causes,
+            attempts: attempts,
+            metadata: metadata,
+            contentType: contentType
+        )
+    }
+
+    /// Stores a failed item described by its parts (as `dlq add` does); it is `dead`.
+    /// - Returns: the new letter's id.
+    /// - Throws: as ``add(payload:source:error:attempts:metadata:contentType:)``.
+    @discardableResult
+    public func add(
+        payload: Data,
+        source: String,
+        reason: FailureReason,
+        errorType: String,
+        errorMessage: String,
+        causes: [String] = [],
+        attempts: Int = 1,
+        metadata: [String: String] = [:],
+        contentType: String? = nil
+    ) async throws -> String {
+        let now = self.clock.now()
+        let letter = DeadLetter(
+            id: self.ids.next(at: now),
+            source: source,
+            reason: reason,
+            errorType: errorType,
+            errorMessage: CapturedError.truncate(errorMessage),
+            causes: causes,
+            attempts: max(1, attempts),
+            firstFailedAt: now,
+            status: .dead,
+            metadata: metadata,
+            contentType: contentType,
+            payload: payload
+        )
+        try await self.store(letter)
+        return letter.id
+    }
+
+    /// Runs `handler` on an item with immediate retries per the retry policy; if it keeps failing, stores the
+    /// item: `retrying` when the policy has delayed attempts left for the reason, else `dead`.
+    ///
+    /// A permanent reason (not retryable) stops the immediate retries at once. When the source's circuit is
+    /// open, the handler is not called and the item is stored for a delayed retry.
+    /// - Parameters:
+    ///   - payload: the item's bytes, passed to `handler` and stored if it fails.
+    ///   - source: where it came from; letters of a source are retried by its registered handler.
+    ///   - metadata: context to keep with a stored letter.
+    ///   - contentType: the payload's media type, if known.
+    ///   - handler: the work.
+    /// - Returns: the handler's value, or the stored letter's id.
+    /// - Throws: only when the letter could not be stored (``DeadLetterError``, or the store's error).
+    public func process<Value: Sendable>(
+        payload: Data,
+        source: String,
+        metadata: [String: String] = [:],
+        contentType: String? = nil,
+        handler: @Sendable (Data) async throws -> Value
+    ) async throws -> ProcessResult<Value> {
+        let policy = self.configuration.retryPolicy
+        let breaker = self.breaker(for: source)
+        var attempts = 0
+        var lastError: any Error = CircuitOpenError(source: source)
+        var previousDelay: Duration?
+        if breaker?.tryAcquire() ?? true {
+            while true {
+                attempts += 1
+                do {
+                    let value = try await handler(payload)
+                    breaker?.recordSuccess()
+                    return .succeeded(value)
+                } catch {
+                    breaker?.recordFailure()
+                    lastError = error
+                }
+                let reason = self.configuration.classifier.classify(lastError)
+                guard policy.isRetryable(reason), attempts < policy.immediateAttempts, !Task.isCancelled else { break }
+                let delay = self.withRandom { rng in
+                    policy.immediateDelay(afterAttempt: attempts, previous: previousDelay, using: &rng)
+                }
+                previousDelay = delay
+                if delay > .zero {
+                    do { try await self.clock.sleep(for: delay) } catch { break }
+                }
+                if !(breaker?.tryAcquire() ?? true) { break }
+            }
+        }
+        let reason = self.configuration.classifier.classify(lastError)
+        let captured = CapturedError(lastError)
+        let now = self.clock.now()
+        var letter = DeadLetter(
+            id: self.ids.next(at: now),
+            source: source,
+            reason: reason,
+            errorType: captured.type,
+            errorMessage: captured.message,
+            causes: captured.causes,
+            attempts: max(1, attempts),
+            firstFailedAt: now,
+            status: .dead,
+            metadata: metadata,
+            contentType: contentType,
+            payload: payload
+        )
+        if policy.isRetryable(reason),
+            let delay = self.withRandom({ rng in
+                policy.delayedDelay(afterDelayedAttempt: 1, reason: reason, previous: nil, using: &rng)
+            })
+        {
+            letter.status = .retrying
+            letter.nextAttemptAt = now.adding(delay).roundedToMilliseconds
+        }
+        try await self.store(letter)
+        return .deadLettered(id: letter.id, status: letter.status)
+    }
+
+    /// Runs `handler` on a `Codable` value with retries, storing it as JSON if it keeps failing; see
+    /// ``process(payload:source:metadata:contentType:handler:)``.
+    /// - Throws: `EncodingError` if `value` does not encode, or when the letter could not be stored.
+    public func process<Item: Encodable & Sendable, Value: Sendable>(
+        _ item: Item,
+        source: String,
+        metadata: [String: String] = [:],
+        encoder: JSONEncoder = JSONEncoder(),
+        handler: @Sendable (Item) async throws -> Value
+    ) async throws -> ProcessResult<Value> {
+        let payload = try encoder.encode(item)
+        return try await self.process(
+            payload: payload,
+            source: source,
+            metadata: metadata,
+            contentType: "application/json"
+        ) { _ in try await handler(item) }
+    }
+
+    /// Stores letters as given (ids, times and status kept), applying redaction, the time-to-live (when the
+    /// letter has no `expiresAt`) and the limits. Used by imports and tools; most code wants `add` or `process`.
+    /// - Throws: ``DeadLetterError`` `duplicateID` when an id is already stored, or as `add` does.
+    public func add(_ letters: [DeadLetter]) async throws {
+        try await self.store(letters)
+    }
+
+    func store(_ letter: DeadLetter) async throws {
+        try await self.store([letter])
+    }
+
+    func prepare(_ letter: DeadLetter) -> DeadLetter {
+        var letter = letter
+        letter.metadata = self.redactor.redact(letter.metadata)
+        if letter.expiresAt == nil, let ttl = self.configuration.timeToLive {
+            letter.expiresAt = letter.lastFailedAt.adding(ttl).roundedToMilliseconds
+        }
+        return letter
+    }
+
+    func store(_ letters: [DeadLetter]) async throws {
+        let prepared = letters.map(self.prepare)
+        let store = self.store
+        let limits = self.configuration.limits
+        let metrics = self.metrics
+        // A shield: a cancelled caller still records its letters durably (the one free-standing task allowed).
+        let result = try await Task {
+            try await metrics.measure("append") {
+                try await store.append(prepared, onConflict: .fail, limits: limits)
+            }
+        }.value
+        for letter in prepared {
+            if letter.status == .dead {
+                self.metrics.counter(
+                    "dlq_dead_letters_total",
+                    [("source", letter.source), ("reason", letter.reason.rawValue)]
+                ).increment()
+            }
+            self.emit(.added, id: letter.id, source: letter.source, status: letter.status)
+        }
+        if letters.contains(where: { $0.status == .retrying }) { self.wakeups.signal() }
+        if !result.evicted.isEmpty {
+            await self.archive(result.evicted, reason: "pruned")
+            self.metrics.counter("dlq_pruned_total").increment(by: result.evicted.count)
+            self.emit(.pruned, count: result.evicted.count)
+        }
+        if limits.isBounded { await self.checkCapacity() }
+    }
+
+    /// Writes letters to the configured archive; without one, logs that they were removed.
+    func archive(_ letters: [DeadLetter], reason: String) async {
+        guard !letters.isEmpty else { return }
+        if let archive = self.configuration.archive {
+            do {
+                try await archive.archive(letters, reason: reason)
+            } catch {
+                self.logger.error(
+                    "could not archive removed letters",
+                    metadata: ["dlq.count": "\(letters.count)", "dlq.reason": "\(reason)", "error": "\(error)"]
+                )
+            }
+        } else {
+            self.logger.info(
+                "letters removed without an archive",
+                metadata: ["dlq.count": "\(letters.count)", "dlq.reason": "\(reason)"]
+            )
+        }
+    }
+
+    func checkCapacity() async {
+        guard let usage = try? await self.store.usage() else { return }
+        let limits = self.configuration.limits
+        var ratio = 0.0
+        if let maxEntries = limits.maxEntries { ratio = max(ratio, Double(usage.count) / Double(maxEntries)) }
+        if let maxBytes = limits.maxBytes { ratio = max(ratio, Double(usage.bytes) / Double(maxBytes)) }
+        self.metrics.gauge("dlq_capacity_ratio").record(ratio)
+        let crossed = self.state.withLock { state in
+            let above = ratio > 0.9
+            defer { state.aboveCapacityWarning = above }
+            return above && !state.aboveCapacityWarning
+        }
+        if crossed {
+            self.logger.info("store above 90% of its capacity", metadata: ["dlq.capacity.ratio": "\(ratio)"])
+            self.emit(.capacityWarning, count: usage.count)
+        }
+    }
+}

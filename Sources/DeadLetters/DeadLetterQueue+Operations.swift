@@ -1,0 +1,230 @@
+import CoreMetrics
+import Logging
+import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+extension DeadLetterQueue {
+    /// The letter with `id`, or `nil`.
+    public func letter(id: String) async throws -> DeadLetter? {
+        try await self.metrics.measure("get") { try await self.store.letter(id: id) }
+    }
+
+    /// A page of the letters `filter` selects, oldest first.
+    /// - Parameters:
+    ///   - filter: which letters; all by default.
+    ///   - cursor: the previous page's `nextCursor`, or `nil` for the first page.
+    ///   - limit: at most this many letters. Default 100.
+    public func letters(
+        _ filter: DeadLetterFilter = DeadLetterFilter(),
+        after cursor: String? = nil,
+        limit: Int = 100
+    ) async throws -> DeadLetterPage {
+        try await self.metrics.measure("page") {
+            try await self.store.page(filter, after: cursor, limit: max(1, limit))
+        }
+    }
+
+    /// How many letters `filter` selects.
+    public func count(_ filter: DeadLetterFilter = DeadLetterFilter()) async throws -> Int {
+        try await self.metrics.measure("count") { try await self.store.count(filter) }
+    }
+
+    /// Counts by reason, source, error type, status and age, the oldest and newest failure and the average
+    /// number of attempts, over the letters `filter` selects.
+    public func summary(_ filter: DeadLetterFilter = DeadLetterFilter()) async throws -> DeadLetterSummary {
+        let now = self.clock.now()
+        return try await self.metrics.measure("summary") { try await self.store.summary(filter, now: now) }
+    }
+
+    /// The letters `filter` selects grouped by fingerprint (the same failure), largest group first.
+    /// - Parameter limit: at most this many groups. Default 100.
+    public func groups(
+        _ filter: DeadLetterFilter = DeadLetterFilter(),
+        limit: Int = 100
+    ) async throws -> [DeadLetterGroup] {
+        try await self.metrics.measure("groups") { try await self.store.groups(filter, limit: max(1, limit)) }
+    }
+
+    /// The filter for redrive and replay: parked letters are left alone unless the filter selects `parked`.
+    func excludingParked(_ filter: DeadLetterFilter) -> DeadLetterFilter {
+        var filter = filter
+        if filter.statuses.isEmpty { filter.statuses = [.dead, .retrying] }
+        return filter
+    }
+
+    /// Hands the selected letters back to the running service now: status `retrying`, due now. Parked
+    /// letters are left alone unless `filter` selects the `parked` status.
+    /// - Parameters:
+    ///   - filter: which letters.
+    ///   - limit: at most this many, oldest first; `nil` for all.
+    ///   - dryRun: only count what would be redriven.
+    /// - Returns: how many letters were (or would be) redriven.
+    @discardableResult
+    public func redrive(
+        _ filter: DeadLetterFilter = DeadLetterFilter(),
+        limit: Int? = nil,
+        dryRun: Bool = false
+    ) async throws -> Int {
+        let filter = self.excludingParked(filter)
+        if dryRun {
+            let count = try await self.count(filter)
+            return limit.map { min($0, count) } ?? count
+        }
+        let now = self.clock.now()
+        let count = try await self.metrics.measure("redrive") {
+            try await self.store.redrive(filter, now: now, limit: limit)
+        }
+        if count > 0 {
+            self.logger.info("letters redriven", metadata: ["dlq.count": "\(count)"])
+            self.emit(.redriven, count: count)
+            self.wakeups.signal()
+        }
+        return count
+    }
+
+    /// Removes the letters with these ids.
+    /// - Returns: how many were removed.
+    @discardableResult
+    public func delete(ids: [String]) async throws -> Int {
+        let count = try await self.metrics.measure("delete") { try await self.store.delete(ids: ids) }
+        if count > 0 { self.metrics.counter("dlq_purged_total").increment(by: count) }
+        return count
+    }
+
+    /// Removes the letters `filter` selects, writing them to `archive` first (or to the configured archive).
+    ///
+    /// Letters are read, archived and deleted a page at a time, so memory stays flat; a letter is deleted only
+    /// after its archive write returned.
+    /// - Parameters:
+    ///   - filter: which letters; pass ``DeadLetterFilter/init(ids:sources:reasons:errorTypes:fingerprints:statuses:since:until:minAttempts:search:expiresBefore:)``
+    ///     with no arguments to remove all.
+    ///   - limit: at most this many, oldest first; `nil` for all.
+    ///   - archive: where to write them first; defaults to the configuration's archive.
+    ///   - dryRun: only count what would be removed.
+    ///   - progress: called after each page with the number removed so far.
+    /// - Returns: how many letters were (or would be) removed.
+    @discardableResult
+    public func purge(
+        _ filter: DeadLetterFilter,
+        limit: Int? = nil,
+        archive: (any DeadLetterArchive)? = nil,
+        dryRun: Bool = false,
+        progress: (@Sendable (Int) -> Void)? = nil
+    ) async throws -> Int {
+        if dryRun {
+            let count = try await self.count(filter)
+            return limit.map { min($0, count) } ?? count
+        }
+        let removed = try await self.removeInPages(
+            filter,
+            limit: limit,
+            archive: archive ?? self.configuration.archive,
+            reason: "purged",
+            progress: progress
+        )
+        if removed > 0 {
+            self.metrics.counter("dlq_purged_total").increment(by: removed)
+            self.logger.info("letters purged", metadata: ["dlq.count": "\(removed)"])
+        }
+        return removed
+    }
+
+    /// Removes the letters whose `expiresAt` has passed, archiving them first.
+    /// - Returns: how many expired.
+    @discardableResult
+    public func expireNow() async throws -> Int {
+        let filter = DeadLetterFilter(expiresBefore: self.clock.now())
+        let removed = try await self.removeInPages(
+            filter,
+            limit: nil,
+            archive: self.configuration.archive,
+            reason: "expired",
+            progress: nil
+        )
+        if removed > 0 {
+            self.metrics.counter("dlq_expired_total").increment(by: removed)
+            self.logger.info("letters expired", metadata: ["dlq.count": "\(removed)"])
+            self.emit(.expired, count: removed)
+        }
+        return removed
+    }
+
+    private func removeInPages(
+        _ filter: DeadLetterFilter,
+        limit: Int?,
+        archive: (any DeadLetterArchive)?,
+        reason: String,
+        progress: (@Sendable (Int) -> Void)?
+    ) async throws -> Int {
+        var removed = 0
+        let pageSize = 500
+        while limit.map({ removed < $0 }) ?? true {
+            let want = min(pageSize, (limit ?? Int.max) - removed)
+            // Always the first page: what was removed is gone, so the next page starts at the front again.
+            let page = try await self.metrics.measure("page") {
+                try await self.store.page(filter, after: nil, limit: want)
+            }
+            if page.letters.isEmpty { break }
+            if let archive {
+                try await archive.archive(page.letters, reason: reason)
+            } else {
+                await self.archive(page.letters, reason: reason)
+            }
+            let ids = page.letters.map(\.id)
+            removed += try await self.metrics.measure("delete") { try await self.store.delete(ids: ids) }
+            progress?(removed)
+            if page.nextCursor == nil { break }
+        }
+        return removed
+    }
+
+    /// Looks for expired letters on an adaptive interval until shutdown, and keeps the gauges current.
+    func cleanupLoop() async {
+        while !self.isShuttingDown {
+            do {
+                try await self.expireNow()
+            } catch {
+                self.logger.error("could not expire letters", metadata: ["error": "\(error)"])
+            }
+            await self.updateGauges()
+            let interval = await self.nextCleanupInterval()
+            await self.cleanupWakeups.wait(timeout: interval, clock: self.clock)
+        }
+    }
+
+    /// Sooner when many letters expire within the longest interval; the longest interval when none do.
+    func nextCleanupInterval() async -> Duration {
+        let bounds = self.configuration.cleanupInterval
+        let horizon = self.clock.now().adding(bounds.upperBound)
+        guard let soon = try? await self.store.count(DeadLetterFilter(expiresBefore: horizon)), soon > 0 else {
+            return bounds.upperBound
+        }
+        let scaled = bounds.upperBound / (1 + soon / max(1, self.configuration.batchSize))
+        return min(bounds.upperBound, max(bounds.lowerBound, scaled))
+    }
+
+    /// Sets `dlq_depth{source}`, `dlq_oldest_age_seconds{source}` and `dlq_capacity_ratio` from the store.
+    public func updateGauges() async {
+        let now = self.clock.now()
+        guard let summary = try? await self.store.summary(DeadLetterFilter(), now: now) else { return }
+        let known = self.state.withLock { $0.gaugeSources }
+        for source in known.union(summary.bySource.keys) {
+            let count = summary.bySource[source] ?? 0
+            self.metrics.gauge("dlq_depth", [("source", source)]).record(count)
+            var age = 0.0
+            if count > 0,
+                let oldest = try? await self.store.summary(DeadLetterFilter(sources: [source]), now: now).oldestFailedAt
+            {
+                age = max(0, now.timeIntervalSince(oldest))
+            }
+            self.metrics.gauge("dlq_oldest_age_seconds", [("source", source)]).record(age)
+        }
+        self.state.withLock { $0.gaugeSources = known.union(summary.bySource.keys) }
+        if self.configuration.limits.isBounded { await self.checkCapacity() }
+    }
+}

@@ -1,0 +1,293 @@
+import CoreMetrics
+import Logging
+import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// How ``DeadLetterQueue/replay(_:options:progress:handler:)`` runs.
+public struct ReplayOptions: Sendable, Hashable {
+    /// At most this many letters started per second; `nil` for no limit. Default `nil`.
+    public var rate: Double?
+    /// At most this many letters at once. Default 1.
+    public var concurrency: Int
+    /// Only count the letters and return a sample. Default `false`.
+    public var dryRun: Bool
+    /// Keep a letter whose replay succeeded (with a history entry) instead of removing it. Default `false`.
+    public var keepOnSuccess: Bool
+    /// Stop the replay (its circuit opens) after this many failures in a row; `nil` never stops. Default 10.
+    public var maxConsecutiveFailures: Int?
+    /// At most this many letters, oldest first; `nil` for all. Default `nil`.
+    public var limit: Int?
+    /// How many letters a dry run returns as a sample. Default 5.
+    public var sampleSize: Int
+
+    /// Creates options; every parameter has the default stated on its property.
+    public init(
+        rate: Double? = nil,
+        concurrency: Int = 1,
+        dryRun: Bool = false,
+        keepOnSuccess: Bool = false,
+        maxConsecutiveFailures: Int? = 10,
+        limit: Int? = nil,
+        sampleSize: Int = 5
+    ) {
+        self.rate = rate
+        self.concurrency = concurrency
+        self.dryRun = dryRun
+        self.keepOnSuccess = keepOnSuccess
+        self.maxConsecutiveFailures = maxConsecutiveFailures
+        self.limit = limit
+        self.sampleSize = sampleSize
+    }
+
+    /// Checks the values.
+    /// - Throws: ``DeadLetterError`` `invalidConfiguration` naming the field.
+    public func validate() throws {
+        if let rate = self.rate, !(rate > 0), rate.isFinite || rate.isNaN {
+            throw DeadLetterError(code: .invalidConfiguration, message: "must be a positive number", field: "rate")
+        }
+        if self.concurrency < 1 {
+            throw DeadLetterError(code: .invalidConfiguration, message: "must be at least 1", field: "concurrency")
+        }
+        if let max = self.maxConsecutiveFailures, max < 1 {
+            throw DeadLetterError(
+                code: .invalidConfiguration,
+                message: "must be at least 1",
+                field: "maxConsecutiveFailures"
+            )
+        }
+        if let limit = self.limit, limit < 0 {
+            throw DeadLetterError(code: .invalidConfiguration, message: "must not be negative", field: "limit")
+        }
+    }
+}
+
+/// What a replay did.
+public struct ReplayReport: Sendable, Hashable {
+    /// Letters the filter selected when the replay started.
+    public var matched: Int
+    /// Letters whose handler succeeded.
+    public var succeeded: Int
+    /// Letters whose handler failed (their new error is recorded).
+    public var failed: Int
+    /// Letters not run: taken by another worker, gone, or left when the replay stopped.
+    public var skipped: Int
+    /// Letters parked by this replay (counted in ``failed`` too).
+    public var parked: Int
+    /// Whether the replay stopped early because too many letters failed in a row.
+    public var stoppedByCircuit: Bool
+    /// Whether this was a dry run.
+    public var dryRun: Bool
+    /// A dry run's sample of the letters it would replay.
+    public var sample: [DeadLetter]
+    var consecutiveFailures = 0
+
+    /// Creates a report.
+    public init(
+        matched: Int = 0,
+        succeeded: Int = 0,
+        failed: Int = 0,
+        skipped: Int = 0,
+        parked: Int = 0,
+        stoppedByCircuit: Bool = false,
+        dryRun: Bool = false,
+        sample: [DeadLetter] = []
+    ) {
+        self.matched = matched
+        self.succeeded = succeeded
+        self.failed = failed
+        self.skipped = skipped
+        self.parked = parked
+        self.stoppedByCircuit = stoppedByCircuit
+        self.dryRun = dryRun
+        self.sample = sample
+    }
+}
+
+extension DeadLetterQueue {
+    /// Runs the selected letters through `handler` now, at a bounded rate and concurrency.
+    ///
+    /// Parked letters are left alone unless `filter` selects `parked`. Each letter is leased while it runs, so
+    /// two replays (or a replay and ``run()``, or several instances) never run the same letter at once. A
+    /// success removes the letter (or keeps it with a history entry, with `keepOnSuccess`); a failure records
+    /// the new error, counts a failed replay and parks the letter after `parkAfterFailedReplays`. After
+    /// `maxConsecutiveFailures` failures in a row the replay stops and the rest are skipped.
+    /// - Parameters:
+    ///   - filter: which letters.
+    ///   - options: rate, concurrency, dry run, …
+    ///   - progress: called after each letter with the report so far.
+    ///   - handler: the work; returning is success.
+    /// - Returns: matched, succeeded, failed and skipped counts.
+    /// - Throws: ``DeadLetterError`` for invalid options, or the store's error.
+    public func replay(
+        _ filter: DeadLetterFilter = DeadLetterFilter(),
+        options: ReplayOptions = ReplayOptions(),
+        progress: (@Sendable (ReplayReport) -> Void)? = nil,
+        handler: @escaping Handler
+    ) async throws -> ReplayReport {
+        try options.validate()
+        let filter = self.excludingParked(filter)
+        var matched = try await self.count(filter)
+        if let limit = options.limit { matched = min(matched, limit) }
+        if options.dryRun {
+            let sample = try await self.store.page(
+                filter,
+                after: nil,
+                limit: max(1, min(options.sampleSize, max(matched, 1)))
+            )
+            return ReplayReport(matched: matched, dryRun: true, sample: Array(sample.letters.prefix(matched)))
+        }
+        let tally = Locked(ReplayReport(matched: matched))
+        let limiter = RateLimiter(rate: options.rate, clock: self.clock)
+        let owner = self.configuration.instanceID
+        var cursor: String?
+        var seen = 0
+        var stop = false
+        await withTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            outer: while !stop, seen < matched {
+                let want = min(self.configuration.batchSize, matched - seen)
+                guard let page = try? await self.store.page(filter, after: cursor, limit: want) else { break }
+                if page.letters.isEmpty { break }
+                cursor = page.letters.last?.id
+                seen += page.letters.count
+                let now = self.clock.now()
+                let claimed: [DeadLetter]
+                do {
+                    claimed = try await self.store.claim(
+                        ids: page.letters.map(\.id),
+                        now: now,
+                        owner: owner,
+                        leaseUntil: now.adding(self.configuration.leaseDuration)
+                    )
+                } catch {
+                    self.logger.error("replay could not claim letters", metadata: ["error": "\(error)"])
+                    break
+                }
+                for letter in claimed {
+                    if tally.withLock({ $0.stoppedByCircuit }) || Task.isCancelled {
+                        stop = true
+                        _ = try? await self.store.release(letter, owner: owner)
+                        continue
+                    }
+                    if inFlight >= options.concurrency {
+                        await group.next()
+                        inFlight -= 1
+                    }
+                    do { try await limiter.acquire() } catch {
+                        stop = true
+                        _ = try? await self.store.release(letter, owner: owner)
+                        continue
+                    }
+                    inFlight += 1
+                    group.addTask {
+                        await self.replayOne(letter, options: options, tally: tally, handler: handler)
+                        if let progress { progress(tally.withLock { $0 }) }
+                    }
+                }
+                if page.nextCursor == nil { break outer }
+            }
+            await group.waitForAll()
+        }
+        var report = tally.withLock { $0 }
+        report.skipped = max(0, report.matched - report.succeeded - report.failed)
+        self.emit(.replayed, count: report.succeeded)
+        self.logger.info(
+            "replay finished",
+            metadata: [
+                "dlq.replay.matched": "\(report.matched)", "dlq.replay.succeeded": "\(report.succeeded)",
+                "dlq.replay.failed": "\(report.failed)", "dlq.replay.skipped": "\(report.skipped)",
+            ]
+        )
+        return report
+    }
+
+    private func replayOne(
+        _ letter: DeadLetter,
+        options: ReplayOptions,
+        tally: Locked<ReplayReport>,
+        handler: Handler
+    ) async {
+        let owner = self.configuration.instanceID
+        do {
+            try await handler(letter)
+            let now = self.clock.now()
+            if options.keepOnSuccess {
+                var kept = letter
+                kept.history.append(DeadLetter.HistoryEntry(event: "replayed", at: now, outcome: "succeeded"))
+                _ = try? await self.store.release(kept, owner: owner)
+            } else {
+                _ = try? await self.store.complete(id: letter.id, owner: owner)
+            }
+            self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "success")]).increment()
+            tally.withLock { report in
+                report.succeeded += 1
+                report.consecutiveFailures = 0
+            }
+        } catch {
+            let now = self.clock.now()
+            let captured = CapturedError(error)
+            var failed = letter
+            failed.attempts += 1
+            failed.replayCount += 1
+            failed.lastFailedAt = now.roundedToMilliseconds
+            failed.reason = self.configuration.classifier.classify(error)
+            failed.errorType = captured.type
+            failed.errorMessage = captured.message
+            failed.causes = captured.causes
+            failed.fingerprint = Fingerprint.compute(errorType: captured.type, message: captured.message)
+            failed.history.append(
+                DeadLetter.HistoryEntry(event: "replayed", at: now, outcome: "failed", errorMessage: captured.message)
+            )
+            failed.nextAttemptAt = nil
+            failed.status = failed.replayCount >= self.configuration.parkAfterFailedReplays ? .parked : .dead
+            if let ttl = self.configuration.timeToLive {
+                failed.expiresAt = failed.lastFailedAt.adding(ttl).roundedToMilliseconds
+            }
+            _ = try? await self.store.release(failed, owner: owner)
+            self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "failure")]).increment()
+            if failed.status == .parked {
+                self.emit(.parked, id: failed.id, source: failed.source, status: .parked)
+            }
+            tally.withLock { report in
+                report.failed += 1
+                if failed.status == .parked { report.parked += 1 }
+                report.consecutiveFailures += 1
+                if let max = options.maxConsecutiveFailures, report.consecutiveFailures >= max,
+                    !report.stoppedByCircuit
+                {
+                    report.stoppedByCircuit = true
+                }
+            }
+        }
+    }
+}
+
+/// Spaces starts `1/rate` seconds apart on the injected clock.
+final class RateLimiter: Sendable {
+    private let interval: Duration?
+    private let clock: any DeadLetterClock
+    private let next = Mutex<Date?>(nil)
+
+    init(rate: Double?, clock: any DeadLetterClock) {
+        self.interval = rate.map { Duration.nanoseconds(Int64((1e9 / $0).rounded())) }
+        self.clock = clock
+    }
+
+    /// Waits for the next slot.
+    func acquire() async throws {
+        guard let interval = self.interval else { return }
+        let now = self.clock.now()
+        let wait: Duration = self.next.withLock { next in
+            let slot = max(next ?? now, now)
+            next = slot.adding(interval)
+            let delta = slot.timeIntervalSince(now)
+            return .nanoseconds(Int64((delta * 1e9).rounded()))
+        }
+        if wait > .zero { try await self.clock.sleep(for: wait) }
+    }
+}
