@@ -1,1 +1,0 @@
-// The DeadLettersTesting module; see DESIGN.md.
