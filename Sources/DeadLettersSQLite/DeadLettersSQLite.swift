@@ -1,1 +1,0 @@
-// The DeadLettersSQLite module; see DESIGN.md.

@@ -1,0 +1,179 @@
+public import DeadLetters
+import GRDB
+import Synchronization
+
+/// The appends waiting for the writer; see ``SQLiteDeadLetterStore/append(_:onConflict:limits:)``.
+struct AppendQueue: Sendable {
+    struct Request: Sendable {
+        var letters: [DeadLetter]
+        var onConflict: DeadLetterConflictPolicy
+        var limits: DeadLetterLimits
+        var continuation: CheckedContinuation<DeadLetterAppendResult, any Error>
+    }
+
+    var pending: [Request] = []
+    /// Whether a drain is queued on the writer or running; new requests then just wait for it.
+    var draining = false
+}
+
+extension SQLiteDeadLetterStore {
+    /// Stores letters, all or none, and returns once their transaction is committed (on disk when durable).
+    ///
+    /// Appends that arrive while the writer is busy wait together and are committed in the next transaction
+    /// (group commit), each in its own savepoint: a caller whose letters fail (a duplicate id under `.fail`,
+    /// `capacityExceeded`) gets its error and the others are committed. A task cancelled while it waits still
+    /// has its letters committed and gets the result.
+    public func append(
+        _ letters: [DeadLetter],
+        onConflict: DeadLetterConflictPolicy,
+        limits: DeadLetterLimits
+    ) async throws -> DeadLetterAppendResult {
+        if letters.isEmpty { return DeadLetterAppendResult(inserted: 0) }
+        return try await withCheckedThrowingContinuation { continuation in
+            let request = AppendQueue.Request(
+                letters: letters,
+                onConflict: onConflict,
+                limits: limits,
+                continuation: continuation
+            )
+            let start = self.appends.withLock { queue in
+                queue.pending.append(request)
+                if queue.draining { return false }
+                queue.draining = true
+                return true
+            }
+            if start { self.scheduleDrain() }
+        }
+    }
+
+    private func scheduleDrain() {
+        self.pool.asyncWriteWithoutTransaction { db in self.drain(db) }
+    }
+
+    /// Commits every waiting append in one transaction, then queues another drain behind the writes that
+    /// arrived meanwhile if more appends are waiting.
+    private func drain(_ db: Database) {
+        let batch = self.appends.withLock { queue in
+            let batch = queue.pending
+            queue.pending.removeAll(keepingCapacity: true)
+            return batch
+        }
+        self.commit(batch, db)
+        let more = self.appends.withLock { queue in
+            if queue.pending.isEmpty {
+                queue.draining = false
+                return false
+            }
+            return true
+        }
+        if more { self.scheduleDrain() }
+    }
+
+    private func commit(_ batch: [AppendQueue.Request], _ db: Database) {
+        let path = self.configuration.path
+        var outcomes: [Result<DeadLetterAppendResult, any Error>] = []
+        outcomes.reserveCapacity(batch.count)
+        do {
+            try db.inTransaction(.immediate) {
+                for request in batch {
+                    guard db.isInsideTransaction else {
+                        throw DeadLetterError(code: .io, message: "SQLite ended the transaction", file: path)
+                    }
+                    var result: DeadLetterAppendResult?
+                    do {
+                        try db.inSavepoint {
+                            result = try Self.insert(
+                                request.letters,
+                                onConflict: request.onConflict,
+                                limits: request.limits,
+                                db
+                            )
+                            return .commit
+                        }
+                        outcomes.append(.success(result ?? DeadLetterAppendResult(inserted: 0)))
+                    } catch let error as DeadLetterError {
+                        outcomes.append(.failure(error))
+                    }
+                }
+                return .commit
+            }
+        } catch {
+            let error = Self.storeError(error, path: path)
+            for request in batch { request.continuation.resume(throwing: error) }
+            return
+        }
+        for (request, outcome) in zip(batch, outcomes) { request.continuation.resume(with: outcome) }
+    }
+
+    /// Inserts one caller's letters and keeps the store within its limits; throws to undo them all.
+    static func insert(
+        _ letters: [DeadLetter],
+        onConflict: DeadLetterConflictPolicy,
+        limits: DeadLetterLimits,
+        _ db: Database
+    ) throws -> DeadLetterAppendResult {
+        let skip = onConflict == .skip
+        let statement = try db.cachedStatement(sql: SQLiteRows.insertSQL(skipDuplicates: skip))
+        var inserted = 0
+        var skipped = 0
+        for letter in letters {
+            statement.setUncheckedArguments(try SQLiteRows.insertArguments(letter))
+            do {
+                try statement.execute()
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                throw DeadLetterError(
+                    code: .duplicateID,
+                    message: "a letter with this id is already stored",
+                    id: letter.id
+                )
+            }
+            if db.changesCount > 0 { inserted += 1 } else { skipped += 1 }
+        }
+        let evicted = try self.enforce(limits, db)
+        return DeadLetterAppendResult(inserted: inserted, skipped: skipped, evicted: evicted)
+    }
+
+    /// Keeps the store within `limits` after an insert: throws `capacityExceeded` under `rejectNew`, or
+    /// removes and returns the oldest letters under `dropOldest`.
+    private static func enforce(_ limits: DeadLetterLimits, _ db: Database) throws -> [DeadLetter] {
+        guard limits.isBounded else { return [] }
+        let usage = try self.usage(db)
+        var excessCount = usage.count - (limits.maxEntries ?? Int.max)
+        var excessBytes = usage.bytes - (limits.maxBytes ?? Int.max)
+        guard excessCount > 0 || excessBytes > 0 else { return [] }
+        if limits.overflow == .rejectNew {
+            var limit: [String] = []
+            if let maxEntries = limits.maxEntries { limit.append("\(maxEntries) letters") }
+            if let maxBytes = limits.maxBytes { limit.append("\(maxBytes) bytes") }
+            throw DeadLetterError(
+                code: .capacityExceeded,
+                message: "the store is full (at most \(limit.joined(separator: " and "))) and its overflow "
+                    + "policy is rejectNew"
+            )
+        }
+        var evicted: [DeadLetter] = []
+        var seqs: [Int64] = []
+        let rows = try Row.fetchCursor(
+            db.cachedStatement(sql: "SELECT \(SQLiteRows.columns), size, seq FROM dlq_letters ORDER BY id")
+        )
+        while excessCount > 0 || excessBytes > 0, let row = try rows.next() {
+            evicted.append(try SQLiteRows.decode(row))
+            excessCount -= 1
+            excessBytes -= try row.decode(Int.self, atIndex: 18)
+            seqs.append(try row.decode(Int64.self, atIndex: 19))
+        }
+        let delete = try db.cachedStatement(sql: "DELETE FROM dlq_letters WHERE seq = ?")
+        for seq in seqs { try delete.execute(arguments: [seq]) }
+        return evicted
+    }
+
+    static func usage(_ db: Database) throws -> DeadLetterUsage {
+        let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT coalesce(sum(count), 0), coalesce(sum(bytes), 0) FROM dlq_tallies")
+        )
+        return DeadLetterUsage(
+            count: try row?.decode(Int.self, atIndex: 0) ?? 0,
+            bytes: try row?.decode(Int.self, atIndex: 1) ?? 0
+        )
+    }
+}

@@ -1,0 +1,112 @@
+public import DeadLetters
+import GRDB
+
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
+
+extension SQLiteDeadLetterStore {
+    /// Takes a lease on up to `limit` due letters (status `retrying`, `nextAttemptAt` at or before `now`, no
+    /// live lease, a source among `sources`), earliest `nextAttemptAt` first (ties by id).
+    ///
+    /// The selection and the lease are one `BEGIN IMMEDIATE` transaction, so two stores or processes on the
+    /// same file never claim the same letter. An empty `sources` claims nothing.
+    public func claimDue(
+        now: Date,
+        limit: Int,
+        owner: String,
+        leaseUntil: Date,
+        sources: [String]
+    ) async throws -> [DeadLetter] {
+        guard limit > 0, !sources.isEmpty else { return [] }
+        let (condition, arguments) = try SQLiteRows.condition(DeadLetterFilter(sources: sources))
+        let now = now.millisecondsSince1970
+        let sql = """
+            SELECT \(SQLiteRows.columns), seq FROM dlq_letters
+            WHERE status = 'retrying' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
+                AND \(condition)
+            ORDER BY next_attempt_at, id LIMIT ?
+            """
+        let lease: StatementArguments = [owner, leaseUntil.millisecondsSince1970]
+        return try await self.write { db in
+            try Self.lease(db, sql: sql, arguments: [now, now] + arguments + [limit], lease: lease)
+        }
+    }
+
+    /// Takes a lease on the letters with these ids that have no live lease at `now`.
+    /// - Returns: the letters claimed, as stored, in id order; one that is gone or leased is left out.
+    public func claim(ids: [String], now: Date, owner: String, leaseUntil: Date) async throws -> [DeadLetter] {
+        guard !ids.isEmpty else { return [] }
+        let (condition, arguments) = try SQLiteRows.condition(DeadLetterFilter(ids: ids))
+        let sql = """
+            SELECT \(SQLiteRows.columns), seq FROM dlq_letters
+            WHERE \(condition) AND (lease_expires_at IS NULL OR lease_expires_at <= ?) ORDER BY id
+            """
+        let lease: StatementArguments = [owner, leaseUntil.millisecondsSince1970]
+        let now = now.millisecondsSince1970
+        return try await self.write { db in
+            try Self.lease(db, sql: sql, arguments: arguments + [now], lease: lease)
+        }
+    }
+
+    private static func lease(
+        _ db: Database,
+        sql: String,
+        arguments: StatementArguments,
+        lease: StatementArguments
+    ) throws -> [DeadLetter] {
+        var letters: [DeadLetter] = []
+        var seqs: [Int64] = []
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+        while let row = try rows.next() {
+            letters.append(try SQLiteRows.decode(row))
+            seqs.append(try row.decode(Int64.self, atIndex: 18))
+        }
+        let update = try db.cachedStatement(
+            sql: "UPDATE dlq_letters SET lease_owner = ?, lease_expires_at = ? WHERE seq = ?"
+        )
+        for seq in seqs { try update.execute(arguments: lease + [seq]) }
+        return letters
+    }
+
+    /// Removes a letter whose handler succeeded, if `owner` still holds its lease.
+    public func complete(id: String, owner: String) async throws -> Bool {
+        try await self.write { db in
+            try db.cachedStatement(sql: "DELETE FROM dlq_letters WHERE id = ? AND lease_owner = ?")
+                .execute(arguments: [id, owner])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Writes a claimed letter's new state and ends its lease, if `owner` still holds it.
+    public func release(_ letter: DeadLetter, owner: String) async throws -> Bool {
+        let arguments = try SQLiteRows.releaseArguments(letter, owner: owner)
+        return try await self.write { db in
+            try db.cachedStatement(sql: SQLiteRows.releaseSQL).execute(arguments: arguments)
+            return db.changesCount > 0
+        }
+    }
+
+    /// Makes the selected letters without a live lease due now (status `retrying`, `nextAttemptAt` = `now`),
+    /// oldest first, at most `limit` of them (`nil`: all).
+    public func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int {
+        if let limit, limit <= 0 { return 0 }
+        let (condition, arguments) = try SQLiteRows.condition(filter)
+        let now = now.millisecondsSince1970
+        let sql = """
+            UPDATE dlq_letters SET status = 'retrying', next_attempt_at = ?, lease_owner = NULL,
+                lease_expires_at = NULL
+            WHERE seq IN (
+                SELECT seq FROM dlq_letters
+                WHERE \(condition) AND (lease_expires_at IS NULL OR lease_expires_at <= ?) ORDER BY id LIMIT ?
+            )
+            """
+        let all: StatementArguments = [now] + arguments + [now, limit ?? -1]
+        return try await self.write { db in
+            try db.cachedStatement(sql: sql).execute(arguments: all)
+            return db.changesCount
+        }
+    }
+}

@@ -1,0 +1,110 @@
+public import DeadLetters
+import GRDB
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+extension SQLiteDeadLetterStore {
+    /// The letter with `id`, or `nil`.
+    public func letter(id: String) async throws -> DeadLetter? {
+        try await self.read { db in
+            try SQLiteRows.fetchLetters(
+                db,
+                sql: "SELECT \(SQLiteRows.columns) FROM dlq_letters WHERE id = ?",
+                arguments: [id]
+            ).first
+        }
+    }
+
+    /// A page of the letters `filter` selects, in id order, after the id `cursor`; `limit` below 1 reads 1.
+    public func page(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> DeadLetterPage {
+        let limit = Swift.max(1, limit)
+        var (condition, arguments) = try SQLiteRows.condition(filter)
+        if let cursor {
+            condition += " AND id > ?"
+            arguments += [cursor]
+        }
+        arguments += [limit + 1]
+        let sql = "SELECT \(SQLiteRows.columns) FROM dlq_letters WHERE \(condition) ORDER BY id LIMIT ?"
+        let letters = try await self.read { [arguments] db in
+            try SQLiteRows.fetchLetters(db, sql: sql, arguments: arguments)
+        }
+        if letters.count > limit {
+            let page = Array(letters.prefix(limit))
+            return DeadLetterPage(letters: page, nextCursor: page.last?.id)
+        }
+        return DeadLetterPage(letters: letters, nextCursor: nil)
+    }
+
+    /// How many letters `filter` selects; the whole store's count reads running totals.
+    public func count(_ filter: DeadLetterFilter) async throws -> Int {
+        if filter.isEmpty { return try await self.usage().count }
+        let (condition, arguments) = try SQLiteRows.condition(filter)
+        return try await self.read { db in
+            try Int.fetchOne(
+                db.cachedStatement(sql: "SELECT count(*) FROM dlq_letters WHERE \(condition)"),
+                arguments: arguments
+            ) ?? 0
+        }
+    }
+
+    /// How many letters the store holds and their storage size, from running totals.
+    public func usage() async throws -> DeadLetterUsage {
+        try await self.read { db in try Self.usage(db) }
+    }
+
+    /// The letters `filter` selects, grouped by fingerprint, largest group first (ties by fingerprint).
+    ///
+    /// A group's error type and sample message are those of its oldest letter (by id).
+    public func groups(_ filter: DeadLetterFilter, limit: Int) async throws -> [DeadLetterGroup] {
+        guard limit > 0 else { return [] }
+        let (condition, arguments) = try SQLiteRows.condition(filter)
+        let groupSQL = """
+            SELECT fingerprint, count(*) AS n, min(first_failed_at), max(last_failed_at), min(id) FROM dlq_letters
+            WHERE \(condition) GROUP BY fingerprint ORDER BY n DESC, fingerprint LIMIT ?
+            """
+        let sourcesSQL = """
+            SELECT DISTINCT source FROM dlq_letters WHERE fingerprint = ? AND \(condition) ORDER BY source
+            """
+        return try await self.read { db in
+            var groups: [DeadLetterGroup] = []
+            let rows = try Row.fetchAll(db.cachedStatement(sql: groupSQL), arguments: arguments + [limit])
+            for row in rows {
+                let fingerprint = try row.decode(String.self, atIndex: 0)
+                let sample = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT error_type, error_message FROM dlq_letters WHERE id = ?"),
+                    arguments: [try row.decode(String.self, atIndex: 4)]
+                )
+                let sources = try String.fetchAll(
+                    db.cachedStatement(sql: sourcesSQL),
+                    arguments: [fingerprint] + arguments
+                )
+                groups.append(
+                    DeadLetterGroup(
+                        fingerprint: fingerprint,
+                        count: try row.decode(Int.self, atIndex: 1),
+                        errorType: try sample?.decode(String.self, atIndex: 0) ?? "",
+                        sampleMessage: try sample?.decode(String.self, atIndex: 1) ?? "",
+                        sources: sources,
+                        firstFailedAt: Date(millisecondsSince1970: try row.decode(Int64.self, atIndex: 2)),
+                        lastFailedAt: Date(millisecondsSince1970: try row.decode(Int64.self, atIndex: 3))
+                    )
+                )
+            }
+            return groups
+        }
+    }
+
+    /// Removes the letters with these ids, leased or not.
+    public func delete(ids: [String]) async throws -> Int {
+        if ids.isEmpty { return 0 }
+        let (condition, arguments) = try SQLiteRows.condition(DeadLetterFilter(ids: ids))
+        return try await self.write { db in
+            try db.cachedStatement(sql: "DELETE FROM dlq_letters WHERE \(condition)").execute(arguments: arguments)
+            return db.changesCount
+        }
+    }
+}

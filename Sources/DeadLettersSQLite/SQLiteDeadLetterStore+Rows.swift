@@ -1,0 +1,163 @@
+import DeadLetters
+import GRDB
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// How letters map to rows of `dlq_letters`, and filters to bound SQL.
+enum SQLiteRows {
+    /// The columns ``decode(_:)`` reads, in its order.
+    static let columns = """
+        id, source, reason, error_type, error_message, attempts, first_failed_at, last_failed_at, \
+        next_attempt_at, expires_at, status, fingerprint, replay_count, content_type, causes, metadata, \
+        history, payload
+        """
+
+    /// The insert of one letter, with ``insertArguments(_:)``.
+    static func insertSQL(skipDuplicates: Bool) -> String {
+        """
+        INSERT INTO dlq_letters (id, source, reason, error_type, error_message, attempts, first_failed_at, \
+        last_failed_at, next_attempt_at, expires_at, status, fingerprint, replay_count, content_type, size, \
+        causes, metadata, history, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """ + (skipDuplicates ? " ON CONFLICT (id) DO NOTHING" : "")
+    }
+
+    static func insertArguments(_ letter: DeadLetter) throws -> StatementArguments {
+        var values: [(any DatabaseValueConvertible)?] = [letter.id]
+        values.append(contentsOf: try self.stateValues(letter) as [(any DatabaseValueConvertible)?])
+        return StatementArguments(values)
+    }
+
+    /// Every column but `id` and the lease, in the order of ``insertSQL(skipDuplicates:)``.
+    private static func stateValues(_ letter: DeadLetter) throws -> [(any DatabaseValueConvertible)?] {
+        [
+            letter.source, letter.reason.rawValue, letter.errorType, letter.errorMessage, letter.attempts,
+            letter.firstFailedAt.millisecondsSince1970, letter.lastFailedAt.millisecondsSince1970,
+            letter.nextAttemptAt?.millisecondsSince1970, letter.expiresAt?.millisecondsSince1970,
+            letter.status.rawValue, letter.fingerprint, letter.replayCount, letter.contentType,
+            letter.storageSize,
+            letter.causes.isEmpty ? nil : try self.json(letter.causes),
+            letter.metadata.isEmpty ? nil : try self.json(letter.metadata),
+            letter.history.isEmpty ? nil : try self.json(letter.history),
+            letter.payload,
+        ]
+    }
+
+    /// Writes a released letter's state and ends its lease, if `owner` holds it.
+    static let releaseSQL = """
+        UPDATE dlq_letters SET source = ?, reason = ?, error_type = ?, error_message = ?, attempts = ?, \
+        first_failed_at = ?, last_failed_at = ?, next_attempt_at = ?, expires_at = ?, status = ?, fingerprint = ?, \
+        replay_count = ?, content_type = ?, size = ?, causes = ?, metadata = ?, history = ?, payload = ?, \
+        lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?
+        """
+
+    static func releaseArguments(_ letter: DeadLetter, owner: String) throws -> StatementArguments {
+        var values = try self.stateValues(letter)
+        values.append(letter.id)
+        values.append(owner)
+        return StatementArguments(values)
+    }
+
+    /// The letter in a row selected with ``columns``.
+    static func decode(_ row: Row) throws -> DeadLetter {
+        let statusName = try row.decode(String.self, atIndex: 10)
+        guard let status = DeadLetterStatus(rawValue: statusName) else {
+            throw DeadLetterError(code: .invalidFormat, message: "unknown status '\(statusName)' in the store")
+        }
+        let nextAttemptAt = try row.decode(Int64?.self, atIndex: 8)
+        let expiresAt = try row.decode(Int64?.self, atIndex: 9)
+        let causes = try row.decode(String?.self, atIndex: 14)
+        let metadata = try row.decode(String?.self, atIndex: 15)
+        let history = try row.decode(String?.self, atIndex: 16)
+        return DeadLetter(
+            id: try row.decode(String.self, atIndex: 0),
+            source: try row.decode(String.self, atIndex: 1),
+            reason: FailureReason(rawValue: try row.decode(String.self, atIndex: 2)),
+            errorType: try row.decode(String.self, atIndex: 3),
+            errorMessage: try row.decode(String.self, atIndex: 4),
+            causes: try causes.map { try self.unjson([String].self, $0) } ?? [],
+            attempts: try row.decode(Int.self, atIndex: 5),
+            firstFailedAt: Date(millisecondsSince1970: try row.decode(Int64.self, atIndex: 6)),
+            lastFailedAt: Date(millisecondsSince1970: try row.decode(Int64.self, atIndex: 7)),
+            nextAttemptAt: nextAttemptAt.map { Date(millisecondsSince1970: $0) },
+            expiresAt: expiresAt.map { Date(millisecondsSince1970: $0) },
+            status: status,
+            fingerprint: try row.decode(String.self, atIndex: 11),
+            replayCount: try row.decode(Int.self, atIndex: 12),
+            metadata: try metadata.map { try self.unjson([String: String].self, $0) } ?? [:],
+            contentType: try row.decode(String?.self, atIndex: 13),
+            payload: try row.decode(Data?.self, atIndex: 17) ?? Data(),
+            history: try history.map { try self.unjson([DeadLetter.HistoryEntry].self, $0) } ?? []
+        )
+    }
+
+    static func fetchLetters(_ db: Database, sql: String, arguments: StatementArguments) throws -> [DeadLetter] {
+        let statement = try db.cachedStatement(sql: sql)
+        var letters: [DeadLetter] = []
+        let rows = try Row.fetchCursor(statement, arguments: arguments)
+        while let row = try rows.next() { letters.append(try self.decode(row)) }
+        return letters
+    }
+
+    /// The `WHERE` condition (without the keyword) selecting what `filter` selects, and its bound values.
+    /// Every value is bound; the SQL text depends only on which fields are set.
+    static func condition(_ filter: DeadLetterFilter) throws -> (sql: String, arguments: StatementArguments) {
+        var clauses: [String] = []
+        var arguments = StatementArguments()
+        func list(_ column: String, _ values: [String]) throws {
+            guard !values.isEmpty else { return }
+            if values.count == 1 {
+                clauses.append("\(column) = ?")
+                arguments += [values[0]]
+            } else {
+                clauses.append("\(column) IN (SELECT value FROM json_each(?))")
+                arguments += [try self.json(values)]
+            }
+        }
+        try list("id", filter.ids)
+        try list("source", filter.sources)
+        try list("reason", filter.reasons)
+        try list("error_type", filter.errorTypes)
+        try list("fingerprint", filter.fingerprints)
+        try list("status", filter.statuses.map(\.rawValue))
+        if let since = filter.since {
+            clauses.append("last_failed_at >= ?")
+            arguments += [since.millisecondsSince1970]
+        }
+        if let until = filter.until {
+            clauses.append("last_failed_at < ?")
+            arguments += [until.millisecondsSince1970]
+        }
+        if let minAttempts = filter.minAttempts {
+            clauses.append("attempts >= ?")
+            arguments += [minAttempts]
+        }
+        if let search = filter.search, !search.isEmpty {
+            // SQLite's lower() folds ASCII letters only, as DeadLetterFilter.matches does.
+            clauses.append("instr(lower(error_message), lower(?)) > 0")
+            arguments += [search]
+        }
+        if let expiresBefore = filter.expiresBefore {
+            clauses.append("expires_at IS NOT NULL AND expires_at <= ?")
+            arguments += [expiresBefore.millisecondsSince1970]
+        }
+        return (clauses.isEmpty ? "1" : clauses.joined(separator: " AND "), arguments)
+    }
+
+    static func json<Value: Encodable>(_ value: Value) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    private static func unjson<Value: Decodable>(_ type: Value.Type, _ text: String) throws -> Value {
+        do {
+            return try JSONDecoder().decode(type, from: Data(text.utf8))
+        } catch {
+            throw DeadLetterError(code: .invalidFormat, message: "a stored JSON field cannot be read: \(error)")
+        }
+    }
+}

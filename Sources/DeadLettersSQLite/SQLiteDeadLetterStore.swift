@@ -1,0 +1,186 @@
+public import DeadLetters
+import GRDB
+import Logging
+import Synchronization
+
+/// The embedded, durable dead-letter store: one SQLite file in WAL mode, through GRDB.
+///
+/// - Durability: with ``Durability/durable`` (the default) `append` returns only once its commit is on disk
+///   (`synchronous=FULL`, verified when the store opens). Appends from concurrent callers are coalesced into
+///   one transaction that shares one fsync (group commit); each caller's letters are still all or nothing, in
+///   their own savepoint, so a caller that fails (a duplicate id, a full store) does not fail the others.
+/// - Files: a new file is created with mode 0600 and never in a missing folder. A file that is not a store
+///   (garbage, an empty file, another application's database, a truncated file, a store of a newer schema)
+///   is reported as `notAStore` / `incompatibleStore` naming the path, and never written to.
+/// - Claims take leases in `BEGIN IMMEDIATE` transactions, so several stores or processes on one file never
+///   claim the same letter at once.
+/// - Memory: queries stream from indexes; counts, usage and the summary of the whole store read running
+///   totals kept by triggers, so nothing loads the whole store and opening does not scan it.
+public final class SQLiteDeadLetterStore: DeadLetterStore {
+    /// The configuration the store was opened with.
+    public let configuration: Configuration
+    let pool: DatabasePool
+    let appends = Mutex(AppendQueue())
+
+    /// Opens the store at `configuration.path`, creating it when missing (if `createIfMissing`), and migrates
+    /// its schema to the newest version.
+    /// - Throws: ``DeadLetterError`` with `storeUnavailable` (the folder is missing, the file cannot be
+    ///   created or opened, the store is locked), `notAStore` (the file is not a store, or is damaged), or
+    ///   `incompatibleStore` (a newer schema); each names the path.
+    public init(configuration: Configuration = Configuration()) throws {
+        self.configuration = configuration
+        let path = configuration.path
+        let logger = configuration.logger
+        guard configuration.maximumReaderCount >= 1 else {
+            throw DeadLetterError(
+                code: .invalidConfiguration,
+                message: "maximumReaderCount must be at least 1",
+                file: path
+            )
+        }
+        if try SQLiteStoreFile.inspect(path: path) == .missing {
+            guard configuration.createIfMissing else {
+                throw DeadLetterError(
+                    code: .storeUnavailable,
+                    message: "no store file exists and createIfMissing is false",
+                    file: path
+                )
+            }
+            try Self.create(at: path, configuration: configuration)
+            logger.info("created a dead-letter store", metadata: ["dlq.store.path": "\(path)"])
+            // Another process may have created it meanwhile: look again.
+            _ = try SQLiteStoreFile.inspect(path: path)
+        }
+        do {
+            self.pool = try DatabasePool(path: path, configuration: Self.grdbConfiguration(configuration))
+        } catch {
+            throw Self.storeError(error, path: path)
+        }
+        do {
+            try self.pool.writeWithoutTransaction { db in
+                try Self.prepareWriter(db, configuration: configuration)
+            }
+        } catch {
+            try? self.pool.close()
+            throw Self.storeError(error, path: path)
+        }
+        logger.debug(
+            "opened a dead-letter store",
+            metadata: ["dlq.store.path": "\(path)", "dlq.store.durability": "\(configuration.durability)"]
+        )
+    }
+
+    /// Opens the store at `path` with the other settings at their defaults.
+    public convenience init(path: String, durability: Durability = .durable) throws {
+        try self.init(configuration: Configuration(path: path, durability: durability))
+    }
+
+    /// Closes the file. Later calls throw `storeUnavailable`.
+    public func close() throws {
+        do { try self.pool.close() } catch { throw Self.storeError(error, path: self.configuration.path) }
+    }
+
+    /// The value of `PRAGMA synchronous` on the connection that writes: 2 (`FULL`) when durable, 1 (`NORMAL`)
+    /// when fast.
+    public func synchronousLevel() async throws -> Int {
+        try await self.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    /// The result of SQLite's `PRAGMA integrity_check`: `["ok"]` for a sound file. Reads the whole file.
+    public func integrityCheck() async throws -> [String] {
+        try await self.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+    }
+
+    private static func grdbConfiguration(_ configuration: Configuration) -> GRDB.Configuration {
+        var grdb = GRDB.Configuration()
+        grdb.label = "dead-letters"
+        grdb.maximumReaderCount = configuration.maximumReaderCount
+        let timeout = configuration.busyTimeout.components
+        grdb.busyMode = .timeout(Double(timeout.seconds) + Double(timeout.attoseconds) / 1e18)
+        grdb.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA cache_size = -16000")
+        }
+        return grdb
+    }
+
+    /// Builds a new store in a temporary file of mode 0600 and moves it into place whole, so that a crash
+    /// never leaves a half-made store behind.
+    private static func create(at path: String, configuration: Configuration) throws {
+        let temporary = try SQLiteStoreFile.createTemporary(near: path)
+        do {
+            let queue = try DatabaseQueue(path: temporary, configuration: Self.grdbConfiguration(configuration))
+            try queue.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                try db.inTransaction(.immediate) {
+                    try SQLiteSchema.migrate(db, from: 0)
+                    return .commit
+                }
+            }
+            try queue.close()
+        } catch {
+            SQLiteStoreFile.remove(temporary)
+            throw Self.storeError(error, path: path)
+        }
+        _ = try SQLiteStoreFile.publish(temporary, at: path)
+    }
+
+    /// Sets and verifies the durability of the writing connection, checks that the file is a store, and
+    /// migrates it.
+    private static func prepareWriter(_ db: Database, configuration: Configuration) throws {
+        let path = configuration.path
+        let durability = configuration.durability
+        try db.execute(sql: "PRAGMA synchronous = \(durability.synchronousPragma)")
+        let level = try Int.fetchOne(db, sql: "PRAGMA synchronous")
+        guard level == durability.synchronousLevel else {
+            throw DeadLetterError(
+                code: .storeUnavailable,
+                message: "SQLite did not accept synchronous=\(durability.synchronousPragma) (it reads \(level ?? -1))",
+                file: path
+            )
+        }
+        let journal = try String.fetchOne(db, sql: "PRAGMA journal_mode")
+        guard journal?.lowercased() == "wal" else {
+            throw DeadLetterError(
+                code: .storeUnavailable,
+                message: "the store file is not in WAL mode",
+                file: path
+            )
+        }
+        func check() throws -> Int {
+            guard try Int32.fetchOne(db, sql: "PRAGMA application_id") == SQLiteStoreFile.applicationID else {
+                throw DeadLetterError(
+                    code: .notAStore,
+                    message: "the file is a SQLite database of another application, not a dead-letter store",
+                    file: path
+                )
+            }
+            let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+            if version > SQLiteSchema.version { throw SQLiteSchema.newerError(version, path: path) }
+            return version
+        }
+        guard try check() < SQLiteSchema.version else { return }
+        try db.inTransaction(.immediate) {
+            let version = try check()
+            if version < SQLiteSchema.version {
+                configuration.logger.info(
+                    "migrating a dead-letter store",
+                    metadata: ["dlq.store.path": "\(path)", "dlq.store.schema": "\(version)"]
+                )
+                try SQLiteSchema.migrate(db, from: version)
+            }
+            return .commit
+        }
+    }
+}
+
+extension DeadLetterStore where Self == SQLiteDeadLetterStore {
+    /// A durable store on one SQLite file: `dead-letters.sqlite` in the working directory unless `path` says
+    /// otherwise. The file's folder must exist.
+    /// - Throws: ``DeadLetterError`` when the file cannot be opened or is not a store.
+    public static func sqlite(
+        path: String = "dead-letters.sqlite",
+        durability: SQLiteDeadLetterStore.Durability = .durable
+    ) throws -> SQLiteDeadLetterStore {
+        try SQLiteDeadLetterStore(path: path, durability: durability)
+    }
+}

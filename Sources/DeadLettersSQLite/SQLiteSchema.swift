@@ -1,0 +1,125 @@
+import DeadLetters
+import GRDB
+
+/// The tables of a store file, versioned by `PRAGMA user_version` and migrated on open.
+///
+/// Version 1:
+/// - `dlq_letters`: one row per letter; a column for every filterable field, timestamps as INTEGER
+///   milliseconds since 1970, causes / metadata / history as JSON text (NULL when empty), the payload as a
+///   BLOB (last, so reading the other columns never touches its overflow pages), the lease and the letter's
+///   ``DeadLetter/storageSize``.
+/// - `dlq_tallies`: letters, bytes and attempts per (source, reason, error type, status), kept by triggers in
+///   the same transaction as every change, so that usage, counts and the summary of the whole store read a
+///   few rows instead of every letter.
+/// - `dlq_first_failures`: letters per minute of `first_failed_at`, for the age buckets of the summary.
+/// - `dlq_meta`: key / value facts about the file.
+enum SQLiteSchema {
+    /// The newest schema this code reads and writes.
+    static let version = 1
+
+    static func newerError(_ found: Int, path: String) -> DeadLetterError {
+        DeadLetterError(
+            code: .incompatibleStore,
+            message: "the store has schema version \(found), newer than version \(Self.version) that this "
+                + "version of swift-dead-letters knows; upgrade the package to open it (the file was left "
+                + "untouched)",
+            file: path
+        )
+    }
+
+    /// Brings the schema of `db` to ``version``, in the caller's transaction.
+    static func migrate(_ db: Database, from current: Int) throws {
+        if current < 1 {
+            try db.execute(sql: self.version1)
+            try db.execute(sql: "PRAGMA application_id = \(SQLiteStoreFile.applicationID)")
+        }
+        try db.execute(sql: "PRAGMA user_version = \(Self.version)")
+    }
+
+    // The minute of a millisecond timestamp, rounded down (SQLite's `/` truncates toward zero).
+    private static func minute(_ column: String) -> String {
+        "(CASE WHEN \(column) >= 0 THEN \(column) / 60000 ELSE (\(column) - 59999) / 60000 END)"
+    }
+
+    private static var version1: String {
+        """
+        CREATE TABLE dlq_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
+        INSERT INTO dlq_meta (key, value) VALUES ('format', 'swift-dead-letters store');
+        CREATE TABLE dlq_letters (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            source TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            error_type TEXT NOT NULL,
+            error_message TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            first_failed_at INTEGER NOT NULL,
+            last_failed_at INTEGER NOT NULL,
+            next_attempt_at INTEGER,
+            expires_at INTEGER,
+            status TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            replay_count INTEGER NOT NULL,
+            content_type TEXT,
+            lease_owner TEXT,
+            lease_expires_at INTEGER,
+            size INTEGER NOT NULL,
+            causes TEXT,
+            metadata TEXT,
+            history TEXT,
+            payload BLOB
+        );
+        CREATE INDEX dlq_letters_source ON dlq_letters (source, id);
+        CREATE INDEX dlq_letters_reason ON dlq_letters (reason, id);
+        CREATE INDEX dlq_letters_error_type ON dlq_letters (error_type, id);
+        CREATE INDEX dlq_letters_fingerprint ON dlq_letters (fingerprint, id);
+        CREATE INDEX dlq_letters_status ON dlq_letters (status, id);
+        CREATE INDEX dlq_letters_due ON dlq_letters (next_attempt_at) WHERE status = 'retrying';
+        CREATE INDEX dlq_letters_expiry ON dlq_letters (expires_at) WHERE expires_at IS NOT NULL;
+        CREATE INDEX dlq_letters_first_failed ON dlq_letters (first_failed_at);
+        CREATE INDEX dlq_letters_last_failed ON dlq_letters (last_failed_at);
+        CREATE TABLE dlq_tallies (
+            source TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            error_type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            PRIMARY KEY (source, reason, error_type, status)
+        ) WITHOUT ROWID;
+        CREATE TABLE dlq_first_failures (minute INTEGER PRIMARY KEY, count INTEGER NOT NULL);
+        CREATE TRIGGER dlq_letters_inserted AFTER INSERT ON dlq_letters BEGIN
+            \(self.add("NEW"))
+        END;
+        CREATE TRIGGER dlq_letters_deleted AFTER DELETE ON dlq_letters BEGIN
+            \(self.subtract("OLD"))
+        END;
+        CREATE TRIGGER dlq_letters_updated
+        AFTER UPDATE OF source, reason, error_type, status, attempts, size, first_failed_at ON dlq_letters BEGIN
+            \(self.subtract("OLD"))
+            \(self.add("NEW"))
+        END;
+        """
+    }
+
+    private static func add(_ row: String) -> String {
+        """
+        INSERT INTO dlq_tallies (source, reason, error_type, status, count, bytes, attempts)
+            VALUES (\(row).source, \(row).reason, \(row).error_type, \(row).status, 1, \(row).size, \(row).attempts)
+            ON CONFLICT DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes,
+                attempts = attempts + excluded.attempts;
+        INSERT INTO dlq_first_failures (minute, count) VALUES (\(self.minute("\(row).first_failed_at")), 1)
+            ON CONFLICT DO UPDATE SET count = count + 1;
+        """
+    }
+
+    private static func subtract(_ row: String) -> String {
+        """
+        UPDATE dlq_tallies SET count = count - 1, bytes = bytes - \(row).size, attempts = attempts - \(row).attempts
+            WHERE source = \(row).source AND reason = \(row).reason AND error_type = \(row).error_type
+                AND status = \(row).status;
+        UPDATE dlq_first_failures SET count = count - 1 WHERE minute = \(self.minute("\(row).first_failed_at"));
+        """
+    }
+}
