@@ -1,0 +1,301 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The fast, canonical JSON codec of the stored format, version 1: what export, import and the archive use.
+///
+/// ``encode(_:into:)`` writes one letter as one compact JSON object, byte for byte the same for the same
+/// letter: the keys in the format's order (`v`, `id`, `source`, `reason`, `errorType`, `errorMessage`,
+/// `causes`, `attempts`, `firstFailedAt`, `lastFailedAt`, `nextAttemptAt`, `expiresAt`, `status`,
+/// `fingerprint`, `replayCount`, `metadata`, `contentType`, `payload`, then `history` when not empty), no
+/// spaces, `null` for an absent `nextAttemptAt`, `expiresAt` or `contentType`, metadata keys sorted, the
+/// payload in standard base64, and strings escaped as JSON requires (quotes, backslashes and control
+/// characters; everything else, `/` and U+2028 included, is written as its UTF-8 bytes).
+///
+/// ``decode(_:line:)`` reads one object with a strict parser and the rules of the `Codable` conformance
+/// (required fields, defaults, unknown keys ignored); what the `Codable` conformance reads, this reads to the
+/// same letter, and the other way around. Neither uses Foundation's `JSONEncoder` or `JSONDecoder`.
+public enum DeadLetterJSON {
+    /// Appends the canonical JSON of `letter` to `buffer`, without a line break.
+    public static func encode(_ letter: DeadLetter, into buffer: inout [UInt8]) {
+        var w = Writer(buffer: buffer)
+        buffer = []
+        w.letter(letter)
+        buffer = w.buffer
+    }
+
+    /// The canonical JSON of `letter`, without a line break.
+    public static func encode(_ letter: DeadLetter) -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(400 + letter.payload.count * 4 / 3)
+        encode(letter, into: &buffer)
+        return buffer
+    }
+
+    /// The canonical JSON of `letter` as a string, without a line break.
+    public static func string(_ letter: DeadLetter) -> String {
+        String(decoding: encode(letter), as: UTF8.self)
+    }
+
+    /// Reads one letter from the UTF-8 bytes of one JSON object (surrounding spaces and a final `\r` are
+    /// allowed, nothing else).
+    /// - Parameters:
+    ///   - bytes: the object's bytes, a line of a JSON Lines file without its line break.
+    ///   - line: the line number to put in errors, if any.
+    /// - Throws: ``DeadLetterError`` with code `invalidFormat` naming the line (when given), the field and the
+    ///   problem: not valid JSON at a column, a missing required field, a value of the wrong type, a timestamp
+    ///   that is not ISO 8601, invalid base64, or a format version newer than ``DeadLetter/formatVersion``.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, line: Int? = nil) throws -> DeadLetter {
+        do {
+            var parser = Parser(bytes.assumingMemoryBound(to: UInt8.self))
+            return try parser.letter()
+        } catch var error as DeadLetterError {
+            error.line = line
+            throw error
+        }
+    }
+
+    /// Reads one letter from the UTF-8 bytes of one JSON object; see ``decode(_:line:)-(UnsafeRawBufferPointer,_)``.
+    public static func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes, line: Int? = nil) throws -> DeadLetter {
+        if let letter = try bytes.withContiguousStorageIfAvailable({
+            try decode(UnsafeRawBufferPointer($0), line: line)
+        }) {
+            return letter
+        }
+        return try Array(bytes).withUnsafeBytes { try decode($0, line: line) }
+    }
+
+    /// Reads one letter from a JSON object in a string; see ``decode(_:line:)-(UnsafeRawBufferPointer,_)``.
+    public static func decode(_ string: String, line: Int? = nil) throws -> DeadLetter {
+        var string = string
+        return try string.withUTF8 { try decode(UnsafeRawBufferPointer($0), line: line) }
+    }
+}
+
+// MARK: - Encoding
+
+extension DeadLetterJSON {
+    struct Writer {
+        var buffer: [UInt8]
+
+        mutating func raw(_ text: StaticString) {
+            text.withUTF8Buffer { self.buffer.append(contentsOf: $0) }
+        }
+
+        mutating func letter(_ l: DeadLetter) {
+            raw(#"{"v":"#)
+            int(DeadLetter.formatVersion)
+            raw(#","id":"#)
+            string(l.id)
+            raw(#","source":"#)
+            string(l.source)
+            raw(#","reason":"#)
+            string(l.reason.rawValue)
+            raw(#","errorType":"#)
+            string(l.errorType)
+            raw(#","errorMessage":"#)
+            string(l.errorMessage)
+            raw(#","causes":["#)
+            for (index, cause) in l.causes.enumerated() {
+                if index > 0 { buffer.append(UInt8(ascii: ",")) }
+                string(cause)
+            }
+            raw(#"],"attempts":"#)
+            int(l.attempts)
+            raw(#","firstFailedAt":"#)
+            timestamp(l.firstFailedAt)
+            raw(#","lastFailedAt":"#)
+            timestamp(l.lastFailedAt)
+            raw(#","nextAttemptAt":"#)
+            if let date = l.nextAttemptAt { timestamp(date) } else { raw("null") }
+            raw(#","expiresAt":"#)
+            if let date = l.expiresAt { timestamp(date) } else { raw("null") }
+            raw(#","status":"#)
+            string(l.status.rawValue)
+            raw(#","fingerprint":"#)
+            string(l.fingerprint)
+            raw(#","replayCount":"#)
+            int(l.replayCount)
+            raw(#","metadata":{"#)
+            if l.metadata.count == 1, let (key, value) = l.metadata.first {
+                string(key)
+                buffer.append(UInt8(ascii: ":"))
+                string(value)
+            } else if !l.metadata.isEmpty {
+                for (index, entry) in l.metadata.sorted(by: { $0.key < $1.key }).enumerated() {
+                    if index > 0 { buffer.append(UInt8(ascii: ",")) }
+                    string(entry.key)
+                    buffer.append(UInt8(ascii: ":"))
+                    string(entry.value)
+                }
+            }
+            raw(#"},"contentType":"#)
+            if let contentType = l.contentType { string(contentType) } else { raw("null") }
+            raw(#","payload":""#)
+            base64(l.payload)
+            buffer.append(UInt8(ascii: "\""))
+            if !l.history.isEmpty {
+                raw(#","history":["#)
+                for (index, entry) in l.history.enumerated() {
+                    if index > 0 { buffer.append(UInt8(ascii: ",")) }
+                    raw(#"{"event":"#)
+                    string(entry.event)
+                    raw(#","at":"#)
+                    timestamp(entry.at)
+                    raw(#","outcome":"#)
+                    string(entry.outcome)
+                    if let message = entry.errorMessage {
+                        raw(#","errorMessage":"#)
+                        string(message)
+                    }
+                    buffer.append(UInt8(ascii: "}"))
+                }
+                buffer.append(UInt8(ascii: "]"))
+            }
+            buffer.append(UInt8(ascii: "}"))
+        }
+
+        mutating func int(_ value: Int) {
+            if value >= 0, value < 10 {
+                buffer.append(UInt8(ascii: "0") &+ UInt8(value))
+                return
+            }
+            var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 24 digits
+            var magnitude = value.magnitude
+            var count = 0
+            withUnsafeMutableBytes(of: &digits) { raw in
+                repeat {
+                    raw[23 - count] = UInt8(ascii: "0") &+ UInt8(magnitude % 10)
+                    magnitude /= 10
+                    count += 1
+                } while magnitude > 0
+                if value < 0 { buffer.append(UInt8(ascii: "-")) }
+                buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[(24 - count)...]))
+            }
+        }
+
+        mutating func string(_ value: String) {
+            buffer.append(UInt8(ascii: "\""))
+            if let done: Void = value.utf8.withContiguousStorageIfAvailable({ escaped($0) }) {
+                _ = done
+            } else {
+                escaped(Array(value.utf8))
+            }
+            buffer.append(UInt8(ascii: "\""))
+        }
+
+        private mutating func escaped(_ bytes: [UInt8]) {
+            bytes.withUnsafeBufferPointer { escaped($0) }
+        }
+
+        private mutating func escaped(_ bytes: UnsafeBufferPointer<UInt8>) {
+            var start = 0
+            for index in 0..<bytes.count {
+                let c = bytes[index]
+                guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else { continue }
+                if index > start { buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index])) }
+                start = index + 1
+                buffer.append(UInt8(ascii: "\\"))
+                switch c {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"): buffer.append(c)
+                case 0x0A: buffer.append(UInt8(ascii: "n"))
+                case 0x0D: buffer.append(UInt8(ascii: "r"))
+                case 0x09: buffer.append(UInt8(ascii: "t"))
+                case 0x08: buffer.append(UInt8(ascii: "b"))
+                case 0x0C: buffer.append(UInt8(ascii: "f"))
+                default:
+                    raw("u00")
+                    buffer.append(hexDigits[Int(c >> 4)])
+                    buffer.append(hexDigits[Int(c & 0xF)])
+                }
+            }
+            if start < bytes.count { buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...])) }
+        }
+
+        /// Writes `"yyyy-MM-ddTHH:mm:ss.SSSZ"` as ``Timestamp/format(_:)`` does, without a `String`.
+        mutating func timestamp(_ date: Date) {
+            let total = date.millisecondsSince1970
+            // 0000-01-01 to 9999-12-31; Timestamp clamps what is outside.
+            guard total >= -62_167_219_200_000, total < 253_402_300_800_000 else {
+                buffer.append(UInt8(ascii: "\""))
+                buffer.append(contentsOf: Timestamp.format(date).utf8)
+                buffer.append(UInt8(ascii: "\""))
+                return
+            }
+            let days = total >= 0 ? total / 86_400_000 : (total - 86_399_999) / 86_400_000
+            let msOfDay = Int(total - days * 86_400_000)
+            // Howard Hinnant's civil-from-days.
+            let z = days + 719_468
+            let era = (z >= 0 ? z : z - 146_096) / 146_097
+            let doe = z - era * 146_097
+            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+            let mp = (5 * doy + 2) / 153
+            let day = Int(doy - (153 * mp + 2) / 5 + 1)
+            let month = Int(mp < 10 ? mp + 3 : mp - 9)
+            let year = Int(yoe + era * 400) + (month <= 2 ? 1 : 0)
+            buffer.append(UInt8(ascii: "\""))
+            digits(year / 100, 2)
+            digits(year % 100, 2)
+            buffer.append(UInt8(ascii: "-"))
+            digits(month, 2)
+            buffer.append(UInt8(ascii: "-"))
+            digits(day, 2)
+            buffer.append(UInt8(ascii: "T"))
+            digits(msOfDay / 3_600_000, 2)
+            buffer.append(UInt8(ascii: ":"))
+            digits(msOfDay / 60_000 % 60, 2)
+            buffer.append(UInt8(ascii: ":"))
+            digits(msOfDay / 1000 % 60, 2)
+            buffer.append(UInt8(ascii: "."))
+            digits(msOfDay % 1000 / 10, 2)
+            digits(msOfDay % 10, 1)
+            raw("Z\"")
+        }
+
+        private mutating func digits(_ value: Int, _ count: Int) {
+            if count == 2 {
+                buffer.append(UInt8(ascii: "0") &+ UInt8(value / 10))
+            }
+            buffer.append(UInt8(ascii: "0") &+ UInt8(value % 10))
+        }
+
+        mutating func base64(_ data: Data) {
+            let count = data.count
+            guard count > 0 else { return }
+            let start = buffer.count
+            let outCount = (count + 2) / 3 * 4
+            buffer.append(contentsOf: repeatElement(0, count: outCount))
+            buffer.withUnsafeMutableBufferPointer { out in
+                data.withUnsafeBytes { input in
+                    var o = start
+                    var i = 0
+                    base64Alphabet.withUnsafeBufferPointer { alphabet in
+                        while i + 3 <= count {
+                            let n = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
+                            out[o] = alphabet[Int(n >> 18)]
+                            out[o + 1] = alphabet[Int(n >> 12 & 63)]
+                            out[o + 2] = alphabet[Int(n >> 6 & 63)]
+                            out[o + 3] = alphabet[Int(n & 63)]
+                            i += 3
+                            o += 4
+                        }
+                        let rest = count - i
+                        if rest > 0 {
+                            let n = UInt32(input[i]) << 16 | (rest == 2 ? UInt32(input[i + 1]) << 8 : 0)
+                            out[o] = alphabet[Int(n >> 18)]
+                            out[o + 1] = alphabet[Int(n >> 12 & 63)]
+                            out[o + 2] = rest == 2 ? alphabet[Int(n >> 6 & 63)] : UInt8(ascii: "=")
+                            out[o + 3] = UInt8(ascii: "=")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    static let base64Alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+}
