@@ -109,7 +109,11 @@ enum SQLiteRows {
         var arguments = StatementArguments()
         func list(_ column: String, _ values: [String]) throws {
             guard !values.isEmpty else { return }
-            if values.count == 1 {
+            // SQLite binds text up to its first NUL, and stored text holds none: such a value selects nothing.
+            let values = values.filter { !$0.utf8.contains(0) }
+            if values.isEmpty {
+                clauses.append("0")
+            } else if values.count == 1 {
                 clauses.append("\(column) = ?")
                 arguments += [values[0]]
             } else {
@@ -135,7 +139,9 @@ enum SQLiteRows {
             clauses.append("attempts >= ?")
             arguments += [minAttempts]
         }
-        if let search = filter.search, !search.isEmpty {
+        if let search = filter.search, search.utf8.contains(0) {
+            clauses.append("0")
+        } else if let search = filter.search, !search.isEmpty {
             // SQLite's lower() folds ASCII letters only, as DeadLetterFilter.matches does.
             clauses.append("instr(lower(error_message), lower(?)) > 0")
             arguments += [search]
