@@ -34,16 +34,35 @@ enum SQLiteRows {
     /// Every column but `id` and the lease, in the order of ``insertSQL(skipDuplicates:)``.
     private static func stateValues(_ letter: DeadLetter) throws -> [(any DatabaseValueConvertible)?] {
         [
-            letter.source, letter.reason.rawValue, letter.errorType, letter.errorMessage, letter.attempts,
+            self.text(letter.source), self.text(letter.reason.rawValue), self.text(letter.errorType),
+            self.text(letter.errorMessage), letter.attempts,
             letter.firstFailedAt.millisecondsSince1970, letter.lastFailedAt.millisecondsSince1970,
             letter.nextAttemptAt?.millisecondsSince1970, letter.expiresAt?.millisecondsSince1970,
-            letter.status.rawValue, letter.fingerprint, letter.replayCount, letter.contentType,
+            letter.status.rawValue, self.text(letter.fingerprint), letter.replayCount,
+            letter.contentType.map(self.text),
             letter.storageSize,
             letter.causes.isEmpty ? nil : try self.json(letter.causes),
             letter.metadata.isEmpty ? nil : try self.json(letter.metadata),
             letter.history.isEmpty ? nil : try self.json(letter.history),
             letter.payload,
         ]
+    }
+
+    /// A string to bind: SQLite binds text only up to a NUL, so a string holding one is stored as the BLOB of
+    /// its UTF-8 bytes, which ``string(_:_:)`` reads back exactly.
+    private static func text(_ string: String) -> any DatabaseValueConvertible {
+        string.utf8.contains(0) ? Data(string.utf8) : string
+    }
+
+    /// The string in column `index`, stored as text or (when it holds a NUL) as a BLOB.
+    private static func string(_ row: Row, _ index: Int) throws -> String {
+        let value: DatabaseValue = row[index]
+        switch value.storage {
+        case .string(let string): return string
+        case .blob(let bytes): return String(decoding: bytes, as: UTF8.self)
+        default:
+            throw DeadLetterError(code: .invalidFormat, message: "a stored letter has no value in column \(index)")
+        }
     }
 
     /// Writes a released letter's state and ends its lease, if `owner` holds it.
@@ -74,10 +93,10 @@ enum SQLiteRows {
         let history = try row.decode(String?.self, atIndex: 16)
         return DeadLetter(
             id: try row.decode(String.self, atIndex: 0),
-            source: try row.decode(String.self, atIndex: 1),
-            reason: FailureReason(rawValue: try row.decode(String.self, atIndex: 2)),
-            errorType: try row.decode(String.self, atIndex: 3),
-            errorMessage: try row.decode(String.self, atIndex: 4),
+            source: try self.string(row, 1),
+            reason: FailureReason(rawValue: try self.string(row, 2)),
+            errorType: try self.string(row, 3),
+            errorMessage: try self.string(row, 4),
             causes: try causes.map { try self.unjson([String].self, $0) } ?? [],
             attempts: try row.decode(Int.self, atIndex: 5),
             firstFailedAt: Date(millisecondsSince1970: try row.decode(Int64.self, atIndex: 6)),
@@ -85,10 +104,10 @@ enum SQLiteRows {
             nextAttemptAt: nextAttemptAt.map { Date(millisecondsSince1970: $0) },
             expiresAt: expiresAt.map { Date(millisecondsSince1970: $0) },
             status: status,
-            fingerprint: try row.decode(String.self, atIndex: 11),
+            fingerprint: try self.string(row, 11),
             replayCount: try row.decode(Int.self, atIndex: 12),
             metadata: try metadata.map { try self.unjson([String: String].self, $0) } ?? [:],
-            contentType: try row.decode(String?.self, atIndex: 13),
+            contentType: try row.hasNull(atIndex: 13) ? nil : self.string(row, 13),
             payload: try row.decode(Data?.self, atIndex: 17) ?? Data(),
             history: try history.map { try self.unjson([DeadLetter.HistoryEntry].self, $0) } ?? []
         )

@@ -167,3 +167,23 @@ struct SQLiteFileTests {
         #expect(all == letters)
     }
 }
+
+@Suite("SQLite store values")
+struct SQLiteValueTests {
+    @Test func stringsWithNULRoundTrip() async throws {
+        let store = try makeFreshStore()
+        let letter = DeadLetterFixtures.letter(
+            source: "orders\u{0}eu",
+            errorType: "Type\u{0}",
+            errorMessage: "bad byte \u{0} in payload",
+            causes: ["Inner: \u{0}"],
+            metadata: ["key\u{0}": "value\u{0}"],
+            contentType: "text/plain\u{0}"
+        )
+        try await store.append([letter])
+        #expect(try await store.letter(id: letter.id) == letter)
+        let page = try await store.page(DeadLetterFilter(), after: nil, limit: 10)
+        #expect(page.letters == [letter])
+        #expect(try await store.usage().bytes == letter.storageSize)
+    }
+}
