@@ -1,22 +1,19 @@
 import DeadLetters
+import DeadLettersTesting
 import Testing
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny seeded generator, so that jitter is tested exactly.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
+/// The shared seeded generator (SplitMix64), counting its draws.
+private struct CountingRandom: RandomNumberGenerator {
+    private var random: SeededRandom
     private(set) var draws = 0
 
     init(seed: UInt64) {
-        self.state = seed
+        self.random = SeededRandom(seed: seed)
     }
 
     mutating func next() -> UInt64 {
         self.draws += 1
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        return self.random.next()
     }
 }
 
@@ -150,16 +147,16 @@ struct BackoffTests {
 
     // MARK: Jitter
 
-    @Test func splitMix64MatchesItsReferenceOutput() {
+    @Test func seededRandomIsSplitMix64() {
         // The first outputs of SplitMix64 seeded with 0, from the reference implementation.
-        var rng = SplitMix64(seed: 0)
+        var rng = CountingRandom(seed: 0)
         #expect(rng.next() == 0xE220_A839_7B1D_CDAF)
         #expect(rng.next() == 0x6E78_9E6A_A1B9_65F4)
         #expect(rng.next() == 0x06C4_5D18_8009_454F)
     }
 
     @Test func noJitterKeepsTheDelayAndDrawsNothing() {
-        var rng = SplitMix64(seed: 1)
+        var rng = CountingRandom(seed: 1)
         let delay = Jitter.none.apply(to: ms(750), previous: ms(10), base: ms(1), cap: ms(5), using: &rng)
         #expect(delay == ms(750))
         #expect(rng.draws == 0)
@@ -167,8 +164,8 @@ struct BackoffTests {
 
     @Test(arguments: [UInt64(1), 42, 0xDEAD_BEEF])
     func fullJitterIsAUniformDrawBetweenZeroAndTheDelay(seed: UInt64) {
-        var rng = SplitMix64(seed: seed)
-        var expected = SplitMix64(seed: seed)
+        var rng = CountingRandom(seed: seed)
+        var expected = CountingRandom(seed: seed)
         for attempt in 1...50 {
             let d = ms(Int64(attempt) * 137)
             let delay = Jitter.full.apply(to: d, previous: nil, base: ms(1), cap: ms(1), using: &rng)
@@ -180,8 +177,8 @@ struct BackoffTests {
 
     @Test(arguments: [UInt64(1), 42, 0xDEAD_BEEF])
     func equalJitterKeepsHalfAndDrawsTheOtherHalf(seed: UInt64) {
-        var rng = SplitMix64(seed: seed)
-        var expected = SplitMix64(seed: seed)
+        var rng = CountingRandom(seed: seed)
+        var expected = CountingRandom(seed: seed)
         for attempt in 1...50 {
             // Odd nanosecond counts too: the drawn part is the larger half, so the delay never exceeds d.
             let d = Duration.nanoseconds(Int64(attempt) * 1_000_003)
@@ -193,7 +190,7 @@ struct BackoffTests {
     }
 
     @Test func jitterOfAKnownSeedGivesKnownDelays() {
-        var rng = SplitMix64(seed: 42)
+        var rng = CountingRandom(seed: 42)
         let full = Jitter.full.apply(to: .seconds(1), previous: nil, base: .zero, cap: .zero, using: &rng)
         let equal = Jitter.equal.apply(to: .seconds(1), previous: nil, base: .zero, cap: .zero, using: &rng)
         let decorrelated = Jitter.decorrelated().apply(
@@ -213,8 +210,8 @@ struct BackoffTests {
 
     @Test(arguments: [UInt64(7), 99])
     func decorrelatedJitterGrowsFromThePreviousDelayUpToTheCap(seed: UInt64) {
-        var rng = SplitMix64(seed: seed)
-        var expected = SplitMix64(seed: seed)
+        var rng = CountingRandom(seed: seed)
+        var expected = CountingRandom(seed: seed)
         let base = ms(100)
         let cap = .seconds(5) as Duration
         var previous: Duration?
@@ -236,8 +233,8 @@ struct BackoffTests {
     }
 
     @Test func decorrelatedJitterWithAnotherMultiplier() {
-        var rng = SplitMix64(seed: 5)
-        var expected = SplitMix64(seed: 5)
+        var rng = CountingRandom(seed: 5)
+        var expected = CountingRandom(seed: 5)
         let delay = Jitter.decorrelated(multiplier: 1.5).apply(
             to: .zero,
             previous: .seconds(4),
@@ -249,7 +246,7 @@ struct BackoffTests {
     }
 
     @Test func emptyRangesNeitherTrapNorDraw() {
-        var rng = SplitMix64(seed: 3)
+        var rng = CountingRandom(seed: 3)
         #expect(Jitter.full.apply(to: .zero, previous: nil, base: .zero, cap: .zero, using: &rng) == .zero)
         #expect(Jitter.equal.apply(to: .zero, previous: nil, base: .zero, cap: .zero, using: &rng) == .zero)
         #expect(
@@ -268,7 +265,7 @@ struct BackoffTests {
     }
 
     @Test func decorrelatedJitterNeverExceedsTheCapEvenWhenTheBaseDoes() {
-        var rng = SplitMix64(seed: 11)
+        var rng = CountingRandom(seed: 11)
         let delay = Jitter.decorrelated().apply(
             to: .zero,
             previous: nil,

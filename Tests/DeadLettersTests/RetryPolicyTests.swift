@@ -1,22 +1,6 @@
 import DeadLetters
+import DeadLettersTesting
 import Testing
-
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny seeded generator, so that jitter is tested exactly.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) {
-        self.state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Nanoseconds of a duration the tests build from whole nanoseconds.
 private func ns(_ duration: Duration) -> Int64 {
@@ -39,7 +23,7 @@ struct RetryPolicyTests {
     }
 
     @Test func defaultDelayedBackoffGoesFromSecondsToHours() {
-        var rng = SplitMix64(seed: 0)
+        var rng = SeededRandom(seed: 0)
         var policy = RetryPolicy.default
         policy.jitter = .none
         let delays = (1...5).map {
@@ -62,7 +46,7 @@ struct RetryPolicyTests {
     }
 
     @Test func immediateDelaysFollowTheImmediateBackoff() {
-        var rng = SplitMix64(seed: 0)
+        var rng = SeededRandom(seed: 0)
         var policy = RetryPolicy.default
         policy.jitter = .none
         let delays = (1...6).map { policy.immediateDelay(afterAttempt: $0, previous: nil, using: &rng) }
@@ -77,8 +61,8 @@ struct RetryPolicyTests {
 
     @Test(arguments: [UInt64(1), 2024])
     func defaultEqualJitterKeepsHalfOfEachDelay(seed: UInt64) {
-        var rng = SplitMix64(seed: seed)
-        var expected = SplitMix64(seed: seed)
+        var rng = SeededRandom(seed: seed)
+        var expected = SeededRandom(seed: seed)
         let policy = RetryPolicy.default
         for attempt in 1...4 {
             let d = ns(policy.immediateBackoff.delay(forAttempt: attempt))
@@ -98,8 +82,8 @@ struct RetryPolicyTests {
     }
 
     @Test func fullJitterThroughThePolicy() {
-        var rng = SplitMix64(seed: 77)
-        var expected = SplitMix64(seed: 77)
+        var rng = SeededRandom(seed: 77)
+        var expected = SeededRandom(seed: 77)
         let policy = RetryPolicy(delayedBackoff: .fixed(.seconds(30)), jitter: .full)
         let delay = policy.delayedDelay(afterDelayedAttempt: 2, reason: .timeout, previous: nil, using: &rng)
         #expect(delay == .nanoseconds(Int64.random(in: 0...30_000_000_000, using: &expected)))
@@ -108,8 +92,8 @@ struct RetryPolicyTests {
     @Test func decorrelatedJitterUsesTheBackoffsBaseCapAndPreviousDelay() {
         let backoff = Backoff.exponential(initial: .seconds(1), multiplier: 2, max: .seconds(30))
         let policy = RetryPolicy(immediateAttempts: 5, immediateBackoff: backoff, jitter: .decorrelated())
-        var rng = SplitMix64(seed: 9)
-        var expected = SplitMix64(seed: 9)
+        var rng = SeededRandom(seed: 9)
+        var expected = SeededRandom(seed: 9)
         // The given previous delay: a draw in base...previous × 3.
         let given = policy.immediateDelay(afterAttempt: 2, previous: .seconds(4), using: &rng)
         #expect(given == .nanoseconds(Int64.random(in: 1_000_000_000...12_000_000_000, using: &expected)))
@@ -123,7 +107,7 @@ struct RetryPolicyTests {
     }
 
     @Test func permanentReasonsAreNeverRetried() {
-        var rng = SplitMix64(seed: 0)
+        var rng = SeededRandom(seed: 0)
         let policy = RetryPolicy.default
         for reason in FailureReason.allKnown where !reason.isRetryable {
             #expect(!policy.isRetryable(reason))
@@ -144,7 +128,7 @@ struct RetryPolicyTests {
     }
 
     @Test func userReasonsKeepTheirRetryability() {
-        var rng = SplitMix64(seed: 0)
+        var rng = SeededRandom(seed: 0)
         let policy = RetryPolicy.default
         let flaky = FailureReason("flakyPartner", retryable: true)
         let fraud = FailureReason("fraudSuspected", retryable: false)
@@ -156,7 +140,7 @@ struct RetryPolicyTests {
     }
 
     @Test func overridesChangeRetryabilityAttemptsAndBackoffPerReason() {
-        var rng = SplitMix64(seed: 0)
+        var rng = SeededRandom(seed: 0)
         let policy = RetryPolicy(
             jitter: .none,
             overrides: [
@@ -200,7 +184,7 @@ struct RetryPolicyTests {
     }
 
     @Test func anOverrideOfAttemptsDoesNotMakeAPermanentReasonRetryable() {
-        var rng = SplitMix64(seed: 0)
+        var rng = SeededRandom(seed: 0)
         let policy = RetryPolicy(overrides: [.validation: .init(immediateAttempts: 4, delayedAttempts: 3)])
         #expect(!policy.isRetryable(.validation))
         #expect(policy.maxImmediateAttempts(for: .validation) == 1)
@@ -209,7 +193,7 @@ struct RetryPolicyTests {
     }
 
     @Test func noneRetriesNothing() throws {
-        var rng = SplitMix64(seed: 0)
+        var rng = SeededRandom(seed: 0)
         let policy = RetryPolicy.none
         try policy.validate()
         #expect(policy.immediateAttempts == 1)
@@ -222,7 +206,7 @@ struct RetryPolicyTests {
     }
 
     @Test func delayedAttemptNumbersBelowOneAreTakenAsOne() {
-        var rng = SplitMix64(seed: 0)
+        var rng = SeededRandom(seed: 0)
         let policy = RetryPolicy(jitter: .none)
         #expect(
             policy.delayedDelay(afterDelayedAttempt: 0, reason: .timeout, previous: nil, using: &rng) == .seconds(10)
