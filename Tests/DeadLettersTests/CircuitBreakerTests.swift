@@ -1,127 +1,13 @@
-import CoreMetrics
 import DeadLetters
 import Logging
-import Synchronization
 import Testing
-
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-
-/// A clock whose time moves only when the test says so.
-private final class StepClock: DeadLetterClock {
-    private let current = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
-
-    func now() -> Date { self.current.withLock { $0 } }
-
-    func sleep(for duration: Duration) async throws { self.advance(by: duration) }
-
-    func advance(by duration: Duration) {
-        self.current.withLock { $0 = $0.adding(duration) }
-    }
-
-    func goBack(by duration: Duration) {
-        self.current.withLock { $0 = $0.adding(.zero - duration) }
-    }
-}
-
-/// Keeps every log entry, for assertions.
-private final class LogRecorder: Sendable {
-    struct Entry: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: Logger.Metadata
-    }
-
-    private let storage = Mutex<[Entry]>([])
-    var entries: [Entry] { self.storage.withLock { $0 } }
-
-    var logger: Logger {
-        Logger(label: "test") { _ in Handler(recorder: self) }
-    }
-
-    func append(_ entry: Entry) { self.storage.withLock { $0.append(entry) } }
-
-    struct Handler: LogHandler {
-        let recorder: LogRecorder
-        var metadata: Logger.Metadata = [:]
-        var metadataProvider: Logger.MetadataProvider?
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { self.metadata[key] }
-            set { self.metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            self.recorder.append(
-                Entry(
-                    level: event.level,
-                    message: event.message.description,
-                    metadata: self.metadata.merging(event.metadata ?? [:]) { $1 }
-                )
-            )
-        }
-    }
-}
-
-/// A metrics factory that keeps the values recorded by each recorder, for assertions.
-private final class MetricsRecorder: MetricsFactory, Sendable {
-    final class Values: RecorderHandler, CounterHandler, TimerHandler, Sendable {
-        let label: String
-        let dimensions: [String]
-        private let storage = Mutex<[Double]>([])
-        var values: [Double] { self.storage.withLock { $0 } }
-
-        init(label: String, dimensions: [(String, String)]) {
-            self.label = label
-            self.dimensions = dimensions.map { "\($0.0)=\($0.1)" }
-        }
-
-        func record(_ value: Int64) { self.storage.withLock { $0.append(Double(value)) } }
-        func record(_ value: Double) { self.storage.withLock { $0.append(value) } }
-        func increment(by amount: Int64) { self.record(amount) }
-        func reset() {}
-        func recordNanoseconds(_ duration: Int64) { self.record(duration) }
-    }
-
-    private let made = Mutex<[Values]>([])
-
-    func recorder(_ label: String) -> [Values] { self.made.withLock { $0.filter { $0.label == label } } }
-
-    private func make(_ label: String, _ dimensions: [(String, String)]) -> Values {
-        let values = Values(label: label, dimensions: dimensions)
-        self.made.withLock { $0.append(values) }
-        return values
-    }
-
-    func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
-        self.make(label, dimensions)
-    }
-    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
-        self.make(label, dimensions)
-    }
-    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler { self.make(label, dimensions) }
-    func destroyCounter(_ handler: any CounterHandler) {}
-    func destroyRecorder(_ handler: any RecorderHandler) {}
-    func destroyTimer(_ handler: any TimerHandler) {}
-}
-
-/// Records the state changes passed to the callback.
-private final class ChangeRecorder: Sendable {
-    private let storage = Mutex<[String]>([])
-    var changes: [String] { self.storage.withLock { $0 } }
-    func append(_ from: CircuitState, _ to: CircuitState) { self.storage.withLock { $0.append("\(from)->\(to)") } }
-}
 
 private func makeBreaker(
     _ configuration: CircuitBreakerConfiguration,
-    clock: StepClock,
-    logs: LogRecorder = LogRecorder(),
-    metrics: MetricsRecorder? = nil,
-    changes: ChangeRecorder? = nil
+    clock: BreakerTestClock,
+    logs: BreakerLogRecorder = BreakerLogRecorder(),
+    metrics: BreakerMetricsRecorder? = nil,
+    changes: BreakerChangeRecorder? = nil
 ) -> CircuitBreaker {
     var onStateChange: (@Sendable (CircuitState, CircuitState) -> Void)?
     if let changes {
@@ -147,7 +33,7 @@ private let consecutiveOnly = CircuitBreakerConfiguration(
 @Suite("Circuit breaker")
 struct CircuitBreakerTests {
     @Test func opensAfterNConsecutiveFailuresAndASuccessResetsTheCount() {
-        let clock = StepClock()
+        let clock = BreakerTestClock()
         let breaker = makeBreaker(consecutiveOnly, clock: clock)
         #expect(breaker.state == .closed)
         breaker.recordFailure()
@@ -162,7 +48,7 @@ struct CircuitBreakerTests {
     }
 
     @Test func openRejectsUntilTheOpenDurationHasPassed() {
-        let clock = StepClock()
+        let clock = BreakerTestClock()
         let breaker = makeBreaker(consecutiveOnly, clock: clock)
         for _ in 0..<3 { breaker.recordFailure() }
         #expect(!breaker.tryAcquire())
@@ -175,7 +61,7 @@ struct CircuitBreakerTests {
     }
 
     @Test func outcomesRecordedWhileOpenAreIgnored() {
-        let clock = StepClock()
+        let clock = BreakerTestClock()
         let breaker = makeBreaker(consecutiveOnly, clock: clock)
         for _ in 0..<3 { breaker.recordFailure() }
         for _ in 0..<10 { breaker.recordSuccess() }
@@ -187,7 +73,7 @@ struct CircuitBreakerTests {
 
     @Test(arguments: [1, 2, 5])
     func halfOpenLetsExactlyMProbesThrough(probes: Int) {
-        let clock = StepClock()
+        let clock = BreakerTestClock()
         var configuration = consecutiveOnly
         configuration.halfOpenProbes = probes
         configuration.closeAfterSuccesses = probes + 1
@@ -207,7 +93,7 @@ struct CircuitBreakerTests {
     }
 
     @Test func closesAfterKSuccessfulProbes() {
-        let clock = StepClock()
+        let clock = BreakerTestClock()
         var configuration = consecutiveOnly
         configuration.closeAfterSuccesses = 3
         let breaker = makeBreaker(configuration, clock: clock)
@@ -230,7 +116,7 @@ struct CircuitBreakerTests {
     }
 
     @Test func aFailedProbeReopensForAnotherFullDuration() {
-        let clock = StepClock()
+        let clock = BreakerTestClock()
         var configuration = consecutiveOnly
         configuration.halfOpenProbes = 2
         configuration.closeAfterSuccesses = 2
@@ -252,7 +138,7 @@ struct CircuitBreakerTests {
     }
 
     @Test func failureRateOpensOnlyOnceTheWindowHoldsTheMinimumCalls() {
-        let clock = StepClock()
+        let clock = BreakerTestClock()
         let configuration = CircuitBreakerConfiguration(
             consecutiveFailures: 0,
             failureRateThreshold: 0.5,
@@ -272,7 +158,7 @@ struct CircuitBreakerTests {
     }
 
     @Test func aRateBelowTheThresholdKeepsTheCircuitClosed() {
-        let clock = StepClock()
+        let clock = BreakerTestClock()
         let configuration = CircuitBreakerConfiguration(
             consecutiveFailures: 0,
             failureRateThreshold: 0.5,
@@ -289,7 +175,7 @@ struct CircuitBreakerTests {
     }
 
     @Test func callsLeaveTheWindowWhenItHasPassed() {
-        let clock = StepClock()
+        let clock = BreakerTestClock()
         let configuration = CircuitBreakerConfiguration(
             consecutiveFailures: 0,
             failureRateThreshold: 0.5,
@@ -306,7 +192,7 @@ struct CircuitBreakerTests {
     }
 
     @Test func callsStillInTheWindowCount() {
-        let clock = StepClock()
+        let clock = BreakerTestClock()
         let configuration = CircuitBreakerConfiguration(
             consecutiveFailures: 0,
             failureRateThreshold: 0.5,
@@ -323,7 +209,7 @@ struct CircuitBreakerTests {
     }
 
     @Test func theWallClockGoingBackDoesNotKeepTheCircuitOpenLonger() {
-        let clock = StepClock()
+        let clock = BreakerTestClock()
         let breaker = makeBreaker(consecutiveOnly, clock: clock)
         for _ in 0..<3 { breaker.recordFailure() }
         clock.goBack(by: .seconds(3600))
@@ -333,10 +219,10 @@ struct CircuitBreakerTests {
     }
 
     @Test func stateChangesAreLoggedExportedAndReported() throws {
-        let clock = StepClock()
-        let logs = LogRecorder()
-        let metrics = MetricsRecorder()
-        let changes = ChangeRecorder()
+        let clock = BreakerTestClock()
+        let logs = BreakerLogRecorder()
+        let metrics = BreakerMetricsRecorder()
+        let changes = BreakerChangeRecorder()
         let breaker = makeBreaker(consecutiveOnly, clock: clock, logs: logs, metrics: metrics, changes: changes)
         let gauges = metrics.recorder("dlq_circuit_state")
         try #require(gauges.count == 1)
@@ -371,8 +257,8 @@ struct CircuitBreakerTests {
     }
 
     @Test func theRateRuleLogsItsCounts() {
-        let clock = StepClock()
-        let logs = LogRecorder()
+        let clock = BreakerTestClock()
+        let logs = BreakerLogRecorder()
         let configuration = CircuitBreakerConfiguration(
             consecutiveFailures: 0,
             failureRateThreshold: 1,
@@ -389,7 +275,7 @@ struct CircuitBreakerTests {
     }
 
     @Test func concurrentCallersGetExactlyMProbes() async {
-        let clock = StepClock()
+        let clock = BreakerTestClock()
         var configuration = consecutiveOnly
         configuration.halfOpenProbes = 3
         let breaker = makeBreaker(configuration, clock: clock)
