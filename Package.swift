@@ -101,7 +101,10 @@ let package = Package(
         ),
         .testTarget(
             name: "DeadLettersAdminTests",
-            dependencies: ["DeadLettersAdmin", "DeadLettersSQLite", "DeadLettersTesting"]
+            dependencies: [
+                "DeadLettersAdmin", "DeadLettersSQLite", "DeadLettersTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         .testTarget(
             name: "DLQTests",

@@ -1,0 +1,206 @@
+import DeadLetters
+import HTTPTypes
+import Hummingbird
+import Logging
+import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Guards every admin route: the token (bearer header or the dashboard's session cookie), cross-site
+/// requests, and errors answered as JSON (or as an HTML page on the dashboard).
+struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
+    let admin: DeadLetterAdminRoutes
+
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let path = self.relativePath(request.uri.path)
+        let isAPI = path.hasPrefix("/api/") || path == "/metrics" || path == "/healthz"
+        do {
+            try self.checkCrossSite(request, isAPI: isAPI)
+            if path != "/healthz", let token = self.admin.configuration.token {
+                if let redirect = try self.authenticate(request, token: token, path: path, isAPI: isAPI) {
+                    return redirect
+                }
+            }
+            var response = try await next(request, context)
+            if !isAPI { DashboardViews.addSecurityHeaders(to: &response.headers) }
+            return response
+        } catch let error as DeadLetterAdminError {
+            return try self.answer(error, request: request, context: context, isAPI: isAPI)
+        } catch let error as DeadLetterError {
+            let answer: DeadLetterAdminError
+            switch error.code {
+            case .notFound: answer = .notFound(error.message)
+            case .invalidFilter, .invalidFormat: answer = .badRequest(error.message)
+            case .storeUnavailable:
+                context.logger.error("store unavailable", metadata: ["error": "\(error)"])
+                answer = DeadLetterAdminError(
+                    status: .serviceUnavailable,
+                    code: "storeUnavailable",
+                    message: "the store cannot be reached"
+                )
+            default:
+                context.logger.error("admin request failed", metadata: ["error": "\(error)"])
+                answer = .internalError
+            }
+            return try self.answer(answer, request: request, context: context, isAPI: isAPI)
+        } catch let error as any HTTPResponseError {
+            let answer = DeadLetterAdminError(
+                status: error.status,
+                code: error.status == .notFound ? "notFound" : "httpError",
+                message: error.status.reasonPhrase
+            )
+            return try self.answer(answer, request: request, context: context, isAPI: isAPI)
+        } catch {
+            context.logger.error("admin request failed", metadata: ["error": "\(error)"])
+            return try self.answer(.internalError, request: request, context: context, isAPI: isAPI)
+        }
+    }
+
+    func relativePath(_ path: String) -> String {
+        let base = self.admin.configuration.basePath
+        guard !base.isEmpty, path.hasPrefix(base) else { return path }
+        let rest = String(path.dropFirst(base.count))
+        return rest.isEmpty ? "/" : rest
+    }
+
+    private func answer(
+        _ error: DeadLetterAdminError,
+        request: Request,
+        context: Context,
+        isAPI: Bool
+    ) throws -> Response {
+        if !isAPI, request.method == .get || request.method == .post,
+            let page = self.admin.views.errorPage(error, signedIn: self.admin.configuration.token != nil)
+        {
+            return page
+        }
+        return try error.response(from: request, context: context)
+    }
+
+    /// Refuses state-changing requests that a page of another site made the browser send.
+    private func checkCrossSite(_ request: Request, isAPI: Bool) throws {
+        let method = request.method
+        guard method != .get, method != .head, method != .options else { return }
+        if let site = request.headers[Self.secFetchSite], site != "same-origin", site != "none" {
+            throw DeadLetterAdminError.forbidden("cross-site requests are refused (Sec-Fetch-Site: \(site))")
+        }
+        if let origin = request.headers[.origin] {
+            let host = request.head.authority ?? ""
+            guard let originHost = Self.hostOfOrigin(origin), originHost == host.lowercased() else {
+                throw DeadLetterAdminError.forbidden("cross-site requests are refused (Origin does not match Host)")
+            }
+        }
+    }
+
+    static var secFetchSite: HTTPField.Name { HTTPField.Name("Sec-Fetch-Site")! }
+
+    /// `host[:port]` of an `Origin` header, lower-cased; `nil` for `null` or anything else.
+    static func hostOfOrigin(_ origin: String) -> String? {
+        let lower = origin.lowercased()
+        for scheme in ["http://", "https://"] where lower.hasPrefix(scheme) {
+            let rest = lower.dropFirst(scheme.count)
+            guard !rest.isEmpty, !rest.contains("/") else { return nil }
+            return String(rest)
+        }
+        return nil
+    }
+
+    /// Checks the bearer token or the session cookie.
+    /// - Returns: a redirect to the sign-in page for a dashboard page, or `nil` when the request may go on.
+    private func authenticate(_ request: Request, token: String, path: String, isAPI: Bool) throws -> Response? {
+        if let authorization = request.headers[.authorization] {
+            let prefix = "bearer "
+            guard authorization.lowercased().hasPrefix(prefix),
+                Self.constantTimeEqual(String(authorization.dropFirst(prefix.count)), token)
+            else { throw DeadLetterAdminError.unauthorized }
+            return nil
+        }
+        if let session = request.cookies[SessionStore.cookieName]?.value,
+            self.admin.sessions.isValid(session, now: self.admin.clock.now())
+        {
+            return nil
+        }
+        if !isAPI, path == "/signin" { return nil }
+        if !isAPI, request.method == .get {
+            let next = FormItems.encode(request.uri.path + (request.uri.query.map { "?" + $0 } ?? ""))
+            return Response(
+                status: .seeOther,
+                headers: [.location: self.admin.views.link("/signin?next=\(next)"), .cacheControl: "no-store"]
+            )
+        }
+        throw DeadLetterAdminError.unauthorized
+    }
+
+    /// Compares two strings in a time that depends only on their lengths, not on where they differ.
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        var difference = UInt8(truncatingIfNeeded: x.count ^ y.count)
+        difference |= x.count == y.count ? 0 : 1
+        for index in 0..<max(x.count, y.count) {
+            let left = index < x.count ? x[index] : 0
+            let right = index < y.count ? y[index] : 0
+            difference |= left ^ right
+        }
+        return difference == 0
+    }
+}
+
+/// The dashboard's sign-ins: random session ids kept in memory for a limited time.
+final class SessionStore: Sendable {
+    static let cookieName = "dlq_session"
+    static let maximumCount = 1000
+    let duration: Duration
+    private let sessions = Mutex<[String: Date]>([:])
+
+    init(duration: Duration) {
+        self.duration = duration
+    }
+
+    /// Starts a session and returns its id.
+    func start(now: Date) -> String {
+        let id = Self.randomToken()
+        self.sessions.withLock { sessions in
+            sessions = sessions.filter { $0.value > now }
+            if sessions.count >= Self.maximumCount, let oldest = sessions.min(by: { $0.value < $1.value }) {
+                sessions[oldest.key] = nil
+            }
+            sessions[id] = now.adding(self.duration)
+        }
+        return id
+    }
+
+    func isValid(_ id: String, now: Date) -> Bool {
+        self.sessions.withLock { sessions in
+            var valid = false
+            for (key, expiry) in sessions where expiry > now {
+                valid = AdminSecurityMiddleware<BasicRequestContext>.constantTimeEqual(key, id) || valid
+            }
+            return valid
+        }
+    }
+
+    func end(_ id: String) {
+        _ = self.sessions.withLock { $0.removeValue(forKey: id) }
+    }
+
+    /// 32 random bytes from the system's secure generator, as hex.
+    static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var text = ""
+        for _ in 0..<4 {
+            let word = generator.next() as UInt64
+            let hex = String(word, radix: 16)
+            text += String(repeating: "0", count: 16 - hex.count) + hex
+        }
+        return text
+    }
+}

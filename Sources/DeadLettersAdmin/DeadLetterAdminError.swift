@@ -1,0 +1,133 @@
+public import HTTPTypes
+public import Hummingbird
+
+/// An error of the admin API, answered as JSON `{"error":{"code":"…","message":"…"}}` with its status.
+///
+/// Messages name what was wrong (the parameter, the field, the id) and never repeat payloads or secrets.
+public struct DeadLetterAdminError: HTTPResponseError, Sendable, Hashable, CustomStringConvertible {
+    /// The HTTP status of the answer.
+    public var status: HTTPResponse.Status
+    /// A short machine-readable code, such as `invalidParameter` or `notFound`.
+    public var code: String
+    /// A sentence saying what went wrong.
+    public var message: String
+    /// Extra header fields of the answer, such as `WWW-Authenticate` or `Allow`.
+    public var headers: HTTPFields
+
+    /// Creates an error.
+    /// - Parameters:
+    ///   - status: the HTTP status.
+    ///   - code: the machine-readable code.
+    ///   - message: what went wrong.
+    ///   - headers: extra header fields; none by default.
+    public init(status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    public var description: String { "\(self.status.code) \(self.code): \(self.message)" }
+
+    /// The JSON answer.
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        var body = #"{"error":{"code":"#
+        JSONText.appendString(self.code, to: &body)
+        body += #","message":"#
+        JSONText.appendString(self.message, to: &body)
+        body += "}}\n"
+        return Response(status: self.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+extension DeadLetterAdminError {
+    static func badRequest(_ message: String, code: String = "invalidRequest") -> Self {
+        Self(status: .badRequest, code: code, message: message)
+    }
+
+    static func invalidParameter(_ name: String, _ problem: String) -> Self {
+        Self(status: .badRequest, code: "invalidParameter", message: "parameter '\(name)': \(problem)")
+    }
+
+    static func invalidField(_ name: String, _ problem: String) -> Self {
+        Self(status: .badRequest, code: "invalidBody", message: "field '\(name)': \(problem)")
+    }
+
+    static func notFound(_ message: String) -> Self {
+        Self(status: .notFound, code: "notFound", message: message)
+    }
+
+    static let unauthorized = Self(
+        status: .unauthorized,
+        code: "unauthorized",
+        message: "this server needs a token: send 'Authorization: Bearer <token>'",
+        headers: [.wwwAuthenticate: #"Bearer realm="dlq""#]
+    )
+
+    static func forbidden(_ message: String) -> Self {
+        Self(status: .forbidden, code: "forbidden", message: message)
+    }
+
+    static func methodNotAllowed(_ method: HTTPRequest.Method, allowed: [HTTPRequest.Method]) -> Self {
+        Self(
+            status: .methodNotAllowed,
+            code: "methodNotAllowed",
+            message: "\(method.rawValue) is not allowed here; use \(allowed.map(\.rawValue).joined(separator: " or "))",
+            headers: [.allow: allowed.map(\.rawValue).joined(separator: ", ")]
+        )
+    }
+
+    static func tooLarge(_ limit: Int) -> Self {
+        Self(
+            status: .contentTooLarge,
+            code: "bodyTooLarge",
+            message: "the request body is larger than the limit of \(limit) bytes"
+        )
+    }
+
+    static let internalError = Self(
+        status: .internalServerError,
+        code: "internalError",
+        message: "the server could not complete the request; see its log"
+    )
+}
+
+/// Writes JSON text by hand, as the stored format's codec does: strings escaped as JSON requires.
+enum JSONText {
+    static func appendString(_ string: String, to out: inout String) {
+        out.append("\"")
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "<": out += "\\u003c"
+            case ">": out += "\\u003e"
+            case "&": out += "\\u0026"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out.append("\"")
+    }
+
+    static func string(_ string: String) -> String {
+        var out = ""
+        self.appendString(string, to: &out)
+        return out
+    }
+
+    static func stringOrNull(_ string: String?) -> String {
+        string.map(Self.string) ?? "null"
+    }
+}

@@ -1,0 +1,283 @@
+import DeadLetters
+import HTTPTypes
+import Hummingbird
+import Prometheus
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+extension DeadLetterAdminRoutes {
+    /// The largest `limit` of a page or of the groups.
+    static let maximumLimit = 1000
+
+    func addAPIRoutes<Context: RequestContext>(to routes: RouteCollection<Context>) {
+        routes.get("api/v1/dead-letters") { request, _ in try await self.list(request) }
+        self.refuseOtherMethods("api/v1/dead-letters", allowed: [.get], on: routes)
+        routes.get("api/v1/dead-letters/:id") { _, context in try await self.show(context.parameters.get("id")) }
+        routes.delete("api/v1/dead-letters/:id") { _, context in
+            try await self.delete(context.parameters.get("id"))
+        }
+        self.refuseOtherMethods("api/v1/dead-letters/:id", allowed: [.get, .delete], on: routes)
+        routes.post("api/v1/redrive") { request, _ in try await self.redrive(request) }
+        self.refuseOtherMethods("api/v1/redrive", allowed: [.post], on: routes)
+        routes.post("api/v1/purge") { request, _ in try await self.purge(request) }
+        self.refuseOtherMethods("api/v1/purge", allowed: [.post], on: routes)
+        routes.get("api/v1/stats") { request, _ in try await self.stats(request) }
+        self.refuseOtherMethods("api/v1/stats", allowed: [.get], on: routes)
+        routes.get("api/v1/groups") { request, _ in try await self.groups(request) }
+        self.refuseOtherMethods("api/v1/groups", allowed: [.get], on: routes)
+        routes.get("metrics") { _, _ in try await self.metrics() }
+        self.refuseOtherMethods("metrics", allowed: [.get], on: routes)
+        routes.get("healthz") { _, _ in await self.health() }
+        self.refuseOtherMethods("healthz", allowed: [.get], on: routes)
+    }
+
+    // MARK: Handlers
+
+    func list(_ request: Request) async throws -> Response {
+        let query = try self.query(request, allowing: AdminFilter.names + ["limit", "cursor"])
+        let filter = try AdminFilter.parse(query, now: self.clock.now())
+        let limit = try self.limit(query, default: self.configuration.defaultPageSize)
+        let cursor = try query.last("cursor").flatMap { try AdminCursor.decode($0) }
+        let page = try await self.queue.letters(filter, after: cursor, limit: limit)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(page.letters.count * 512 + 64)
+        bytes += Array(#"{"items":["#.utf8)
+        for (index, letter) in page.letters.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            DeadLetterJSON.encode(letter, into: &bytes)
+        }
+        bytes += Array(#"],"nextCursor":"#.utf8)
+        bytes += Array(JSONText.stringOrNull(page.nextCursor.map(AdminCursor.encode)).utf8)
+        bytes += Array("}\n".utf8)
+        return Self.json(bytes)
+    }
+
+    func show(_ id: String?) async throws -> Response {
+        guard let id, let letter = try await self.queue.letter(id: id) else {
+            throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id ?? ""))'")
+        }
+        var bytes = DeadLetterJSON.encode(letter)
+        bytes.append(UInt8(ascii: "\n"))
+        return Self.json(bytes)
+    }
+
+    func delete(_ id: String?) async throws -> Response {
+        guard let id, try await self.queue.delete(ids: [id]) > 0 else {
+            throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id ?? ""))'")
+        }
+        return Self.json(Array(#"{"deleted":1}"#.utf8) + [UInt8(ascii: "\n")])
+    }
+
+    func redrive(_ request: Request) async throws -> Response {
+        let body = try await self.actionBody(request, allowing: ["filter", "dryRun", "limit"])
+        let matched = try await self.queue.redrive(body.filter, limit: body.limit, dryRun: body.dryRun)
+        return Self.json(Array(#"{"matched":\#(matched)}"#.utf8) + [UInt8(ascii: "\n")])
+    }
+
+    func purge(_ request: Request) async throws -> Response {
+        let body = try await self.actionBody(request, allowing: ["filter", "dryRun", "limit", "all"])
+        if body.filter.isEmpty, !body.all {
+            throw DeadLetterAdminError.badRequest(
+                "purge needs a filter, or \"all\":true to remove every letter",
+                code: "filterRequired"
+            )
+        }
+        if !body.filter.isEmpty, body.all {
+            throw DeadLetterAdminError.badRequest(
+                "\"all\":true removes every letter and cannot be combined with a filter",
+                code: "invalidBody"
+            )
+        }
+        let matched = try await self.queue.purge(body.filter, limit: body.limit, dryRun: body.dryRun)
+        return Self.json(Array(#"{"matched":\#(matched)}"#.utf8) + [UInt8(ascii: "\n")])
+    }
+
+    func stats(_ request: Request) async throws -> Response {
+        let query = try self.query(request, allowing: AdminFilter.names)
+        let filter = try AdminFilter.parse(query, now: self.clock.now())
+        let summary = try await self.queue.summary(filter)
+        return Self.json(Array((AdminJSON.summary(summary) + "\n").utf8))
+    }
+
+    func groups(_ request: Request) async throws -> Response {
+        let query = try self.query(request, allowing: AdminFilter.names + ["limit"])
+        let filter = try AdminFilter.parse(query, now: self.clock.now())
+        let limit = try self.limit(query, default: 100)
+        let groups = try await self.queue.groups(filter, limit: limit)
+        return Self.json(Array((AdminJSON.groups(groups) + "\n").utf8))
+    }
+
+    func metrics() async throws -> Response {
+        guard let registry = self.registry else {
+            throw DeadLetterAdminError.notFound("metrics are not configured: pass a PrometheusCollectorRegistry")
+        }
+        await self.queue.updateGauges()
+        var bytes: [UInt8] = []
+        registry.emit(into: &bytes)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
+
+    func health() async -> Response {
+        do {
+            _ = try await self.queue.letters(limit: 1)
+            return Self.json(Array(#"{"status":"ok"}"#.utf8) + [UInt8(ascii: "\n")])
+        } catch {
+            return Self.json(
+                Array(#"{"status":"unavailable"}"#.utf8) + [UInt8(ascii: "\n")],
+                status: .serviceUnavailable
+            )
+        }
+    }
+
+    // MARK: Reading requests
+
+    /// The query parameters, refusing names not in `allowed` (a misspelt filter must not select everything).
+    func query(_ request: Request, allowing allowed: [String]) throws -> FormItems {
+        let query = try FormItems(encoded: request.uri.query)
+        for name in query.names where !allowed.contains(name) {
+            throw DeadLetterAdminError.invalidParameter(
+                Self.shortened(name),
+                "unknown parameter; use \(allowed.joined(separator: ", "))"
+            )
+        }
+        return query
+    }
+
+    func limit(_ query: FormItems, default value: Int) throws -> Int {
+        guard let text = query.last("limit"), !text.isEmpty else { return value }
+        guard text.utf8.count <= 9, let limit = Int(text), (1...Self.maximumLimit).contains(limit) else {
+            throw DeadLetterAdminError.invalidParameter(
+                "limit",
+                "must be a whole number from 1 to \(Self.maximumLimit)"
+            )
+        }
+        return limit
+    }
+
+    struct ActionBody {
+        var filter = DeadLetterFilter()
+        var dryRun = false
+        var all = false
+        var limit: Int?
+    }
+
+    /// Reads `{"filter":{…},"dryRun":false,"limit":N,"all":false}`; an empty body is `{}`.
+    ///
+    /// The body must be sent as `application/json`, which a form of another site cannot send.
+    func actionBody(_ request: Request, allowing allowed: [String]) async throws -> ActionBody {
+        let type = request.headers[.contentType]?.lowercased() ?? ""
+        guard type.hasPrefix("application/json") else {
+            throw DeadLetterAdminError(
+                status: .unsupportedMediaType,
+                code: "unsupportedMediaType",
+                message: "send the body as Content-Type: application/json"
+            )
+        }
+        let bytes = try await self.body(of: request)
+        var result = ActionBody()
+        guard bytes.readableBytes > 0 else { return result }
+        let value: JSONValue
+        do {
+            value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes.readableBytesView))
+        } catch {
+            throw DeadLetterAdminError.badRequest("the request body is not valid JSON", code: "invalidJSON")
+        }
+        guard case .object(let object) = value else {
+            throw DeadLetterAdminError.badRequest("the request body must be a JSON object", code: "invalidBody")
+        }
+        for key in object.keys.sorted() where !allowed.contains(key) {
+            throw DeadLetterAdminError.invalidField(
+                Self.shortened(key),
+                "unknown field; use \(allowed.joined(separator: ", "))"
+            )
+        }
+        switch object["filter"] {
+        case nil, .null: break
+        case .object(let filter): result.filter = try AdminFilter.parse(json: filter, now: self.clock.now())
+        case let other?: throw DeadLetterAdminError.invalidField("filter", "must be an object, not \(other.typeName)")
+        }
+        func flag(_ name: String) throws -> Bool {
+            switch object[name] {
+            case nil, .null: return false
+            case .bool(let value): return value
+            case let other?:
+                throw DeadLetterAdminError.invalidField(name, "must be true or false, not \(other.typeName)")
+            }
+        }
+        result.dryRun = try flag("dryRun")
+        result.all = try flag("all")
+        switch object["limit"] {
+        case nil, .null: break
+        case .number(let number) where number >= 1 && number <= 1e9 && number.rounded() == number:
+            result.limit = Int(number)
+        default: throw DeadLetterAdminError.invalidField("limit", "must be a whole number, 1 or more")
+        }
+        return result
+    }
+
+    // MARK: Writing answers
+
+    static func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
+
+    /// A user-given text cut to a length fit for an error message.
+    static func shortened(_ text: String) -> String {
+        let clean = String(
+            String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F })
+        )
+        return clean.count > 80 ? String(clean.prefix(80)) + "…" : clean
+    }
+}
+
+/// The API's page cursor: the last id of a page, base64url-encoded, so that it is opaque and checked.
+enum AdminCursor {
+    static func encode(_ id: String) -> String {
+        String(
+            Data(id.utf8).base64EncodedString().compactMap { character -> Character? in
+                switch character {
+                case "+": "-"
+                case "/": "_"
+                case "=": nil
+                default: character
+                }
+            }
+        )
+    }
+
+    /// The id in `cursor`.
+    /// - Throws: ``DeadLetterAdminError`` 400 `invalidCursor` when it is not a cursor this API gave.
+    static func decode(_ cursor: String) throws -> String? {
+        if cursor.isEmpty { return nil }
+        let invalid = DeadLetterAdminError.badRequest(
+            "parameter 'cursor': not a cursor of this API; pass the nextCursor of the previous page",
+            code: "invalidCursor"
+        )
+        guard cursor.utf8.count <= 1024,
+            cursor.utf8.allSatisfy({ byte in
+                (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                    || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-")
+                    || byte == UInt8(ascii: "_")
+            })
+        else { throw invalid }
+        var base64 = String(cursor.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
+        base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64), let id = String(data: data, encoding: .utf8), !id.isEmpty,
+            !id.unicodeScalars.contains(where: { $0.value < 0x20 }), Self.encode(id) == cursor
+        else { throw invalid }
+        return id
+    }
+}

@@ -1,0 +1,157 @@
+public import DeadLetters
+public import Hummingbird
+public import Logging
+import NIOCore
+public import Prometheus
+public import ServiceLifecycle
+
+/// A ready admin server: the ``DeadLetterAdminRoutes`` of a queue in a Hummingbird application, as a `Service`.
+///
+/// `dlq serve` runs it in a `ServiceGroup` that shuts it down gracefully on SIGINT and SIGTERM; the server itself
+/// installs no signal handler.
+///
+/// ```swift
+/// let server = try DeadLetterAdminServer(queue: queue, registry: registry, configuration: .init(port: 8080))
+/// let group = ServiceGroup(services: [queue, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+/// try await group.run()
+/// ```
+public struct DeadLetterAdminServer: Service {
+    /// Where the server listens and how it guards itself.
+    public struct Configuration: Sendable {
+        /// The address to listen on. Default `127.0.0.1`; any address that is not loopback needs a ``token``.
+        public var host: String
+        /// The port to listen on; 0 takes a free one. Default 8080.
+        public var port: Int
+        /// The token every request but `/healthz` must carry; `nil` for none. Default `nil`.
+        public var token: String?
+        /// The largest request body accepted, in bytes. Default 1 MiB.
+        public var maximumBodySize: Int
+
+        /// Creates a configuration.
+        /// - Parameters:
+        ///   - host: the address to listen on; `127.0.0.1` by default.
+        ///   - port: the port; 8080 by default.
+        ///   - token: the bearer token; none by default.
+        ///   - maximumBodySize: the largest request body; 1 MiB by default.
+        public init(
+            host: String = "127.0.0.1",
+            port: Int = 8080,
+            token: String? = nil,
+            maximumBodySize: Int = 1 << 20
+        ) {
+            self.host = host
+            self.port = port
+            self.token = token
+            self.maximumBodySize = maximumBodySize
+        }
+
+        /// Whether `host` is a loopback address (`127.0.0.0/8`, `::1` or `localhost`).
+        public static func isLoopback(_ host: String) -> Bool {
+            let host = host.lowercased()
+            if host == "localhost" || host == "::1" || host == "[::1]" { return true }
+            let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+            return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+        }
+
+        /// Checks every value; a non-loopback ``host`` without a ``token`` is refused.
+        /// - Throws: ``DeadLetters/DeadLetterError`` `invalidConfiguration` naming the field.
+        public func validate() throws {
+            if self.host.isEmpty {
+                throw DeadLetterError(code: .invalidConfiguration, message: "must not be empty", field: "host")
+            }
+            if !(0...65535).contains(self.port) {
+                throw DeadLetterError(code: .invalidConfiguration, message: "must be 0 to 65535", field: "port")
+            }
+            if self.token == nil, !Self.isLoopback(self.host) {
+                throw DeadLetterError(
+                    code: .invalidConfiguration,
+                    message: "refusing to listen on \(self.host) without a token: anyone who can reach it could "
+                        + "read, redrive and delete dead letters; set a token (--token or DLQ_ADMIN_TOKEN) or "
+                        + "listen on 127.0.0.1",
+                    field: "token"
+                )
+            }
+        }
+    }
+
+    /// The routes the server answers.
+    public let routes: DeadLetterAdminRoutes
+    /// The configuration, validated.
+    public let configuration: Configuration
+    let logger: Logger
+    let onServerRunning: @Sendable (Int) async -> Void
+
+    /// Creates the server.
+    /// - Parameters:
+    ///   - queue: the queue to serve.
+    ///   - registry: the Prometheus registry the queue's metrics go to, for `/metrics`; none by default.
+    ///   - configuration: where to listen and the token.
+    ///   - logger: where the server logs; a logger labelled `dead-letters.admin` by default.
+    ///   - clock: where the time comes from; the system's by default.
+    ///   - onServerRunning: called with the port once the server listens (useful with port 0).
+    /// - Throws: ``DeadLetters/DeadLetterError`` `invalidConfiguration` (a non-loopback host without a token, a
+    ///   bad value) or `io` (the dashboard's templates cannot be read).
+    public init(
+        queue: DeadLetterQueue,
+        registry: PrometheusCollectorRegistry? = nil,
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "dead-letters.admin"),
+        clock: some DeadLetterClock = SystemDeadLetterClock(),
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.routes = try DeadLetterAdminRoutes(
+            queue: queue,
+            registry: registry,
+            configuration: .init(token: configuration.token, maximumBodySize: configuration.maximumBodySize),
+            clock: clock
+        )
+        self.logger = logger
+        self.onServerRunning = onServerRunning
+    }
+
+    /// The Hummingbird application: the routes, with JSON 404 answers for unknown paths.
+    public func makeApplication() -> some ApplicationProtocol {
+        let router = Router()
+        router.add(middleware: AdminNotFoundMiddleware())
+        self.routes.register(on: router)
+        let onServerRunning = self.onServerRunning
+        return Application(
+            router: router,
+            configuration: .init(
+                address: .hostname(self.configuration.host, port: self.configuration.port),
+                serverName: "dlq"
+            ),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: self.logger
+        )
+    }
+
+    /// Serves until graceful shutdown.
+    public func run() async throws {
+        try await self.makeApplication().run()
+    }
+}
+
+extension DeadLetterAdminServer: CustomStringConvertible {
+    public var description: String { "DeadLetterAdminServer(\(self.configuration.host):\(self.configuration.port))" }
+}
+
+/// Answers paths no route takes with the API's JSON 404.
+struct AdminNotFoundMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as any HTTPResponseError where error.status == .notFound {
+            return try DeadLetterAdminError.notFound(
+                "no such path: \(DeadLetterAdminRoutes.shortened(request.uri.path))"
+            )
+            .response(from: request, context: context)
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// The DeadLettersAdmin module; see DESIGN.md.
