@@ -145,7 +145,7 @@ extension DeadLetterQueue {
                     lastError = error
                 }
                 let reason = self.configuration.classifier.classify(lastError)
-                guard policy.isRetryable(reason), attempts < policy.immediateAttempts, !Task.isCancelled else { break }
+                guard attempts < policy.maxImmediateAttempts(for: reason), !Task.isCancelled else { break }
                 let delay = self.withRandom { rng in
                     policy.immediateDelay(afterAttempt: attempts, previous: previousDelay, using: &rng)
                 }

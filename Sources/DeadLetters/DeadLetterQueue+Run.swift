@@ -214,7 +214,7 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
         // whose reason allowed none) before this run was redriven by people, and its failure counts as a
         // failed replay.
         let previousMax = policy.isRetryable(letter.reason) ? policy.maxDelayedAttempts(for: letter.reason) : 0
-        let delayedBefore = max(0, letter.attempts - policy.immediateAttempts)
+        let delayedBefore = max(0, letter.attempts - policy.maxImmediateAttempts(for: letter.reason))
         let wasRedriven = delayedBefore >= previousMax
         let maxDelayed = policy.maxDelayedAttempts(for: reason)
         let delayedDone = delayedBefore + 1
