@@ -48,9 +48,9 @@ extension DeadLetterJSON {
             } else {
                 while true {
                     skipSpaces()
-                    let key = try objectKey()
-                    if let key {
-                        let bit = UInt32(1) << UInt32(Parser.keyIndex[key] ?? 31)
+                    let found = try objectKey()
+                    if let (key, index) = found {
+                        let bit = UInt32(1) << UInt32(index)
                         guard seen & bit == 0 else { throw fieldError("duplicate field", key) }
                         seen |= bit
                         switch key {
@@ -134,17 +134,21 @@ extension DeadLetterJSON {
             )
         }
 
+        /// The format's keys as bytes, with their position (the bit that marks them seen).
         static let keys: [(bytes: [UInt8], key: Key)] = Key.allCases.map { (Array($0.rawValue.utf8), $0) }
-        static let keyIndex: [Key: Int] = Dictionary(
-            uniqueKeysWithValues: Key.allCases.enumerated().map { ($0.element, $0.offset) }
-        )
 
-        /// Reads `"key":` and returns the known key, or `nil` for a key the format does not define.
-        private mutating func objectKey() throws -> Key? {
+        /// Reads `"key":` and returns the known key and its position, or `nil` for a key the format does not
+        /// define.
+        private mutating func objectKey() throws -> (key: Key, index: Int)? {
             guard peek() == UInt8(ascii: "\"") else { throw syntaxError("expected a field name") }
-            let key: Key? = try withString { bytes in
-                for candidate in Parser.keys where candidate.bytes.count == bytes.count {
-                    if candidate.bytes.elementsEqual(bytes) { return candidate.key }
+            let key: (Key, Int)? = try withString { bytes in
+                let keys = Parser.keys
+                for index in 0..<keys.count where keys[index].bytes.count == bytes.count {
+                    let matched = keys[index].bytes.withUnsafeBufferPointer { candidate in
+                        for offset in 0..<candidate.count where candidate[offset] != bytes[offset] { return false }
+                        return true
+                    }
+                    if matched { return (keys[index].key, index) }
                 }
                 return nil
             }
