@@ -9,48 +9,55 @@ public import Foundation
 extension MemoryDeadLetterStore {
     public func summary(_ filter: DeadLetterFilter, now: Date) async throws -> DeadLetterSummary {
         let nowMilliseconds = now.millisecondsSince1970
+        let matcher = Matcher(filter)
         return self.state.withLock { state in
-            var summary = DeadLetterSummary(
-                total: 0,
-                byReason: [:],
-                bySource: [:],
-                byErrorType: [:],
-                byStatus: ["retrying": 0, "dead": 0, "parked": 0],
-                byAge: ["<1h": 0, "1h-6h": 0, "6h-24h": 0, ">24h": 0],
-                oldestFailedAt: nil,
-                newestFailedAt: nil,
-                averageAttempts: 0
-            )
+            var total = 0
             var attempts = 0
             var oldest = Int64.max
             var newest = Int64.min
-            for letter in self.matching(filter, state) {
-                summary.total += 1
+            var byReason: [String: Int] = [:]
+            var bySource: [String: Int] = [:]
+            var byErrorType: [String: Int] = [:]
+            var byStatus = [0, 0, 0]
+            var byAge = [0, 0, 0, 0]
+            for index in state.head..<state.records.count where matcher.matches(state.records[index]) {
+                let letter = state.records[index].letter
+                total += 1
                 attempts += letter.attempts
-                summary.byReason[letter.reason.rawValue, default: 0] += 1
-                summary.bySource[letter.source, default: 0] += 1
-                summary.byErrorType[letter.errorType, default: 0] += 1
-                summary.byStatus[letter.status.rawValue, default: 0] += 1
+                byReason[letter.reason.rawValue, default: 0] += 1
+                bySource[letter.source, default: 0] += 1
+                byErrorType[letter.errorType, default: 0] += 1
+                switch letter.status {
+                case .retrying: byStatus[0] += 1
+                case .dead: byStatus[1] += 1
+                case .parked: byStatus[2] += 1
+                }
                 let first = letter.firstFailedAt.millisecondsSince1970
                 let age = nowMilliseconds - first
-                let bucket = age < 3_600_000 ? "<1h" : age < 21_600_000 ? "1h-6h" : age < 86_400_000 ? "6h-24h" : ">24h"
-                summary.byAge[bucket, default: 0] += 1
+                byAge[age < 3_600_000 ? 0 : age < 21_600_000 ? 1 : age < 86_400_000 ? 2 : 3] += 1
                 oldest = Swift.min(oldest, first)
                 newest = Swift.max(newest, letter.lastFailedAt.millisecondsSince1970)
             }
-            if summary.total > 0 {
-                summary.oldestFailedAt = Date(millisecondsSince1970: oldest)
-                summary.newestFailedAt = Date(millisecondsSince1970: newest)
-                summary.averageAttempts = Double(attempts) / Double(summary.total)
-            }
-            return summary
+            return DeadLetterSummary(
+                total: total,
+                byReason: byReason,
+                bySource: bySource,
+                byErrorType: byErrorType,
+                byStatus: ["retrying": byStatus[0], "dead": byStatus[1], "parked": byStatus[2]],
+                byAge: ["<1h": byAge[0], "1h-6h": byAge[1], "6h-24h": byAge[2], ">24h": byAge[3]],
+                oldestFailedAt: total > 0 ? Date(millisecondsSince1970: oldest) : nil,
+                newestFailedAt: total > 0 ? Date(millisecondsSince1970: newest) : nil,
+                averageAttempts: total > 0 ? Double(attempts) / Double(total) : 0
+            )
         }
     }
 
     public func groups(_ filter: DeadLetterFilter, limit: Int) async throws -> [DeadLetterGroup] {
+        let matcher = Matcher(filter)
         let groups: [String: DeadLetterGroup] = self.state.withLock { state in
             var groups: [String: DeadLetterGroup] = [:]
-            for letter in self.matching(filter, state) {
+            for index in state.head..<state.records.count where matcher.matches(state.records[index]) {
+                let letter = state.records[index].fullLetter
                 if var group = groups[letter.fingerprint] {
                     group.count += 1
                     if !group.sources.contains(letter.source) { group.sources.append(letter.source) }
@@ -90,51 +97,43 @@ extension MemoryDeadLetterStore {
     ) async throws -> [DeadLetter] {
         guard limit > 0, !sources.isEmpty else { return [] }
         let nowMilliseconds = now.millisecondsSince1970
-        let until = leaseUntil.millisecondsSince1970
+        let lease = Lease(owner: owner, until: leaseUntil.millisecondsSince1970)
         let sourceSet = Set(sources)
         return self.state.withLock { state in
-            var due: [(at: Int64, index: Int)] = []
-            var index = state.head
-            while index < state.records.count {
-                let record = state.records[index]
-                if let letter = record.letter, letter.status == .retrying, let next = letter.nextAttemptAt,
-                    !record.isLeased(at: nowMilliseconds), sourceSet.contains(letter.source)
-                {
-                    let at = next.millisecondsSince1970
-                    if at <= nowMilliseconds { due.append((at, index)) }
+            var due: [(at: Int64, key: Key, index: Int)] = []
+            for (key, at) in state.retrying where at <= nowMilliseconds && !state.isLeased(key, at: nowMilliseconds) {
+                guard let index = state.index(of: key), sourceSet.contains(state.records[index].letter.source) else {
+                    continue
                 }
-                index += 1
+                due.append((at, key, index))
             }
-            // Indices follow id order, so ties on the due time go by id.
-            due.sort { $0.at != $1.at ? $0.at < $1.at : $0.index < $1.index }
-            return due.prefix(limit).compactMap { entry in
-                state.records[entry.index].leaseOwner = owner
-                state.records[entry.index].leaseUntil = until
-                return state.records[entry.index].letter
+            due.sort { $0.at != $1.at ? $0.at < $1.at : $0.key < $1.key }
+            return due.prefix(limit).map { entry in
+                state.leases[entry.key] = lease
+                return state.records[entry.index].fullLetter
             }
         }
     }
 
     public func claim(ids: [String], now: Date, owner: String, leaseUntil: Date) async throws -> [DeadLetter] {
         let nowMilliseconds = now.millisecondsSince1970
-        let until = leaseUntil.millisecondsSince1970
+        let lease = Lease(owner: owner, until: leaseUntil.millisecondsSince1970)
+        let keys = Set(ids.map(Key.init)).sorted()
         return self.state.withLock { state in
             var claimed: [DeadLetter] = []
-            for id in Set(ids).sorted() {
-                guard let index = state.index(of: id), !state.records[index].isLeased(at: nowMilliseconds) else {
-                    continue
-                }
-                state.records[index].leaseOwner = owner
-                state.records[index].leaseUntil = until
-                if let letter = state.records[index].letter { claimed.append(letter) }
+            for key in keys {
+                guard let index = state.index(of: key), !state.isLeased(key, at: nowMilliseconds) else { continue }
+                state.leases[key] = lease
+                claimed.append(state.records[index].fullLetter)
             }
             return claimed
         }
     }
 
     public func complete(id: String, owner: String) async throws -> Bool {
-        self.state.withLock { state in
-            guard let index = state.index(of: id), state.records[index].leaseOwner == owner else { return false }
+        let key = Key(id)
+        return self.state.withLock { state in
+            guard state.leases[key]?.owner == owner, let index = state.index(of: key) else { return false }
             state.remove(at: index)
             state.compactIfNeeded()
             return true
@@ -142,31 +141,32 @@ extension MemoryDeadLetterStore {
     }
 
     public func release(_ letter: DeadLetter, owner: String) async throws -> Bool {
-        self.state.withLock { state in
-            guard let index = state.index(of: letter.id), state.records[index].leaseOwner == owner,
-                let old = state.records[index].letter
-            else { return false }
-            state.bytes += letter.storageSize - old.storageSize
-            state.records[index] = Record(id: letter.id, letter: letter)
+        let key = Key(letter.id)
+        return self.state.withLock { state in
+            guard state.leases[key]?.owner == owner, let index = state.index(of: key) else { return false }
+            state.replace(at: index, with: letter)
+            state.leases[key] = nil
             return true
         }
     }
 
     public func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int {
         let nowMilliseconds = now.millisecondsSince1970
-        let due = now.roundedToMilliseconds
+        let due = Date(millisecondsSince1970: nowMilliseconds)
         let limit = limit ?? .max
         guard limit > 0 else { return 0 }
+        let matcher = Matcher(filter)
         return self.state.withLock { state in
             var changed = 0
             var index = state.head
             while index < state.records.count, changed < limit {
-                let record = state.records[index]
-                if var letter = record.letter, !record.isLeased(at: nowMilliseconds), filter.matches(letter) {
-                    letter.status = .retrying
-                    letter.nextAttemptAt = due
+                let key = state.records[index].key
+                if matcher.matches(state.records[index]), !state.isLeased(key, at: nowMilliseconds) {
+                    state.records[index].letter.status = .retrying
+                    state.records[index].letter.nextAttemptAt = due
+                    state.retrying[key] = nowMilliseconds
                     // A redriven letter starts afresh: an expired lease no longer names an owner.
-                    state.records[index] = Record(id: letter.id, letter: letter)
+                    state.leases[key] = nil
                     changed += 1
                 }
                 index += 1
@@ -176,10 +176,11 @@ extension MemoryDeadLetterStore {
     }
 
     public func delete(ids: [String]) async throws -> Int {
-        self.state.withLock { state in
+        let keys = Set(ids.map(Key.init))
+        return self.state.withLock { state in
             var removed = 0
-            for id in Set(ids) {
-                if let index = state.index(of: id), state.remove(at: index) != nil { removed += 1 }
+            for key in keys {
+                if let index = state.index(of: key), state.remove(at: index) != nil { removed += 1 }
             }
             state.compactIfNeeded()
             return removed

@@ -10,42 +10,39 @@ import Foundation
 ///
 /// Use it in tests, and in services that accept losing their dead letters on a restart. Letters are kept
 /// in an array ordered by id behind a `Mutex`; since ids are time-ordered, an append usually lands at the
-/// end. Removed letters leave a tombstone that is compacted away once tombstones outnumber letters.
-/// Leases (owner and expiry) are kept beside each letter, never in it.
+/// end. Ids and fingerprints in the package's own formats are kept packed, so a letter costs about 270
+/// bytes besides its payload, messages and metadata. Removed letters leave a tombstone that is compacted
+/// away once tombstones outnumber letters. Leases (owner and expiry) are kept beside the letters, never in
+/// them.
 public final class MemoryDeadLetterStore: DeadLetterStore {
-    struct Record {
-        var id: String
-        /// `nil` once removed (a tombstone).
-        var letter: DeadLetter?
-        var leaseOwner: String?
-        var leaseUntil: Int64 = 0
-
-        func isLeased(at now: Int64) -> Bool { self.leaseOwner != nil && self.leaseUntil > now }
-    }
-
     struct State {
-        /// Ordered by id; may hold tombstones.
+        /// Ordered by key; may hold tombstones.
         var records: [Record] = []
         /// Every record before this index is a tombstone.
         var head = 0
         var live = 0
         var bytes = 0
+        /// The leases taken and not yet ended.
+        var leases: [Key: Lease] = [:]
+        /// The `nextAttemptAt` (milliseconds) of every retrying letter, so claims need not scan the store.
+        var retrying: [Key: Int64] = [:]
 
-        /// The first index whose id is not less than `id`.
-        func lowerBound(_ id: String) -> Int {
+        /// The first index whose key is not less than `key`.
+        func lowerBound(_ key: Key) -> Int {
+            if let last = self.records.last, last.key < key { return self.records.count }
             var low = 0
             var high = self.records.count
             while low < high {
                 let mid = (low + high) / 2
-                if self.records[mid].id < id { low = mid + 1 } else { high = mid }
+                if self.records[mid].key < key { low = mid + 1 } else { high = mid }
             }
             return low
         }
 
-        /// The index of the live letter with `id`.
-        func index(of id: String) -> Int? {
-            let index = self.lowerBound(id)
-            guard index < self.records.count, self.records[index].id == id, self.records[index].letter != nil
+        /// The index of the live letter with `key`.
+        func index(of key: Key) -> Int? {
+            let index = self.lowerBound(key)
+            guard index < self.records.count, self.records[index].key == key, !self.records[index].isRemoved
             else { return nil }
             return index
         }
@@ -53,35 +50,63 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         /// The first index after the id `cursor`.
         func start(after cursor: String?) -> Int {
             guard let cursor else { return self.head }
-            var index = self.lowerBound(cursor)
-            if index < self.records.count, self.records[index].id == cursor { index += 1 }
+            let key = Key(cursor)
+            var index = self.lowerBound(key)
+            if index < self.records.count, self.records[index].key == key { index += 1 }
             return Swift.max(index, self.head)
         }
 
+        func isLeased(_ key: Key, at now: Int64) -> Bool {
+            guard let lease = self.leases[key] else { return false }
+            return lease.until > now
+        }
+
         mutating func insert(_ letter: DeadLetter) {
+            let record = Record(letter)
             self.live += 1
             self.bytes += letter.storageSize
-            if let last = self.records.last, last.id >= letter.id {
-                let index = self.lowerBound(letter.id)
-                if index < self.records.count, self.records[index].id == letter.id {
-                    self.records[index] = Record(id: letter.id, letter: letter)
-                } else {
-                    self.records.insert(Record(id: letter.id, letter: letter), at: index)
-                }
+            self.track(record.key, letter)
+            let index = self.lowerBound(record.key)
+            if index == self.records.count {
+                self.records.append(record)
+            } else if self.records[index].key == record.key {
+                self.records[index] = record
                 self.head = Swift.min(self.head, index)
             } else {
-                self.records.append(Record(id: letter.id, letter: letter))
+                self.records.insert(record, at: index)
+                self.head = Swift.min(self.head, index)
+            }
+        }
+
+        /// Writes the new state of the live letter at `index`.
+        mutating func replace(at index: Int, with letter: DeadLetter) {
+            let record = Record(letter)
+            self.bytes += letter.storageSize - self.records[index].letter.storageSize
+            self.track(record.key, letter)
+            self.records[index] = record
+        }
+
+        /// Keeps the index of retrying letters in step with `letter`.
+        mutating func track(_ key: Key, _ letter: DeadLetter) {
+            if letter.status == .retrying, let next = letter.nextAttemptAt {
+                self.retrying[key] = next.millisecondsSince1970
+            } else {
+                self.retrying[key] = nil
             }
         }
 
         @discardableResult
         mutating func remove(at index: Int) -> DeadLetter? {
-            guard let letter = self.records[index].letter else { return nil }
-            self.records[index] = Record(id: self.records[index].id, letter: nil)
+            guard !self.records[index].isRemoved else { return nil }
+            let letter = self.records[index].fullLetter
+            let key = self.records[index].key
+            self.records[index].markRemoved()
+            self.leases[key] = nil
+            self.retrying[key] = nil
             self.live -= 1
             self.bytes -= letter.storageSize
             if index == self.head {
-                while self.head < self.records.count, self.records[self.head].letter == nil { self.head += 1 }
+                while self.head < self.records.count, self.records[self.head].isRemoved { self.head += 1 }
             }
             return letter
         }
@@ -90,7 +115,7 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         mutating func compactIfNeeded() {
             let tombstones = self.records.count - self.live
             guard tombstones > 1024, tombstones > self.live else { return }
-            self.records.removeAll { $0.letter == nil }
+            self.records.removeAll { $0.isRemoved }
             self.head = 0
         }
     }
@@ -117,15 +142,16 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         var fresh = letters
         var skipped = 0
         if letters.count == 1 {
-            if state.index(of: letters[0].id) != nil {
+            if state.index(of: Key(letters[0].id)) != nil {
                 if onConflict == .fail { throw duplicate(letters[0].id) }
                 return DeadLetterAppendResult(inserted: 0, skipped: 1)
             }
-        } else {
-            var seen = Set<String>(minimumCapacity: letters.count)
+        } else if letters.count > 1 {
+            var seen = Set<Key>(minimumCapacity: letters.count)
             fresh.removeAll(keepingCapacity: true)
             for letter in letters {
-                guard seen.insert(letter.id).inserted, state.index(of: letter.id) == nil else {
+                let key = Key(letter.id)
+                guard seen.insert(key).inserted, state.index(of: key) == nil else {
                     if onConflict == .fail { throw duplicate(letter.id) }
                     skipped += 1
                     continue
@@ -134,29 +160,14 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
             }
         }
         if limits.isBounded, limits.overflow == .rejectNew {
-            let count = state.live + fresh.count
-            let bytes = state.bytes + fresh.reduce(0) { $0 + $1.storageSize }
-            if let maxEntries = limits.maxEntries, count > maxEntries {
-                throw DeadLetterError(
-                    code: .capacityExceeded,
-                    message: "the memory store holds \(state.live) letters of at most \(maxEntries); "
-                        + "\(fresh.count) more do not fit"
-                )
-            }
-            if let maxBytes = limits.maxBytes, bytes > maxBytes {
-                throw DeadLetterError(
-                    code: .capacityExceeded,
-                    message: "the memory store holds \(state.bytes) bytes of at most \(maxBytes); "
-                        + "\(bytes - state.bytes) more do not fit"
-                )
-            }
+            try self.checkRoom(for: fresh, limits: limits, state)
         }
         for letter in fresh { state.insert(letter) }
         var evicted: [DeadLetter] = []
         if limits.isBounded, limits.overflow == .dropOldest {
-            while state.live > 0,
-                state.live > (limits.maxEntries ?? .max) || state.bytes > (limits.maxBytes ?? .max)
-            {
+            let maxEntries = limits.maxEntries ?? .max
+            let maxBytes = limits.maxBytes ?? .max
+            while state.live > 0, state.live > maxEntries || state.bytes > maxBytes {
                 if let letter = state.remove(at: state.head) { evicted.append(letter) }
             }
             state.compactIfNeeded()
@@ -164,23 +175,43 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         return DeadLetterAppendResult(inserted: fresh.count, skipped: skipped, evicted: evicted)
     }
 
+    private static func checkRoom(for letters: [DeadLetter], limits: DeadLetterLimits, _ state: State) throws {
+        if let maxEntries = limits.maxEntries, state.live + letters.count > maxEntries {
+            throw DeadLetterError(
+                code: .capacityExceeded,
+                message: "the memory store holds \(state.live) letters of at most \(maxEntries); "
+                    + "\(letters.count) more do not fit"
+            )
+        }
+        let bytes = letters.reduce(0) { $0 + $1.storageSize }
+        if let maxBytes = limits.maxBytes, state.bytes + bytes > maxBytes {
+            throw DeadLetterError(
+                code: .capacityExceeded,
+                message: "the memory store holds \(state.bytes) bytes of at most \(maxBytes); "
+                    + "\(bytes) more do not fit"
+            )
+        }
+    }
+
     private static func duplicate(_ id: String) -> DeadLetterError {
         DeadLetterError(code: .duplicateID, message: "a letter with this id is already stored", id: id)
     }
 
     public func letter(id: String) async throws -> DeadLetter? {
-        self.state.withLock { state in state.index(of: id).flatMap { state.records[$0].letter } }
+        let key = Key(id)
+        return self.state.withLock { state in state.index(of: key).map { state.records[$0].fullLetter } }
     }
 
     public func page(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> DeadLetterPage {
         let limit = Swift.max(1, limit)
+        let matcher = Matcher(filter)
         return self.state.withLock { state in
             var letters: [DeadLetter] = []
             var index = state.start(after: cursor)
             while index < state.records.count {
-                if let letter = state.records[index].letter, filter.matches(letter) {
+                if matcher.matches(state.records[index]) {
                     if letters.count == limit { return DeadLetterPage(letters: letters, nextCursor: letters.last?.id) }
-                    letters.append(letter)
+                    letters.append(state.records[index].fullLetter)
                 }
                 index += 1
             }
@@ -189,15 +220,13 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
     }
 
     public func count(_ filter: DeadLetterFilter) async throws -> Int {
-        self.state.withLock { state in
-            if filter.isEmpty { return state.live }
-            return self.matching(filter, state).reduce(0) { count, _ in count + 1 }
+        let matcher = Matcher(filter)
+        return self.state.withLock { state in
+            if matcher.selectsAll { return state.live }
+            var count = 0
+            for index in state.head..<state.records.count where matcher.matches(state.records[index]) { count += 1 }
+            return count
         }
-    }
-
-    /// The live letters `filter` selects, in id order.
-    func matching(_ filter: DeadLetterFilter, _ state: State) -> some Sequence<DeadLetter> {
-        state.records[state.head...].lazy.compactMap { $0.letter }.filter(filter.matches)
     }
 }
 

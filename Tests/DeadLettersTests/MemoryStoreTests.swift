@@ -1,5 +1,6 @@
 import DeadLetters
 import DeadLettersTesting
+import Foundation
 import Testing
 
 @Suite("MemoryStore")
@@ -16,6 +17,62 @@ struct MemoryStoreTests {
         #expect(try await store.count(DeadLetterFilter()) == 1)
         let other: MemoryDeadLetterStore = .memory
         #expect(try await other.count(DeadLetterFilter()) == 0, "each use makes a new store")
+    }
+
+    @Test func idsOfAnyFormatOrderAsStrings() async throws {
+        let store = MemoryDeadLetterStore()
+        let uuid = DeadLetterFixtures.nextID()
+        let ids = [
+            uuid, uuid.uppercased(), "01ARZ3NDEKTSV4RRFFQ69G5FAV", "zzz", "", "0",
+            "ffffffff-ffff-7fff-bfff-ffffffffffff",
+            "00000000-0000-7000-8000-000000000000", "g0000000-0000-7000-8000-000000000000", "Ünïcode",
+        ]
+        let letters = ids.map { id in
+            DeadLetterFixtures.letter(id: id, fingerprint: id.isEmpty ? "0123456789abcdef" : "FP-\(id)")
+        }
+        try await store.append(letters)
+        let page = try await store.page(DeadLetterFilter(), after: nil, limit: 100)
+        #expect(page.letters.map(\.id) == ids.sorted())
+        #expect(page.letters == letters.sorted { $0.id < $1.id })
+        for letter in letters {
+            #expect(try await store.letter(id: letter.id) == letter)
+            let byFingerprint = try await store.page(
+                DeadLetterFilter(fingerprints: [letter.fingerprint]),
+                after: nil,
+                limit: 10
+            )
+            #expect(byFingerprint.letters.map(\.id) == [letter.id])
+        }
+        let after = try await store.page(DeadLetterFilter(), after: "1", limit: 100)
+        #expect(after.letters.map(\.id) == ids.sorted().filter { $0 > "1" })
+        let claimed = try await store.claim(
+            ids: ids,
+            now: DeadLetterFixtures.epoch,
+            owner: "w",
+            leaseUntil: .distantFuture
+        )
+        #expect(claimed.map(\.id) == ids.sorted())
+        for id in ids { #expect(try await store.complete(id: id, owner: "w")) }
+        #expect(try await store.usage() == DeadLetterUsage(count: 0, bytes: 0))
+    }
+
+    @Test func tombstonesAreCompactedAndIdsCanComeBack() async throws {
+        let store = MemoryDeadLetterStore()
+        let letters = DeadLetterFixtures.letters(count: 5000, seed: 77)
+        try await store.append(letters)
+        let removed = letters.enumerated().filter { $0.offset % 5 != 0 }.map(\.element)
+        #expect(try await store.delete(ids: removed.map(\.id)) == 4000)
+        let kept = letters.enumerated().filter { $0.offset % 5 == 0 }.map(\.element)
+        #expect(try await store.page(DeadLetterFilter(), after: nil, limit: 10_000).letters == kept)
+        try await store.append(Array(removed.prefix(10)))
+        #expect(try await store.count(DeadLetterFilter()) == 1010)
+        let evicted = try await store.append(
+            [],
+            onConflict: .fail,
+            limits: DeadLetterLimits(maxEntries: 1000, overflow: .dropOldest)
+        )
+        #expect(evicted.evicted.map(\.id) == (kept + removed.prefix(10)).map(\.id).sorted().prefix(10).map { $0 })
+        #expect(try await store.usage().count == 1000)
     }
 
     @Test func unknownCheckThrows() async throws {
