@@ -10,8 +10,10 @@ import Darwin
 /// file is: the form of exports, imports and archives.
 ///
 /// Each line holds one letter as ``DeadLetterJSON`` writes it; blank lines are skipped, `\r\n` line ends and
-/// a UTF-8 byte-order mark at the start are accepted, and a last line without a line break is read. A
-/// malformed line throws ``DeadLetterError`` with code `invalidFormat`, the file and the line number.
+/// a UTF-8 byte-order mark at the start are accepted, and a last line without a line break is read. A JSON
+/// array with one letter per line, as ``JSONLinesWriter/Format/jsonArray`` writes it (`dlq export --format
+/// json`), is read too. A malformed line throws ``DeadLetterError`` with code `invalidFormat`, the file and
+/// the line number.
 ///
 /// To import "all or nothing", check the whole file first with ``validate(path:maximumLineLength:)``, then
 /// stream it into the store with ``JSONLinesFile``:
@@ -37,6 +39,10 @@ public final class JSONLinesReader {
     private var end = 0
     private var scanned = 0
     private var atEnd = false
+    /// Whether the file is JSON Lines, or a JSON array with one letter per line as
+    /// ``JSONLinesWriter/Format/jsonArray`` writes it; a cut-short array is an error at its end.
+    private var arrayState = ArrayState.none
+    private enum ArrayState { case none, lines, open, closed }
 
     /// Opens a file for reading.
     /// - Parameters:
@@ -82,6 +88,7 @@ public final class JSONLinesReader {
         self.start = 0
         self.end = 0
         self.scanned = 0
+        self.arrayState = .none
     }
 
     /// The next letter and the number of its line, or `nil` at the end of the file.
@@ -95,7 +102,14 @@ public final class JSONLinesReader {
                 if self.lineNumber == 1, line.starts(with: [0xEF, 0xBB, 0xBF]) {
                     line = UnsafeRawBufferPointer(rebasing: line[(line.startIndex + 3)...])
                 }
-                guard line.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D }) else { return nil }
+                func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0D }
+                guard let first = line.firstIndex(where: { !isSpace($0) }),
+                    let last = line.lastIndex(where: { !isSpace($0) })
+                else { return nil }
+                if try self.arrayPunctuation(line[first], line[last], length: last - first + 1) { return nil }
+                if self.arrayState == .open, line[last] == UInt8(ascii: ",") {
+                    line = UnsafeRawBufferPointer(rebasing: line[first..<last])
+                }
                 do {
                     return try DeadLetterJSON.decode(line, line: self.lineNumber)
                 } catch var error as DeadLetterError {
@@ -103,9 +117,37 @@ public final class JSONLinesReader {
                     throw error
                 }
             }
-            if let letter { return (self.lineNumber, letter) }
+            if let letter {
+                if self.arrayState == .none { self.arrayState = .lines }
+                return (self.lineNumber, letter)
+            }
+        }
+        if self.arrayState == .open {
+            throw self.error("the JSON array is not closed: the file is cut short", line: self.lineNumber)
         }
         return nil
+    }
+
+    /// Handles the brackets of a JSON array written one letter per line; `true` when the line held only that.
+    private func arrayPunctuation(_ first: UInt8, _ last: UInt8, length: Int) throws -> Bool {
+        let open = UInt8(ascii: "[")
+        let close = UInt8(ascii: "]")
+        switch self.arrayState {
+        case .none where first == open && (length == 1 || (length == 2 && last == close)):
+            self.arrayState = length == 1 ? .open : .closed
+            return true
+        case .open where first == close && length == 1:
+            self.arrayState = .closed
+            return true
+        case .closed:
+            throw self.error("not valid JSON: content after the end of the array", line: self.lineNumber)
+        default:
+            return false
+        }
+    }
+
+    private func error(_ message: String, line: Int) -> DeadLetterError {
+        DeadLetterError(code: .invalidFormat, message: message, file: self.name, line: line)
     }
 
     /// Reads every line to the end, checking each, and returns how many letters there are.

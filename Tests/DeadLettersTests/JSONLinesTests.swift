@@ -224,3 +224,42 @@ import Testing
         #expect(reader.lineNumber == 4)
     }
 }
+
+extension JSONLinesTests {
+    @Test func readsTheJSONArrayItsWriterWrites() throws {
+        let folder = try TemporaryFolder()
+        let letters = Self.letters(4)
+        let path = folder.file("export.json")
+        let writer = try JSONLinesWriter(path: path, format: .jsonArray)
+        try writer.write(contentsOf: letters)
+        try writer.close()
+        let reader = try JSONLinesReader(path: path)
+        var read: [(Int, DeadLetter)] = []
+        while let next = try reader.next() { read.append(next) }
+        #expect(read.map(\.0) == [2, 3, 4, 5])
+        #expect(read.map(\.1) == letters)
+
+        let empty = folder.file("empty.json")
+        try Self.write("[]\n", to: empty)
+        #expect(try JSONLinesReader.validate(path: empty) == 0)
+
+        // Cut short: the closing bracket is missing.
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let cut = folder.file("cut.json")
+        try Self.write(String(text.dropLast(3)), to: cut)
+        let error = try #require(throws: DeadLetterError.self) { try JSONLinesReader.validate(path: cut) }
+        #expect(error.line == 5)
+        #expect(error.message.contains("not closed"))
+
+        // Something after the closing bracket.
+        let after = folder.file("after.json")
+        try Self.write(text + DeadLetterJSON.string(letters[0]) + "\n", to: after)
+        #expect(throws: DeadLetterError.self) { try JSONLinesReader.validate(path: after) }
+
+        // Brackets in a JSON Lines file are not JSON.
+        let mixed = folder.file("mixed.jsonl")
+        try Self.write(DeadLetterJSON.string(letters[0]) + "\n[\n", to: mixed)
+        let mixedError = try #require(throws: DeadLetterError.self) { try JSONLinesReader.validate(path: mixed) }
+        #expect(mixedError.line == 2)
+    }
+}
