@@ -49,7 +49,7 @@ extension CodecTests {
     }
 
     @Test func theCodecWritesTimestampsAsTimestampDoes() throws {
-        var random = Xorshift(seed: 11)
+        var random = CodecRandom(seed: 11)
         var letter = Self.known
         for _ in 0..<2000 {
             // Years 0000 to 9999 and then some, to reach the clamped path too.

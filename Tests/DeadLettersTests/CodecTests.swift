@@ -80,7 +80,7 @@ import Testing
     }
 
     @Test func roundTripsVariedLetters() throws {
-        var random = Xorshift(seed: 42)
+        var random = CodecRandom(seed: 42)
         for index in 0..<500 {
             let letter = Self.randomLetter(index: index, using: &random)
             let bytes = DeadLetterJSON.encode(letter)
@@ -93,7 +93,7 @@ import Testing
     }
 
     @Test func codableAgreesWithTheFastCodec() throws {
-        var random = Xorshift(seed: 7)
+        var random = CodecRandom(seed: 7)
         let encoder = JSONEncoder()
         let decoder = JSONDecoder()
         for index in 0..<200 {
@@ -164,7 +164,7 @@ import Testing
     }
 
     @Test func base64OfEveryLength() throws {
-        var random = Xorshift(seed: 3)
+        var random = CodecRandom(seed: 3)
         for count in 0..<70 {
             let bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }
             var letter = Self.known
@@ -177,7 +177,7 @@ import Testing
 
     // MARK: Fixtures
 
-    static func randomLetter(index: Int, using random: inout Xorshift) -> DeadLetter {
+    static func randomLetter(index: Int, using random: inout CodecRandom) -> DeadLetter {
         let alphabet: [String] = [
             "a", "Z", "0", " ", "\"", "\\", "/", "\n", "\r", "\t", "\u{0}", "\u{1B}", "\u{7F}", "é", "ß", "中",
             "🎉", "\u{2028}", "\u{2029}", "\u{FEFF}", "{", "}", "[", "]", ":", ",", "'", "%",
@@ -221,7 +221,7 @@ import Testing
 }
 
 /// A tiny deterministic random source for the codec tests.
-struct Xorshift: RandomNumberGenerator {
+struct CodecRandom: RandomNumberGenerator {
     var state: UInt64
 
     init(seed: UInt64) { self.state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }

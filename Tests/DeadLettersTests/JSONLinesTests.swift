@@ -16,7 +16,7 @@ import Testing
     }
 
     static func letters(_ count: Int, seed: UInt64 = 1) -> [DeadLetter] {
-        var random = Xorshift(seed: seed)
+        var random = CodecRandom(seed: seed)
         return (0..<count).map { CodecTests.randomLetter(index: $0, using: &random) }
     }
 
