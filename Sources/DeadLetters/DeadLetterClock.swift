@@ -15,6 +15,20 @@ public protocol DeadLetterClock: Sendable {
     /// Waits for `duration` on this clock.
     /// - Throws: `CancellationError` when the task is cancelled while waiting.
     func sleep(for duration: Duration) async throws
+    /// Waits until `deadline` on this clock; returns at once when it has passed.
+    ///
+    /// The default implementation sleeps for the time left by ``now()``; a clock that can, implements it
+    /// atomically, so that a deadline that passes while the sleep begins is never missed.
+    /// - Throws: `CancellationError` when the task is cancelled while waiting.
+    func sleep(until deadline: Date) async throws
+}
+
+extension DeadLetterClock {
+    public func sleep(until deadline: Date) async throws {
+        let left = deadline.timeIntervalSince(self.now())
+        guard left > 0 else { return }
+        try await self.sleep(for: .nanoseconds(Int64((left * 1e9).rounded(.up))))
+    }
 }
 
 /// The system's clock: `Date()` for the time and `ContinuousClock` for waiting.

@@ -186,6 +186,7 @@ extension DeadLetterQueue {
     /// Looks for expired letters on an adaptive interval until shutdown, and keeps the gauges current.
     func cleanupLoop() async {
         while !self.isShuttingDown {
+            let startedAt = self.clock.now()
             do {
                 try await self.expireNow()
             } catch {
@@ -193,7 +194,7 @@ extension DeadLetterQueue {
             }
             await self.updateGauges()
             let interval = await self.nextCleanupInterval()
-            await self.cleanupWakeups.wait(timeout: interval, clock: self.clock)
+            await self.cleanupWakeups.wait(until: startedAt.adding(interval), clock: self.clock)
         }
     }
 

@@ -169,14 +169,14 @@ extension DeadLetterQueue {
                     break
                 }
                 for letter in claimed {
+                    if inFlight >= options.concurrency {
+                        await group.next()
+                        inFlight -= 1
+                    }
                     if tally.withLock({ $0.stoppedByCircuit }) || Task.isCancelled {
                         stop = true
                         _ = try? await self.store.release(letter, owner: owner)
                         continue
-                    }
-                    if inFlight >= options.concurrency {
-                        await group.next()
-                        inFlight -= 1
                     }
                     do { try await limiter.acquire() } catch {
                         stop = true

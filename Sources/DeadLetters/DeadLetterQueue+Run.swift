@@ -69,6 +69,9 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
                     if await group.next() != nil { inFlight -= 1 }
                     continue
                 }
+                // The idle wait below ends a poll interval after the claim, not after the wait begins, so a
+                // clock that moves meanwhile cannot make the loop oversleep a letter that became due.
+                let claimedAt = self.clock.now()
                 let claimed = await self.claimDue(limit: min(free, self.configuration.batchSize))
                 for letter in claimed {
                     inFlight += 1
@@ -80,13 +83,19 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
                 if claimed.isEmpty {
                     if inFlight > 0 {
                         // Wait for a slot or for new work, whichever first.
-                        await self.wakeups.wait(timeout: self.configuration.pollInterval, clock: self.clock)
+                        await self.wakeups.wait(
+                            until: claimedAt.adding(self.configuration.pollInterval),
+                            clock: self.clock
+                        )
                         while inFlight > 0, let result = await self.nextIfReady(&group) {
                             _ = result
                             inFlight -= 1
                         }
                     } else {
-                        await self.wakeups.wait(timeout: self.configuration.pollInterval, clock: self.clock)
+                        await self.wakeups.wait(
+                            until: claimedAt.adding(self.configuration.pollInterval),
+                            clock: self.clock
+                        )
                     }
                 }
             }

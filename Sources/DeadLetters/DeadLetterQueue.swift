@@ -198,8 +198,8 @@ final class Wakeup: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Waits for a signal or `timeout`, whichever comes first.
-    func wait(timeout: Duration, clock: any DeadLetterClock) async {
+    /// Waits for a signal or until `deadline`, whichever comes first.
+    func wait(until deadline: Date, clock: any DeadLetterClock) async {
         let consumed = self.state.withLock { state in
             defer { state.pending = false }
             return state.pending
@@ -207,7 +207,7 @@ final class Wakeup: Sendable {
         if consumed { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                try? await clock.sleep(for: timeout)
+                try? await clock.sleep(until: deadline)
             }
             group.addTask {
                 await self.waitForSignal()

@@ -53,6 +53,7 @@ struct QueueHarness: Sendable {
         configuration.metricsFactory = self.metrics
         configuration.circuitBreaker = nil
         configuration.instanceID = "test-instance"
+        configuration.logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         configure(&configuration)
         self.queue = try DeadLetterQueue(
             store: self.store,
