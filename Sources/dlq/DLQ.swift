@@ -1,0 +1,113 @@
+import ArgumentParser
+import DeadLetters
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `dlq`: the operators' command for a dead-letter store.
+@main
+struct DLQ: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dlq",
+        abstract: "Inspect, recover and clean up dead letters: the items your service could not process.",
+        discussion: """
+            Every command works on one store: --store PATH|URL (before or after the command), else the \
+            DLQ_STORE environment variable, else dead-letters.sqlite in the working directory. A SQLite \
+            file's folder must exist; postgres://user:pass@host:port/db selects PostgreSQL.
+
+            Filters, shared by the commands that select letters: --source, --reason, --error-type, \
+            --fingerprint, --status, --since, --until (ISO 8601 or an age like 30m, 2h, 7d), \
+            --min-attempts, --search TEXT (in the error message), --limit.
+
+            Output: aligned tables for people (colours only on a terminal, never with NO_COLOR), progress on \
+            standard error only when it is a terminal; --json writes one JSON document on standard output in \
+            the stored format, and nothing else.
+
+            Exit status: 0 success; 1 a replay left failures, or a purge was declined; 2 usage error (bad \
+            flag or value); 3 a letter id was not found; 4 a store or file problem (missing folder, not a \
+            store, malformed import file, store unreachable); 5 another error; 130 interrupted. Errors are \
+            one line on standard error: "dlq: error: …".
+
+            Start with: dlq demo
+            Shell completion: dlq --generate-completion-script bash|zsh|fish
+            """,
+        version: "0.1.0",
+        subcommands: [
+            AddCommand.self, ListCommand.self, ShowCommand.self, StatsCommand.self, GroupsCommand.self,
+            RedriveCommand.self, ReplayCommand.self, DeleteCommand.self, PurgeCommand.self, ExportCommand.self,
+            ImportCommand.self, ServeCommand.self, DemoCommand.self, MigrateCommand.self,
+        ]
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    static func main() async {
+        signal(SIGPIPE, SIG_IGN)
+        let status = await Self.execute(Array(CommandLine.arguments.dropFirst()))
+        terminate(status)
+    }
+
+    /// Parses and runs `arguments`; returns the exit status, having written any error as one line on stderr.
+    static func execute(_ arguments: [String]) async -> Int32 {
+        do {
+            var command = try Self.parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            return ExitStatus.success
+        } catch let exit as SilentExit {
+            return exit.status
+        } catch let error as CLIError {
+            return Self.fail(error.exitCode, error.message)
+        } catch let error as DeadLetterError {
+            let (status, message) = ExitStatus.classify(error)
+            return Self.fail(status, message)
+        } catch is CancellationError {
+            return Self.fail(ExitStatus.interrupted, "interrupted")
+        } catch {
+            let code = Self.exitCode(for: error)
+            if code == .success {
+                // --help, --version, --generate-completion-script: the text goes to standard output.
+                Terminal.line(Self.fullMessage(for: error))
+                return ExitStatus.success
+            }
+            let message = Self.message(for: error)
+            if code == .validationFailure {
+                return Self.fail(ExitStatus.usage, message + Self.helpHint(arguments))
+            }
+            let (status, text) = ExitStatus.classify(error)
+            return Self.fail(status, message.isEmpty ? text : message)
+        }
+    }
+
+    /// Writes `dlq: error: MESSAGE` as one line on standard error and returns `status`.
+    static func fail(_ status: Int32, _ message: String) -> Int32 {
+        let oneLine = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: "; ")
+        let style = Style.stderr
+        Terminal.err(style.red(style.bold("dlq: error:")) + " " + oneLine + "\n")
+        return status
+    }
+
+    private static func helpHint(_ arguments: [String]) -> String {
+        let names = Set(Self.configuration.subcommands.map { $0._commandName })
+        if let command = arguments.first(where: { names.contains($0) }) {
+            return " (see 'dlq \(command) --help')"
+        }
+        return " (see 'dlq --help')"
+    }
+}
+
+/// Ends the process with `status` (the global `exit`, which `ParsableCommand.exit(withError:)` hides inside
+/// command types).
+func terminate(_ status: Int32) -> Never {
+    exit(status)
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import DeadLetters
+import Foundation
+
+/// `dlq export`: writes the selected letters in the stored format.
+struct ExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Export letters in the stored format: JSON Lines (default) or a JSON array.",
+        discussion: """
+            Writes to standard output, or to --output FILE (created with mode 0600; an existing file is never \
+            overwritten). Letters are read page by page, so memory stays flat. 'dlq import' reads the JSON \
+            Lines back.
+
+            Examples:
+              dlq export --output orders.jsonl --source orders
+              dlq export --since 7d --format json > last-week.json
+              dlq export --store old.sqlite | gzip > dead-letters.jsonl.gz
+            """
+    )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case jsonl, json
+    }
+
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup(title: "Filters") var filters: FilterOptions
+
+    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Write to this file.", valueName: "file"),
+        completion: .file())
+    var output: String?
+
+    @Option(help: "jsonl: one letter per line; json: one JSON array.")
+    var format: Format = .jsonl
+
+    func run() async throws {
+        let filter = self.filters.filter()
+        let limit = self.filters.limit
+        let format: JSONLinesWriter.Format = self.format == .json ? .jsonArray : .jsonLines
+        let output = self.output
+        if let output { try Self.checkFolder(of: output) }
+        let count = try await self.storeOptions.withStore { store in
+            try await Interrupts.cancellingOnInterrupt {
+                let total = try await store.count(filter)
+                let writer: JSONLinesWriter
+                if let output {
+                    writer = try JSONLinesWriter(path: output, format: format)
+                } else {
+                    writer = JSONLinesWriter.standardOutput(format: format)
+                }
+                let bar = ProgressBar("exporting", total: limit.map { min($0, total) } ?? total)
+                defer { bar.finish() }
+                var cursor: String?
+                repeat {
+                    try Task.checkCancellation()
+                    let want = min(1000, (limit ?? Int.max) - writer.count)
+                    guard want > 0 else { break }
+                    let page = try await store.page(filter, after: cursor, limit: want)
+                    try writer.write(contentsOf: page.letters)
+                    bar.update(writer.count)
+                    cursor = page.nextCursor
+                } while cursor != nil
+                if output != nil { try writer.sync() }
+                try writer.close()
+                return writer.count
+            }
+        }
+        if let output {
+            Terminal.err("exported \(Human.count(count, "letter")) to \(output)\n")
+        }
+    }
+
+    static func checkFolder(of path: String) throws {
+        var isFolder: ObjCBool = false
+        let folder = StoreOptions.folder(of: path)
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+            throw CLIError.store("\(path): the folder '\(folder)' does not exist")
+        }
+        if FileManager.default.fileExists(atPath: path) {
+            throw CLIError.store("\(path): the file exists (dlq never overwrites an export; remove it first)")
+        }
+    }
+}

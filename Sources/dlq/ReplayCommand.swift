@@ -1,0 +1,151 @@
+import ArgumentParser
+import DeadLetters
+import Foundation
+
+/// `dlq replay --exec CMD`: runs a command per letter, at a rate and concurrency, and records the outcome.
+struct ReplayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Run a command per letter (payload on stdin); success removes the letter.",
+        discussion: """
+            For each selected letter, runs `sh -c CMD` with the payload on standard input and DLQ_ID, \
+            DLQ_SOURCE, DLQ_REASON, DLQ_ATTEMPTS in its environment (its standard output is discarded). Exit \
+            status 0 is success: the letter is removed (kept, with a history entry, with --keep). Anything \
+            else is a failure: the last line of the command's standard error (or "exit status N") becomes \
+            the letter's error message and its failed-replay count grows; after 3 failed replays a letter \
+            is parked. A command still running at --timeout is killed (with everything it started) and \
+            counts as a failure. The replay stops after --max-failures failures in a row. Parked letters are \
+            left alone unless --status parked selects them. Ctrl-C stops starting new commands and waits for \
+            those running.
+
+            Prints matched / succeeded / failed / skipped; exits 1 when failures remain.
+
+            Examples:
+              dlq replay --source orders --reason timeout --dry-run --exec 'true'
+              dlq replay --source orders --exec 'curl -sf -X POST --data-binary @- http://localhost:8080/orders'
+              dlq replay --fingerprint 9f2c41d07a3b5e81 --exec './resend.sh' --rate 20/s --concurrency 4
+            """
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup(title: "Filters") var filters: FilterOptions
+
+    @Option(help: ArgumentHelp("The command to run per letter, with sh -c.", valueName: "command"))
+    var exec: String
+
+    @Option(help: ArgumentHelp("At most this many commands started per second, e.g. 10/s, 600/m.", valueName: "N/s"))
+    var rate: RateArgument?
+
+    @Option(help: ArgumentHelp("At most this many commands at once.", valueName: "n"))
+    var concurrency: Int = 1
+
+    @Option(help: ArgumentHelp("Kill a command that runs longer than this, e.g. 30s, 2m.", valueName: "duration"))
+    var timeout = DurationArgument(.seconds(30))
+
+    @Flag(help: "Only count the letters and show a sample; run nothing.")
+    var dryRun = false
+
+    @Flag(help: "Keep letters whose command succeeded (with a history entry) instead of removing them.")
+    var keep = false
+
+    @Option(help: ArgumentHelp("Stop after this many failures in a row.", valueName: "n"))
+    var maxFailures: Int = 10
+
+    func validate() throws {
+        if self.exec.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--exec must not be empty") }
+        if self.concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+        if self.maxFailures < 1 { throw ValidationError("--max-failures must be at least 1") }
+        if self.timeout.duration <= .zero { throw ValidationError("--timeout must be positive") }
+    }
+
+    func run() async throws {
+        let filter = self.filters.filter()
+        let options = ReplayOptions(
+            rate: self.rate?.perSecond,
+            concurrency: self.concurrency,
+            dryRun: self.dryRun,
+            keepOnSuccess: self.keep,
+            maxConsecutiveFailures: self.maxFailures,
+            limit: self.filters.limit,
+            sampleSize: 5
+        )
+        let (command, timeout) = (self.exec, self.timeout.duration)
+        let report = try await self.storeOptions.withQueue { queue in
+            try await Interrupts.cancellingOnInterrupt {
+                try await Self.replay(queue: queue, filter: filter, options: options, command: command, timeout: timeout)
+            }
+        }
+        Self.print(report)
+        if Interrupts.wasInterrupted { throw SilentExit(status: ExitStatus.interrupted) }
+        if report.failed > 0 { throw SilentExit(status: ExitStatus.incomplete) }
+    }
+
+    static func replay(
+        queue: DeadLetterQueue,
+        filter: DeadLetterFilter,
+        options: ReplayOptions,
+        command: String,
+        timeout: Duration
+    ) async throws -> ReplayReport {
+        if options.dryRun {
+            return try await queue.replay(filter, options: options) { _ in }
+        }
+        var counted = options
+        counted.dryRun = true
+        let matched = try await queue.replay(filter, options: counted) { _ in }.matched
+        let progressBar = ProgressBar("replaying", total: matched)
+        defer { progressBar.finish() }
+        let style = Style.stderr
+        return try await queue.replay(
+            filter,
+            options: options,
+            progress: { report in
+                progressBar.update(
+                    report.succeeded + report.failed,
+                    detail: style.green("✓ \(report.succeeded)") + " " + style.red("✗ \(report.failed)")
+                )
+            },
+            handler: { letter in
+                let environment = [
+                    "DLQ_ID": letter.id, "DLQ_SOURCE": letter.source, "DLQ_REASON": letter.reason.rawValue,
+                    "DLQ_ATTEMPTS": "\(letter.attempts)",
+                ]
+                let result = try await CommandRunner.run(
+                    command,
+                    payload: letter.payload,
+                    environment: environment,
+                    timeout: timeout
+                )
+                guard result.succeeded else {
+                    throw ReplayCommandError(
+                        message: result.failureMessage(timeout: timeout),
+                        failureReason: result.outcome == .timedOut ? .timeout : letter.reason
+                    )
+                }
+            }
+        )
+    }
+
+    static func print(_ report: ReplayReport) {
+        let style = Style.stdout
+        if report.dryRun {
+            Terminal.line("dry run: \(Human.count(report.matched, "letter")) would be replayed; nothing was run")
+            if !report.sample.isEmpty {
+                Terminal.out(LetterView.table(report.sample, now: Date()))
+            }
+            return
+        }
+        var line = "matched \(report.matched)  "
+        line += style.green("succeeded \(report.succeeded)") + "  "
+        line += (report.failed > 0 ? style.red("failed \(report.failed)") : "failed 0") + "  "
+        line += "skipped \(report.skipped)"
+        if report.parked > 0 { line += "  " + style.magenta("parked \(report.parked)") }
+        Terminal.line(line)
+        if report.stoppedByCircuit {
+            Terminal.err("dlq: replay stopped after too many failures in a row (--max-failures)\n")
+        }
+        if Interrupts.wasInterrupted {
+            Terminal.err("dlq: replay interrupted; the letters not run are unchanged\n")
+        }
+    }
+}

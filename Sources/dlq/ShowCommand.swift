@@ -1,0 +1,46 @@
+import ArgumentParser
+import DeadLetters
+import Foundation
+
+/// `dlq show ID`: one letter, whole.
+struct ShowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Show one dead letter: its error, history, metadata and payload.",
+        discussion: """
+            Examples:
+              dlq show 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d
+              dlq show 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d --json
+              dlq show 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d --raw > payload.bin
+            """
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    @Argument(help: "The letter's id.")
+    var id: String
+
+    @Flag(help: "Write the letter as one JSON object in the stored format.")
+    var json = false
+
+    @Flag(help: "Write the payload's bytes alone, exactly as stored.")
+    var raw = false
+
+    func validate() throws {
+        if self.json, self.raw { throw ValidationError("give --json or --raw, not both") }
+    }
+
+    func run() async throws {
+        let id = self.id
+        guard let letter = try await self.storeOptions.withStore({ store in try await store.letter(id: id) }) else {
+            throw CLIError.notFound("no dead letter with id \(id)")
+        }
+        if self.raw {
+            Terminal.out(bytes: Array(letter.payload))
+        } else if self.json {
+            Terminal.line(DeadLetterJSON.string(letter))
+        } else {
+            Terminal.out(LetterView.detail(letter, now: Date()))
+        }
+    }
+}

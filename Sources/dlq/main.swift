@@ -1,1 +1,0 @@
-print("dlq: not yet available")

@@ -1,0 +1,31 @@
+import DeadLetters
+import Foundation
+import Testing
+
+@Suite("dlq demo")
+struct DemoTests {
+    @Test("the demo runs in seconds, recovers what can be recovered, and leaves the rest to explore")
+    func demo() throws {
+        let space = try Workspace()
+        defer { space.remove() }
+        let run = try space.ok(["demo"])
+        #expect(run.elapsed < .seconds(10), "took \(run.elapsed)")
+        let output = run.output
+        for expected in ["processed", "recovered", "dead-lettered", "circuit", "by reason", "FINGERPRINT", "Next"] {
+            #expect(output.contains(expected), "\(expected) in the demo's output")
+        }
+        for command in ["dlq list", "dlq show", "dlq stats"] { #expect(output.contains(command)) }
+        #expect(!output.contains("\u{1B}["), "no colours off a terminal")
+        #expect(run.stderr.isEmpty, "no progress off a terminal: \(run.stderr)")
+
+        // What is left is permanent: bad data, declined cards. The retryable failures were replayed.
+        let letters = try space.letters()
+        #expect(!letters.isEmpty)
+        let reasons = Set(letters.map(\.reason.rawValue))
+        #expect(reasons.isSubset(of: ["decoding", "validation"]), "\(reasons)")
+        #expect(letters.allSatisfy { $0.metadata["authorization"] == MetadataRedactor.placeholder })
+        let sample = try #require(letters.first)
+        #expect(output.contains("dlq show \(sample.id)"))
+        #expect(try space.ok(["show", sample.id]).output.contains(sample.errorMessage))
+    }
+}
