@@ -109,8 +109,8 @@ extension MemoryDeadLetterStore {
         static let removed: UInt8 = 1
         static let packedFingerprint: UInt8 = 2
 
-        init(_ letter: DeadLetter) {
-            self.key = Key(letter.id)
+        init(_ letter: DeadLetter, key: Key? = nil) {
+            self.key = key ?? Key(letter.id)
             self.letter = letter
             self.flags = 0
             self.fingerprint = 0

@@ -61,8 +61,8 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
             return lease.until > now
         }
 
-        mutating func insert(_ letter: DeadLetter) {
-            let record = Record(letter)
+        mutating func insert(_ letter: DeadLetter, key: Key) {
+            let record = Record(letter, key: key)
             self.live += 1
             self.bytes += letter.storageSize
             self.track(record.key, letter)
@@ -139,16 +139,18 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         limits: DeadLetterLimits,
         _ state: inout State
     ) throws -> DeadLetterAppendResult {
-        var fresh = letters
+        var fresh: [(letter: DeadLetter, key: Key)] = []
+        fresh.reserveCapacity(letters.count)
         var skipped = 0
         if letters.count == 1 {
-            if state.index(of: Key(letters[0].id)) != nil {
+            let key = Key(letters[0].id)
+            if state.index(of: key) != nil {
                 if onConflict == .fail { throw duplicate(letters[0].id) }
                 return DeadLetterAppendResult(inserted: 0, skipped: 1)
             }
+            fresh.append((letters[0], key))
         } else if letters.count > 1 {
             var seen = Set<Key>(minimumCapacity: letters.count)
-            fresh.removeAll(keepingCapacity: true)
             for letter in letters {
                 let key = Key(letter.id)
                 guard seen.insert(key).inserted, state.index(of: key) == nil else {
@@ -156,13 +158,13 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
                     skipped += 1
                     continue
                 }
-                fresh.append(letter)
+                fresh.append((letter, key))
             }
         }
         if limits.isBounded, limits.overflow == .rejectNew {
-            try self.checkRoom(for: fresh, limits: limits, state)
+            try self.checkRoom(for: fresh.map(\.letter), limits: limits, state)
         }
-        for letter in fresh { state.insert(letter) }
+        for entry in fresh { state.insert(entry.letter, key: entry.key) }
         var evicted: [DeadLetter] = []
         if limits.isBounded, limits.overflow == .dropOldest {
             let maxEntries = limits.maxEntries ?? .max
