@@ -1,0 +1,153 @@
+import DeadLetters
+import DeadLettersTesting
+import Foundation
+import Testing
+
+@Suite("The model: reasons, fingerprints, ids, errors")
+struct ModelTests {
+    @Test(
+        "normalization replaces what changes from item to item",
+        arguments: [
+            ("order 123 not found", "order <n> not found"),
+            ("took 12.5s", "took <n>s"),
+            ("user 0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b missing", "user <uuid> missing"),
+            ("object deadbeef42 gone", "object <hex> gone"),
+            ("pointer 0x7ffe1234", "pointer <hex>"),
+            ("key 'total' invalid", "key <q> invalid"),
+            ("field \"sku\" and `x`", "field <q> and <q>"),
+            ("decoder failed", "decoder failed"),
+            ("abcdefgh is a word", "abcdefgh is a word"),
+            ("unterminated 'quote", "unterminated 'quote"),
+        ]
+    )
+    func normalization(_ input: String, _ expected: String) {
+        #expect(Fingerprint.normalize(input) == expected)
+    }
+
+    @Test("the same failure on different items has one fingerprint; another failure has another")
+    func fingerprints() {
+        let a = Fingerprint.compute(errorType: "NotFound", message: "order 123 not found")
+        let b = Fingerprint.compute(errorType: "NotFound", message: "order 98765 not found")
+        let c = Fingerprint.compute(errorType: "Timeout", message: "order 123 not found")
+        let d = Fingerprint.compute(errorType: "NotFound", message: "customer 123 not found")
+        #expect(a == b)
+        #expect(a != c)
+        #expect(a != d)
+        #expect(a.count == 16)
+        #expect(a.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        // Stable across processes and platforms: FNV-1a 64 of "NotFound\0order <n> not found".
+        #expect(a == Self.fnv1a("NotFound\u{0}order <n> not found"))
+    }
+
+    static func fnv1a(_ string: String) -> String {
+        var hash: UInt64 = 14_695_981_039_346_656_037
+        for byte in string.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 1_099_511_628_211
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    @Test("ids are UUIDv7, unique and ordered by time, also within one millisecond")
+    func ids() {
+        let generator = DeadLetterIDGenerator(random: SeededRandom(seed: 3))
+        let start = Date(timeIntervalSince1970: 1_767_225_600)
+        var ids: [String] = []
+        for index in 0..<5000 {
+            ids.append(generator.next(at: start.addingTimeInterval(Double(index / 1000) / 1000)))
+        }
+        #expect(Set(ids).count == 5000)
+        #expect(ids == ids.sorted())
+        for id in ids.prefix(10) {
+            #expect(id.count == 36)
+            let characters = Array(id)
+            #expect(characters[14] == "7")
+            #expect("89ab".contains(characters[19]))
+        }
+        // The first 48 bits are the millisecond timestamp.
+        let hex = ids[0].replacingOccurrences(of: "-", with: "").prefix(12)
+        #expect(UInt64(hex, radix: 16) == 1_767_225_600_000)
+        // The same seed gives the same ids.
+        let again = DeadLetterIDGenerator(random: SeededRandom(seed: 3))
+        #expect(again.next(at: start) == ids[0])
+    }
+
+    @Test("a clock that goes back still gives ordered ids")
+    func clockGoesBack() {
+        let generator = DeadLetterIDGenerator(random: SeededRandom(seed: 4))
+        let later = generator.next(at: Date(timeIntervalSince1970: 1_767_225_600))
+        let earlier = generator.next(at: Date(timeIntervalSince1970: 1_767_225_000))
+        #expect(earlier > later)
+    }
+
+    @Test("reasons: built-ins keep their retryability, unknown names are permanent, custom ones say theirs")
+    func reasons() {
+        #expect(FailureReason(rawValue: "timeout").isRetryable)
+        #expect(!FailureReason(rawValue: "validation").isRetryable)
+        #expect(!FailureReason(rawValue: "somethingNew").isRetryable)
+        let custom = FailureReason("paymentDeclined", retryable: true)
+        #expect(custom.isRetryable)
+        #expect(custom == FailureReason(rawValue: "paymentDeclined"))
+        #expect(FailureReason.allKnown.count == 13)
+        #expect(
+            FailureReason.allKnown.filter(\.isRetryable).map(\.rawValue).sorted() == [
+                "cancelled", "conflict", "dependency", "processing", "rateLimited", "resourceExhausted", "timeout",
+                "unknown",
+            ]
+        )
+    }
+
+    @Test("the classifier: an error's own reason, then rules, then the built-in mapping")
+    func classifier() {
+        struct Own: Error, DeadLetterReasonProviding { var failureReason: FailureReason { .rateLimited } }
+        struct Mapped: Error {}
+        struct Other: Error {}
+        var classifier = FailureClassifier()
+        classifier.map(Mapped.self, to: .notFound)
+        #expect(classifier.classify(Own()) == .rateLimited)
+        #expect(classifier.classify(Mapped()) == .notFound)
+        #expect(classifier.classify(CancellationError()) == .cancelled)
+        #expect(
+            classifier.classify(DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "x"))) == .decoding
+        )
+        #expect(classifier.classify(Other()) == .unknown)
+        #expect(FailureClassifier(fallback: .processing).classify(Other()) == .processing)
+    }
+
+    @Test("captured errors: decoding messages name the path; huge messages are cut")
+    func capturedErrors() throws {
+        struct Order: Decodable { var lines: [Line] }
+        struct Line: Decodable { var sku: String }
+        do {
+            _ = try JSONDecoder().decode(Order.self, from: Data(#"{"lines":[{"sku":1}]}"#.utf8))
+            Issue.record("expected a decoding error")
+        } catch {
+            let captured = CapturedError(error)
+            #expect(captured.type == "DecodingError")
+            #expect(captured.message == "typeMismatch: expected String at lines.[0].sku")
+        }
+        let huge = CapturedError(type: "E", message: "")
+        #expect(huge.message.isEmpty)
+        struct Long: Error, CustomStringConvertible { var description: String { String(repeating: "é", count: 5000) } }
+        let cut = CapturedError(Long())
+        #expect(cut.message.utf8.count <= CapturedError.maxMessageLength + 3)
+        #expect(cut.message.hasSuffix("…"))
+    }
+
+    @Test("errors say what and where, never more")
+    func errorDescriptions() {
+        let error = DeadLetterError(
+            code: .invalidFormat,
+            message: "expected a string",
+            file: "a.jsonl",
+            line: 3,
+            field: "source"
+        )
+        #expect(error.description == "a.jsonl:3: field 'source': expected a string")
+        #expect(
+            DeadLetterError(code: .notFound, message: "no such letter", id: "x").description
+                == "letter x: no such letter"
+        )
+    }
+}
