@@ -75,7 +75,8 @@ public enum DeadLetterFixtures {
     ///   - start: when the first one failed; ``epoch`` by default.
     ///   - interval: the time between two letters; one second by default.
     ///   - seed: the seed of the ids' random bits.
-    ///   - configure: changes each letter after it is made (its index is given); the id should stay.
+    ///   - configure: changes each letter after it is made (its index is given); the id should stay. Dates
+    ///     it sets are rounded to the millisecond afterwards, as stores keep them.
     public static func letters(
         count: Int,
         start: Date = DeadLetterFixtures.epoch,
@@ -94,9 +95,28 @@ public enum DeadLetterFixtures {
                 firstFailedAt: date
             )
             configure(index, &letter)
-            letters.append(letter)
+            letters.append(self.normalized(letter))
         }
         return letters
+    }
+}
+
+extension DeadLetterFixtures {
+    /// `letter` with every date rounded to the millisecond, exactly as a store reads it back.
+    ///
+    /// `DeadLetter`'s initializer rounds its dates, but a date assigned afterwards (`letter.lastFailedAt =
+    /// start.adding(.seconds(5))`) may differ from the read-back date in its last bit, and `==` compares dates
+    /// exactly.
+    public static func normalized(_ letter: DeadLetter) -> DeadLetter {
+        var letter = letter
+        letter.firstFailedAt = letter.firstFailedAt.roundedToMilliseconds
+        letter.lastFailedAt = letter.lastFailedAt.roundedToMilliseconds
+        letter.nextAttemptAt = letter.nextAttemptAt?.roundedToMilliseconds
+        letter.expiresAt = letter.expiresAt?.roundedToMilliseconds
+        for index in letter.history.indices {
+            letter.history[index].at = letter.history[index].at.roundedToMilliseconds
+        }
+        return letter
     }
 }
 

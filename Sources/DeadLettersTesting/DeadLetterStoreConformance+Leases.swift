@@ -294,14 +294,14 @@ extension DeadLetterStoreConformance {
         var next = try #require(claimed.first)
         next.attempts += 1
         next.lastFailedAt = now
-        next.nextAttemptAt = now.adding(.seconds(120))
+        next.nextAttemptAt = now.adding(.seconds(120)).roundedToMilliseconds
         next.reason = .timeout
         next.errorType = "TimeoutError"
         next.errorMessage = "a much longer error message than the one before"
         next.causes = ["NIO: connection reset"]
         next.fingerprint = "fp-new"
         next.replayCount = 1
-        next.expiresAt = now.adding(.seconds(86_400))
+        next.expiresAt = now.adding(.seconds(86_400)).roundedToMilliseconds
         next.history = [DeadLetter.HistoryEntry(event: "redriven", at: now, outcome: "failed", errorMessage: "again")]
         #expect(try await store.release(next, owner: "w1"))
         #expect(try await store.letter(id: next.id) == next)

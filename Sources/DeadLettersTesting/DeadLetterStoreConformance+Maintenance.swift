@@ -27,7 +27,7 @@ extension DeadLetterStoreConformance {
         for index in [0, 3] {
             var want = letters[index]
             want.status = .retrying
-            want.nextAttemptAt = at
+            want.nextAttemptAt = at.roundedToMilliseconds
             #expect(try await store.letter(id: want.id) == want)
         }
         #expect(try await store.letter(id: letters[1].id) == letters[1])

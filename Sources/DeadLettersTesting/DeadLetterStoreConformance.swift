@@ -102,7 +102,7 @@ public enum DeadLetterStoreConformance {
 
 extension DeadLetterStoreConformance {
     /// The `now` most checks use: one day after ``DeadLetterFixtures/epoch``.
-    static let now = DeadLetterFixtures.epoch.adding(.seconds(86_400))
+    static let now = DeadLetterFixtures.epoch.adding(.seconds(86_400)).roundedToMilliseconds
 
     /// Every letter the store holds, read page by page, in id order.
     static func everything(
