@@ -1,1 +1,0 @@
-// The DeadLettersPostgres module; see DESIGN.md.

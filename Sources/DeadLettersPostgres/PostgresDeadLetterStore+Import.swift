@@ -1,0 +1,96 @@
+public import DeadLetters
+import PostgresNIO
+
+extension PostgresDeadLetterStore {
+    /// An error thrown by the letters being imported, passed on unchanged.
+    struct SourceError: Error {
+        let underlying: any Error
+    }
+
+    /// Streams `letters` into one transaction, 1,000 at a time: all of them are stored or none.
+    public func importLetters<Letters: AsyncSequence & Sendable>(
+        _ letters: Letters,
+        onConflict: DeadLetterConflictPolicy
+    ) async throws -> DeadLetterAppendResult where Letters.Element == DeadLetter {
+        do {
+            return try await self.perform("import") {
+                try await self.transaction { connection in
+                    var result = DeadLetterAppendResult(inserted: 0)
+                    var chunk: [DeadLetter] = []
+                    var iterator = letters.makeAsyncIterator()
+                    while true {
+                        let next: DeadLetter?
+                        do {
+                            next = try await iterator.next()
+                        } catch {
+                            throw SourceError(underlying: error)
+                        }
+                        guard let letter = next else { break }
+                        try Self.validateStorable(letter)
+                        chunk.append(letter)
+                        if chunk.count == 1000 {
+                            try await self.importChunk(chunk, onConflict: onConflict, into: &result, on: connection)
+                            chunk.removeAll(keepingCapacity: true)
+                        }
+                    }
+                    try await self.importChunk(chunk, onConflict: onConflict, into: &result, on: connection)
+                    return result
+                }
+            }
+        } catch let error as SourceError {
+            throw error.underlying
+        }
+    }
+
+    private func importChunk(
+        _ chunk: [DeadLetter],
+        onConflict: DeadLetterConflictPolicy,
+        into result: inout DeadLetterAppendResult,
+        on connection: PostgresConnection
+    ) async throws {
+        guard !chunk.isEmpty else { return }
+        var seen = Set<String>()
+        for row in try await self.rows(
+            connection,
+            PostgresQuery(
+                unsafeSQL: "SELECT id FROM \(self.schema).letters WHERE id = ANY($1::text[])",
+                binds: Self.binds(chunk.map(\.id))
+            )
+        ) {
+            seen.insert(try row.decode(String.self))
+        }
+        var columns = LetterColumns()
+        for letter in chunk {
+            if seen.contains(letter.id) {
+                if onConflict == .fail {
+                    throw DeadLetterError(
+                        code: .duplicateID,
+                        message: "a letter with this id is already stored",
+                        id: letter.id
+                    )
+                }
+                result.skipped += 1
+                continue
+            }
+            seen.insert(letter.id)
+            try columns.append(letter)
+        }
+        guard columns.count > 0 else { return }
+        let inserted = try await self.rows(connection, columns.insert(into: self.schema))
+        if inserted.count != columns.count {
+            // Another transaction stored some of these ids meanwhile.
+            if onConflict == .fail {
+                throw DeadLetterError(
+                    code: .duplicateID,
+                    message: "a letter of the import was stored meanwhile by another writer"
+                )
+            }
+            result.skipped += columns.count - inserted.count
+        }
+        var bytes: Int64 = 0
+        let insertedIDs = Set(try inserted.map { try $0.decode(String.self) })
+        for (index, id) in columns.ids.enumerated() where insertedIDs.contains(id) { bytes += columns.sizes[index] }
+        result.inserted += inserted.count
+        try await self.addUsage(connection, count: inserted.count, bytes: bytes)
+    }
+}

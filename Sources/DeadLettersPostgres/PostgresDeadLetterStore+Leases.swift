@@ -1,0 +1,176 @@
+public import DeadLetters
+import PostgresNIO
+
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
+
+extension PostgresDeadLetterStore {
+    public func claimDue(
+        now: Date,
+        limit: Int,
+        owner: String,
+        leaseUntil: Date,
+        sources: [String]
+    ) async throws -> [DeadLetter] {
+        guard limit > 0, !sources.isEmpty else { return [] }
+        return try await self.perform("claimDue") {
+            let sql = """
+                UPDATE \(self.schema).letters AS l SET lease_owner = $1, lease_until = $2
+                WHERE l.id IN (
+                    SELECT id FROM \(self.schema).letters
+                    WHERE status = 'retrying' AND next_attempt_at <= $3
+                        AND (lease_until IS NULL OR lease_until <= $3) AND source = ANY($4::text[])
+                    ORDER BY next_attempt_at, id LIMIT $5
+                    FOR UPDATE SKIP LOCKED
+                )
+                RETURNING \(Self.qualifiedLetterColumns)
+                """
+            let binds = Self.binds(
+                owner,
+                leaseUntil.millisecondsSince1970,
+                now.millisecondsSince1970,
+                sources,
+                Int64(limit)
+            )
+            let letters = try await self.rows(PostgresQuery(unsafeSQL: sql, binds: binds)).map(Self.decodeLetter)
+            return letters.sorted {
+                let left = $0.nextAttemptAt?.millisecondsSince1970 ?? 0
+                let right = $1.nextAttemptAt?.millisecondsSince1970 ?? 0
+                return left != right ? left < right : $0.id < $1.id
+            }
+        }
+    }
+
+    public func claim(ids: [String], now: Date, owner: String, leaseUntil: Date) async throws -> [DeadLetter] {
+        let ids = ids.filter { !$0.utf8.contains(0) }
+        guard !ids.isEmpty else { return [] }
+        return try await self.perform("claim") {
+            let sql = """
+                UPDATE \(self.schema).letters AS l SET lease_owner = $1, lease_until = $2
+                WHERE l.id IN (
+                    SELECT id FROM \(self.schema).letters
+                    WHERE id = ANY($4::text[]) AND (lease_until IS NULL OR lease_until <= $3)
+                    ORDER BY id
+                    FOR UPDATE SKIP LOCKED
+                )
+                RETURNING \(Self.qualifiedLetterColumns)
+                """
+            let binds = Self.binds(owner, leaseUntil.millisecondsSince1970, now.millisecondsSince1970, ids)
+            return try await self.rows(PostgresQuery(unsafeSQL: sql, binds: binds)).map(Self.decodeLetter)
+                .sorted { $0.id < $1.id }
+        }
+    }
+
+    public func complete(id: String, owner: String) async throws -> Bool {
+        guard !id.utf8.contains(0), !owner.utf8.contains(0) else { return false }
+        return try await self.perform("complete") {
+            try await self.removing(
+                PostgresQuery(
+                    unsafeSQL: "DELETE FROM \(self.schema).letters WHERE id = $1 AND lease_owner = $2 RETURNING size",
+                    binds: Self.binds(id, owner)
+                )
+            ) == 1
+        }
+    }
+
+    public func delete(ids: [String]) async throws -> Int {
+        let ids = ids.filter { !$0.utf8.contains(0) }
+        guard !ids.isEmpty else { return 0 }
+        return try await self.perform("delete") {
+            try await self.removing(
+                PostgresQuery(
+                    unsafeSQL: "DELETE FROM \(self.schema).letters WHERE id = ANY($1::text[]) RETURNING size",
+                    binds: Self.binds(ids)
+                )
+            )
+        }
+    }
+
+    /// Runs a `DELETE … RETURNING size` and the usage update in one transaction; returns the rows removed.
+    private func removing(_ query: PostgresQuery) async throws -> Int {
+        try await self.transaction { connection in
+            var count = 0
+            var bytes: Int64 = 0
+            for row in try await self.rows(connection, query) {
+                count += 1
+                bytes += try row.decode(Int64.self)
+            }
+            try await self.addUsage(connection, count: -count, bytes: -bytes)
+            return count
+        }
+    }
+
+    public func release(_ letter: DeadLetter, owner: String) async throws -> Bool {
+        try Self.validateStorable(letter)
+        return try await self.perform("release") {
+            var columns = LetterColumns()
+            try columns.append(letter)
+            let sql = """
+                UPDATE \(self.schema).letters AS l SET source = $3, reason = $4, error_type = $5, error_message = $6,
+                    causes = $7::jsonb, attempts = $8, first_failed_at = $9, last_failed_at = $10,
+                    next_attempt_at = $11, expires_at = $12, status = $13, fingerprint = $14, replay_count = $15,
+                    metadata = $16::jsonb, content_type = $17, payload = $18, history = $19::jsonb, size = $20,
+                    lease_owner = NULL, lease_until = NULL
+                FROM (SELECT id, size FROM \(self.schema).letters WHERE id = $1 AND lease_owner = $2 FOR UPDATE) AS old
+                WHERE l.id = old.id
+                RETURNING old.size
+                """
+            var binds = PostgresBindings(capacity: 20)
+            binds.append(letter.id)
+            binds.append(owner)
+            binds.append(letter.source)
+            binds.append(letter.reason.rawValue)
+            binds.append(letter.errorType)
+            binds.append(letter.errorMessage)
+            binds.append(columns.causes[0])
+            binds.append(Int64(letter.attempts))
+            binds.append(letter.firstFailedAt.millisecondsSince1970)
+            binds.append(letter.lastFailedAt.millisecondsSince1970)
+            binds.append(letter.nextAttemptAt?.millisecondsSince1970)
+            binds.append(letter.expiresAt?.millisecondsSince1970)
+            binds.append(letter.status.rawValue)
+            binds.append(letter.fingerprint)
+            binds.append(Int64(letter.replayCount))
+            binds.append(columns.metadata[0])
+            binds.append(letter.contentType)
+            binds.append(columns.payloads[0])
+            binds.append(columns.history[0])
+            binds.append(columns.sizes[0])
+            let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+            return try await self.transaction { connection in
+                let rows = try await self.rows(connection, query)
+                guard let row = rows.first else { return false }
+                let oldSize = try row.decode(Int64.self)
+                try await self.addUsage(connection, count: 0, bytes: columns.sizes[0] - oldSize)
+                return true
+            }
+        }
+    }
+
+    public func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int {
+        if let limit, limit <= 0 { return 0 }
+        return try await self.perform("redrive") {
+            var clause = FilterClause(filter)
+            let now = clause.bind(now.millisecondsSince1970)
+            clause.add("(lease_until IS NULL OR lease_until <= \(now))")
+            let limitSQL = limit.map { " LIMIT \(clause.bind(Int64($0)))" } ?? ""
+            let sql = """
+                WITH changed AS (
+                    UPDATE \(self.schema).letters AS l
+                    SET status = 'retrying', next_attempt_at = \(now), lease_owner = NULL, lease_until = NULL
+                    WHERE l.id IN (
+                        SELECT id FROM \(self.schema).letters WHERE \(clause.sql) ORDER BY id\(limitSQL)
+                        FOR UPDATE SKIP LOCKED
+                    )
+                    RETURNING 1
+                )
+                SELECT count(*) FROM changed
+                """
+            let rows = try await self.rows(PostgresQuery(unsafeSQL: sql, binds: clause.binds))
+            return Int(try rows.first?.decode(Int64.self) ?? 0)
+        }
+    }
+}

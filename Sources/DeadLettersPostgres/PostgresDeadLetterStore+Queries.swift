@@ -1,0 +1,200 @@
+public import DeadLetters
+import PostgresNIO
+
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
+
+/// A `WHERE` clause built from a filter, every value a bound parameter.
+struct FilterClause {
+    var conditions: [String] = []
+    var binds = PostgresBindings()
+
+    /// The next parameter's placeholder, `$N`, after binding `value`.
+    mutating func bind(_ value: some PostgresDynamicTypeEncodable) -> String {
+        self.binds.append(value)
+        return "$\(self.binds.count)"
+    }
+
+    init(_ filter: DeadLetterFilter) {
+        // Stored text never holds NUL, and PostgreSQL refuses it in a parameter: such a value selects nothing.
+        func any(_ column: String, _ values: [String]) -> String? {
+            guard !values.isEmpty else { return nil }
+            let storable = values.filter { !$0.utf8.contains(0) }
+            return storable.isEmpty ? "FALSE" : "\(column) = ANY(\(self.bind(storable))::text[])"
+        }
+        var parts: [String?] = [
+            any("id", filter.ids),
+            any("source", filter.sources),
+            any("reason", filter.reasons),
+            any("error_type", filter.errorTypes),
+            any("fingerprint", filter.fingerprints),
+            any("status", filter.statuses.map(\.rawValue)),
+        ]
+        if let since = filter.since { parts.append("last_failed_at >= \(self.bind(since.millisecondsSince1970))") }
+        if let until = filter.until { parts.append("last_failed_at < \(self.bind(until.millisecondsSince1970))") }
+        if let minAttempts = filter.minAttempts { parts.append("attempts >= \(self.bind(Int64(minAttempts)))") }
+        if let search = filter.search, search.utf8.contains(0) {
+            parts.append("FALSE")
+        } else if let search = filter.search, !search.isEmpty {
+            // With the "C" collation, lower() folds ASCII letters only, as DeadLetterFilter.matches does.
+            parts.append("strpos(lower(error_message), lower(\(self.bind(search))::text COLLATE \"C\")) > 0")
+        }
+        if let expiresBefore = filter.expiresBefore {
+            parts.append("expires_at <= \(self.bind(expiresBefore.millisecondsSince1970))")
+        }
+        self.conditions = parts.compactMap { $0 }
+    }
+
+    mutating func add(_ condition: String) { self.conditions.append(condition) }
+
+    var sql: String { self.conditions.isEmpty ? "TRUE" : self.conditions.joined(separator: " AND ") }
+}
+
+extension PostgresDeadLetterStore {
+    public func letter(id: String) async throws -> DeadLetter? {
+        guard !id.utf8.contains(0) else { return nil }
+        return try await self.perform("letter") {
+            let rows = try await self.rows(
+                PostgresQuery(
+                    unsafeSQL: "SELECT \(Self.letterColumns) FROM \(self.schema).letters WHERE id = $1",
+                    binds: Self.binds(id)
+                )
+            )
+            return try rows.first.map(Self.decodeLetter)
+        }
+    }
+
+    public func page(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> DeadLetterPage {
+        try await self.perform("page") {
+            var clause = FilterClause(filter)
+            if let cursor { clause.add("id > \(clause.bind(String(cursor.prefix { $0 != "\0" })))") }
+            let limit = max(1, limit)
+            let sql = """
+                SELECT \(Self.letterColumns) FROM \(self.schema).letters WHERE \(clause.sql)
+                ORDER BY id LIMIT \(clause.bind(Int64(limit) + 1))
+                """
+            var letters = try await self.rows(PostgresQuery(unsafeSQL: sql, binds: clause.binds)).map(Self.decodeLetter)
+            guard letters.count > limit else { return DeadLetterPage(letters: letters, nextCursor: nil) }
+            letters.removeLast(letters.count - limit)
+            return DeadLetterPage(letters: letters, nextCursor: letters.last?.id)
+        }
+    }
+
+    public func count(_ filter: DeadLetterFilter) async throws -> Int {
+        try await self.perform("count") {
+            let clause = FilterClause(filter)
+            let rows = try await self.rows(
+                PostgresQuery(
+                    unsafeSQL: "SELECT count(*) FROM \(self.schema).letters WHERE \(clause.sql)",
+                    binds: clause.binds
+                )
+            )
+            return Int(try rows.first?.decode(Int64.self) ?? 0)
+        }
+    }
+
+    public func summary(_ filter: DeadLetterFilter, now: Date) async throws -> DeadLetterSummary {
+        try await self.perform("summary") {
+            var clause = FilterClause(filter)
+            let now = clause.bind(now.millisecondsSince1970)
+            let sql = """
+                WITH f AS MATERIALIZED (
+                    SELECT reason, source, error_type, status, first_failed_at, last_failed_at, attempts,
+                        CASE WHEN \(now) - first_failed_at < 3600000 THEN '<1h'
+                             WHEN \(now) - first_failed_at < 21600000 THEN '1h-6h'
+                             WHEN \(now) - first_failed_at < 86400000 THEN '6h-24h'
+                             ELSE '>24h' END AS age
+                    FROM \(self.schema).letters WHERE \(clause.sql)
+                )
+                SELECT 'reason', reason, count(*), 0::int8, 0::int8, '0'::text FROM f GROUP BY reason
+                UNION ALL SELECT 'source', source, count(*), 0, 0, '0' FROM f GROUP BY source
+                UNION ALL SELECT 'errorType', error_type, count(*), 0, 0, '0' FROM f GROUP BY error_type
+                UNION ALL SELECT 'status', status, count(*), 0, 0, '0' FROM f GROUP BY status
+                UNION ALL SELECT 'age', age, count(*), 0, 0, '0' FROM f GROUP BY age
+                UNION ALL SELECT 'total', '', count(*), coalesce(min(first_failed_at), 0),
+                    coalesce(max(last_failed_at), 0), coalesce(sum(attempts), 0)::text FROM f
+                """
+            var summary = DeadLetterSummary(
+                total: 0,
+                byReason: [:],
+                bySource: [:],
+                byErrorType: [:],
+                byStatus: Dictionary(uniqueKeysWithValues: DeadLetterStatus.allCases.map { ($0.rawValue, 0) }),
+                byAge: Dictionary(uniqueKeysWithValues: DeadLetterSummary.ageBuckets.map { ($0, 0) }),
+                oldestFailedAt: nil,
+                newestFailedAt: nil,
+                averageAttempts: 0
+            )
+            for row in try await self.rows(PostgresQuery(unsafeSQL: sql, binds: clause.binds)) {
+                let cells = row.makeRandomAccess()
+                let kind = try cells[0].decode(String.self)
+                let key = try cells[1].decode(String.self)
+                let count = Int(try cells[2].decode(Int64.self))
+                switch kind {
+                case "reason": summary.byReason[key] = count
+                case "source": summary.bySource[key] = count
+                case "errorType": summary.byErrorType[key] = count
+                case "status": summary.byStatus[key] = count
+                case "age": summary.byAge[key] = count
+                default:
+                    summary.total = count
+                    guard count > 0 else { continue }
+                    summary.oldestFailedAt = Date(millisecondsSince1970: try cells[3].decode(Int64.self))
+                    summary.newestFailedAt = Date(millisecondsSince1970: try cells[4].decode(Int64.self))
+                    let attempts = try cells[5].decode(String.self)
+                    summary.averageAttempts = Double(Int(attempts) ?? 0) / Double(count)
+                }
+            }
+            return summary
+        }
+    }
+
+    public func groups(_ filter: DeadLetterFilter, limit: Int) async throws -> [DeadLetterGroup] {
+        try await self.perform("groups") {
+            var clause = FilterClause(filter)
+            let sql = """
+                WITH g AS (
+                    SELECT fingerprint, count(*) AS n, min(id) AS first_id,
+                        array_agg(DISTINCT source ORDER BY source) AS sources,
+                        min(first_failed_at) AS first_failed_at, max(last_failed_at) AS last_failed_at
+                    FROM \(self.schema).letters WHERE \(clause.sql)
+                    GROUP BY fingerprint ORDER BY n DESC, fingerprint LIMIT \(clause.bind(Int64(max(0, limit))))
+                )
+                SELECT g.fingerprint, g.n, l.error_type, l.error_message, g.sources, g.first_failed_at, g.last_failed_at
+                FROM g JOIN \(self.schema).letters AS l ON l.id = g.first_id
+                ORDER BY g.n DESC, g.fingerprint
+                """
+            return try await self.rows(PostgresQuery(unsafeSQL: sql, binds: clause.binds)).map { row in
+                let (fingerprint, count, errorType, message, sources, first, last) = try row.decode(
+                    (String, Int64, String, String, [String], Int64, Int64).self
+                )
+                return DeadLetterGroup(
+                    fingerprint: fingerprint,
+                    count: Int(count),
+                    errorType: errorType,
+                    sampleMessage: message,
+                    sources: sources,
+                    firstFailedAt: Date(millisecondsSince1970: first),
+                    lastFailedAt: Date(millisecondsSince1970: last)
+                )
+            }
+        }
+    }
+
+    public func usage() async throws -> DeadLetterUsage {
+        try await self.perform("usage") {
+            let rows = try await self.rows(
+                PostgresQuery(
+                    unsafeSQL:
+                        "SELECT coalesce(sum(count), 0)::int8, coalesce(sum(bytes), 0)::int8 FROM \(self.schema).usage"
+                )
+            )
+            guard let row = rows.first else { return DeadLetterUsage(count: 0, bytes: 0) }
+            let (count, bytes) = try row.decode((Int64, Int64).self)
+            return DeadLetterUsage(count: Int(count), bytes: Int(bytes))
+        }
+    }
+}

@@ -1,0 +1,245 @@
+import DeadLetters
+import PostgresNIO
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+extension PostgresDeadLetterStore {
+    /// The columns a letter is read from, in the order ``decodeLetter(_:)`` reads them.
+    static let letterColumns = """
+        id, source, reason, error_type, error_message, causes::text, attempts, first_failed_at, last_failed_at, \
+        next_attempt_at, expires_at, status, fingerprint, replay_count, metadata::text, content_type, payload, \
+        history::text
+        """
+
+    /// The same columns, qualified by the table alias `l`.
+    static let qualifiedLetterColumns = """
+        l.id, l.source, l.reason, l.error_type, l.error_message, l.causes::text, l.attempts, l.first_failed_at, \
+        l.last_failed_at, l.next_attempt_at, l.expires_at, l.status, l.fingerprint, l.replay_count, \
+        l.metadata::text, l.content_type, l.payload, l.history::text
+        """
+
+    static func decodeLetter(_ row: PostgresRow) throws -> DeadLetter {
+        let cells = row.makeRandomAccess()
+        let id = try cells[0].decode(String.self)
+        func json<T: Decodable>(_ index: Int, _ type: T.Type, _ field: String) throws -> T {
+            let text = try cells[index].decode(String.self)
+            do {
+                return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+            } catch {
+                throw DeadLetterError(
+                    code: .invalidFormat,
+                    message: "the stored \(field) is not valid",
+                    id: id,
+                    field: field
+                )
+            }
+        }
+        let statusText = try cells[11].decode(String.self)
+        guard let status = DeadLetterStatus(rawValue: statusText) else {
+            throw DeadLetterError(
+                code: .invalidFormat,
+                message: "unknown stored status '\(statusText)'",
+                id: id,
+                field: "status"
+            )
+        }
+        return DeadLetter(
+            id: id,
+            source: try cells[1].decode(String.self),
+            reason: FailureReason(rawValue: try cells[2].decode(String.self)),
+            errorType: try cells[3].decode(String.self),
+            errorMessage: try cells[4].decode(String.self),
+            causes: try json(5, [String].self, "causes"),
+            attempts: Int(try cells[6].decode(Int64.self)),
+            firstFailedAt: Date(millisecondsSince1970: try cells[7].decode(Int64.self)),
+            lastFailedAt: Date(millisecondsSince1970: try cells[8].decode(Int64.self)),
+            nextAttemptAt: try cells[9].decode(Int64?.self).map(Date.init(millisecondsSince1970:)),
+            expiresAt: try cells[10].decode(Int64?.self).map(Date.init(millisecondsSince1970:)),
+            status: status,
+            fingerprint: try cells[12].decode(String.self),
+            replayCount: Int(try cells[13].decode(Int64.self)),
+            metadata: try json(14, [String: String].self, "metadata"),
+            contentType: try cells[15].decode(String?.self),
+            payload: try cells[16].decode(Data.self),
+            history: try json(17, [DeadLetter.HistoryEntry].self, "history")
+        )
+    }
+
+    /// A JSON array of strings.
+    static func jsonArray(_ strings: [String]) -> String {
+        guard !strings.isEmpty else { return "[]" }
+        var out = "["
+        for (index, string) in strings.enumerated() {
+            if index > 0 { out += "," }
+            Self.appendJSONString(string, to: &out)
+        }
+        return out + "]"
+    }
+
+    /// A JSON object of strings.
+    static func jsonObject(_ dictionary: [String: String]) -> String {
+        guard !dictionary.isEmpty else { return "{}" }
+        var out = "{"
+        var first = true
+        for (key, value) in dictionary {
+            if !first { out += "," }
+            first = false
+            Self.appendJSONString(key, to: &out)
+            out += ":"
+            Self.appendJSONString(value, to: &out)
+        }
+        return out + "}"
+    }
+
+    static func jsonHistory(_ history: [DeadLetter.HistoryEntry]) throws -> String {
+        guard !history.isEmpty else { return "[]" }
+        return String(decoding: try JSONEncoder().encode(history), as: UTF8.self)
+    }
+
+    private static func appendJSONString(_ string: String, to out: inout String) {
+        out += "\""
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+
+    /// Checks what PostgreSQL cannot store: NUL in text.
+    static func validateStorable(_ letter: DeadLetter) throws {
+        func check(_ text: String, _ field: String) throws {
+            if text.utf8.contains(0) {
+                throw DeadLetterError(
+                    code: .invalidFormat,
+                    message: "PostgreSQL text cannot hold a NUL character",
+                    id: letter.id,
+                    field: field
+                )
+            }
+        }
+        try check(letter.id, "id")
+        try check(letter.source, "source")
+        try check(letter.reason.rawValue, "reason")
+        try check(letter.errorType, "errorType")
+        try check(letter.errorMessage, "errorMessage")
+        try check(letter.fingerprint, "fingerprint")
+        try check(letter.contentType ?? "", "contentType")
+        for cause in letter.causes { try check(cause, "causes") }
+        for (key, value) in letter.metadata {
+            try check(key, "metadata")
+            try check(value, "metadata")
+        }
+        for entry in letter.history {
+            try check(entry.event, "history")
+            try check(entry.outcome, "history")
+            try check(entry.errorMessage ?? "", "history")
+        }
+    }
+}
+
+/// Letters laid out as one array per column, bound as 19 parameters of one multi-row `INSERT … SELECT unnest`.
+struct LetterColumns {
+    static let absent = Int64.min
+
+    var ids: [String] = []
+    var sources: [String] = []
+    var reasons: [String] = []
+    var errorTypes: [String] = []
+    var errorMessages: [String] = []
+    var causes: [String] = []
+    var attempts: [Int64] = []
+    var firstFailedAt: [Int64] = []
+    var lastFailedAt: [Int64] = []
+    var nextAttemptAt: [Int64] = []
+    var expiresAt: [Int64] = []
+    var statuses: [String] = []
+    var fingerprints: [String] = []
+    var replayCounts: [Int64] = []
+    var metadata: [String] = []
+    var contentTypes: [String] = []
+    var hasContentType: [Bool] = []
+    var payloads: [ByteBuffer] = []
+    var history: [String] = []
+    var sizes: [Int64] = []
+
+    var count: Int { self.ids.count }
+
+    mutating func append(_ letter: DeadLetter) throws {
+        self.ids.append(letter.id)
+        self.sources.append(letter.source)
+        self.reasons.append(letter.reason.rawValue)
+        self.errorTypes.append(letter.errorType)
+        self.errorMessages.append(letter.errorMessage)
+        self.causes.append(PostgresDeadLetterStore.jsonArray(letter.causes))
+        self.attempts.append(Int64(letter.attempts))
+        self.firstFailedAt.append(letter.firstFailedAt.millisecondsSince1970)
+        self.lastFailedAt.append(letter.lastFailedAt.millisecondsSince1970)
+        self.nextAttemptAt.append(letter.nextAttemptAt?.millisecondsSince1970 ?? Self.absent)
+        self.expiresAt.append(letter.expiresAt?.millisecondsSince1970 ?? Self.absent)
+        self.statuses.append(letter.status.rawValue)
+        self.fingerprints.append(letter.fingerprint)
+        self.replayCounts.append(Int64(letter.replayCount))
+        self.metadata.append(PostgresDeadLetterStore.jsonObject(letter.metadata))
+        self.contentTypes.append(letter.contentType ?? "")
+        self.hasContentType.append(letter.contentType != nil)
+        self.payloads.append(ByteBuffer(bytes: letter.payload))
+        self.history.append(try PostgresDeadLetterStore.jsonHistory(letter.history))
+        self.sizes.append(Int64(letter.storageSize))
+    }
+
+    /// `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id` of every row.
+    func insert(into schema: String) -> PostgresQuery {
+        var binds = PostgresBindings(capacity: 20)
+        binds.append(self.ids)
+        binds.append(self.sources)
+        binds.append(self.reasons)
+        binds.append(self.errorTypes)
+        binds.append(self.errorMessages)
+        binds.append(self.causes)
+        binds.append(self.attempts)
+        binds.append(self.firstFailedAt)
+        binds.append(self.lastFailedAt)
+        binds.append(self.nextAttemptAt)
+        binds.append(self.expiresAt)
+        binds.append(self.statuses)
+        binds.append(self.fingerprints)
+        binds.append(self.replayCounts)
+        binds.append(self.metadata)
+        binds.append(self.contentTypes)
+        binds.append(self.hasContentType)
+        binds.append(self.payloads)
+        binds.append(self.history)
+        binds.append(self.sizes)
+        let sql = """
+            INSERT INTO \(schema).letters (id, source, reason, error_type, error_message, causes, attempts,
+                first_failed_at, last_failed_at, next_attempt_at, expires_at, status, fingerprint, replay_count,
+                metadata, content_type, payload, history, size)
+            SELECT u.id, u.source, u.reason, u.error_type, u.error_message, u.causes::jsonb, u.attempts,
+                u.first_failed_at, u.last_failed_at, NULLIF(u.next_attempt_at, \(Self.absent)),
+                NULLIF(u.expires_at, \(Self.absent)), u.status, u.fingerprint, u.replay_count, u.metadata::jsonb,
+                CASE WHEN u.has_content_type THEN u.content_type END, u.payload, u.history::jsonb, u.size
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
+                $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::int8[], $15::text[],
+                $16::text[], $17::bool[], $18::bytea[], $19::text[], $20::int8[])
+                AS u(id, source, reason, error_type, error_message, causes, attempts, first_failed_at,
+                    last_failed_at, next_attempt_at, expires_at, status, fingerprint, replay_count, metadata,
+                    content_type, has_content_type, payload, history, size)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id
+            """
+        return PostgresQuery(unsafeSQL: sql, binds: binds)
+    }
+}
