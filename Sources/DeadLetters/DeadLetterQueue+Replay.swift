@@ -147,11 +147,18 @@ extension DeadLetterQueue {
         var cursor: String?
         var seen = 0
         var stop = false
+        var failure: (any Error)?
         await withTaskGroup(of: Void.self) { group in
             var inFlight = 0
             outer: while !stop, seen < matched {
                 let want = min(self.configuration.batchSize, matched - seen)
-                guard let page = try? await self.store.page(filter, after: cursor, limit: want) else { break }
+                let page: DeadLetterPage
+                do {
+                    page = try await self.store.page(filter, after: cursor, limit: want)
+                } catch {
+                    failure = error
+                    break
+                }
                 if page.letters.isEmpty { break }
                 cursor = page.letters.last?.id
                 seen += page.letters.count
@@ -165,7 +172,7 @@ extension DeadLetterQueue {
                         leaseUntil: now.adding(self.configuration.leaseDuration)
                     )
                 } catch {
-                    self.logger.error("replay could not claim letters", metadata: ["error": "\(error)"])
+                    failure = error
                     break
                 }
                 for letter in claimed {
@@ -192,6 +199,10 @@ extension DeadLetterQueue {
                 if page.nextCursor == nil { break outer }
             }
             await group.waitForAll()
+        }
+        if let failure {
+            self.logger.error("replay stopped: the store failed", metadata: ["error": "\(failure)"])
+            throw failure
         }
         var report = tally.withLock { $0 }
         report.skipped = max(0, report.matched - report.succeeded - report.failed)

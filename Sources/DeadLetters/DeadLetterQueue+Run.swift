@@ -29,6 +29,7 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
         guard !alreadyRunning else {
             throw DeadLetterError(code: .invalidConfiguration, message: "the queue is already running")
         }
+        self.completions.withLock { $0 = 0 }
         defer {
             self.state.withLock {
                 $0.running = false
@@ -66,7 +67,10 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
             while !self.isShuttingDown {
                 let free = self.configuration.concurrency - inFlight
                 if free == 0 {
-                    if await group.next() != nil { inFlight -= 1 }
+                    if await group.next() != nil {
+                        inFlight -= 1
+                        self.completions.withLock { $0 = max(0, $0 - 1) }
+                    }
                     continue
                 }
                 // The idle wait below ends a poll interval after the claim, not after the wait begins, so a
