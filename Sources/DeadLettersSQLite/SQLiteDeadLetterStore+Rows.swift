@@ -41,8 +41,8 @@ enum SQLiteRows {
             letter.status.rawValue, self.text(letter.fingerprint), letter.replayCount,
             letter.contentType.map(self.text),
             letter.storageSize,
-            letter.causes.isEmpty ? nil : try self.json(letter.causes),
-            letter.metadata.isEmpty ? nil : try self.json(letter.metadata),
+            letter.causes.isEmpty ? nil : SQLiteJSON.encode(letter.causes),
+            letter.metadata.isEmpty ? nil : SQLiteJSON.encode(letter.metadata),
             letter.history.isEmpty ? nil : try self.json(letter.history),
             letter.payload,
         ]
@@ -97,7 +97,7 @@ enum SQLiteRows {
             reason: FailureReason(rawValue: try self.string(row, 2)),
             errorType: try self.string(row, 3),
             errorMessage: try self.string(row, 4),
-            causes: try causes.map { try self.unjson([String].self, $0) } ?? [],
+            causes: try causes.map { try SQLiteJSON.decodeArray($0) ?? self.unjson([String].self, $0) } ?? [],
             attempts: try row.decode(Int.self, atIndex: 5),
             firstFailedAt: Date(millisecondsSince1970: try row.decode(Int64.self, atIndex: 6)),
             lastFailedAt: Date(millisecondsSince1970: try row.decode(Int64.self, atIndex: 7)),
@@ -106,7 +106,8 @@ enum SQLiteRows {
             status: status,
             fingerprint: try self.string(row, 11),
             replayCount: try row.decode(Int.self, atIndex: 12),
-            metadata: try metadata.map { try self.unjson([String: String].self, $0) } ?? [:],
+            metadata: try metadata.map { try SQLiteJSON.decodeObject($0) ?? self.unjson([String: String].self, $0) }
+                ?? [:],
             contentType: try row.hasNull(atIndex: 13) ? nil : self.string(row, 13),
             payload: try row.decode(Data?.self, atIndex: 17) ?? Data(),
             history: try history.map { try self.unjson([DeadLetter.HistoryEntry].self, $0) } ?? []
@@ -137,7 +138,7 @@ enum SQLiteRows {
                 arguments += [values[0]]
             } else {
                 clauses.append("\(column) IN (SELECT value FROM json_each(?))")
-                arguments += [try self.json(values)]
+                arguments += [SQLiteJSON.encode(values)]
             }
         }
         try list("id", filter.ids)

@@ -31,10 +31,10 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
         self.configuration = configuration
         let path = configuration.path
         let logger = configuration.logger
-        guard configuration.maximumReaderCount >= 1 else {
+        guard configuration.maximumReaderCount >= 1, configuration.busyTimeout >= .zero else {
             throw DeadLetterError(
                 code: .invalidConfiguration,
-                message: "maximumReaderCount must be at least 1",
+                message: "maximumReaderCount must be at least 1 and busyTimeout not negative",
                 file: path
             )
         }

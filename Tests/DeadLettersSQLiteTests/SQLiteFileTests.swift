@@ -186,4 +186,41 @@ struct SQLiteValueTests {
         #expect(page.letters == [letter])
         #expect(try await store.usage().bytes == letter.storageSize)
     }
+
+    @Test func causesAndMetadataRoundTripEveryCharacter() async throws {
+        let store = try makeFreshStore()
+        let tricky = [
+            "quote \" backslash \\ slash /", "tab\t newline\n return\r bell\u{7} esc\u{1B}", "é 日本 🎉", "", " ",
+        ]
+        let letter = DeadLetterFixtures.letter(
+            causes: tricky,
+            metadata: Dictionary(
+                uniqueKeysWithValues: tricky.enumerated().map { ("k\($0.offset) \($0.element)", $0.element) }
+            )
+        )
+        try await store.append([letter])
+        #expect(try await store.letter(id: letter.id) == letter)
+    }
+
+    @Test func readsJSONWrittenByOtherWriters() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.file()
+        let store = try SQLiteDeadLetterStore(path: path)
+        let letter = DeadLetterFixtures.letter()
+        try await store.append([letter])
+        try store.close()
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(
+                sql: #"UPDATE dlq_letters SET metadata = ?, causes = ? WHERE id = ?"#,
+                arguments: [#"{ "a\/b" : "x\u00e9\ud83c\udf89" , "n":"1"}"#, #"[ "one" ,"tw\"o" ]"#, letter.id]
+            )
+        }
+        try queue.close()
+        let reopened = try SQLiteDeadLetterStore(path: path)
+        let read = try #require(try await reopened.letter(id: letter.id))
+        #expect(read.metadata == ["a/b": "xé🎉", "n": "1"])
+        #expect(read.causes == ["one", "tw\"o"])
+    }
 }
