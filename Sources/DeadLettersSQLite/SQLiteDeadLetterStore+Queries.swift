@@ -58,9 +58,14 @@ extension SQLiteDeadLetterStore {
 
     /// The letters `filter` selects, grouped by fingerprint, largest group first (ties by fingerprint).
     ///
-    /// A group's error type and sample message are those of its oldest letter (by id).
+    /// A group's error type and sample message are those of its oldest letter (by id). For the whole store
+    /// the groups come from running totals per fingerprint and source, and each group's times from indexes,
+    /// so the cost does not grow with the number of letters; with a filter the selected letters are read once.
     public func groups(_ filter: DeadLetterFilter, limit: Int) async throws -> [DeadLetterGroup] {
         guard limit > 0 else { return [] }
+        if filter.isEmpty {
+            return try await self.read { db in try Self.wholeStoreGroups(db, limit: limit) }
+        }
         let (condition, arguments) = try SQLiteRows.condition(filter)
         let groupSQL = """
             SELECT fingerprint, count(*) AS n, min(first_failed_at), max(last_failed_at), min(id) FROM dlq_letters
@@ -96,6 +101,45 @@ extension SQLiteDeadLetterStore {
             }
             return groups
         }
+    }
+
+    private static func wholeStoreGroups(_ db: Database, limit: Int) throws -> [DeadLetterGroup] {
+        let rows = try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT fingerprint, sum(count) AS n FROM dlq_groups GROUP BY fingerprint HAVING n > 0
+                    ORDER BY n DESC, fingerprint LIMIT ?
+                    """
+            ),
+            arguments: [limit]
+        )
+        let sample = try db.cachedStatement(
+            sql: "SELECT error_type, error_message FROM dlq_letters WHERE fingerprint = ? ORDER BY id LIMIT 1"
+        )
+        let oldest = try db.cachedStatement(sql: "SELECT min(first_failed_at) FROM dlq_letters WHERE fingerprint = ?")
+        let newest = try db.cachedStatement(sql: "SELECT max(last_failed_at) FROM dlq_letters WHERE fingerprint = ?")
+        let sources = try db.cachedStatement(
+            sql: "SELECT source FROM dlq_groups WHERE fingerprint = ? AND count > 0 ORDER BY source"
+        )
+        var groups: [DeadLetterGroup] = []
+        for row in rows {
+            let fingerprint = try row.decode(String.self, atIndex: 0)
+            guard let first = try Row.fetchOne(sample, arguments: [fingerprint]) else { continue }
+            let firstFailed = try Int64.fetchOne(oldest, arguments: [fingerprint]) ?? 0
+            let lastFailed = try Int64.fetchOne(newest, arguments: [fingerprint]) ?? 0
+            groups.append(
+                DeadLetterGroup(
+                    fingerprint: fingerprint,
+                    count: try row.decode(Int.self, atIndex: 1),
+                    errorType: try first.decode(String.self, atIndex: 0),
+                    sampleMessage: try first.decode(String.self, atIndex: 1),
+                    sources: try String.fetchAll(sources, arguments: [fingerprint]),
+                    firstFailedAt: Date(millisecondsSince1970: firstFailed),
+                    lastFailedAt: Date(millisecondsSince1970: lastFailed)
+                )
+            )
+        }
+        return groups
     }
 
     /// Removes the letters with these ids, leased or not.

@@ -12,6 +12,7 @@ import GRDB
 ///   the same transaction as every change, so that usage, counts and the summary of the whole store read a
 ///   few rows instead of every letter.
 /// - `dlq_first_failures`: letters per minute of `first_failed_at`, for the age buckets of the summary.
+/// - `dlq_groups`: letters per (fingerprint, source), for the groups of the whole store.
 /// - `dlq_meta`: key / value facts about the file.
 enum SQLiteSchema {
     /// The newest schema this code reads and writes.
@@ -73,6 +74,8 @@ enum SQLiteSchema {
         CREATE INDEX dlq_letters_reason ON dlq_letters (reason, id);
         CREATE INDEX dlq_letters_error_type ON dlq_letters (error_type, id);
         CREATE INDEX dlq_letters_fingerprint ON dlq_letters (fingerprint, id);
+        CREATE INDEX dlq_letters_fingerprint_first ON dlq_letters (fingerprint, first_failed_at);
+        CREATE INDEX dlq_letters_fingerprint_last ON dlq_letters (fingerprint, last_failed_at);
         CREATE INDEX dlq_letters_status ON dlq_letters (status, id);
         CREATE INDEX dlq_letters_due ON dlq_letters (next_attempt_at) WHERE status = 'retrying';
         CREATE INDEX dlq_letters_expiry ON dlq_letters (expires_at) WHERE expires_at IS NOT NULL;
@@ -89,6 +92,12 @@ enum SQLiteSchema {
             PRIMARY KEY (source, reason, error_type, status)
         ) WITHOUT ROWID;
         CREATE TABLE dlq_first_failures (minute INTEGER PRIMARY KEY, count INTEGER NOT NULL);
+        CREATE TABLE dlq_groups (
+            fingerprint TEXT NOT NULL,
+            source TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (fingerprint, source)
+        ) WITHOUT ROWID;
         CREATE TRIGGER dlq_letters_inserted AFTER INSERT ON dlq_letters BEGIN
             \(self.add("NEW"))
         END;
@@ -96,7 +105,8 @@ enum SQLiteSchema {
             \(self.subtract("OLD"))
         END;
         CREATE TRIGGER dlq_letters_updated
-        AFTER UPDATE OF source, reason, error_type, status, attempts, size, first_failed_at ON dlq_letters BEGIN
+        AFTER UPDATE OF source, reason, error_type, status, attempts, size, first_failed_at, fingerprint ON dlq_letters
+        BEGIN
             \(self.subtract("OLD"))
             \(self.add("NEW"))
         END;
@@ -111,6 +121,8 @@ enum SQLiteSchema {
                 attempts = attempts + excluded.attempts;
         INSERT INTO dlq_first_failures (minute, count) VALUES (\(self.minute("\(row).first_failed_at")), 1)
             ON CONFLICT DO UPDATE SET count = count + 1;
+        INSERT INTO dlq_groups (fingerprint, source, count) VALUES (\(row).fingerprint, \(row).source, 1)
+            ON CONFLICT DO UPDATE SET count = count + 1;
         """
     }
 
@@ -120,6 +132,7 @@ enum SQLiteSchema {
             WHERE source = \(row).source AND reason = \(row).reason AND error_type = \(row).error_type
                 AND status = \(row).status;
         UPDATE dlq_first_failures SET count = count - 1 WHERE minute = \(self.minute("\(row).first_failed_at"));
+        UPDATE dlq_groups SET count = count - 1 WHERE fingerprint = \(row).fingerprint AND source = \(row).source;
         """
     }
 }
