@@ -23,6 +23,7 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
         let path = self.relativePath(request.uri.path)
         let isAPI = path.hasPrefix("/api/") || path == "/metrics" || path == "/healthz"
         do {
+            try self.checkHost(request)
             try self.checkCrossSite(request, isAPI: isAPI)
             if path != "/healthz", let token = self.admin.configuration.token {
                 if let redirect = try self.authenticate(request, token: token, path: path, isAPI: isAPI) {
@@ -83,6 +84,32 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
             return page
         }
         return try error.response(from: request, context: context)
+    }
+
+    /// Without a token, only loopback `Host` names: a DNS-rebinding page has its own name in `Host`.
+    private func checkHost(_ request: Request) throws {
+        let configuration = self.admin.configuration
+        guard configuration.token == nil, configuration.loopbackHostsOnlyWithoutToken,
+            let authority = request.head.authority, !authority.isEmpty
+        else { return }
+        guard Self.isLoopbackAuthority(authority) else {
+            throw DeadLetterAdminError.forbidden(
+                "the Host '\(DeadLetterAdminRoutes.shortened(authority))' is not a loopback name; "
+                    + "a server without a token answers only localhost, 127.0.0.1 and [::1]"
+            )
+        }
+    }
+
+    /// Whether `host[:port]` names a loopback address.
+    static func isLoopbackAuthority(_ authority: String) -> Bool {
+        var host = Substring(authority)
+        if host.hasPrefix("[") {
+            guard let end = host.firstIndex(of: "]") else { return false }
+            host = host[host.index(after: host.startIndex)..<end]
+        } else if let colon = host.lastIndex(of: ":") {
+            host = host[..<colon]
+        }
+        return DeadLetterAdminServer.Configuration.isLoopback(String(host))
     }
 
     /// Refuses state-changing requests that a page of another site made the browser send.

@@ -48,6 +48,10 @@ public struct DeadLetterAdminRoutes: Sendable {
         public var dashboardPageSize: Int
         /// How long a dashboard sign-in lasts. Default 12 hours.
         public var sessionDuration: Duration
+        /// Without a ``token``, refuse (403) requests whose `Host` is not a loopback name (`localhost`,
+        /// `127.0.0.0/8`, `[::1]`), so that a web page cannot reach the routes through DNS rebinding.
+        /// Default `true`.
+        public var loopbackHostsOnlyWithoutToken: Bool
 
         /// Creates a configuration.
         /// - Parameters:
@@ -61,6 +65,7 @@ public struct DeadLetterAdminRoutes: Sendable {
             self.defaultPageSize = 100
             self.dashboardPageSize = 50
             self.sessionDuration = .seconds(12 * 3600)
+            self.loopbackHostsOnlyWithoutToken = true
         }
 
         /// Checks every value.

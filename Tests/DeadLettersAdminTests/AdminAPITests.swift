@@ -319,3 +319,63 @@ struct AdminAPITests {
         }
     }
 }
+
+/// A store that fails every read, as an unreachable database does.
+struct BrokenStore: DeadLetterStore {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String { "disk on fire: password=hunter2" }
+    }
+
+    func append(
+        _ letters: [DeadLetter],
+        onConflict: DeadLetterConflictPolicy,
+        limits: DeadLetterLimits
+    ) async throws -> DeadLetterAppendResult { throw Failure() }
+    func letter(id: String) async throws -> DeadLetter? { throw Failure() }
+    func page(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> DeadLetterPage {
+        throw Failure()
+    }
+    func count(_ filter: DeadLetterFilter) async throws -> Int { throw Failure() }
+    func summary(_ filter: DeadLetterFilter, now: Date) async throws -> DeadLetterSummary { throw Failure() }
+    func groups(_ filter: DeadLetterFilter, limit: Int) async throws -> [DeadLetterGroup] { throw Failure() }
+    func claimDue(
+        now: Date,
+        limit: Int,
+        owner: String,
+        leaseUntil: Date,
+        sources: [String]
+    ) async throws -> [DeadLetter] { throw Failure() }
+    func claim(ids: [String], now: Date, owner: String, leaseUntil: Date) async throws -> [DeadLetter] {
+        throw Failure()
+    }
+    func complete(id: String, owner: String) async throws -> Bool { throw Failure() }
+    func release(_ letter: DeadLetter, owner: String) async throws -> Bool { throw Failure() }
+    func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int { throw Failure() }
+    func delete(ids: [String]) async throws -> Int { throw Failure() }
+    func usage() async throws -> DeadLetterUsage { throw Failure() }
+}
+
+@Suite("Admin API when the store fails")
+struct AdminStoreFailureTests {
+    @Test("A failing store is 500 JSON without the error's text, /healthz 503, the dashboard a 500 page")
+    func failingStore() async throws {
+        let harness = try await AdminHarness(seed: false, store: BrokenStore())
+        try await harness.run { client in
+            for path in ["/api/v1/dead-letters", "/api/v1/dead-letters/x", "/api/v1/stats", "/api/v1/groups"] {
+                let response = try await client.send(.get, path)
+                #expect(response.status == .internalServerError, "\(path)")
+                #expect(try response.errorCode() == "internalError", "\(path)")
+                #expect(!response.text.contains("hunter2"))
+            }
+            let redrive = try await client.postJSON("/api/v1/redrive", "{}")
+            #expect(redrive.status == .internalServerError)
+            let health = try await client.send(.get, "/healthz")
+            #expect(health.status == .serviceUnavailable)
+            #expect(try health.object()["status"] as? String == "unavailable")
+            let page = try await client.send(.get, "/")
+            #expect(page.status == .internalServerError)
+            #expect(page.headers[.contentType]?.hasPrefix("text/html") == true)
+            #expect(!page.text.contains("hunter2"))
+        }
+    }
+}

@@ -201,3 +201,37 @@ struct AdminSecurityTests {
         }
     }
 }
+
+@Suite("DNS rebinding")
+struct AdminHostTests {
+    @Test("Without a token, a foreign Host is refused with 403; loopback names and a token server are fine")
+    func foreignHost() async throws {
+        let harness = try await AdminHarness()
+        try await harness.run { client in
+            let port = try #require(client.port)
+            let foreign = try rawHTTP(
+                port: port,
+                "GET /api/v1/stats HTTP/1.1\r\nHost: rebind.evil.example:\(port)\r\nConnection: close\r\n\r\n"
+            )
+            #expect(foreign.hasPrefix("HTTP/1.1 403"))
+            #expect(foreign.contains("not a loopback name"))
+            for host in ["localhost:\(port)", "127.0.0.1:\(port)", "[::1]:\(port)"] {
+                let local = try rawHTTP(
+                    port: port,
+                    "GET /api/v1/stats HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n"
+                )
+                #expect(local.hasPrefix("HTTP/1.1 200"), "\(host)")
+            }
+        }
+        let withToken = try await AdminHarness(token: AdminHarness.token)
+        try await withToken.run { client in
+            let port = try #require(client.port)
+            let named = try rawHTTP(
+                port: port,
+                "GET /api/v1/stats HTTP/1.1\r\nHost: dlq.internal.example\r\n"
+                    + "Authorization: Bearer \(AdminHarness.token)\r\nConnection: close\r\n\r\n"
+            )
+            #expect(named.hasPrefix("HTTP/1.1 200"))
+        }
+    }
+}
