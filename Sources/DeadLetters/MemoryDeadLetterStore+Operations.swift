@@ -1,4 +1,4 @@
-import Synchronization
+
 
 #if canImport(FoundationEssentials)
 public import FoundationEssentials

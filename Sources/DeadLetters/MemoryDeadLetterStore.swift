@@ -1,4 +1,4 @@
-import Synchronization
+
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -9,7 +9,7 @@ import Foundation
 /// A store that keeps dead letters in memory: fast, and gone when the process ends.
 ///
 /// Use it in tests, and in services that accept losing their dead letters on a restart. Letters are kept
-/// in an array ordered by id behind a `Mutex`; since ids are time-ordered, an append usually lands at the
+/// in an array ordered by id behind a lock; since ids are time-ordered, an append usually lands at the
 /// end. Ids and fingerprints in the package's own formats are kept packed, so a letter costs about 270
 /// bytes besides its payload, messages and metadata. Removed letters leave a tombstone that is compacted
 /// away once tombstones outnumber letters. Leases (owner and expiry) are kept beside the letters, never in
@@ -120,7 +120,7 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         }
     }
 
-    let state = Mutex(State())
+    let state = PThreadLock(State())
 
     /// Creates an empty store.
     public init() {}

@@ -1,5 +1,5 @@
 public import DeadLetters
-import Synchronization
+
 
 #if canImport(FoundationEssentials)
 public import FoundationEssentials
@@ -56,7 +56,7 @@ public final class ManualClock: DeadLetterClock, Sendable {
         }
     }
 
-    private let state: Mutex<State>
+    private let state: PThreadLock<State>
 
     /// The instant a new manual clock starts at by default: 2026-01-01T00:00:00Z.
     public static let defaultStart = Date(timeIntervalSince1970: 1_767_225_600)
@@ -64,7 +64,7 @@ public final class ManualClock: DeadLetterClock, Sendable {
     /// Creates a clock.
     /// - Parameter now: the time it starts at; 2026-01-01T00:00:00Z by default.
     public init(now: Date = ManualClock.defaultStart) {
-        self.state = Mutex(State(now: now))
+        self.state = PThreadLock(State(now: now))
     }
 
     /// The clock's current time.
