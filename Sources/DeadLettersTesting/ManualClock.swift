@@ -1,6 +1,5 @@
 public import DeadLetters
 
-
 #if canImport(FoundationEssentials)
 public import FoundationEssentials
 #else
