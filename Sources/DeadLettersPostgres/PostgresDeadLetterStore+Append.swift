@@ -38,6 +38,10 @@ extension PostgresDeadLetterStore {
             let batch = self.commits.takeBatch(maxLetters: self.configuration.maxBatchSize, leader: id)
             if batch.isEmpty { return await self.commits.wait(id) }
             let results = await self.commit(batch)
+            self.logger.trace(
+                "committed a batch",
+                metadata: ["dlq.postgres.batch.appends": "\(batch.count)", "dlq.postgres.batch.letters": "\(batch.reduce(0) { $0 + $1.letters.count })"]
+            )
             var mine: GroupCommit.Outcome?
             for (request, result) in zip(batch, results) {
                 if request.id == id {
@@ -58,6 +62,12 @@ extension PostgresDeadLetterStore {
 
     /// Commits a batch in one transaction; each append's result is its own.
     private func commit(_ batch: [GroupCommit.Request]) async -> [Result<DeadLetterAppendResult, any Error>] {
+        do {
+            if let results = try await self.commitWithoutConflicts(batch) { return results }
+        } catch {
+            let mapped = self.storeError(error, "append")
+            return batch.map { _ in .failure(mapped) }
+        }
         var attempt = 0
         while true {
             attempt += 1
@@ -70,6 +80,37 @@ extension PostgresDeadLetterStore {
                 return batch.map { _ in .failure(mapped) }
             }
         }
+    }
+
+    /// The common case in one statement and one round trip: an unbounded batch whose ids are all new is
+    /// inserted with the usage update, in the statement's own transaction. Returns `nil` when an id is
+    /// already stored (the statement then changed nothing), so that the batch takes the careful path.
+    private func commitWithoutConflicts(
+        _ batch: [GroupCommit.Request]
+    ) async throws -> [Result<DeadLetterAppendResult, any Error>]? {
+        guard !batch[0].limits.isBounded else { return nil }
+        var columns = LetterColumns()
+        var ids = Set<String>()
+        for request in batch {
+            for letter in request.letters {
+                guard ids.insert(letter.id).inserted else { return nil }
+                try columns.append(letter)
+            }
+        }
+        var query = columns.insert(into: self.schema, onConflict: false)
+        query.binds.append(Self.usageSlot())
+        query.sql = """
+            WITH inserted AS (\(query.sql))
+            UPDATE \(self.schema).usage
+            SET count = count + (SELECT count(*) FROM inserted), bytes = bytes + (SELECT coalesce(sum(size), 0) FROM inserted)
+            WHERE slot = $\(query.binds.count)
+            """
+        do {
+            try await self.rows(query)
+        } catch let error as PSQLError where Self.sqlState(error) == "23505" {
+            return nil
+        }
+        return batch.map { .success(DeadLetterAppendResult(inserted: $0.letters.count)) }
     }
 
     private func commit(

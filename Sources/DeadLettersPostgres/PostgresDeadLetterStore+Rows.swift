@@ -200,8 +200,9 @@ struct LetterColumns {
         self.sizes.append(Int64(letter.storageSize))
     }
 
-    /// `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id` of every row.
-    func insert(into schema: String) -> PostgresQuery {
+    /// `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id` of every row; without `onConflict`, a stored id
+    /// fails the statement with a unique violation, and it returns `size`.
+    func insert(into schema: String, onConflict: Bool = true) -> PostgresQuery {
         var binds = PostgresBindings(capacity: 20)
         binds.append(self.ids)
         binds.append(self.sources)
@@ -237,8 +238,7 @@ struct LetterColumns {
                 AS u(id, source, reason, error_type, error_message, causes, attempts, first_failed_at,
                     last_failed_at, next_attempt_at, expires_at, status, fingerprint, replay_count, metadata,
                     content_type, has_content_type, payload, history, size)
-            ON CONFLICT (id) DO NOTHING
-            RETURNING id
+            \(onConflict ? "ON CONFLICT (id) DO NOTHING RETURNING id" : "RETURNING size")
             """
         return PostgresQuery(unsafeSQL: sql, binds: binds)
     }
