@@ -73,28 +73,37 @@ extension SQLiteDeadLetterStore {
         let path = self.configuration.path
         var outcomes: [Result<DeadLetterAppendResult, any Error>] = []
         outcomes.reserveCapacity(batch.count)
+        // With one caller, its failure rolls the transaction back; with several, each has a savepoint.
+        let single = batch.count == 1
         do {
             try db.inTransaction(.immediate) {
+                // The totals of the callers done so far, written once before the commit (or before a caller
+                // with limits reads them).
+                var totals = SQLiteInsertTotals()
                 for request in batch {
                     guard db.isInsideTransaction else {
                         throw DeadLetterError(code: .io, message: "SQLite ended the transaction", file: path)
                     }
-                    var result: DeadLetterAppendResult?
+                    if request.limits.isBounded { try totals.write(db) }
+                    if !single { try db.cachedStatement(sql: "SAVEPOINT dlq_append").execute() }
                     do {
-                        try db.inSavepoint {
-                            result = try Self.insert(
-                                request.letters,
-                                onConflict: request.onConflict,
-                                limits: request.limits,
-                                db
-                            )
-                            return .commit
-                        }
-                        outcomes.append(.success(result ?? DeadLetterAppendResult(inserted: 0)))
+                        let (result, own) = try Self.insert(
+                            request.letters,
+                            onConflict: request.onConflict,
+                            limits: request.limits,
+                            db
+                        )
+                        if !single { try db.cachedStatement(sql: "RELEASE SAVEPOINT dlq_append").execute() }
+                        totals.merge(own)
+                        outcomes.append(.success(result))
                     } catch let error as DeadLetterError {
                         outcomes.append(.failure(error))
+                        if single { return .rollback }
+                        try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT dlq_append").execute()
+                        try db.cachedStatement(sql: "RELEASE SAVEPOINT dlq_append").execute()
                     }
                 }
+                try totals.write(db)
                 return .commit
             }
         } catch {
@@ -106,16 +115,19 @@ extension SQLiteDeadLetterStore {
     }
 
     /// Inserts one caller's letters and keeps the store within its limits; throws to undo them all.
+    /// - Returns: the result, and the running totals the letters add, which the caller must write (already
+    ///   written, and so empty, when `limits` are bounded, since keeping them needs the totals).
     static func insert(
         _ letters: [DeadLetter],
         onConflict: DeadLetterConflictPolicy,
         limits: DeadLetterLimits,
         _ db: Database
-    ) throws -> DeadLetterAppendResult {
+    ) throws -> (DeadLetterAppendResult, SQLiteInsertTotals) {
         let skip = onConflict == .skip
         let statement = try db.cachedStatement(sql: SQLiteRows.insertSQL(skipDuplicates: skip))
         var inserted = 0
         var skipped = 0
+        var totals = SQLiteInsertTotals()
         for letter in letters {
             statement.setUncheckedArguments(try SQLiteRows.insertArguments(letter))
             do {
@@ -127,10 +139,19 @@ extension SQLiteDeadLetterStore {
                     id: letter.id
                 )
             }
-            if db.changesCount > 0 { inserted += 1 } else { skipped += 1 }
+            if db.changesCount > 0 {
+                inserted += 1
+                totals.add(letter)
+            } else {
+                skipped += 1
+            }
         }
+        guard limits.isBounded else {
+            return (DeadLetterAppendResult(inserted: inserted, skipped: skipped), totals)
+        }
+        try totals.write(db)
         let evicted = try self.enforce(limits, db)
-        return DeadLetterAppendResult(inserted: inserted, skipped: skipped, evicted: evicted)
+        return (DeadLetterAppendResult(inserted: inserted, skipped: skipped, evicted: evicted), SQLiteInsertTotals())
     }
 
     /// Keeps the store within `limits` after an insert: throws `capacityExceeded` under `rejectNew`, or

@@ -40,7 +40,8 @@ extension SQLiteDeadLetterStore {
                     defer { channel.close() }
                     var total = DeadLetterAppendResult(inserted: 0)
                     while let chunk = try channel.receive() {
-                        let result = try Self.insert(chunk, onConflict: onConflict, limits: .unbounded, db)
+                        var (result, totals) = try Self.insert(chunk, onConflict: onConflict, limits: .unbounded, db)
+                        try totals.write(db)
                         total.inserted += result.inserted
                         total.skipped += result.skipped
                     }

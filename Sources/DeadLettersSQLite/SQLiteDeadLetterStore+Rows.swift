@@ -50,7 +50,7 @@ enum SQLiteRows {
 
     /// A string to bind: SQLite binds text only up to a NUL, so a string holding one is stored as the BLOB of
     /// its UTF-8 bytes, which ``string(_:_:)`` reads back exactly.
-    private static func text(_ string: String) -> any DatabaseValueConvertible {
+    static func text(_ string: String) -> any DatabaseValueConvertible {
         string.utf8.contains(0) ? Data(string.utf8) : string
     }
 

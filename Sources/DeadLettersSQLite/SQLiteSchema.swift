@@ -8,9 +8,11 @@ import GRDB
 ///   milliseconds since 1970, causes / metadata / history as JSON text (NULL when empty), the payload as a
 ///   BLOB (last, so reading the other columns never touches its overflow pages), the lease and the letter's
 ///   ``DeadLetter/storageSize``.
-/// - `dlq_tallies`: letters, bytes and attempts per (source, reason, error type, status), kept by triggers in
-///   the same transaction as every change, so that usage, counts and the summary of the whole store read a
-///   few rows instead of every letter.
+/// - `dlq_tallies`: letters, bytes and attempts per (source, reason, error type, status), kept in the same
+///   transaction as every change (so that usage, counts and the summary of the whole store read a few rows
+///   instead of every letter): by triggers for updates and deletes, and for inserts by the store itself, one
+///   upsert per distinct key and batch (``SQLiteInsertTotals``), since a trigger per inserted row costs more
+///   than the insert.
 /// - `dlq_first_failures`: letters per minute of `first_failed_at`, for the age buckets of the summary.
 /// - `dlq_groups`: letters per (fingerprint, source), for the groups of the whole store.
 /// - `dlq_meta`: key / value facts about the file.
@@ -98,9 +100,6 @@ enum SQLiteSchema {
             count INTEGER NOT NULL,
             PRIMARY KEY (fingerprint, source)
         ) WITHOUT ROWID;
-        CREATE TRIGGER dlq_letters_inserted AFTER INSERT ON dlq_letters BEGIN
-            \(self.add("NEW"))
-        END;
         CREATE TRIGGER dlq_letters_deleted AFTER DELETE ON dlq_letters BEGIN
             \(self.subtract("OLD"))
         END;
@@ -111,6 +110,28 @@ enum SQLiteSchema {
             \(self.add("NEW"))
         END;
         """
+    }
+
+    /// Adds inserted letters to `dlq_tallies`: source, reason, error type, status, count, bytes, attempts.
+    static let addTally = """
+        INSERT INTO dlq_tallies (source, reason, error_type, status, count, bytes, attempts) VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT DO UPDATE SET count = count + excluded.count, bytes = bytes + excluded.bytes,
+            attempts = attempts + excluded.attempts
+        """
+    /// Adds inserted letters to `dlq_first_failures`: minute, count.
+    static let addFirstFailures = """
+        INSERT INTO dlq_first_failures (minute, count) VALUES (?, ?)
+        ON CONFLICT DO UPDATE SET count = count + excluded.count
+        """
+    /// Adds inserted letters to `dlq_groups`: fingerprint, source, count.
+    static let addGroup = """
+        INSERT INTO dlq_groups (fingerprint, source, count) VALUES (?, ?, ?)
+        ON CONFLICT DO UPDATE SET count = count + excluded.count
+        """
+
+    /// The minute of a millisecond timestamp, rounded down, as the triggers compute it.
+    static func minute(ofMilliseconds milliseconds: Int64) -> Int64 {
+        milliseconds >= 0 ? milliseconds / 60000 : (milliseconds - 59999) / 60000
     }
 
     private static func add(_ row: String) -> String {
