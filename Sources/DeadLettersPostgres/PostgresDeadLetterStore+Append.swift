@@ -40,7 +40,10 @@ extension PostgresDeadLetterStore {
             let results = await self.commit(batch)
             self.logger.trace(
                 "committed a batch",
-                metadata: ["dlq.postgres.batch.appends": "\(batch.count)", "dlq.postgres.batch.letters": "\(batch.reduce(0) { $0 + $1.letters.count })"]
+                metadata: [
+                    "dlq.postgres.batch.appends": "\(batch.count)",
+                    "dlq.postgres.batch.letters": "\(batch.reduce(0) { $0 + $1.letters.count })",
+                ]
             )
             var mine: GroupCommit.Outcome?
             for (request, result) in zip(batch, results) {

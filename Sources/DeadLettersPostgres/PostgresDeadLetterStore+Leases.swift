@@ -67,12 +67,7 @@ extension PostgresDeadLetterStore {
     public func complete(id: String, owner: String) async throws -> Bool {
         guard !id.utf8.contains(0), !owner.utf8.contains(0) else { return false }
         return try await self.perform("complete") {
-            try await self.removing(
-                PostgresQuery(
-                    unsafeSQL: "DELETE FROM \(self.schema).letters WHERE id = $1 AND lease_owner = $2 RETURNING size",
-                    binds: Self.binds(id, owner)
-                )
-            ) == 1
+            try await self.removing("id = $1 AND lease_owner = $2", Self.binds(id, owner)) == 1
         }
     }
 
@@ -80,27 +75,26 @@ extension PostgresDeadLetterStore {
         let ids = ids.filter { !$0.utf8.contains(0) }
         guard !ids.isEmpty else { return 0 }
         return try await self.perform("delete") {
-            try await self.removing(
-                PostgresQuery(
-                    unsafeSQL: "DELETE FROM \(self.schema).letters WHERE id = ANY($1::text[]) RETURNING size",
-                    binds: Self.binds(ids)
-                )
-            )
+            try await self.removing("id = ANY($1::text[])", Self.binds(ids))
         }
     }
 
-    /// Runs a `DELETE … RETURNING size` and the usage update in one transaction; returns the rows removed.
-    private func removing(_ query: PostgresQuery) async throws -> Int {
-        try await self.transaction { connection in
-            var count = 0
-            var bytes: Int64 = 0
-            for row in try await self.rows(connection, query) {
-                count += 1
-                bytes += try row.decode(Int64.self)
-            }
-            try await self.addUsage(connection, count: -count, bytes: -bytes)
-            return count
-        }
+    /// Deletes the letters `condition` selects and updates the usage counters, in one statement (its own
+    /// transaction); returns how many were removed.
+    private func removing(_ condition: String, _ binds: PostgresBindings) async throws -> Int {
+        var binds = binds
+        binds.append(Self.usageSlot())
+        let sql = """
+            WITH removed AS (DELETE FROM \(self.schema).letters WHERE \(condition) RETURNING size),
+            counted AS (
+                UPDATE \(self.schema).usage
+                SET count = count - (SELECT count(*) FROM removed), bytes = bytes - (SELECT sum(size) FROM removed)
+                WHERE slot = $\(binds.count) AND EXISTS (SELECT 1 FROM removed)
+            )
+            SELECT count(*) FROM removed
+            """
+        let rows = try await self.rows(PostgresQuery(unsafeSQL: sql, binds: binds))
+        return Int(try rows.first?.decode(Int64.self) ?? 0)
     }
 
     public func release(_ letter: DeadLetter, owner: String) async throws -> Bool {
@@ -116,7 +110,15 @@ extension PostgresDeadLetterStore {
                     lease_owner = NULL, lease_until = NULL
                 FROM (SELECT id, size FROM \(self.schema).letters WHERE id = $1 AND lease_owner = $2 FOR UPDATE) AS old
                 WHERE l.id = old.id
-                RETURNING old.size
+                RETURNING old.size AS old_size
+                """
+            let statement = """
+                WITH released AS (\(sql)),
+                counted AS (
+                    UPDATE \(self.schema).usage SET bytes = bytes + $20 - (SELECT old_size FROM released)
+                    WHERE slot = $21 AND EXISTS (SELECT 1 FROM released WHERE old_size <> $20)
+                )
+                SELECT count(*) FROM released
                 """
             var binds = PostgresBindings(capacity: 20)
             binds.append(letter.id)
@@ -139,14 +141,9 @@ extension PostgresDeadLetterStore {
             binds.append(columns.payloads[0])
             binds.append(columns.history[0])
             binds.append(columns.sizes[0])
-            let query = PostgresQuery(unsafeSQL: sql, binds: binds)
-            return try await self.transaction { connection in
-                let rows = try await self.rows(connection, query)
-                guard let row = rows.first else { return false }
-                let oldSize = try row.decode(Int64.self)
-                try await self.addUsage(connection, count: 0, bytes: columns.sizes[0] - oldSize)
-                return true
-            }
+            binds.append(Self.usageSlot())
+            let rows = try await self.rows(PostgresQuery(unsafeSQL: statement, binds: binds))
+            return try rows.first?.decode(Int64.self) == 1
         }
     }
 

@@ -29,7 +29,9 @@ struct PostgresThroughputTests {
             }
             let elapsed = (ContinuousClock.now - start).seconds
             let total = 64 * perTask
-            print("PostgreSQL durable append, 64 adders: \(Int(Double(total) / elapsed)) letters/s (\(total) in \(elapsed) s)")
+            print(
+                "PostgreSQL durable append, 64 adders: \(Int(Double(total) / elapsed)) letters/s (\(total) in \(elapsed) s)"
+            )
             let batches = logs.entries.filter { $0.message.description == "committed a batch" }.count
             print("  \(batches) transactions, \(Double(total) / Double(max(1, batches))) letters each")
             #expect(try await store.count(DeadLetterFilter()) == total)
