@@ -79,7 +79,7 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
         isAPI: Bool
     ) throws -> Response {
         if !isAPI, request.method == .get || request.method == .post,
-            let page = self.admin.views.errorPage(error, signedIn: self.admin.configuration.token != nil)
+            let page = self.admin.views.errorPage(error)
         {
             return page
         }

@@ -84,7 +84,7 @@ struct DashboardViews: Sendable {
     }
 
     /// An HTML page for an error of a dashboard route.
-    func errorPage(_ error: DeadLetterAdminError, signedIn: Bool) -> Response? {
+    func errorPage(_ error: DeadLetterAdminError) -> Response? {
         var headers = error.headers
         headers[.wwwAuthenticate] = nil
         return try? self.page(
@@ -93,20 +93,21 @@ struct DashboardViews: Sendable {
                 "title": "Error \(error.status.code)",
                 "status": "\(error.status.code) \(error.status.reasonPhrase)",
                 "message": error.message,
-                "signedIn": signedIn && error.status != .unauthorized,
+                "signedIn": false,
             ],
             status: error.status,
             headers: headers
         )
     }
 
-    /// No scripts at all, no framing, no referrer: a payload that slipped through escaping still cannot run.
+    /// No scripts at all, no framing, no referrer to other sites (`no-referrer` would make browsers send
+    /// `Origin: null` on the dashboard's own forms): a payload that slipped through escaping still cannot run.
     static func addSecurityHeaders(to headers: inout HTTPFields) {
         headers[.contentSecurityPolicy] =
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
             + "frame-ancestors 'none'; base-uri 'none'"
         headers[.xContentTypeOptions] = "nosniff"
-        headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+        headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
         headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
     }
 

@@ -27,6 +27,7 @@ public struct DeadLetterAdminError: HTTPResponseError, Sendable, Hashable, Custo
         self.headers = headers
     }
 
+    /// `"<status> <code>: <message>"`.
     public var description: String { "\(self.status.code) \(self.code): \(self.message)" }
 
     /// The JSON answer.

@@ -135,6 +135,7 @@ public struct DeadLetterAdminServer: Service {
 }
 
 extension DeadLetterAdminServer: CustomStringConvertible {
+    /// The server and where it listens, for the service group's logs.
     public var description: String { "DeadLetterAdminServer(\(self.configuration.host):\(self.configuration.port))" }
 }
 

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Browser test of the dlq dashboard: headless Chromium (Selenium + Debian's chromium-driver) against a running
+`dlq serve` on a seeded store, plus /metrics parsed by prometheus_client.
+
+  dashboard_test.py seed FILE.jsonl      write the seed letters (stored format v1, JSON Lines)
+  dashboard_test.py add-commands         print the seed as `dlq add` argument lists (one JSON array a line)
+  dashboard_test.py run BASE_URL TOKEN SCREENSHOT_DIR
+
+Run by scripts/browser-test, which builds dlq, seeds a temporary store, starts the server and stops it.
+"""
+
+import base64
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+# How scripts/browser-test seeded the store: "import" (times spread over a day) or "add" (all failing now).
+IMPORTED = os.environ.get("DLQ_BROWSER_SEED", "import") == "import"
+SCRIPT_PAYLOAD = "<script>window.pwned = 1; document.title = 'pwned'</script>"
+
+
+def seed_letters():
+    """14 letters: 5 orders/validation, 4 payments/timeout, 2 emails/dependency, 2 webhooks/rateLimited and
+    one orders/decoding letter whose payload is a <script>."""
+    now = time.time()
+    specs = []
+    for i in range(5):
+        specs.append(dict(source="orders", reason="validation", errorType="DecodingError",
+                          errorMessage=f"keyNotFound: total (order {1040 + i})", attempts=1,
+                          metadata={"tenant": "acme", "region": "eu-west-1"}, contentType="application/json",
+                          payload=json.dumps({"order": 1040 + i, "items": [{"sku": "A-1", "qty": 2}],
+                                              "currency": "EUR"}), age=(30 - i * 5) * 3600))
+    for i in range(4):
+        specs.append(dict(source="payments", reason="timeout", errorType="TimeoutError",
+                          errorMessage="upstream timed out after 30s", attempts=3,
+                          metadata={"provider": "stripe"}, contentType="application/json",
+                          payload=json.dumps({"payment": f"pay_{i}", "amount": 1999 + i}), age=(4 - i) * 3000,
+                          causes=["connect timeout: api.payments.example:443"]))
+    for i in range(2):
+        specs.append(dict(source="emails", reason="dependency", errorType="SMTPError",
+                          errorMessage="550 mailbox unavailable", attempts=5, metadata={},
+                          contentType="text/plain", payload=f"To: user{i}@example.com\nSubject: Receipt",
+                          age=8 * 3600 + i * 60))
+    for i in range(2):
+        specs.append(dict(source="webhooks", reason="rateLimited", errorType="HTTPError",
+                          errorMessage="429 Too Many Requests", attempts=2, metadata={"endpoint": "/hooks/orders"},
+                          contentType="application/json", payload=json.dumps({"event": "order.created", "n": i}),
+                          age=20 * 60 + i))
+    specs.append(dict(source="orders", reason="decoding", errorType="HTMLError",
+                      errorMessage="unexpected <b>markup</b> in body", attempts=1,
+                      metadata={"tenant": "<img src=x onerror=alert(1)>"}, contentType="text/html",
+                      payload=SCRIPT_PAYLOAD, age=90))
+    return specs, now
+
+
+def iso(ts):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + ".%03dZ" % int((ts % 1) * 1000)
+
+
+def uuid7(ts, n):
+    ms = int(ts * 1000)
+    rand = uuid.uuid4().int & ((1 << 74) - 1)
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+def write_seed(path):
+    specs, now = seed_letters()
+    lines = []
+    for n, spec in enumerate(sorted(specs, key=lambda s: -s["age"])):
+        failed = now - spec["age"]
+        letter = {
+            "v": 1, "id": uuid7(failed, n), "source": spec["source"], "reason": spec["reason"],
+            "errorType": spec["errorType"], "errorMessage": spec["errorMessage"],
+            "causes": spec.get("causes", []), "attempts": spec["attempts"], "firstFailedAt": iso(failed),
+            "lastFailedAt": iso(failed), "nextAttemptAt": None, "expiresAt": iso(now + 7 * 86400),
+            "status": "dead", "replayCount": 0, "metadata": spec["metadata"],
+            "contentType": spec["contentType"],
+            "payload": base64.b64encode(spec["payload"].encode()).decode(),
+        }
+        lines.append(json.dumps(letter))
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def add_commands():
+    specs, _ = seed_letters()
+    for spec in sorted(specs, key=lambda s: -s["age"]):
+        args = ["add", "--source", spec["source"], "--reason", spec["reason"], "--error-type", spec["errorType"],
+                "--error-message", spec["errorMessage"], "--attempts", str(spec["attempts"]),
+                "--content-type", spec["contentType"], "--payload", spec["payload"]]
+        for key, value in spec["metadata"].items():
+            args += ["--metadata", f"{key}={value}"]
+        print(json.dumps(args))
+
+
+# ---- the test ------------------------------------------------------------------------------------------------
+
+class Checks:
+    def __init__(self):
+        self.failures = []
+        self.passed = 0
+
+    def expect(self, condition, what):
+        if condition:
+            self.passed += 1
+            print(f"  ok    {what}")
+        else:
+            self.failures.append(what)
+            print(f"  FAIL  {what}")
+
+
+def http(base, path, token=None, method="GET", body=None):
+    request = urllib.request.Request(base + path, method=method, data=body)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def check_metrics(base, token, checks, expected_by_source):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, text = http(base, "/metrics", token)
+    checks.expect(status == 200, "/metrics answers 200 with the token")
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    depth = {s.labels.get("source"): s.value for s in families["dlq_depth"].samples} if "dlq_depth" in families else {}
+    checks.expect(depth == {k: float(v) for k, v in expected_by_source.items()},
+                  f"prometheus_client parses dlq_depth per source: {depth}")
+    oldest = families.get("dlq_oldest_age_seconds")
+    ages = {s.labels.get("source"): s.value for s in oldest.samples} if oldest else {}
+    oldest_orders = 24 * 3600 if IMPORTED else 0
+    checks.expect(set(ages) == set(expected_by_source) and ages.get("orders", -1) >= oldest_orders,
+                  f"dlq_oldest_age_seconds per source, orders at least {oldest_orders}s old: {ages}")
+    checks.expect(http(base, "/metrics")[0] == 401, "/metrics without the token is 401")
+
+
+def run(base, token, shots):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    os.makedirs(shots, exist_ok=True)
+    checks = Checks()
+    specs, _ = seed_letters()
+    by_source = {}
+    for spec in specs:
+        by_source[spec["source"]] = by_source.get(spec["source"], 0) + 1
+
+    print("API and /metrics")
+    checks.expect(http(base, "/healthz")[0] == 200, "/healthz answers without a token")
+    status, body = http(base, "/api/v1/stats", token)
+    stats = json.loads(body)
+    checks.expect(status == 200 and stats["total"] == len(specs), f"/api/v1/stats total is {len(specs)}")
+    check_metrics(base, token, checks, by_source)
+    status, body = http(base, "/api/v1/dead-letters?source=orders&reason=decoding", token)
+    hostile_id = json.loads(body)["items"][0]["id"]
+
+    options = Options()
+    options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1280,1000", "--force-device-scale-factor=1", "--lang=en-US"]:
+        options.add_argument(argument)
+    service = Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(30)
+
+    def shot(name):
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1280, max(800, min(height + 40, 2400)))
+        driver.save_screenshot(os.path.join(shots, f"{name}.png"))
+        driver.set_window_size(1280, 1000)
+
+    def text(selector):
+        return driver.find_element(By.CSS_SELECTOR, selector).text.strip()
+
+    try:
+        print("sign-in")
+        driver.get(base + "/")
+        checks.expect("/signin" in driver.current_url, "the dashboard sends a new visitor to the sign-in page")
+        shot("01-signin")
+        driver.find_element(By.ID, "token").send_keys("wrong-token")
+        driver.find_element(By.ID, "signin").click()
+        checks.expect(text("#signin-error") == "That token is not right.", "a wrong token is refused")
+        driver.find_element(By.ID, "token").send_keys(token)
+        driver.find_element(By.ID, "signin").click()
+        cookie = driver.get_cookie("dlq_session") or {}
+        checks.expect(cookie.get("httpOnly") is True and cookie.get("sameSite") == "Strict",
+                      f"the session cookie is HttpOnly and SameSite=Strict: {cookie.get('sameSite')}")
+
+        print("overview")
+        checks.expect(driver.title.startswith("Overview"), f"signed in, the overview opens: {driver.title}")
+        checks.expect(text("#total") == str(len(specs)), f"the summary shows {len(specs)} letters")
+        checks.expect(text("#count-dead") == str(len(specs)), "all of them dead")
+        rows = {r.find_elements(By.TAG_NAME, "td")[0].text: r.find_elements(By.TAG_NAME, "td")[1].text
+                for r in driver.find_elements(By.CSS_SELECTOR, "#by-source tbody tr")}
+        checks.expect(rows == {k: str(v) for k, v in by_source.items()}, f"counts by source: {rows}")
+        reasons = {r.find_elements(By.TAG_NAME, "td")[0].text: r.find_elements(By.TAG_NAME, "td")[1].text
+                   for r in driver.find_elements(By.CSS_SELECTOR, "#by-reason tbody tr")}
+        checks.expect(reasons.get("validation") == "5" and reasons.get("timeout") == "4", f"counts by reason: {reasons}")
+        if IMPORTED:
+            checks.expect(text("#oldest-age").startswith("1d"), f"the oldest is a day old: {text('#oldest-age')}")
+        shot("02-overview")
+
+        print("list and detail")
+        driver.get(base + "/letters")
+        checks.expect(text("#matching") == str(len(specs)), "the list counts every letter")
+        shot("03-letters")
+        driver.get(base + f"/letters/{hostile_id}")
+        checks.expect(text("#letter-id") == hostile_id, "a letter's detail opens")
+        checks.expect(text("#payload") == SCRIPT_PAYLOAD, "the <script> payload shows as text")
+        checks.expect(driver.title.startswith("Letter "), f"the payload's script did not run (title: {driver.title})")
+        checks.expect(driver.execute_script("return typeof window.pwned") == "undefined", "window.pwned is not set")
+        checks.expect(driver.execute_script("return document.querySelectorAll('script, img').length") == 0,
+                      "no script or img element made it into the page")
+        checks.expect(text("#error-message") == "unexpected <b>markup</b> in body", "markup in the error is text")
+        shot("04-letter-script-payload")
+        orders_id = json.loads(http(base, "/api/v1/dead-letters?source=orders&limit=1", token)[1])["items"][0]["id"]
+        driver.get(base + f"/letters/{orders_id}")
+        checks.expect('"order": 1040' in text("#payload"), "a JSON payload is pretty-printed")
+        checks.expect("tenant" in text("#metadata"), "metadata is listed")
+        shot("05-letter-json")
+
+        print("groups")
+        driver.get(base + "/groups")
+        counts = [r.find_elements(By.TAG_NAME, "td")[0].text for r in driver.find_elements(By.CSS_SELECTOR, "#groups tbody tr")]
+        checks.expect(counts[:2] == ["5", "4"], f"groups by fingerprint, largest first: {counts}")
+        shot("06-groups")
+
+        print("redrive through the confirmation")
+        driver.get(base + "/letters?source=payments")
+        driver.find_element(By.ID, "redrive-matching").click()
+        checks.expect(text("#question") == "Redrive 4 letters?", f"the confirmation asks first: {text('#question')}")
+        after_confirm_page = json.loads(http(base, "/api/v1/stats", token)[1])["byStatus"]
+        checks.expect(after_confirm_page.get("retrying", 0) == 0, "nothing changed before confirming")
+        shot("07-confirm-redrive")
+        driver.find_element(By.ID, "confirm").click()
+        checks.expect(text("#notice").startswith("Redriven: 4 letters"), f"the result is shown: {text('#notice')}")
+        stats = json.loads(http(base, "/api/v1/stats", token)[1])
+        checks.expect(stats["byStatus"].get("retrying") == 4, f"4 letters are now retrying: {stats['byStatus']}")
+        shot("08-after-redrive")
+    except Exception as error:  # a missing element or a timeout: record it, keep the page for the artifacts
+        checks.expect(False, f"the browser steps ran to the end ({type(error).__name__}: {str(error).splitlines()[0]})")
+        driver.save_screenshot(os.path.join(shots, "99-failure.png"))
+        with open(os.path.join(shots, "99-failure.html"), "w") as f:
+            f.write(driver.page_source)
+    finally:
+        driver.quit()
+
+    print(f"\n{checks.passed} checks passed, {len(checks.failures)} failed")
+    for failure in checks.failures:
+        print(f"  failed: {failure}")
+    return 1 if checks.failures else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "seed":
+        write_seed(sys.argv[2])
+    elif len(sys.argv) == 2 and sys.argv[1] == "add-commands":
+        add_commands()
+    elif len(sys.argv) == 5 and sys.argv[1] == "run":
+        sys.exit(run(sys.argv[2], sys.argv[3], sys.argv[4]))
+    else:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
