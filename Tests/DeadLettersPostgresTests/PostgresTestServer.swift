@@ -68,6 +68,23 @@ enum PostgresTestServer {
     }
 }
 
+extension PostgresTestServer {
+    /// Runs `body` with `count` harnesses, each with its own client (its own connections), as separate
+    /// instances of a service would have.
+    static func withHarnesses<R: Sendable>(_ count: Int, _ body: ([Harness]) async throws -> R) async throws -> R {
+        try await self.nest(count, [], body)
+    }
+
+    private static func nest<R: Sendable>(
+        _ count: Int,
+        _ harnesses: [Harness],
+        _ body: ([Harness]) async throws -> R
+    ) async throws -> R {
+        if harnesses.count == count { return try await body(harnesses) }
+        return try await self.withHarness { harness in try await self.nest(count, harnesses + [harness], body) }
+    }
+}
+
 /// Makes stores in fresh schemas on one running client and remembers the schemas to drop.
 final class Harness: Sendable {
     let client: PostgresClient
