@@ -175,13 +175,15 @@ struct AdminDashboardTests {
         }
     }
 
-    @Test("The routes mount under a base path in another application, links included")
+    @Test("The routes mount under a base path in another application, links and paging included")
     func mountedRoutes() async throws {
         let harness = try await AdminHarness()
+        var configuration = DeadLetterAdminRoutes.Configuration(basePath: "/ops/dlq")
+        configuration.dashboardPageSize = 5
         let routes = try DeadLetterAdminRoutes(
             queue: harness.queue,
             registry: harness.registry,
-            configuration: .init(basePath: "/ops/dlq"),
+            configuration: configuration,
             clock: harness.clock
         )
         let router = Router()
@@ -195,6 +197,18 @@ struct AdminDashboardTests {
             #expect(overview.text.contains(#"href="/ops/dlq/letters""#))
             let api = try await client.send(.get, "/ops/dlq/api/v1/stats")
             #expect(try api.object()["total"] as? Int == 12)
+
+            // Dashboard paging: 5 a page, the next page after the fifth letter, the filter kept.
+            let first = try await client.send(.get, "/ops/dlq/letters?status=dead&status=retrying").text
+            let marker = #"id="next-page" href=""#
+            let start = try #require(first.range(of: marker)).upperBound
+            let next = String(first[start...].prefix { $0 != "\"" }).replacingOccurrences(of: "&amp;", with: "&")
+            #expect(next.hasPrefix("/ops/dlq/letters?status=dead&status=retrying&cursor="))
+            let second = try await client.send(.get, next).text
+            let ids = harness.letters.filter { $0.status != .parked }.map(\.id)
+            #expect(ids[5..<10].allSatisfy { second.contains($0) })
+            #expect(!ids[0..<5].contains { second.contains($0) })
+            #expect(second.contains("First page"))
         }
     }
 
