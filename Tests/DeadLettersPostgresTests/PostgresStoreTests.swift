@@ -64,53 +64,6 @@ struct PostgresStoreTests {
         #expect(error.message.contains("TLS"), "\(error.message)")
     }
 
-    @Test(
-        "invalid schema names are refused before anything is sent",
-        arguments: [
-            "", "Dead_Letters", "1abc", "a-b", "x; DROP TABLE letters", "\"q\"", String(repeating: "a", count: 64),
-        ]
-    )
-    func invalidSchemaName(_ name: String) async throws {
-        let url = try #require(PostgresTestServer.url)
-        let error = #expect(throws: DeadLetterError.self) {
-            _ = try PostgresDeadLetterStore(url: url, configuration: .init(schema: name))
-        }
-        #expect(error?.code == .invalidConfiguration)
-        #expect(error?.field == "schema")
-    }
-
-    @Test(
-        "invalid URLs name what is wrong and never the password",
-        arguments: [
-            ("mysql://u:secret-pw@h/db", "postgres://"),
-            ("postgres://u:secret-pw@h:99999/db", "port"),
-            ("postgres://u:secret-pw@h/db?sslmode=sometimes", "sslmode"),
-            ("postgres://u:secret-pw@h/db?color=blue", "color"),
-            ("postgres://h/db", "user name"),
-            ("postgres://u:secret-pw@h/db?schema=Bad", "schema"),
-        ]
-    )
-    func invalidURL(_ url: String, _ mentions: String) async throws {
-        let error = #expect(throws: DeadLetterError.self) { _ = try PostgresDeadLetterStore(url: url) }
-        #expect(error?.code == .invalidConfiguration)
-        #expect(error?.description.contains(mentions) == true, "\(String(describing: error))")
-        #expect(error?.description.contains("secret-pw") == false)
-    }
-
-    @Test("the URL's parts, percent-decoding and schema parameter are read; the description hides the password")
-    func urlParts() throws {
-        let store = try PostgresDeadLetterStore(
-            url: "postgresql://svc%40eu:p%2Fss@db.example:6543/letters?sslmode=disable&schema=svc_dlq"
-        )
-        #expect(store.endpoint?.username == "svc@eu")
-        #expect(store.endpoint?.password == "p/ss")
-        #expect(store.endpoint?.port == 6543)
-        #expect(store.endpoint?.database == "letters")
-        #expect(store.configuration.schema == "svc_dlq")
-        #expect(store.description == "PostgreSQL store svc@eu@db.example:6543/letters, schema svc_dlq")
-        #expect(!store.description.contains("p/ss"))
-    }
-
     @Test("a schema written by a newer version: incompatibleStore, and migrate changes nothing")
     func newerSchema() async throws {
         try await PostgresTestServer.withHarness { harness in
@@ -283,5 +236,56 @@ struct PostgresStoreTests {
             #expect(error?.field == "errorMessage")
             #expect(try await store.count(DeadLetterFilter()) == 0)
         }
+    }
+}
+
+/// Configuration checks that need no server: they always run.
+@Suite("PostgreSQL store configuration")
+struct PostgresConfigurationTests {
+    @Test(
+        "invalid schema names are refused before anything is sent",
+        arguments: [
+            "", "Dead_Letters", "1abc", "a-b", "x; DROP TABLE letters", "\"q\"", String(repeating: "a", count: 64),
+        ]
+    )
+    func invalidSchemaName(_ name: String) throws {
+        let url = "postgres://dlq:secret@127.0.0.1:5432/dlq_test"
+        let error = #expect(throws: DeadLetterError.self) {
+            _ = try PostgresDeadLetterStore(url: url, configuration: .init(schema: name))
+        }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.field == "schema")
+    }
+
+    @Test(
+        "invalid URLs name what is wrong and never the password",
+        arguments: [
+            ("mysql://u:secret-pw@h/db", "postgres://"),
+            ("postgres://u:secret-pw@h:99999/db", "port"),
+            ("postgres://u:secret-pw@h/db?sslmode=sometimes", "sslmode"),
+            ("postgres://u:secret-pw@h/db?color=blue", "color"),
+            ("postgres://h/db", "user name"),
+            ("postgres://u:secret-pw@h/db?schema=Bad", "schema"),
+        ]
+    )
+    func invalidURL(_ url: String, _ mentions: String) throws {
+        let error = #expect(throws: DeadLetterError.self) { _ = try PostgresDeadLetterStore(url: url) }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.description.contains(mentions) == true, "\(String(describing: error))")
+        #expect(error?.description.contains("secret-pw") == false)
+    }
+
+    @Test("the URL's parts, percent-decoding and schema parameter are read; the description hides the password")
+    func urlParts() throws {
+        let store = try PostgresDeadLetterStore(
+            url: "postgresql://svc%40eu:p%2Fss@db.example:6543/letters?sslmode=disable&schema=svc_dlq"
+        )
+        #expect(store.endpoint?.username == "svc@eu")
+        #expect(store.endpoint?.password == "p/ss")
+        #expect(store.endpoint?.port == 6543)
+        #expect(store.endpoint?.database == "letters")
+        #expect(store.configuration.schema == "svc_dlq")
+        #expect(store.description == "PostgreSQL store svc@eu@db.example:6543/letters, schema svc_dlq")
+        #expect(!store.description.contains("p/ss"))
     }
 }
