@@ -1,6 +1,5 @@
 public import CoreMetrics
 public import Logging
-import Synchronization
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -38,7 +37,7 @@ import Foundation
 /// metadata key `dlq.source`, recorded in the gauge `dlq_circuit_state{source}` (0 closed, 1 half-open,
 /// 2 open) when a metrics factory is given, and passed to the `onStateChange` callback.
 ///
-/// The breaker is safe to use from any task: its state sits behind a `Mutex`.
+/// The breaker is safe to use from any task: its state sits behind a lock.
 public final class CircuitBreaker: Sendable {
     /// The source this breaker guards.
     public let source: String
@@ -49,7 +48,7 @@ public final class CircuitBreaker: Sendable {
     private let logger: Logger
     private let gauge: Gauge?
     private let onStateChange: (@Sendable (_ from: CircuitState, _ to: CircuitState) -> Void)?
-    private let machine: Mutex<StateMachine>
+    private let machine: PThreadLock<StateMachine>
 
     /// Creates a closed breaker.
     /// - Parameters:
@@ -80,7 +79,7 @@ public final class CircuitBreaker: Sendable {
             Gauge(label: "dlq_circuit_state", dimensions: [("source", source)], factory: $0)
         }
         self.onStateChange = onStateChange
-        self.machine = Mutex(StateMachine(configuration: configuration, now: clock.now()))
+        self.machine = PThreadLock(StateMachine(configuration: configuration, now: clock.now()))
         self.gauge?.record(CircuitState.closed.metricValue)
     }
 

@@ -1,5 +1,3 @@
-import Synchronization
-
 #if canImport(FoundationEssentials)
 public import FoundationEssentials
 #else
@@ -85,7 +83,7 @@ public struct DeadLetterEvent: Sendable, Hashable, CustomStringConvertible {
 
 /// Hands every event to every subscriber; a slow subscriber loses its oldest events, never blocks the queue.
 final class EventBroadcaster: Sendable {
-    private let subscribers = Mutex<(next: Int, continuations: [Int: AsyncStream<DeadLetterEvent>.Continuation])>(
+    private let subscribers = PThreadLock<(next: Int, continuations: [Int: AsyncStream<DeadLetterEvent>.Continuation])>(
         (0, [:])
     )
     let bufferSize: Int

@@ -3,7 +3,6 @@ public import FoundationEssentials
 #else
 public import Foundation
 #endif
-import Synchronization
 
 /// Makes dead-letter ids: UUIDv7 (RFC 9562) in lower case, unique and ordered by time.
 ///
@@ -16,12 +15,12 @@ public final class DeadLetterIDGenerator: Sendable {
         var lastMilliseconds: Int64 = -1
         var counter: UInt16 = 0
     }
-    private let state: Mutex<State>
+    private let state: PThreadLock<State>
 
     /// Creates a generator.
     /// - Parameter random: the random source; defaults to the system's.
     public init(random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()) {
-        self.state = Mutex(State(random: random))
+        self.state = PThreadLock(State(random: random))
     }
 
     /// A new id for a letter that failed at `date`.

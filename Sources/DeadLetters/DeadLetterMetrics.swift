@@ -1,5 +1,4 @@
 import CoreMetrics
-import Synchronization
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -10,9 +9,9 @@ import Foundation
 /// The queue's metrics, with DESIGN.md's names; the handles are made once per label set and reused.
 final class DeadLetterMetrics: Sendable {
     private let factory: any MetricsFactory
-    private let counters = Mutex<[String: Counter]>([:])
-    private let gauges = Mutex<[String: Gauge]>([:])
-    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
+    private let counters = PThreadLock<[String: Counter]>([:])
+    private let gauges = PThreadLock<[String: Gauge]>([:])
+    private let timers = PThreadLock<[String: CoreMetrics.Timer]>([:])
 
     init(factory: any MetricsFactory) {
         self.factory = factory

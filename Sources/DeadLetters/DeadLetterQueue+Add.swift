@@ -1,6 +1,5 @@
 import CoreMetrics
 import Logging
-import Synchronization
 
 #if canImport(FoundationEssentials)
 public import FoundationEssentials

@@ -1,6 +1,5 @@
 import CoreMetrics
 import Logging
-import Synchronization
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -282,7 +281,7 @@ extension DeadLetterQueue {
 final class RateLimiter: Sendable {
     private let interval: Duration?
     private let clock: any DeadLetterClock
-    private let next = Mutex<Date?>(nil)
+    private let next = PThreadLock<Date?>(nil)
 
     init(rate: Double?, clock: any DeadLetterClock) {
         self.interval = rate.map { Duration.nanoseconds(Int64((1e9 / $0).rounded())) }

@@ -1,7 +1,6 @@
 import CoreMetrics
 import Logging
 public import ServiceLifecycle
-import Synchronization
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials

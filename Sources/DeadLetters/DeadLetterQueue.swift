@@ -1,7 +1,6 @@
 import CoreMetrics
 import Logging
 import ServiceLifecycle
-import Synchronization
 
 #if canImport(FoundationEssentials)
 public import FoundationEssentials
@@ -29,14 +28,14 @@ public final class DeadLetterQueue: Sendable {
     let metrics: DeadLetterMetrics
     let redactor: MetadataRedactor
     let ids: DeadLetterIDGenerator
-    let random: Mutex<any RandomNumberGenerator & Sendable>
+    let random: PThreadLock<any RandomNumberGenerator & Sendable>
     let broadcaster = EventBroadcaster(bufferSize: 1024)
-    let handlers = Mutex<[String: Handler]>([:])
-    let breakers = Mutex<[String: CircuitBreaker]>([:])
+    let handlers = PThreadLock<[String: Handler]>([:])
+    let breakers = PThreadLock<[String: CircuitBreaker]>([:])
     let wakeups: Wakeup
     let cleanupWakeups = Wakeup()
-    let state = Mutex(RunState())
-    let completions = Mutex(0)
+    let state = PThreadLock(RunState())
+    let completions = PThreadLock(0)
 
     struct RunState {
         var running = false
@@ -69,7 +68,7 @@ public final class DeadLetterQueue: Sendable {
         self.redactor = MetadataRedactor(keys: configuration.redactedMetadataKeys)
         var random = random
         self.ids = DeadLetterIDGenerator(random: SplitMix(seed: UInt64.random(in: 0...UInt64.max, using: &random)))
-        self.random = Mutex(random)
+        self.random = PThreadLock(random)
         self.wakeups = Wakeup()
     }
 
@@ -182,7 +181,7 @@ final class Wakeup: Sendable {
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
         var nextKey = 0
     }
-    private let state = Mutex(State())
+    private let state = PThreadLock(State())
 
     init() {}
 

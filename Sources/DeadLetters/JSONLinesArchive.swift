@@ -1,5 +1,3 @@
-import Synchronization
-
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -27,7 +25,7 @@ public final class JSONLinesArchive: DeadLetterArchive {
     /// The archive file's path.
     public let path: String
     private let clock: any DeadLetterClock
-    private let lock = Mutex(())
+    private let lock = PThreadLock(())
 
     /// An archive appending to the file at `path`.
     /// - Parameters:

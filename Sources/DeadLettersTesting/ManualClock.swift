@@ -111,6 +111,20 @@ public final class ManualClock: DeadLetterClock, Sendable {
     /// A duration of zero or less returns at once.
     /// - Throws: `CancellationError` as soon as the calling task is cancelled.
     public func sleep(for duration: Duration) async throws {
+        try await self.sleep { now in duration <= .zero ? nil : now.adding(duration) }
+    }
+
+    /// Suspends until the clock reaches `deadline`; returns at once when it already has.
+    ///
+    /// The deadline is compared with the clock's time under its lock, so a deadline the clock passes while the
+    /// sleep begins is never missed.
+    /// - Throws: `CancellationError` as soon as the calling task is cancelled.
+    public func sleep(until deadline: Date) async throws {
+        try await self.sleep { now in deadline <= now ? nil : deadline }
+    }
+
+    /// Sleeps until the deadline `deadlineAt(now)` gives, read under the lock; `nil` means due now.
+    private func sleep(_ deadlineAt: @escaping @Sendable (Date) -> Date?) async throws {
         try Task.checkCancellation()
         let id = self.state.withLock { $0.makeID() }
         try await withTaskCancellationHandler {
@@ -121,8 +135,7 @@ public final class ManualClock: DeadLetterClock, Sendable {
                 }
                 let outcome: Outcome = self.state.withLock { state in
                     if state.cancelled.remove(id) != nil { return .cancelled }
-                    if duration <= .zero { return .due }
-                    let deadline = state.now.adding(duration)
+                    guard let deadline = deadlineAt(state.now) else { return .due }
                     state.sleepers[id] = Sleeper(deadline: deadline, sequence: id, continuation: continuation)
                     return .sleeping(state.satisfiedWaiters())
                 }
