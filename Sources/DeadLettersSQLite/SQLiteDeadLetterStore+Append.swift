@@ -1,6 +1,5 @@
 public import DeadLetters
 import GRDB
-import Synchronization
 
 /// The appends waiting for the writer; see ``SQLiteDeadLetterStore/append(_:onConflict:limits:)``.
 struct AppendQueue: Sendable {

@@ -1,7 +1,6 @@
 public import DeadLetters
 import Dispatch
 import GRDB
-import Synchronization
 
 extension SQLiteDeadLetterStore {
     /// Stores every letter of `letters` in one transaction: all or nothing, even if the process dies midway.
@@ -70,7 +69,7 @@ final class ImportChannel: Sendable {
         var spaceWaiter: CheckedContinuation<Void, Never>?
     }
 
-    private let state = Mutex(State())
+    private let state = SQLiteLock(State())
     private let available = DispatchSemaphore(value: 0)
 
     /// Queues a chunk, waiting while two are queued. Returns `false` when the reader stopped.

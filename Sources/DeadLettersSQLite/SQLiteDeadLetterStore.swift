@@ -1,7 +1,6 @@
 public import DeadLetters
 import GRDB
 import Logging
-import Synchronization
 
 /// The embedded, durable dead-letter store: one SQLite file in WAL mode, through GRDB.
 ///
@@ -20,7 +19,7 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
     /// The configuration the store was opened with.
     public let configuration: Configuration
     let pool: DatabasePool
-    let appends = Mutex(AppendQueue())
+    let appends = SQLiteLock(AppendQueue())
 
     /// Opens the store at `configuration.path`, creating it when missing (if `createIfMissing`), and migrates
     /// its schema to the newest version.
