@@ -99,13 +99,19 @@ final class Harness: Sendable {
         schema: String? = nil,
         migrate: Bool = true,
         maxBatchSize: Int = 2000,
+        maxConcurrentCommits: Int = 4,
         logger: Logger = Logger(label: "dlq.test", factory: { _ in SwiftLogNoOpLogHandler() })
     ) throws -> PostgresDeadLetterStore {
         let schema = schema ?? PostgresTestServer.freshSchema()
         self.schemas.withLock { if !$0.contains(schema) { $0.append(schema) } }
         return try PostgresDeadLetterStore(
             client: self.client,
-            configuration: .init(schema: schema, migrate: migrate, maxBatchSize: maxBatchSize),
+            configuration: .init(
+                schema: schema,
+                migrate: migrate,
+                maxBatchSize: maxBatchSize,
+                maxConcurrentCommits: maxConcurrentCommits
+            ),
             logger: logger
         )
     }
