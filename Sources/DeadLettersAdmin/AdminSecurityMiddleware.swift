@@ -31,7 +31,11 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
                 }
             }
             var response = try await next(request, context)
-            if !isAPI { DashboardViews.addSecurityHeaders(to: &response.headers) }
+            if isAPI {
+                response.headers[.xContentTypeOptions] = "nosniff"
+            } else {
+                DashboardViews.addSecurityHeaders(to: &response.headers)
+            }
             return response
         } catch let error as DeadLetterAdminError {
             return try self.answer(error, request: request, context: context, isAPI: isAPI)
@@ -41,14 +45,14 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
             case .notFound: answer = .notFound(error.message)
             case .invalidFilter, .invalidFormat: answer = .badRequest(error.message)
             case .storeUnavailable:
-                context.logger.error("store unavailable", metadata: ["error": "\(error)"])
+                context.logger.info("store unavailable", metadata: ["dlq.error": "\(error)"])
                 answer = DeadLetterAdminError(
                     status: .serviceUnavailable,
                     code: "storeUnavailable",
                     message: "the store cannot be reached"
                 )
             default:
-                context.logger.error("admin request failed", metadata: ["error": "\(error)"])
+                context.logger.info("admin request failed", metadata: ["dlq.error": "\(error)"])
                 answer = .internalError
             }
             return try self.answer(answer, request: request, context: context, isAPI: isAPI)
@@ -60,7 +64,7 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
             )
             return try self.answer(answer, request: request, context: context, isAPI: isAPI)
         } catch {
-            context.logger.error("admin request failed", metadata: ["error": "\(error)"])
+            context.logger.info("admin request failed", metadata: ["dlq.error": "\(error)"])
             return try self.answer(.internalError, request: request, context: context, isAPI: isAPI)
         }
     }

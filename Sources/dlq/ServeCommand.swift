@@ -80,7 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let registry = PrometheusCollectorRegistry()
         var logger = Logger(label: "dlq.serve")
-        logger.logLevel = .warning
+        logger.logLevel = .info
         let serverLogger = logger
         let host = self.host
         let location = try self.storeOptions.location.description
