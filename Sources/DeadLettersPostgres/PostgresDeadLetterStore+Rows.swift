@@ -25,8 +25,9 @@ extension PostgresDeadLetterStore {
     static func decodeLetter(_ row: PostgresRow) throws -> DeadLetter {
         let cells = row.makeRandomAccess()
         let id = try cells[0].decode(String.self)
-        func json<T: Decodable>(_ index: Int, _ type: T.Type, _ field: String) throws -> T {
+        func json<T: Decodable>(_ index: Int, _ type: T.Type, _ field: String, empty: T) throws -> T {
             let text = try cells[index].decode(String.self)
+            if text == "[]" || text == "{}" { return empty }
             do {
                 return try JSONDecoder().decode(T.self, from: Data(text.utf8))
             } catch {
@@ -53,7 +54,7 @@ extension PostgresDeadLetterStore {
             reason: FailureReason(rawValue: try cells[2].decode(String.self)),
             errorType: try cells[3].decode(String.self),
             errorMessage: try cells[4].decode(String.self),
-            causes: try json(5, [String].self, "causes"),
+            causes: try json(5, [String].self, "causes", empty: []),
             attempts: Int(try cells[6].decode(Int64.self)),
             firstFailedAt: Date(millisecondsSince1970: try cells[7].decode(Int64.self)),
             lastFailedAt: Date(millisecondsSince1970: try cells[8].decode(Int64.self)),
@@ -62,10 +63,10 @@ extension PostgresDeadLetterStore {
             status: status,
             fingerprint: try cells[12].decode(String.self),
             replayCount: Int(try cells[13].decode(Int64.self)),
-            metadata: try json(14, [String: String].self, "metadata"),
+            metadata: try json(14, [String: String].self, "metadata", empty: [:]),
             contentType: try cells[15].decode(String?.self),
             payload: try cells[16].decode(Data.self),
-            history: try json(17, [DeadLetter.HistoryEntry].self, "history")
+            history: try json(17, [DeadLetter.HistoryEntry].self, "history", empty: [])
         )
     }
 

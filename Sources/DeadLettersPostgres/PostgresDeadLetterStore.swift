@@ -215,3 +215,15 @@ actor OpenGate {
         }
     }
 }
+
+extension DeadLetterStore where Self == PostgresDeadLetterStore {
+    /// A PostgreSQL store with its own client, from a `postgres://user:password@host:port/database` URL; see
+    /// ``PostgresDeadLetterStore/init(url:configuration:logger:)``. Run it (it is a `Service`).
+    /// - Throws: ``DeadLetters/DeadLetterError/Code/invalidConfiguration`` for a bad URL or configuration.
+    public static func postgres(
+        url: String,
+        configuration: PostgresDeadLetterStore.Configuration = PostgresDeadLetterStore.Configuration()
+    ) throws -> PostgresDeadLetterStore {
+        try PostgresDeadLetterStore(url: url, configuration: configuration)
+    }
+}
