@@ -81,12 +81,17 @@ enum CommandRunner {
     ) throws -> Result {
         var input: [Int32] = [-1, -1]
         var errors: [Int32] = [-1, -1]
-        guard pipe2(&input, O_CLOEXEC) == 0 else { throw CLIError(kind: .other, message: "pipe: \(errnoText())") }
-        guard pipe2(&errors, O_CLOEXEC) == 0 else {
+        // Pipes are made and the command spawned under one lock, with close-on-exec set before any other
+        // spawn can happen, so no command inherits another one's pipe (which would keep it open).
+        Self.spawnLock.lock()
+        defer { Self.spawnLock.unlock() }
+        guard pipe(&input) == 0 else { throw CLIError(kind: .other, message: "pipe: \(errnoText())") }
+        guard pipe(&errors) == 0 else {
             close(input[0])
             close(input[1])
             throw CLIError(kind: .other, message: "pipe: \(errnoText())")
         }
+        for fd in input + errors { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -128,6 +133,8 @@ enum CommandRunner {
             close(errors[0])
             throw CLIError(kind: .other, message: "cannot start /bin/sh: \(String(cString: strerror(spawned)))")
         }
+        Self.spawnLock.unlock()
+        defer { Self.spawnLock.lock() }
         return Self.supervise(
             pid: pid,
             stdin: input[1],
@@ -222,6 +229,8 @@ enum CommandRunner {
         }
         return Result(outcome: outcome, lastErrorLine: lastLine.map { String($0.prefix(2000)) })
     }
+
+    private static let spawnLock = NSLock()
 
     private static func errnoText() -> String {
         String(cString: strerror(errno))

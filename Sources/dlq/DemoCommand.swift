@@ -38,24 +38,22 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let scenario = DemoScenario(count: self.messages, seed: self.seed)
         let location = try self.storeOptions.location
-        try await self.storeOptions.withQueue(
-            .migrate,
-            configure: { configuration in
-                configuration.retryPolicy = RetryPolicy(
-                    immediateAttempts: 3,
-                    immediateBackoff: .exponential(initial: .milliseconds(2), multiplier: 2, max: .milliseconds(8)),
-                    delayedAttempts: 0,
-                    jitter: .equal
-                )
-                configuration.circuitBreaker = CircuitBreakerConfiguration(
-                    consecutiveFailures: 10,
-                    failureRateThreshold: nil,
-                    openDuration: .milliseconds(150),
-                    halfOpenProbes: 1,
-                    closeAfterSuccesses: 1
-                )
-            }
-        ) { queue in
+        let configure: (inout DeadLetterQueue.Configuration) -> Void = { configuration in
+            configuration.retryPolicy = RetryPolicy(
+                immediateAttempts: 3,
+                immediateBackoff: .exponential(initial: .milliseconds(2), multiplier: 2, max: .milliseconds(8)),
+                delayedAttempts: 0,
+                jitter: .equal
+            )
+            configuration.circuitBreaker = CircuitBreakerConfiguration(
+                consecutiveFailures: 10,
+                failureRateThreshold: nil,
+                openDuration: .milliseconds(150),
+                halfOpenProbes: 1,
+                closeAfterSuccesses: 1
+            )
+        }
+        try await self.storeOptions.withQueue(.migrate, configure: configure) { queue in
             try await Interrupts.cancellingOnInterrupt {
                 try await DemoRun(queue: queue, scenario: scenario, location: "\(location)").run()
             }
@@ -221,7 +219,10 @@ struct DemoRun: Sendable {
         let s = self.style
         let rate = Double(count) / max(elapsed, 0.001)
         let rows: [(String, String, String)] = [
-            ("processed", Self.number(count), String(format: "in %.1fs", elapsed) + " (\(Self.number(Int(rate))) messages/s)"),
+            (
+                "processed", Self.number(count),
+                String(format: "in %.1fs", elapsed) + " (\(Self.number(Int(rate))) messages/s)"
+            ),
             (s.green("✓ succeeded"), Self.number(tally.firstTry), "at the first attempt"),
             (
                 s.yellow("↻ recovered"), Self.number(tally.recovered),
@@ -257,7 +258,9 @@ struct DemoRun: Sendable {
         ]
         let width = steps.map(\.0.count).max() ?? 0
         for (command, what) in steps {
-            Terminal.line("  " + s.cyan(command.padding(toLength: width, withPad: " ", startingAt: 0)) + "  " + s.dim(what))
+            Terminal.line(
+                "  " + s.cyan(command.padding(toLength: width, withPad: " ", startingAt: 0)) + "  " + s.dim(what)
+            )
         }
     }
 

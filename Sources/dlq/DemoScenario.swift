@@ -47,7 +47,8 @@ struct DemoScenario: Sendable {
             var metadata = [
                 "tenant": tenants[Int.random(in: 0..<tenants.count, using: &random)],
                 "message-id": "msg-\(String(UInt32.random(in: 0...UInt32.max, using: &random), radix: 16))",
-                "authorization": "Bearer sk_live_\(String(UInt64.random(in: 0...UInt64.max, using: &random), radix: 36))",
+                "authorization":
+                    "Bearer sk_live_\(String(UInt64.random(in: 0...UInt64.max, using: &random), radix: 36))",
             ]
             let message: Message
             if roll < 0.5 {
@@ -60,9 +61,11 @@ struct DemoScenario: Sendable {
                     kind = .malformed
                     switch index % 3 {
                     case 0:
-                        payload = #"{"orderId":"\#(order)","customer":"cus-\#(4000 + index % 700)","items":[],"currency":"EUR"}"#
+                        payload =
+                            #"{"orderId":"\#(order)","customer":"cus-\#(4000 + index % 700)","items":[],"currency":"EUR"}"#
                     case 1:
-                        payload = #"{"orderId":"\#(order)","customer":"cus-\#(4000 + index % 700)","items":[],"total":"\#(amount)","currency":"EUR"}"#
+                        payload =
+                            #"{"orderId":"\#(order)","customer":"cus-\#(4000 + index % 700)","items":[],"total":"\#(amount)","currency":"EUR"}"#
                     default:
                         payload = #"{"orderId":"\#(order)","customer":"cus-"#
                     }

@@ -26,8 +26,11 @@ struct ExportCommand: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup(title: "Filters") var filters: FilterOptions
 
-    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Write to this file.", valueName: "file"),
-        completion: .file())
+    @Option(
+        name: [.customShort("o"), .long],
+        help: ArgumentHelp("Write to this file.", valueName: "file"),
+        completion: .file()
+    )
     var output: String?
 
     @Option(help: "jsonl: one letter per line; json: one JSON array.")

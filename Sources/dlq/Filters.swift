@@ -22,8 +22,12 @@ struct FilterOptions: ParsableArguments {
     )
     var fingerprint: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Only letters in this status: retrying, dead, parked (repeatable)."))
-    var status: [DeadLetterStatus] = []
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Only letters in this status: retrying, dead, parked (repeatable).", valueName: "status"),
+        completion: .list(DeadLetterStatus.allCases.map(\.rawValue))
+    )
+    var status: [String] = []
 
     @Option(
         name: .long,
@@ -56,6 +60,9 @@ struct FilterOptions: ParsableArguments {
     var limit: Int?
 
     func validate() throws {
+        for value in self.status where DeadLetterStatus(rawValue: value.lowercased()) == nil {
+            throw ValidationError("--status must be retrying, dead or parked, not '\(value)'")
+        }
         if let minAttempts, minAttempts < 0 { throw ValidationError("--min-attempts must not be negative") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         for (name, values) in [
@@ -76,21 +83,13 @@ struct FilterOptions: ParsableArguments {
             reasons: self.reason,
             errorTypes: self.errorType,
             fingerprints: self.fingerprint,
-            statuses: self.status,
+            statuses: self.status.compactMap { DeadLetterStatus(rawValue: $0.lowercased()) },
             since: self.since?.date(now: now),
             until: self.until?.date(now: now),
             minAttempts: self.minAttempts,
             search: self.search.flatMap { $0.isEmpty ? nil : $0 }
         )
     }
-}
-
-extension DeadLetterStatus: @retroactive ExpressibleByArgument {
-    public init?(argument: String) {
-        self.init(rawValue: argument.lowercased())
-    }
-
-    public static var allValueStrings: [String] { Self.allCases.map(\.rawValue) }
 }
 
 /// A point in time given as ISO 8601 (`2026-11-23T10:00:00Z`, or a date `2026-11-23` meaning midnight UTC) or as

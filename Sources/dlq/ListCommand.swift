@@ -118,8 +118,14 @@ enum LetterView {
         }
         rows += [
             ("attempts", "\(letter.attempts)"),
-            ("first failed", "\(Timestamp.format(letter.firstFailedAt))  \(style.dim(Human.age(letter.firstFailedAt, now: now)))"),
-            ("last failed", "\(Timestamp.format(letter.lastFailedAt))  \(style.dim(Human.age(letter.lastFailedAt, now: now)))"),
+            (
+                "first failed",
+                "\(Timestamp.format(letter.firstFailedAt))  \(style.dim(Human.age(letter.firstFailedAt, now: now)))"
+            ),
+            (
+                "last failed",
+                "\(Timestamp.format(letter.lastFailedAt))  \(style.dim(Human.age(letter.lastFailedAt, now: now)))"
+            ),
         ]
         if let next = letter.nextAttemptAt {
             rows.append(("next attempt", "\(Timestamp.format(next))  \(style.dim(Human.relative(next, now: now)))"))

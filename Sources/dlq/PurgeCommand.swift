@@ -29,8 +29,10 @@ struct PurgeCommand: AsyncParsableCommand {
     @Flag(help: "Select every letter.")
     var all = false
 
-    @Option(help: ArgumentHelp("Append the letters to this JSON Lines file first.", valueName: "file"),
-        completion: .file())
+    @Option(
+        help: ArgumentHelp("Append the letters to this JSON Lines file first.", valueName: "file"),
+        completion: .file()
+    )
     var archive: String?
 
     @Flag(name: [.customShort("y"), .long], help: "Do not ask for confirmation.")
@@ -50,8 +52,9 @@ struct PurgeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var filter = self.filters.filter()
-        if self.expired { filter.expiresBefore = Date() }
+        var selection = self.filters.filter()
+        if self.expired { selection.expiresBefore = Date() }
+        let filter = selection
         let limit = self.filters.limit
         let (yes, dryRun, archivePath) = (self.yes, self.dryRun, self.archive)
         if let archivePath {
@@ -95,7 +98,8 @@ struct PurgeCommand: AsyncParsableCommand {
             Terminal.line("dry run: \(Human.count(removed, "letter")) would be removed; nothing changed")
         } else {
             Terminal.line(
-                "purged \(Human.count(removed, "letter"))" + (archivePath.map { removed > 0 ? " (archived to \($0))" : "" } ?? "")
+                "purged \(Human.count(removed, "letter"))"
+                    + (archivePath.map { removed > 0 ? " (archived to \($0))" : "" } ?? "")
             )
         }
     }

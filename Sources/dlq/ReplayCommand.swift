@@ -72,7 +72,13 @@ struct ReplayCommand: AsyncParsableCommand {
         let (command, timeout) = (self.exec, self.timeout.duration)
         let report = try await self.storeOptions.withQueue { queue in
             try await Interrupts.cancellingOnInterrupt {
-                try await Self.replay(queue: queue, filter: filter, options: options, command: command, timeout: timeout)
+                try await Self.replay(
+                    queue: queue,
+                    filter: filter,
+                    options: options,
+                    command: command,
+                    timeout: timeout
+                )
             }
         }
         Self.print(report)

@@ -32,7 +32,8 @@ struct ShowCommand: AsyncParsableCommand {
 
     func run() async throws {
         let id = self.id
-        guard let letter = try await self.storeOptions.withStore({ store in try await store.letter(id: id) }) else {
+        let found = try await self.storeOptions.withStore(.existing) { store in try await store.letter(id: id) }
+        guard let letter = found else {
             throw CLIError.notFound("no dead letter with id \(id)")
         }
         if self.raw {

@@ -68,7 +68,9 @@ enum SummaryView {
                 let pad = String(repeating: " ", count: max(0, labelWidth - label.visibleWidth))
                 let number = String(repeating: " ", count: max(0, countWidth - String(count).count)) + "\(count)"
                 let percent = String(format: "%3.0f%%", Double(count) * 100 / Double(summary.total))
-                output += "  \(colored)\(pad)  \(number)  \(style.dim(percent))  \(style.cyan(bar))\n"
+                output +=
+                    "  \(colored)\(pad)  \(number)  \(style.dim(percent))" + (bar.isEmpty ? "" : "  \(style.cyan(bar))")
+                    + "\n"
             }
         }
         return output

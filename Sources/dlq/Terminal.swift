@@ -28,7 +28,7 @@ enum Terminal {
     /// Whether text written to standard error may carry colours.
     static let stderrColors = stderrIsTerminal && !colorsDisabled
 
-    /// The width of the terminal on standard output, or 120 when it is not one.
+    /// The width of the terminal on standard output, or 160 when it is not one.
     static var width: Int {
         if let columns = getenv("COLUMNS"), let value = Int(String(cString: columns)), value > 20 { return value }
         var size = winsize()
@@ -37,7 +37,7 @@ enum Terminal {
         {
             return Int(size.ws_col)
         }
-        return 120
+        return 160
     }
 
     /// Writes `text` to standard output as is.

@@ -56,8 +56,10 @@ struct ErrorTests {
         let space = try Workspace()
         defer { space.remove() }
         let add = try space.run(
-            ["add", "--store", "nowhere/dlq.sqlite", "--source", "s", "--reason", "r", "--error-message", "m",
-             "--payload", "p"]
+            [
+                "add", "--store", "nowhere/dlq.sqlite", "--source", "s", "--reason", "r", "--error-message", "m",
+                "--payload", "p",
+            ]
         )
         expectOneLineError(add, status: 4, containing: "nowhere")
         #expect(!space.exists("nowhere"))

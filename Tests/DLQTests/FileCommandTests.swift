@@ -9,8 +9,10 @@ struct FileCommandTests {
         try space.add(source: "orders", reason: "validation", extra: ["--metadata", "tenant=acme"])
         FileManager.default.createFile(atPath: space.path("bin"), contents: Data([0, 255, 10, 34, 92]))
         try space.ok(
-            ["add", "--source", "payments", "--reason", "timeout", "--error-message", "slow \"quoted\"\nline 2",
-             "--payload-file", "bin", "--content-type", "application/octet-stream"]
+            [
+                "add", "--source", "payments", "--reason", "timeout", "--error-message", "slow \"quoted\"\nline 2",
+                "--payload-file", "bin", "--content-type", "application/octet-stream",
+            ]
         )
         try space.add(source: "shipments", reason: "dependency")
         _ = try space.run(["replay", "--source", "shipments", "--exec", "echo carrier down >&2; exit 1"])

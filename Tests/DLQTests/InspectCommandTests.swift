@@ -155,7 +155,10 @@ struct InspectCommandTests {
         #expect(
             groups.allSatisfy {
                 Set($0.keys)
-                    == ["fingerprint", "count", "errorType", "sampleMessage", "sources", "firstFailedAt", "lastFailedAt"]
+                    == [
+                        "fingerprint", "count", "errorType", "sampleMessage", "sources", "firstFailedAt",
+                        "lastFailedAt",
+                    ]
             }
         )
         #expect(groups[0]["count"] as? Int == 2)
@@ -195,7 +198,10 @@ struct InspectCommandTests {
         #expect(space.exists("first.sqlite"))
         #expect(!space.exists("dead-letters.sqlite"))
         let id = try space.ok(
-            ["--store", "first.sqlite", "add", "--source", "s", "--reason", "r", "--error-message", "m", "--payload", "x"]
+            [
+                "--store", "first.sqlite", "add", "--source", "s", "--reason", "r", "--error-message", "m", "--payload",
+                "x",
+            ]
         ).output.trimmingCharacters(in: .newlines)
         #expect(try space.letters(["--store", "first.sqlite"]).map(\.id) == [id])
         #expect(try space.ok(["--store", "first.sqlite", "list", "--json"]).output.contains(id))

@@ -29,7 +29,8 @@ struct RecoveryCommandTests {
         let b = try space.add(source: "orders", reason: "timeout", payload: "payload-b")
         let keep = try space.add(source: "payments", payload: "not selected")
         try FileManager.default.createDirectory(atPath: space.path("out"), withIntermediateDirectories: false)
-        let command = #"cat > "out/$DLQ_ID.payload" && echo "$DLQ_SOURCE $DLQ_REASON $DLQ_ATTEMPTS" > "out/$DLQ_ID.env""#
+        let command =
+            #"cat > "out/$DLQ_ID.payload" && echo "$DLQ_SOURCE $DLQ_REASON $DLQ_ATTEMPTS" > "out/$DLQ_ID.env""#
         let run = try space.run(["replay", "--source", "orders", "--concurrency", "2", "--exec", command])
         #expect(run.status == 0, "\(run)")
         #expect(run.output.contains("matched 2") && run.output.contains("succeeded 2"), "\(run)")
