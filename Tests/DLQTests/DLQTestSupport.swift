@@ -88,8 +88,8 @@ struct Workspace: Sendable {
         for (key, value) in environment { env[key] = value }
         process.environment = env
         let outputs = "\(self.folder)/.run-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: outputs + ".out", contents: nil)
-        FileManager.default.createFile(atPath: outputs + ".err", contents: nil)
+        _ = FileManager.default.createFile(atPath: outputs + ".out", contents: nil)
+        _ = FileManager.default.createFile(atPath: outputs + ".err", contents: nil)
         defer {
             try? FileManager.default.removeItem(atPath: outputs + ".out")
             try? FileManager.default.removeItem(atPath: outputs + ".err")
@@ -156,7 +156,7 @@ struct Workspace: Sendable {
     }
 
     func write(_ name: String, _ text: String) {
-        FileManager.default.createFile(atPath: self.path(name), contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: self.path(name), contents: Data(text.utf8))
     }
 
     func exists(_ name: String) -> Bool {

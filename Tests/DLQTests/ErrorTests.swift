@@ -37,7 +37,7 @@ struct ErrorTests {
         let space = try Workspace()
         defer { space.remove() }
         let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
-        FileManager.default.createFile(atPath: space.path("garbage.sqlite"), contents: garbage)
+        _ = FileManager.default.createFile(atPath: space.path("garbage.sqlite"), contents: garbage)
         for arguments in [
             ["list"], ["stats", "--json"], ["migrate"], ["import", "x.jsonl"],
             ["add", "--source", "s", "--reason", "r", "--error-message", "m", "--payload", "p"],

@@ -7,7 +7,7 @@ struct FileCommandTests {
     /// Three letters with everything set: metadata, causes, history (a failed replay), binary payload.
     private func populate(_ space: Workspace) throws {
         try space.add(source: "orders", reason: "validation", extra: ["--metadata", "tenant=acme"])
-        FileManager.default.createFile(atPath: space.path("bin"), contents: Data([0, 255, 10, 34, 92]))
+        _ = FileManager.default.createFile(atPath: space.path("bin"), contents: Data([0, 255, 10, 34, 92]))
         try space.ok(
             [
                 "add", "--source", "payments", "--reason", "timeout", "--error-message", "slow \"quoted\"\nline 2",
@@ -75,8 +75,9 @@ struct FileCommandTests {
         space.write("garbage.jsonl", "this is not json\n")
         let garbage = try space.run(["import", "garbage.jsonl", "--store", "target.sqlite"])
         expectOneLineError(garbage, status: 4, containing: "garbage.jsonl")
-        expectOneLineError(try space.run(["import", "missing.jsonl"]), status: 4, containing: "missing.jsonl")
-        #expect(!space.exists("dead-letters.sqlite"))
+        let missing = try space.run(["import", "missing.jsonl", "--store", "other.sqlite"])
+        expectOneLineError(missing, status: 4, containing: "missing.jsonl")
+        #expect(!space.exists("other.sqlite"), "a failed import creates no store")
     }
 
     @Test("purge refuses to run without a selector, and changes nothing")

@@ -47,7 +47,7 @@ struct InspectCommandTests {
         let space = try Workspace()
         defer { space.remove() }
         let binary = Data([0, 1, 2, 254, 255, 10, 13])
-        FileManager.default.createFile(atPath: space.path("payload.bin"), contents: binary)
+        _ = FileManager.default.createFile(atPath: space.path("payload.bin"), contents: binary)
         let fromFile = try space.ok(
             ["add", "--source", "s", "--reason", "r", "--error-message", "m", "--payload-file", "payload.bin"]
         ).output.trimmingCharacters(in: .newlines)
