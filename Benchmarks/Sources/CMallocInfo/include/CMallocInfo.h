@@ -1,0 +1,9 @@
+#ifndef CMALLOCINFO_H
+#define CMALLOCINFO_H
+
+#include <stddef.h>
+
+/// Bytes of the heap in use (glibc's `mallinfo2().uordblks` plus mmapped chunks), or 0 where unknown.
+size_t cmallocinfo_heap_in_use(void);
+
+#endif

@@ -1,0 +1,164 @@
+import DeadLetters
+import DeadLettersPostgres
+import Foundation
+import Synchronization
+
+/// PostgreSQL: durable `add` with 64 adders, replay by 4 instances (no letter twice), filtered pages and
+/// summary at 1,000,000 letters. Needs `DLQ_POSTGRES_URL`.
+enum PostgresBenchmarks {
+    static func run(_ settings: Settings, report: Report) async throws {
+        guard let url = ProcessInfo.processInfo.environment["DLQ_POSTGRES_URL"], !url.isEmpty else {
+            log("PostgreSQL: skipped (DLQ_POSTGRES_URL is not set)")
+            report.add(Figure("PostgreSQL figures", measured: "not measured: DLQ_POSTGRES_URL not set"))
+            return
+        }
+        log("PostgreSQL")
+        let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        try await self.durableAdd(url: url, schema: "bench_add_\(run)", settings, report: report)
+        try await self.replay(url: url, schema: "bench_replay_\(run)", settings, report: report)
+        try await self.queries(url: url, schema: "bench_big_\(run)", settings, report: report)
+    }
+
+    static func configuration(_ schema: String) -> PostgresDeadLetterStore.Configuration {
+        PostgresDeadLetterStore.Configuration(schema: schema, migrate: true)
+    }
+
+    static func durableAdd(url: String, schema: String, _ settings: Settings, report: Report) async throws {
+        let perAdder = settings.quick ? 300 : 1500
+        let adders = 64
+        try await PostgresDeadLetterStore.withStore(url: url, configuration: self.configuration(schema)) { store in
+            try await store.migrate()
+            let queue = try DeadLetterQueue(store: store)
+            let payload = LetterFactory.payload(0)
+            // Warm up the connections.
+            try await queue.add(
+                payload: payload,
+                source: "warmup",
+                reason: .processing,
+                errorType: "E",
+                errorMessage: "w"
+            )
+            let elapsed = try await Measure.time {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for adder in 0..<adders {
+                        group.addTask {
+                            for done in 0..<perAdder {
+                                let index = adder + done * adders
+                                let (type, message) = LetterFactory.failure(index)
+                                try await queue.add(
+                                    payload: payload,
+                                    source: LetterFactory.source(index),
+                                    reason: LetterFactory.reason(index),
+                                    errorType: type,
+                                    errorMessage: message,
+                                    metadata: ["tenant": "acme"]
+                                )
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            let stored = try await store.count(DeadLetterFilter())
+            guard stored == adders * perAdder + 1 else { throw BenchmarkError("PostgreSQL add stored \(stored)") }
+            let rate = Double(adders * perAdder) / Measure.seconds(elapsed)
+            report.add(
+                Figure(
+                    "PostgreSQL durable `add`, 64 concurrent adders (\(Format.integer(Double(adders * perAdder))) "
+                        + "letters)",
+                    target: "≥ 50,000/s",
+                    measured: Format.rate(rate),
+                    pass: rate >= 50_000
+                )
+            )
+        }
+    }
+
+    /// Four queues with their own instance ids, each on its own store (its own client), replay the same
+    /// letters at once; every letter must be handled exactly once.
+    static func replay(url: String, schema: String, _ settings: Settings, report: Report) async throws {
+        let count = settings.quick ? 10_000 : 50_000
+        let factory = LetterFactory()
+        try await PostgresDeadLetterStore.withStore(url: url, configuration: self.configuration(schema)) { loader in
+            try await loader.migrate()
+            for start in stride(from: 0, to: count, by: 2000) {
+                try await loader.append(factory.letters(start..<min(count, start + 2000), of: count))
+            }
+        }
+        let handled = HandledLetters()
+        let instances = 4
+        let stores = try (0..<instances).map { _ in
+            try PostgresDeadLetterStore(url: url, configuration: self.configuration(schema))
+        }
+        var reports: [ReplayReport] = []
+        let elapsed = try await withThrowingTaskGroup(of: Void.self) { clients in
+            for store in stores { clients.addTask { try await store.run() } }
+            defer { clients.cancelAll() }
+            return try await Measure.time {
+                reports = try await withThrowingTaskGroup(of: ReplayReport.self) { group in
+                    for (instance, store) in stores.enumerated() {
+                        group.addTask {
+                            var configuration = DeadLetterQueue.Configuration()
+                            configuration.instanceID = "bench-\(instance)"
+                            let queue = try DeadLetterQueue(store: store, configuration: configuration)
+                            return try await queue.replay(
+                                options: ReplayOptions(concurrency: 8, maxConsecutiveFailures: nil)
+                            ) { letter in
+                                handled.counts.withLock { $0[letter.id, default: 0] += 1 }
+                            }
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+            }
+        }
+        let counts = handled.counts.withLock { $0 }
+        let twice = counts.values.filter { $0 > 1 }.count
+        let succeeded = reports.reduce(0) { $0 + $1.succeeded }
+        let replayable = factory.letters(0..<count, of: count).filter { $0.status != .parked }.count
+        let rate = Double(counts.count) / Measure.seconds(elapsed)
+        report.add(
+            Figure(
+                "PostgreSQL replay by 4 instances at once, no-op handler (\(Format.integer(Double(replayable))) "
+                    + "letters)",
+                target: "no letter twice",
+                measured: "\(twice) twice, \(counts.count) handled, \(succeeded) succeeded; \(Format.rate(rate))",
+                pass: twice == 0 && counts.count == replayable
+            )
+        )
+    }
+
+    static func queries(url: String, schema: String, _ settings: Settings, report: Report) async throws {
+        let count = settings.bigCount
+        let factory = LetterFactory()
+        try await PostgresDeadLetterStore.withStore(url: url, configuration: self.configuration(schema)) { store in
+            try await store.migrate()
+            log("  loading \(count) letters into PostgreSQL")
+            let elapsed = try await Measure.time {
+                var next = 0
+                while next < count {
+                    let end = min(count, next + 2000)
+                    try await store.append(factory.letters(next..<end, of: count))
+                    next = end
+                }
+            }
+            report.add(
+                Figure(
+                    "PostgreSQL: load \(Format.integer(Double(count))) letters (appends of 2,000)",
+                    measured: Format.rate(Double(count) / Measure.seconds(elapsed))
+                )
+            )
+            try await StoreQueries.measure(
+                store,
+                label: "PostgreSQL",
+                size: Format.integer(Double(count)),
+                report: report
+            )
+        }
+    }
+}
+
+/// How many times each letter was handled, across replaying instances.
+final class HandledLetters: Sendable {
+    let counts = Mutex([String: Int]())
+}
