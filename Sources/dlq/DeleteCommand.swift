@@ -11,8 +11,9 @@ struct DeleteCommand: AsyncParsableCommand {
             Every id must exist: when one does not, nothing is deleted and the command fails (exit 3). To \
             remove letters by filter, with an archive, see 'dlq purge'.
 
-            Example:
-              dlq delete 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d 0193a1c2-7b4f-7c22-8d1e-3a4b5c6d7e8f
+            Examples:
+              dlq delete 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d
+              dlq list --json --source test | jq -r '.[].id' | xargs dlq delete
             """
     )
 

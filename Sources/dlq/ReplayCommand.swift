@@ -21,9 +21,10 @@ struct ReplayCommand: AsyncParsableCommand {
             Prints matched / succeeded / failed / skipped; exits 1 when failures remain.
 
             Examples:
-              dlq replay --source orders --reason timeout --dry-run --exec 'true'
-              dlq replay --source orders --exec 'curl -sf -X POST --data-binary @- http://localhost:8080/orders'
-              dlq replay --fingerprint 9f2c41d07a3b5e81 --exec './resend.sh' --rate 20/s --concurrency 4
+              dlq replay --source orders --reason timeout --dry-run --exec true
+              dlq replay --source orders --exec 'curl -sf --data-binary @- localhost:8080/orders'
+              dlq replay --fingerprint 9f2c41d07a3b5e81 --rate 20/s --exec ./resend.sh
+              dlq replay --reason timeout --concurrency 4 --timeout 10s --exec ./resend.sh
             """
     )
 
