@@ -160,6 +160,8 @@ enum LetterView {
         if let text = String(data: payload, encoding: .utf8),
             !text.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\r" && $0 != "\t" })
         {
+            // Short payloads read best as they are; long JSON is pretty-printed.
+            if text.count <= 160 { return text }
             if let object = try? JSONSerialization.jsonObject(with: payload, options: [.fragmentsAllowed]),
                 JSONSerialization.isValidJSONObject(object),
                 let pretty = try? JSONSerialization.data(

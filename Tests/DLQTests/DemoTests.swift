@@ -9,7 +9,8 @@ struct DemoTests {
         let space = try Workspace()
         defer { space.remove() }
         let run = try space.ok(["demo"])
-        #expect(run.elapsed < .seconds(10), "took \(run.elapsed)")
+        // About 3 s on an idle machine; the margin is for a CI machine running other suites at the same time.
+        #expect(run.elapsed < .seconds(15), "took \(run.elapsed)")
         let output = run.output
         for expected in ["processed", "recovered", "dead-lettered", "circuit", "by reason", "FINGERPRINT", "Next"] {
             #expect(output.contains(expected), "\(expected) in the demo's output")
