@@ -21,7 +21,8 @@ struct ServeCommand: AsyncParsableCommand {
             the DLQ_ADMIN_TOKEN environment variable): then every request but /healthz must send \
             'Authorization: Bearer <token>', and the dashboard asks for the token once and keeps a cookie. \
             --port 0 takes a free port. The address is printed once the server listens: \
-            "dlq: serving http://HOST:PORT/". Ctrl-C (SIGINT) or SIGTERM stops it gracefully.
+            "dlq: serving STORE at http://HOST:PORT/ (Ctrl-C stops)". Ctrl-C (SIGINT) or SIGTERM stops it \
+            gracefully.
 
             Routes: GET / (dashboard), GET /api/v1/dead-letters, GET|DELETE /api/v1/dead-letters/{id}, \
             POST /api/v1/redrive, POST /api/v1/purge, GET /api/v1/stats, GET /api/v1/groups, GET /metrics, \
