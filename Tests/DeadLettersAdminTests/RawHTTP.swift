@@ -11,7 +11,11 @@ import Darwin
 func rawHTTP(port: Int, _ request: String) throws -> String {
     struct ConnectFailed: Error {}
     var hints = addrinfo()
+    #if canImport(Glibc)
     hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    #else
+    hints.ai_socktype = SOCK_STREAM
+    #endif
     var list: UnsafeMutablePointer<addrinfo>?
     guard getaddrinfo("localhost", String(port), &hints, &list) == 0, let first = list else { throw ConnectFailed() }
     defer { freeaddrinfo(list) }
