@@ -123,3 +123,43 @@ struct RecoveryCommandTests {
         #expect(run.stderr.contains("--max-failures"))
     }
 }
+
+@Suite("dlq replay and Ctrl-C")
+struct ReplayInterruptTests {
+    @Test("SIGINT stops the replay after the command in flight; its outcome is recorded, the rest is untouched")
+    func interrupt() async throws {
+        let space = try Workspace()
+        defer { space.remove() }
+        for index in 0..<5 { try space.add(payload: "p\(index)") }
+        let executable = try #require(DLQBinary.path)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["replay", "--exec", #"touch "started-$DLQ_ID"; sleep 1; touch "done-$DLQ_ID""#]
+        process.currentDirectoryURL = URL(fileURLWithPath: space.folder)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait for the first command to start (not a timing assumption: we poll for its marker file).
+        var started: [String] = []
+        for _ in 0..<500 where started.isEmpty {
+            try await Task.sleep(for: .milliseconds(10))
+            started =
+                (try? FileManager.default.contentsOfDirectory(atPath: space.folder))?
+                .filter { $0.hasPrefix("started-") } ?? []
+        }
+        #expect(!started.isEmpty)
+        process.interrupt()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        let files = try FileManager.default.contentsOfDirectory(atPath: space.folder)
+        let startedIDs = Set(files.filter { $0.hasPrefix("started-") }.map { String($0.dropFirst("started-".count)) })
+        let doneIDs = Set(files.filter { $0.hasPrefix("done-") }.map { String($0.dropFirst("done-".count)) })
+        #expect(startedIDs == doneIDs, "every command that started ran to its end")
+        let left = try space.letters()
+        #expect(left.count == 5 - doneIDs.count)
+        #expect(Set(left.map(\.id)).isDisjoint(with: doneIDs))
+        // Nothing is left leased: a new replay takes every remaining letter.
+        let rest = try space.ok(["replay", "--exec", "true"])
+        #expect(rest.output.contains("succeeded \(left.count)"), "\(rest)")
+    }
+}
