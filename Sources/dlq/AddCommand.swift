@@ -82,6 +82,9 @@ struct AddCommand: AsyncParsableCommand {
             }
             return data
         }
+        if Terminal.stdinIsTerminal {
+            Terminal.err("dlq add: reading the payload from standard input (end it with Ctrl-D)\n")
+        }
         return FileHandle.standardInput.readDataToEndOfFile()
     }
 
