@@ -74,6 +74,34 @@ struct AdminDashboardTests {
         }
     }
 
+    @Test("A letter's detail lists its causes, metadata and replay history")
+    func detailHistory() async throws {
+        let harness = try await AdminHarness(seed: false)
+        let letter = DeadLetterFixtures.letter(
+            causes: ["connection reset by peer", "TLS handshake failed"],
+            metadata: ["tenant": "acme"],
+            history: [
+                DeadLetter.HistoryEntry(
+                    event: "replayed",
+                    at: DeadLetterFixtures.epoch.addingTimeInterval(60),
+                    outcome: "failed",
+                    errorMessage: "still down"
+                )
+            ]
+        )
+        _ = try await harness.store.append([letter])
+        try await harness.run { client in
+            let html = try await client.send(.get, "/letters/\(letter.id)").text
+            #expect(html.contains("<li>connection reset by peer</li><li>TLS handshake failed</li>"))
+            #expect(html.contains(#"<td class="mono">tenant</td><td class="msg">acme</td>"#))
+            #expect(
+                html.contains(
+                    "<tr><td>2026-01-01 00:01:00 UTC</td><td>replayed</td><td>failed</td><td class=\"msg\">still down</td></tr>"
+                )
+            )
+        }
+    }
+
     @Test("Redrive through the confirmation page: the count first, then the POSTed form")
     func redriveConfirmation() async throws {
         let harness = try await AdminHarness()
