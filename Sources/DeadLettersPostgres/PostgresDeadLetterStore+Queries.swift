@@ -101,21 +101,21 @@ extension PostgresDeadLetterStore {
             var clause = FilterClause(filter)
             let now = clause.bind(now.millisecondsSince1970)
             let sql = """
-                WITH f AS MATERIALIZED (
+                SELECT CASE GROUPING(reason, source, error_type, status, age)
+                        WHEN 15 THEN 'reason' WHEN 23 THEN 'source' WHEN 27 THEN 'errorType'
+                        WHEN 29 THEN 'status' WHEN 30 THEN 'age' ELSE 'total' END,
+                    coalesce(reason, source, error_type, status, age, ''),
+                    count(*), coalesce(min(first_failed_at), 0), coalesce(max(last_failed_at), 0),
+                    coalesce(sum(attempts), 0)::text
+                FROM (
                     SELECT reason, source, error_type, status, first_failed_at, last_failed_at, attempts,
-                        CASE WHEN \(now) - first_failed_at < 3600000 THEN '<1h'
+                        (CASE WHEN \(now) - first_failed_at < 3600000 THEN '<1h'
                              WHEN \(now) - first_failed_at < 21600000 THEN '1h-6h'
                              WHEN \(now) - first_failed_at < 86400000 THEN '6h-24h'
-                             ELSE '>24h' END AS age
+                             ELSE '>24h' END) COLLATE "C" AS age
                     FROM \(self.schema).letters WHERE \(clause.sql)
-                )
-                SELECT 'reason', reason, count(*), 0::int8, 0::int8, '0'::text FROM f GROUP BY reason
-                UNION ALL SELECT 'source', source, count(*), 0, 0, '0' FROM f GROUP BY source
-                UNION ALL SELECT 'errorType', error_type, count(*), 0, 0, '0' FROM f GROUP BY error_type
-                UNION ALL SELECT 'status', status, count(*), 0, 0, '0' FROM f GROUP BY status
-                UNION ALL SELECT 'age', age, count(*), 0, 0, '0' FROM f GROUP BY age
-                UNION ALL SELECT 'total', '', count(*), coalesce(min(first_failed_at), 0),
-                    coalesce(max(last_failed_at), 0), coalesce(sum(attempts), 0)::text FROM f
+                ) AS f
+                GROUP BY GROUPING SETS ((reason), (source), (error_type), (status), (age), ())
                 """
             var summary = DeadLetterSummary(
                 total: 0,
