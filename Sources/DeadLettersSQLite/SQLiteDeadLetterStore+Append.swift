@@ -1,6 +1,14 @@
 public import DeadLetters
 import GRDB
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The appends waiting for the writer; see ``SQLiteDeadLetterStore/append(_:onConflict:limits:)``.
 struct AppendQueue: Sendable {
     struct Request: Sendable {
@@ -13,6 +21,9 @@ struct AppendQueue: Sendable {
     var pending: [Request] = []
     /// Whether a drain is queued on the writer or running; new requests then just wait for it.
     var draining = false
+    /// How many callers the last commit answered: when many callers append in a loop, the next commit
+    /// waits a moment for them to come back (see ``SQLiteDeadLetterStore/gatherCallers()``).
+    var lastBatch = 0
 }
 
 extension SQLiteDeadLetterStore {
@@ -52,9 +63,11 @@ extension SQLiteDeadLetterStore {
     /// Commits every waiting append in one transaction, then queues another drain behind the writes that
     /// arrived meanwhile if more appends are waiting.
     private func drain(_ db: Database) {
+        self.gatherCallers()
         let batch = self.appends.withLock { queue in
             let batch = queue.pending
             queue.pending.removeAll(keepingCapacity: true)
+            queue.lastBatch = batch.count
             return batch
         }
         self.commit(batch, db)
@@ -66,6 +79,19 @@ extension SQLiteDeadLetterStore {
             return true
         }
         if more { self.scheduleDrain() }
+    }
+
+    /// When the last commit answered many callers and few are back yet, waits up to 200 µs for half of
+    /// them, so that concurrent adders keep sharing commits instead of trickling in one by one (as
+    /// PostgreSQL's `commit_delay` does). A lone adder never waits.
+    private func gatherCallers() {
+        let (waiting, target) = self.appends.withLock { ($0.pending.count, $0.lastBatch / 2) }
+        guard target >= 4, waiting < target else { return }
+        let deadline = ContinuousClock.now.advanced(by: .microseconds(200))
+        while ContinuousClock.now < deadline {
+            sched_yield()
+            if self.appends.withLock({ $0.pending.count }) >= target { return }
+        }
     }
 
     private func commit(_ batch: [AppendQueue.Request], _ db: Database) {

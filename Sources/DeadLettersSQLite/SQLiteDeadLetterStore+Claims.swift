@@ -11,6 +11,8 @@ extension SQLiteDeadLetterStore {
     /// Takes a lease on up to `limit` due letters (status `retrying`, `nextAttemptAt` at or before `now`, no
     /// live lease, a source among `sources`), earliest `nextAttemptAt` first (ties by id).
     ///
+    /// It walks the partial index of retrying letters by `nextAttemptAt` (named, since SQLite's planner would
+    /// rather sort every retrying letter), so a claim reads the due letters only.
     /// The selection and the lease are one `BEGIN IMMEDIATE` transaction, so two stores or processes on the
     /// same file never claim the same letter. An empty `sources` claims nothing.
     public func claimDue(
@@ -24,7 +26,7 @@ extension SQLiteDeadLetterStore {
         let (condition, arguments) = try SQLiteRows.condition(DeadLetterFilter(sources: sources))
         let now = now.millisecondsSince1970
         let sql = """
-            SELECT \(SQLiteRows.columns), seq FROM dlq_letters
+            SELECT \(SQLiteRows.columns), seq FROM dlq_letters INDEXED BY dlq_letters_due
             WHERE status = 'retrying' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
                 AND \(condition)
             ORDER BY next_attempt_at, id LIMIT ?

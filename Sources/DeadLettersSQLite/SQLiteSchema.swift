@@ -75,9 +75,7 @@ enum SQLiteSchema {
         CREATE INDEX dlq_letters_source ON dlq_letters (source, id);
         CREATE INDEX dlq_letters_reason ON dlq_letters (reason, id);
         CREATE INDEX dlq_letters_error_type ON dlq_letters (error_type, id);
-        CREATE INDEX dlq_letters_fingerprint ON dlq_letters (fingerprint, id);
-        CREATE INDEX dlq_letters_fingerprint_first ON dlq_letters (fingerprint, first_failed_at);
-        CREATE INDEX dlq_letters_fingerprint_last ON dlq_letters (fingerprint, last_failed_at);
+        CREATE INDEX dlq_letters_fingerprint ON dlq_letters (fingerprint, id, first_failed_at, last_failed_at);
         CREATE INDEX dlq_letters_status ON dlq_letters (status, id);
         CREATE INDEX dlq_letters_due ON dlq_letters (next_attempt_at) WHERE status = 'retrying';
         CREATE INDEX dlq_letters_expiry ON dlq_letters (expires_at) WHERE expires_at IS NOT NULL;
