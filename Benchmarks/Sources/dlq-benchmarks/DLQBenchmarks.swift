@@ -1,3 +1,4 @@
+import DeadLettersSQLite
 import Foundation
 
 #if canImport(Glibc)
@@ -45,6 +46,24 @@ struct DLQBenchmarks {
                 let count = arguments.next().flatMap { Int($0) } ?? 1_000_000
                 do {
                     try await MemoryBenchmarks.measureMemoryPerLetter(count: count)
+                    exit(0)
+                } catch {
+                    log("dlq-benchmarks: \(error)")
+                    exit(2)
+                }
+            case "--profile-sqlite-add":
+                // For profiling one figure alone: --profile-sqlite-add ADDERS LETTERS-PER-ADDER durable|fast
+                let adders = arguments.next().flatMap { Int($0) } ?? 64
+                let perAdder = arguments.next().flatMap { Int($0) } ?? 500
+                let durability: SQLiteDeadLetterStore.Durability = arguments.next() == "fast" ? .fast : .durable
+                do {
+                    let rate = try await SQLiteBenchmarks.addRate(
+                        path: "/tmp/dlq-bench-profile.sqlite",
+                        adders: adders,
+                        perAdder: perAdder,
+                        durability: durability
+                    )
+                    print(Format.rate(rate))
                     exit(0)
                 } catch {
                     log("dlq-benchmarks: \(error)")
