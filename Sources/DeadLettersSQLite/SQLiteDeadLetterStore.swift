@@ -129,6 +129,10 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
         let path = configuration.path
         let durability = configuration.durability
         try db.execute(sql: "PRAGMA synchronous = \(durability.synchronousPragma)")
+        // Checkpoint every 8,192 pages (32 MiB) rather than 1,000: index pages rewritten by many small commits
+        // are copied into the file once; the log is cut back to 64 MiB after a checkpoint.
+        try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
+        try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         let level = try Int.fetchOne(db, sql: "PRAGMA synchronous")
         guard level == durability.synchronousLevel else {
             throw DeadLetterError(
