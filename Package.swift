@@ -42,6 +42,7 @@ let package = Package(
             dependencies: [
                 "DeadLetters",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -49,6 +50,8 @@ let package = Package(
             dependencies: [
                 "DeadLetters",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
