@@ -68,7 +68,12 @@ struct QueueProcessTests {
         #expect(letter.metadata == ["tenant": "acme"])
         #expect(letter.firstFailedAt == ManualClock.defaultStart)
         #expect(letter.expiresAt == ManualClock.defaultStart.addingTimeInterval(7 * 86_400))
-        #expect(h.metrics.counterValue(label: "dlq_dead_letters_total", dimensions: [("source", "orders"), ("reason", "decoding")]) == 1)
+        #expect(
+            h.metrics.counterValue(
+                label: "dlq_dead_letters_total",
+                dimensions: [("source", "orders"), ("reason", "decoding")]
+            ) == 1
+        )
     }
 
     @Test("a retryable failure that outlasts the immediate attempts is scheduled for a delayed retry")
@@ -124,7 +129,9 @@ struct QueueProcessTests {
             payload: Data(),
             source: "webhooks",
             error: TestFailure("bad signature"),
-            metadata: ["Authorization": "Bearer abc", "API-KEY": "k", "password": "p", "tenant": "acme", "tokenizer": "x"]
+            metadata: [
+                "Authorization": "Bearer abc", "API-KEY": "k", "password": "p", "tenant": "acme", "tokenizer": "x",
+            ]
         )
         let letter = try #require(try await h.store.letter(id: id))
         #expect(
@@ -141,7 +148,11 @@ struct QueueProcessTests {
         let ids = try await withThrowingTaskGroup(of: String.self) { group in
             for index in 0..<1000 {
                 group.addTask {
-                    try await h.queue.add(payload: Data("\(index)".utf8), source: "s\(index % 7)", error: TestFailure("e"))
+                    try await h.queue.add(
+                        payload: Data("\(index)".utf8),
+                        source: "s\(index % 7)",
+                        error: TestFailure("e")
+                    )
                 }
             }
             var ids: [String] = []
