@@ -228,12 +228,20 @@ extension DeadLetterQueue {
         let store = self.store
         let limits = self.configuration.limits
         let metrics = self.metrics
-        // A shield: a cancelled caller still records its letters durably (the one free-standing task allowed).
-        let result = try await Task {
-            try await metrics.measure("append") {
+        let result: DeadLetterAppendResult
+        if store is MemoryDeadLetterStore {
+            // The memory store never looks at cancellation, so no shield is needed (and it costs a task per add).
+            result = try await metrics.measure("append") {
                 try await store.append(prepared, onConflict: .fail, limits: limits)
             }
-        }.value
+        } else {
+            // A shield: a cancelled caller still records its letters durably (the one free-standing task allowed).
+            result = try await Task {
+                try await metrics.measure("append") {
+                    try await store.append(prepared, onConflict: .fail, limits: limits)
+                }
+            }.value
+        }
         for letter in prepared {
             if letter.status == .dead {
                 self.metrics.counter(

@@ -98,6 +98,9 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
         grdb.busyMode = .timeout(Double(timeout.seconds) + Double(timeout.attoseconds) / 1e18)
         grdb.prepareDatabase { db in
             try db.execute(sql: "PRAGMA cache_size = -16000")
+            // Savepoints of a shared commit spill changed pages to a temporary file on disk by default (hundreds of
+            // MB of writes under 64 adders); keep them in memory.
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
         }
         return grdb
     }
