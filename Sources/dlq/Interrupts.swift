@@ -34,7 +34,13 @@ enum Interrupts {
                 Terminal.err("\ndlq: stopping after the work in flight (Ctrl-C again to quit now)\n")
                 task.cancel()
             }
+            // libdispatch installs the signal handler on its manager thread after `resume()`; until then the
+            // signal is ignored (SIG_IGN above). Wait for the registration so that an interrupt that comes
+            // right after the work starts is not lost on a busy machine.
+            let registered = DispatchSemaphore(value: 0)
+            source.setRegistrationHandler { registered.signal() }
             source.resume()
+            _ = registered.wait(timeout: .now() + .seconds(2))
             return source
         }
         defer {
