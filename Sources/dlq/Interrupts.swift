@@ -21,7 +21,9 @@ enum Interrupts {
     static func cancellingOnInterrupt<Result: Sendable>(
         _ body: @escaping @Sendable () async throws -> Result
     ) async throws -> Result {
-        let task = Task { try await body() }
+        // The signal sources are registered before the work starts, so an interrupt that comes as soon as the
+        // work has begun (its first command, say) is never lost.
+        let canceller = Canceller()
         let sources = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -32,17 +34,18 @@ enum Interrupts {
                     exit(ExitStatus.interrupted)
                 }
                 Terminal.err("\ndlq: stopping after the work in flight (Ctrl-C again to quit now)\n")
-                task.cancel()
+                canceller.cancel()
             }
             // libdispatch installs the signal handler on its manager thread after `resume()`; until then the
-            // signal is ignored (SIG_IGN above). Wait for the registration so that an interrupt that comes
-            // right after the work starts is not lost on a busy machine.
+            // signal is ignored (SIG_IGN above). Wait for the registration.
             let registered = DispatchSemaphore(value: 0)
             source.setRegistrationHandler { registered.signal() }
             source.resume()
             _ = registered.wait(timeout: .now() + .seconds(2))
             return source
         }
+        let task = Task { try await body() }
+        canceller.set { task.cancel() }
         defer {
             for source in sources { source.cancel() }
             signal(SIGINT, SIG_DFL)
@@ -53,5 +56,26 @@ enum Interrupts {
         } onCancel: {
             task.cancel()
         }
+    }
+}
+
+/// Cancels the work once it exists: an interrupt that arrives before the task is made cancels it when it is.
+private final class Canceller: Sendable {
+    private let state = Mutex<(cancel: (@Sendable () -> Void)?, requested: Bool)>((nil, false))
+
+    func set(_ cancel: @escaping @Sendable () -> Void) {
+        let requested = self.state.withLock { state in
+            state.cancel = cancel
+            return state.requested
+        }
+        if requested { cancel() }
+    }
+
+    func cancel() {
+        let cancel = self.state.withLock { state in
+            state.requested = true
+            return state.cancel
+        }
+        cancel?()
     }
 }
