@@ -11,8 +11,14 @@ import Darwin
 
 /// Ctrl-C for long work: the first SIGINT (or SIGTERM) cancels the work so it stops cleanly after what is in
 /// flight; a second one ends the process at once with status 130.
+///
+/// A plain `sigaction` handler catches the signal on whichever thread the kernel picks; it only counts the
+/// signal and writes a byte to a pipe (both async-signal-safe), and a dispatch read source on the pipe cancels
+/// the work. (A dispatch signal source on Linux relies on every thread blocking the signal, which cannot be
+/// guaranteed once the concurrency runtime's threads exist, so a signal could be lost.)
 enum Interrupts {
     private static let interrupted = Atomic<Int>(0)
+    private static let pipeWriteEnd = Atomic<Int32>(-1)
 
     /// Whether an interrupt arrived.
     static var wasInterrupted: Bool { Self.interrupted.load(ordering: .relaxed) > 0 }
@@ -21,41 +27,61 @@ enum Interrupts {
     static func cancellingOnInterrupt<Result: Sendable>(
         _ body: @escaping @Sendable () async throws -> Result
     ) async throws -> Result {
-        // The signal sources are registered before the work starts, so an interrupt that comes as soon as the
-        // work has begun (its first command, say) is never lost.
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { return try await body() }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        _ = Self.wasInterrupted  // initialize the counter here, not first in the signal handler
+        Self.pipeWriteEnd.store(writeEnd, ordering: .sequentiallyConsistent)
         let canceller = Canceller()
-        let sources = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                let count = Self.interrupted.wrappingAdd(1, ordering: .relaxed).newValue
-                if count > 1 {
-                    Terminal.err("\ndlq: interrupted\n")
-                    exit(ExitStatus.interrupted)
-                }
-                Terminal.err("\ndlq: stopping after the work in flight (Ctrl-C again to quit now)\n")
-                canceller.cancel()
-            }
-            // libdispatch installs the signal handler on its manager thread after `resume()`; until then the
-            // signal is ignored (SIG_IGN above). Wait for the registration.
-            let registered = DispatchSemaphore(value: 0)
-            source.setRegistrationHandler { registered.signal() }
-            source.resume()
-            _ = registered.wait(timeout: .now() + .seconds(2))
-            return source
+        let source = DispatchSource.makeReadSource(fileDescriptor: readEnd, queue: .global())
+        source.setEventHandler {
+            var buffer = [UInt8](repeating: 0, count: 16)
+            _ = read(readEnd, &buffer, buffer.count)
+            Terminal.err("\ndlq: stopping after the work in flight (Ctrl-C again to quit now)\n")
+            canceller.cancel()
+        }
+        source.setCancelHandler {
+            close(readEnd)
+            close(writeEnd)
+        }
+        source.resume()
+        for number in [SIGINT, SIGTERM] {
+            var action = sigaction()
+            #if canImport(Darwin)
+            action.__sigaction_u.__sa_handler = Interrupts.handle
+            #else
+            action.__sigaction_handler.sa_handler = Interrupts.handle
+            #endif
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = 0
+            sigaction(number, &action, nil)
         }
         let task = Task { try await body() }
         canceller.set { task.cancel() }
         defer {
-            for source in sources { source.cancel() }
             signal(SIGINT, SIG_DFL)
             signal(SIGTERM, SIG_DFL)
+            Self.pipeWriteEnd.store(-1, ordering: .sequentiallyConsistent)
+            source.cancel()
         }
         return try await withTaskCancellationHandler {
             try await task.value
         } onCancel: {
             task.cancel()
         }
+    }
+
+    /// The signal handler: async-signal-safe work only.
+    private static let handle: @convention(c) (Int32) -> Void = { _ in
+        let count = Interrupts.interrupted.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+        if count > 1 {
+            let message: StaticString = "\ndlq: interrupted\n"
+            _ = write(2, message.utf8Start, message.utf8CodeUnitCount)
+            _exit(ExitStatus.interrupted)
+        }
+        var byte: UInt8 = 1
+        let fd = Interrupts.pipeWriteEnd.load(ordering: .sequentiallyConsistent)
+        if fd >= 0 { _ = write(fd, &byte, 1) }
     }
 }
 
