@@ -139,10 +139,12 @@ struct ReplayInterruptTests {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        // Wait for the first command to start (not a timing assumption: we poll for its marker file).
+        // Wait for the first command to start (not a timing assumption: we poll for its marker file). The poll
+        // blocks this thread on purpose: an awaited sleep could wait behind other suites' blocking subprocess
+        // calls on the two cooperative threads, long enough for the whole replay to finish unseen.
         var started: [String] = []
         for _ in 0..<500 where started.isEmpty {
-            try await Task.sleep(for: .milliseconds(10))
+            usleep(10_000)
             started =
                 (try? FileManager.default.contentsOfDirectory(atPath: space.folder))?
                 .filter { $0.hasPrefix("started-") } ?? []
