@@ -149,6 +149,8 @@ def run(base, token, shots):
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     os.makedirs(shots, exist_ok=True)
     checks = Checks()
@@ -184,16 +186,24 @@ def run(base, token, shots):
     def text(selector):
         return driver.find_element(By.CSS_SELECTOR, selector).text.strip()
 
+    def submit(element_id):
+        """Clicks a submit button and waits until the browser has loaded the page the form leads to:
+        click() returns once the click is dispatched, before the navigation it starts."""
+        old_page = driver.find_element(By.TAG_NAME, "html")
+        driver.find_element(By.ID, element_id).click()
+        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old_page))
+        WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
     try:
         print("sign-in")
         driver.get(base + "/")
         checks.expect("/signin" in driver.current_url, "the dashboard sends a new visitor to the sign-in page")
         shot("01-signin")
         driver.find_element(By.ID, "token").send_keys("wrong-token")
-        driver.find_element(By.ID, "signin").click()
+        submit("signin")
         checks.expect(text("#signin-error") == "That token is not right.", "a wrong token is refused")
         driver.find_element(By.ID, "token").send_keys(token)
-        driver.find_element(By.ID, "signin").click()
+        submit("signin")
         cookie = driver.get_cookie("dlq_session") or {}
         checks.expect(cookie.get("httpOnly") is True and cookie.get("sameSite") == "Strict",
                       f"the session cookie is HttpOnly and SameSite=Strict: {cookie.get('sameSite')}")
@@ -239,12 +249,12 @@ def run(base, token, shots):
 
         print("redrive through the confirmation")
         driver.get(base + "/letters?source=payments")
-        driver.find_element(By.ID, "redrive-matching").click()
+        submit("redrive-matching")
         checks.expect(text("#question") == "Redrive 4 letters?", f"the confirmation asks first: {text('#question')}")
         after_confirm_page = json.loads(http(base, "/api/v1/stats", token)[1])["byStatus"]
         checks.expect(after_confirm_page.get("retrying", 0) == 0, "nothing changed before confirming")
         shot("07-confirm-redrive")
-        driver.find_element(By.ID, "confirm").click()
+        submit("confirm")
         checks.expect(text("#notice").startswith("Redriven: 4 letters"), f"the result is shown: {text('#notice')}")
         stats = json.loads(http(base, "/api/v1/stats", token)[1])
         checks.expect(stats["byStatus"].get("retrying") == 4, f"4 letters are now retrying: {stats['byStatus']}")
