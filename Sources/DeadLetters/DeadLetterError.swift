@@ -7,7 +7,7 @@ public struct DeadLetterError: Error, Sendable, Hashable, CustomStringConvertibl
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
             case notFound, duplicateID, capacityExceeded, invalidConfiguration, invalidFilter, invalidFormat,
-                storeUnavailable, notAStore, incompatibleStore, shutdown, io, leaseLost, unsupported
+                storeUnavailable, notAStore, incompatibleStore, shutdown, io, leaseLost, unsupported, encryption
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -38,6 +38,8 @@ public struct DeadLetterError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let leaseLost = Code(.leaseLost)
         /// The store does not support the operation.
         public static let unsupported = Code(.unsupported)
+        /// A sealed payload cannot be opened: its key is not configured, or it does not authenticate.
+        public static let encryption = Code(.encryption)
 
         public var description: String { self.base.rawValue }
     }

@@ -50,6 +50,10 @@ extension DeadLetterQueue {
         public var logger: Logger
         /// Where the queue's metrics go; `nil` for the globally bootstrapped `MetricsSystem`. Default `nil`.
         public var metricsFactory: (any MetricsFactory)?
+        /// Encrypts payloads at rest with AES-GCM: the queue wraps its store in an
+        /// ``EncryptedDeadLetterStore``, so the store holds only sealed payloads. `nil` stores payloads as
+        /// received. Default `nil`.
+        public var payloadEncryption: PayloadEncryption?
 
         /// Creates a configuration with the defaults.
         public init() {
@@ -70,6 +74,7 @@ extension DeadLetterQueue {
             self.instanceID = DeadLetterIDGenerator().next(at: .now)
             self.logger = Logger(label: "dead-letters")
             self.metricsFactory = nil
+            self.payloadEncryption = nil
         }
 
         /// Checks every value.

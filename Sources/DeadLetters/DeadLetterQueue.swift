@@ -19,7 +19,8 @@ public final class DeadLetterQueue: Sendable {
     /// Runs a stored letter again; throwing records the failure.
     public typealias Handler = @Sendable (DeadLetter) async throws -> Void
 
-    /// The store the queue keeps its letters in.
+    /// The store the queue keeps its letters in: the one it was given, or, with
+    /// ``Configuration/payloadEncryption``, an ``EncryptedDeadLetterStore`` around it.
     public let store: any DeadLetterStore
     /// The configuration, validated.
     public let configuration: Configuration
@@ -58,12 +59,16 @@ public final class DeadLetterQueue: Sendable {
         random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()
     ) throws {
         try configuration.validate()
-        self.store = store
         self.configuration = configuration
         self.clock = clock
         var logger = configuration.logger
         logger[metadataKey: "dlq.instance"] = "\(configuration.instanceID)"
         self.logger = logger
+        if let encryption = configuration.payloadEncryption {
+            self.store = EncryptedDeadLetterStore(base: store, encryption: encryption, logger: logger)
+        } else {
+            self.store = store
+        }
         self.metrics = DeadLetterMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
         self.redactor = MetadataRedactor(keys: configuration.redactedMetadataKeys)
         var random = random

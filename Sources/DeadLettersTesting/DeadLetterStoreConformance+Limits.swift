@@ -34,8 +34,8 @@ extension DeadLetterStoreConformance {
     static func rejectNewMaxBytes(_ makeStore: MakeStore) async throws {
         let store = try await makeStore()
         let letters = make(4) { index, letter in letter.payload = Data(repeating: UInt8(index), count: 100) }
-        let size = letters[0].storageSize
-        #expect(letters.allSatisfy { $0.storageSize == size })
+        let size = storedSize(letters[0])
+        #expect(letters.allSatisfy { storedSize($0) == size })
         let limits = DeadLetterLimits(maxBytes: 2 * size, overflow: .rejectNew)
         _ = try await store.append([letters[0]], onConflict: .fail, limits: limits)
         let error = await #expect(throws: DeadLetterError.self) {
@@ -91,7 +91,7 @@ extension DeadLetterStoreConformance {
         let letters = make(6) { index, letter in
             letter.payload = Data(repeating: UInt8(index), count: index == 5 ? 300 : 100)
         }
-        let size = letters[0].storageSize
+        let size = storedSize(letters[0])
         let limits = DeadLetterLimits(maxBytes: 3 * size, overflow: .dropOldest)
         _ = try await store.append(Array(letters[0..<3]), onConflict: .fail, limits: limits)
         let one = try await store.append([letters[3]], onConflict: .fail, limits: limits)

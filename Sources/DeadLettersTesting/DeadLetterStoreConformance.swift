@@ -84,17 +84,22 @@ public enum DeadLetterStoreConformance {
     /// Runs one check against a fresh store.
     /// - Parameters:
     ///   - check: one of ``checks``.
+    ///   - payloadOverhead: bytes the store adds to every payload it keeps, which its ``DeadLetters/DeadLetterStore/usage()``
+    ///     and byte limits count (37 for an ``DeadLetters/EncryptedDeadLetterStore`` with a key); 0 by default.
     ///   - makeStore: returns a new, empty store each time it is called.
     /// - Throws: what the store throws where the check does not expect it, or
     ///   ``DeadLetters/DeadLetterError/Code/invalidConfiguration`` for an unknown check name.
     public static func run(
         _ check: String,
+        payloadOverhead: Int = 0,
         makeStore: () async throws -> any DeadLetterStore
     ) async throws {
         guard let entry = all.first(where: { $0.name == check }) else {
             throw DeadLetterError(code: .invalidConfiguration, message: "no conformance check named '\(check)'")
         }
-        try await entry.check(makeStore)
+        try await Self.$payloadOverhead.withValue(payloadOverhead) {
+            try await entry.check(makeStore)
+        }
     }
 }
 
@@ -170,8 +175,16 @@ extension DeadLetterStoreConformance {
     }
 
     static func usageOf(_ letters: [DeadLetter]) -> DeadLetterUsage {
-        DeadLetterUsage(count: letters.count, bytes: letters.reduce(0) { $0 + $1.storageSize })
+        DeadLetterUsage(count: letters.count, bytes: letters.reduce(0) { $0 + storedSize($1) })
     }
+
+    /// The bytes a store counts for `letter`: its ``DeadLetters/DeadLetter/storageSize`` and the store's
+    /// payload overhead (see ``run(_:payloadOverhead:makeStore:)``).
+    static func storedSize(_ letter: DeadLetter) -> Int {
+        letter.storageSize + Self.payloadOverhead
+    }
+
+    @TaskLocal static var payloadOverhead = 0
 }
 
 /// The error ``ThrowingLetters`` throws.
