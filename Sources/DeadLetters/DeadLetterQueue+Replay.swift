@@ -143,12 +143,18 @@ extension DeadLetterQueue {
         let tally = Locked(ReplayReport(matched: matched))
         let limiter = RateLimiter(rate: options.rate, clock: self.clock)
         let owner = self.configuration.instanceID
+        // A letter holds a slot while its handler runs; its store write (removal or new state) happens after it
+        // gives the slot back, so the next letter starts without waiting for a commit and concurrent writes
+        // share commits. At most `concurrency + maxPendingWrites` letters are started and not yet written; the
+        // replay returns only once every write is done.
+        let slots = ReplaySlots(options.concurrency)
+        let maxLive = options.concurrency + Self.replayMaxPendingWrites
         var cursor: String?
         var seen = 0
         var stop = false
         var failure: (any Error)?
         await withTaskGroup(of: Void.self) { group in
-            var inFlight = 0
+            var live = 0
             outer: while !stop, seen < matched {
                 let want = min(self.configuration.batchSize, matched - seen)
                 let page: DeadLetterPage
@@ -175,23 +181,23 @@ extension DeadLetterQueue {
                     break
                 }
                 for letter in claimed {
-                    if inFlight >= options.concurrency {
-                        await group.next()
-                        inFlight -= 1
-                    }
+                    while live >= maxLive, await group.next() != nil { live -= 1 }
+                    await slots.acquire()
                     if tally.withLock({ $0.stoppedByCircuit }) || Task.isCancelled {
+                        slots.release()
                         stop = true
                         _ = try? await self.store.release(letter, owner: owner)
                         continue
                     }
                     do { try await limiter.acquire() } catch {
+                        slots.release()
                         stop = true
                         _ = try? await self.store.release(letter, owner: owner)
                         continue
                     }
-                    inFlight += 1
+                    live += 1
                     group.addTask {
-                        await self.replayOne(letter, options: options, tally: tally, handler: handler)
+                        await self.replayOne(letter, options: options, tally: tally, slots: slots, handler: handler)
                         if let progress { progress(tally.withLock { $0 }) }
                     }
                 }
@@ -216,53 +222,53 @@ extension DeadLetterQueue {
         return report
     }
 
+    /// How many letters of a replay may wait for their store write (removal or new state) beyond those
+    /// whose handlers run.
+    static var replayMaxPendingWrites: Int { 256 }
+
+    /// Runs one claimed letter: its handler, then (after giving its slot back) its store write.
+    ///
+    /// The report counts the handler's outcome as soon as it is known (so the circuit opens before the next
+    /// letter starts). The letter stays leased until its write commits, so no other worker runs it meanwhile;
+    /// a write that fails leaves it leased until the lease ends (it then runs again) and is logged.
     private func replayOne(
         _ letter: DeadLetter,
         options: ReplayOptions,
         tally: Locked<ReplayReport>,
+        slots: ReplaySlots,
         handler: Handler
     ) async {
         let owner = self.configuration.instanceID
+        let outcome: Result<Void, any Error>
         do {
             try await handler(letter)
-            let now = self.clock.now()
-            if options.keepOnSuccess {
-                var kept = letter
-                kept.history.append(DeadLetter.HistoryEntry(event: "replayed", at: now, outcome: "succeeded"))
-                _ = try? await self.store.release(kept, owner: owner)
-            } else {
-                _ = try? await self.store.complete(id: letter.id, owner: owner)
-            }
-            self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "success")]).increment()
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
+        let now = self.clock.now()
+        switch outcome {
+        case .success:
             tally.withLock { report in
                 report.succeeded += 1
                 report.consecutiveFailures = 0
             }
-        } catch {
-            let now = self.clock.now()
-            let captured = CapturedError(error)
-            var failed = letter
-            failed.attempts += 1
-            failed.replayCount += 1
-            failed.lastFailedAt = now.roundedToMilliseconds
-            failed.reason = self.configuration.classifier.classify(error)
-            failed.errorType = captured.type
-            failed.errorMessage = captured.message
-            failed.causes = captured.causes
-            failed.fingerprint = Fingerprint.compute(errorType: captured.type, message: captured.message)
-            failed.history.append(
-                DeadLetter.HistoryEntry(event: "replayed", at: now, outcome: "failed", errorMessage: captured.message)
-            )
-            failed.nextAttemptAt = nil
-            failed.status = failed.replayCount >= self.configuration.parkAfterFailedReplays ? .parked : .dead
-            if let ttl = self.configuration.timeToLive {
-                failed.expiresAt = failed.lastFailedAt.adding(ttl).roundedToMilliseconds
+            slots.release()
+            self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "success")]).increment()
+            if options.keepOnSuccess {
+                var history = letter.history
+                history.append(DeadLetter.HistoryEntry(event: "replayed", at: now, outcome: "succeeded"))
+                let kept = Self.withHistory(letter, history)
+                await self.writeReplayOutcome(of: letter, "keep a replayed letter") {
+                    try await self.store.release(kept, owner: owner)
+                }
+            } else {
+                await self.writeReplayOutcome(of: letter, "remove a replayed letter") {
+                    try await self.store.complete(id: letter.id, owner: owner)
+                }
             }
-            _ = try? await self.store.release(failed, owner: owner)
-            self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "failure")]).increment()
-            if failed.status == .parked {
-                self.emit(.parked, id: failed.id, source: failed.source, status: .parked)
-            }
+        case .failure(let error):
+            let failed = self.failedReplay(letter, error: error, now: now)
             tally.withLock { report in
                 report.failed += 1
                 if failed.status == .parked { report.parked += 1 }
@@ -273,7 +279,114 @@ extension DeadLetterQueue {
                     report.stoppedByCircuit = true
                 }
             }
+            slots.release()
+            await self.writeReplayOutcome(of: letter, "record a failed replay") {
+                try await self.store.release(failed, owner: owner)
+            }
+            self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "failure")]).increment()
+            if failed.status == .parked {
+                self.emit(.parked, id: failed.id, source: failed.source, status: .parked)
+            }
         }
+    }
+
+    private static func withHistory(_ letter: DeadLetter, _ history: [DeadLetter.HistoryEntry]) -> DeadLetter {
+        var letter = letter
+        letter.history = history
+        return letter
+    }
+
+    /// The letter after a failed replay: the new error recorded, a failed replay counted, parked after
+    /// `parkAfterFailedReplays`.
+    private func failedReplay(_ letter: DeadLetter, error: any Error, now: Date) -> DeadLetter {
+        let captured = CapturedError(error)
+        var failed = letter
+        failed.attempts += 1
+        failed.replayCount += 1
+        failed.lastFailedAt = now.roundedToMilliseconds
+        failed.reason = self.configuration.classifier.classify(error)
+        failed.errorType = captured.type
+        failed.errorMessage = captured.message
+        failed.causes = captured.causes
+        failed.fingerprint = Fingerprint.compute(errorType: captured.type, message: captured.message)
+        failed.history.append(
+            DeadLetter.HistoryEntry(event: "replayed", at: now, outcome: "failed", errorMessage: captured.message)
+        )
+        failed.nextAttemptAt = nil
+        failed.status = failed.replayCount >= self.configuration.parkAfterFailedReplays ? .parked : .dead
+        if let ttl = self.configuration.timeToLive {
+            failed.expiresAt = failed.lastFailedAt.adding(ttl).roundedToMilliseconds
+        }
+        return failed
+    }
+
+    /// Runs a replayed letter's store write; logs it when it fails or finds the lease gone.
+    private func writeReplayOutcome(
+        of letter: DeadLetter,
+        _ action: String,
+        _ write: @Sendable () async throws -> Bool
+    ) async {
+        do {
+            if try await !write() {
+                self.logger.info(
+                    "lease lost before the outcome was written",
+                    metadata: ["dlq.message.id": "\(letter.id)", "dlq.action": "\(action)"]
+                )
+            }
+        } catch {
+            self.logger.error(
+                "could not \(action); it stays leased and runs again when its lease ends",
+                metadata: ["dlq.message.id": "\(letter.id)", "error": "\(error)"]
+            )
+        }
+    }
+}
+
+/// The handler slots of a replay: the loop takes one before it starts a letter, the letter gives it back
+/// once its handler returned.
+final class ReplaySlots: Sendable {
+    private struct State {
+        var free: Int
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state: PThreadLock<State>
+
+    init(_ count: Int) {
+        self.state = PThreadLock(State(free: count))
+    }
+
+    /// Takes a slot, waiting for one to be given back if none is free.
+    func acquire() async {
+        let taken = self.state.withLock { state in
+            guard state.free > 0 else { return false }
+            state.free -= 1
+            return true
+        }
+        if taken { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = self.state.withLock { state in
+                guard state.free > 0 else {
+                    state.waiters.append(continuation)
+                    return false
+                }
+                state.free -= 1
+                return true
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    /// Gives a slot back, to the first waiter if any.
+    func release() {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.waiters.isEmpty else {
+                state.free += 1
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        waiter?.resume()
     }
 }
 

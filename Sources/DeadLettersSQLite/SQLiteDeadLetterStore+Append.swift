@@ -30,8 +30,8 @@ extension SQLiteDeadLetterStore {
     /// Stores letters, all or none, and returns once their transaction is committed (on disk when durable).
     ///
     /// Appends that arrive while the writer is busy wait together and are committed in the next transaction
-    /// (group commit), each in its own savepoint: a caller whose letters fail (a duplicate id under `.fail`,
-    /// `capacityExceeded`) gets its error and the others are committed. A task cancelled while it waits still
+    /// (group commit): a caller whose letters fail (a duplicate id under `.fail`, `capacityExceeded`) gets its
+    /// error and the others are committed (the transaction is then redone with a savepoint per caller). A task cancelled while it waits still
     /// has its letters committed and gets the result.
     public func append(
         _ letters: [DeadLetter],
@@ -96,40 +96,15 @@ extension SQLiteDeadLetterStore {
 
     private func commit(_ batch: [AppendQueue.Request], _ db: Database) {
         let path = self.configuration.path
-        var outcomes: [Result<DeadLetterAppendResult, any Error>] = []
-        outcomes.reserveCapacity(batch.count)
-        // With one caller, its failure rolls the transaction back; with several, each has a savepoint.
-        let single = batch.count == 1
+        let outcomes: [Result<DeadLetterAppendResult, any Error>]
         do {
-            try db.inTransaction(.immediate) {
-                // The totals of the callers done so far, written once before the commit (or before a caller
-                // with limits reads them).
-                var totals = SQLiteInsertTotals()
-                for request in batch {
-                    guard db.isInsideTransaction else {
-                        throw DeadLetterError(code: .io, message: "SQLite ended the transaction", file: path)
-                    }
-                    if request.limits.isBounded { try totals.write(db) }
-                    if !single { try db.cachedStatement(sql: "SAVEPOINT dlq_append").execute() }
-                    do {
-                        let (result, own) = try Self.insert(
-                            request.letters,
-                            onConflict: request.onConflict,
-                            limits: request.limits,
-                            db
-                        )
-                        if !single { try db.cachedStatement(sql: "RELEASE SAVEPOINT dlq_append").execute() }
-                        totals.merge(own)
-                        outcomes.append(.success(result))
-                    } catch let error as DeadLetterError {
-                        outcomes.append(.failure(error))
-                        if single { return .rollback }
-                        try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT dlq_append").execute()
-                        try db.cachedStatement(sql: "RELEASE SAVEPOINT dlq_append").execute()
-                    }
-                }
-                try totals.write(db)
-                return .commit
+            // Usually every caller's letters go in: insert them all without savepoints (a savepoint costs a
+            // statement journal of every page it changes). If one caller fails, the whole transaction is rolled
+            // back and redone with a savepoint per caller, so that the others are still committed.
+            if let together = try Self.commitTogether(batch, db) {
+                outcomes = together
+            } else {
+                outcomes = try Self.commitSeparately(batch, db, path: path)
             }
         } catch {
             let error = Self.storeError(error, path: path)
@@ -139,24 +114,102 @@ extension SQLiteDeadLetterStore {
         for (request, outcome) in zip(batch, outcomes) { request.continuation.resume(with: outcome) }
     }
 
+    /// Inserts every caller's letters in one transaction without savepoints.
+    /// - Returns: each caller's outcome, or `nil` (the transaction rolled back) when the letters of one of
+    ///   several callers failed.
+    private static func commitTogether(
+        _ batch: [AppendQueue.Request],
+        _ db: Database
+    ) throws -> [Result<DeadLetterAppendResult, any Error>]? {
+        var outcomes: [Result<DeadLetterAppendResult, any Error>] = []
+        outcomes.reserveCapacity(batch.count)
+        var failed = false
+        try db.inTransaction(.immediate) {
+            // The totals of the callers done so far, written once before the commit (or before a caller with
+            // limits reads them).
+            var totals = SQLiteInsertTotals()
+            for request in batch {
+                if request.limits.isBounded { try totals.write(db) }
+                do {
+                    let result = try Self.insert(
+                        request.letters,
+                        onConflict: request.onConflict,
+                        limits: request.limits,
+                        totals: &totals,
+                        db
+                    )
+                    outcomes.append(.success(result))
+                } catch let error as DeadLetterError {
+                    if batch.count == 1 { outcomes.append(.failure(error)) } else { failed = true }
+                    return .rollback
+                }
+            }
+            try totals.write(db)
+            return .commit
+        }
+        return failed ? nil : outcomes
+    }
+
+    /// Inserts each caller's letters in its own savepoint, in one transaction: a caller whose letters fail
+    /// gets its error and the others are committed.
+    private static func commitSeparately(
+        _ batch: [AppendQueue.Request],
+        _ db: Database,
+        path: String
+    ) throws -> [Result<DeadLetterAppendResult, any Error>] {
+        var outcomes: [Result<DeadLetterAppendResult, any Error>] = []
+        outcomes.reserveCapacity(batch.count)
+        try db.inTransaction(.immediate) {
+            var totals = SQLiteInsertTotals()
+            for request in batch {
+                guard db.isInsideTransaction else {
+                    throw DeadLetterError(code: .io, message: "SQLite ended the transaction", file: path)
+                }
+                if request.limits.isBounded { try totals.write(db) }
+                try db.cachedStatement(sql: "SAVEPOINT dlq_append").execute()
+                // The caller's own totals, merged only if its letters stay.
+                var own = SQLiteInsertTotals()
+                do {
+                    let result = try Self.insert(
+                        request.letters,
+                        onConflict: request.onConflict,
+                        limits: request.limits,
+                        totals: &own,
+                        db
+                    )
+                    try db.cachedStatement(sql: "RELEASE SAVEPOINT dlq_append").execute()
+                    totals.merge(own)
+                    outcomes.append(.success(result))
+                } catch let error as DeadLetterError {
+                    outcomes.append(.failure(error))
+                    try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT dlq_append").execute()
+                    try db.cachedStatement(sql: "RELEASE SAVEPOINT dlq_append").execute()
+                }
+            }
+            try totals.write(db)
+            return .commit
+        }
+        return outcomes
+    }
+
     /// Inserts one caller's letters and keeps the store within its limits; throws to undo them all.
-    /// - Returns: the result, and the running totals the letters add, which the caller must write (already
-    ///   written, and so empty, when `limits` are bounded, since keeping them needs the totals).
+    ///
+    /// The running totals the letters add are added to `totals`, which the caller must write; when `limits`
+    /// are bounded they are written here (keeping the limits needs them), leaving `totals` empty.
     static func insert(
         _ letters: [DeadLetter],
         onConflict: DeadLetterConflictPolicy,
         limits: DeadLetterLimits,
+        totals: inout SQLiteInsertTotals,
         _ db: Database
-    ) throws -> (DeadLetterAppendResult, SQLiteInsertTotals) {
-        let skip = onConflict == .skip
-        let statement = try db.cachedStatement(sql: SQLiteRows.insertSQL(skipDuplicates: skip))
+    ) throws -> DeadLetterAppendResult {
+        let statement = try SQLiteInsertStatement(db, skipDuplicates: onConflict == .skip)
         var inserted = 0
         var skipped = 0
-        var totals = SQLiteInsertTotals()
         for letter in letters {
-            statement.setUncheckedArguments(try SQLiteRows.insertArguments(letter))
+            let added: Bool
             do {
-                try statement.execute()
+                added = try statement.insert(letter)
             } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
                 throw DeadLetterError(
                     code: .duplicateID,
@@ -164,19 +217,17 @@ extension SQLiteDeadLetterStore {
                     id: letter.id
                 )
             }
-            if db.changesCount > 0 {
+            if added {
                 inserted += 1
                 totals.add(letter)
             } else {
                 skipped += 1
             }
         }
-        guard limits.isBounded else {
-            return (DeadLetterAppendResult(inserted: inserted, skipped: skipped), totals)
-        }
+        guard limits.isBounded else { return DeadLetterAppendResult(inserted: inserted, skipped: skipped) }
         try totals.write(db)
         let evicted = try self.enforce(limits, db)
-        return (DeadLetterAppendResult(inserted: inserted, skipped: skipped, evicted: evicted), SQLiteInsertTotals())
+        return DeadLetterAppendResult(inserted: inserted, skipped: skipped, evicted: evicted)
     }
 
     /// Keeps the store within `limits` after an insert: throws `capacityExceeded` under `rejectNew`, or

@@ -73,15 +73,6 @@ extension SQLiteDeadLetterStore {
         return letters
     }
 
-    /// Removes a letter whose handler succeeded, if `owner` still holds its lease.
-    public func complete(id: String, owner: String) async throws -> Bool {
-        try await self.write { db in
-            try db.cachedStatement(sql: "DELETE FROM dlq_letters WHERE id = ? AND lease_owner = ?")
-                .execute(arguments: [id, owner])
-            return db.changesCount > 0
-        }
-    }
-
     /// Writes a claimed letter's new state and ends its lease, if `owner` still holds it.
     public func release(_ letter: DeadLetter, owner: String) async throws -> Bool {
         let arguments = try SQLiteRows.releaseArguments(letter, owner: owner)

@@ -38,12 +38,21 @@ extension SQLiteDeadLetterStore {
                 return try await self.write { db in
                     defer { channel.close() }
                     var total = DeadLetterAppendResult(inserted: 0)
+                    // Written when they grow large and at the end: one upsert per distinct key, not per chunk.
+                    var totals = SQLiteInsertTotals()
                     while let chunk = try channel.receive() {
-                        var (result, totals) = try Self.insert(chunk, onConflict: onConflict, limits: .unbounded, db)
-                        try totals.write(db)
+                        let result = try Self.insert(
+                            chunk,
+                            onConflict: onConflict,
+                            limits: .unbounded,
+                            totals: &totals,
+                            db
+                        )
+                        if totals.keyCount >= SQLiteInsertTotals.largeKeyCount { try totals.write(db) }
                         total.inserted += result.inserted
                         total.skipped += result.skipped
                     }
+                    try totals.write(db)
                     return total
                 }
             }

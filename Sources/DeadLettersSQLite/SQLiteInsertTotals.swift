@@ -19,6 +19,12 @@ struct SQLiteInsertTotals {
     private var minutes: [Int64: Int] = [:]
     private var groups: [GroupKey: Int] = [:]
 
+    /// A number of distinct keys past which a long import writes its totals, so that memory stays flat.
+    static let largeKeyCount = 8192
+
+    /// How many distinct keys the totals hold.
+    var keyCount: Int { self.tallies.count + self.minutes.count + self.groups.count }
+
     mutating func add(_ letter: DeadLetter) {
         let key = TallyKey(
             source: letter.source,

@@ -16,9 +16,13 @@ import GRDB
 /// - `dlq_first_failures`: letters per minute of `first_failed_at`, for the age buckets of the summary.
 /// - `dlq_groups`: letters per (fingerprint, source), for the groups of the whole store.
 /// - `dlq_meta`: key / value facts about the file.
+///
+/// Version 2 drops the indexes on `reason` and `error_type`: each letter written updated every index (most
+/// of a commit's pages), and filters by reason or error type are served by the source and status indexes
+/// (DESIGN's filters pair them with a source) or, alone, by walking the id order.
 enum SQLiteSchema {
     /// The newest schema this code reads and writes.
-    static let version = 1
+    static let version = 2
 
     static func newerError(_ found: Int, path: String) -> DeadLetterError {
         DeadLetterError(
@@ -35,6 +39,9 @@ enum SQLiteSchema {
         if current < 1 {
             try db.execute(sql: self.version1)
             try db.execute(sql: "PRAGMA application_id = \(SQLiteStoreFile.applicationID)")
+        }
+        if current < 2 {
+            try db.execute(sql: self.version2)
         }
         try db.execute(sql: "PRAGMA user_version = \(Self.version)")
     }
@@ -107,6 +114,13 @@ enum SQLiteSchema {
             \(self.subtract("OLD"))
             \(self.add("NEW"))
         END;
+        """
+    }
+
+    private static var version2: String {
+        """
+        DROP INDEX IF EXISTS dlq_letters_reason;
+        DROP INDEX IF EXISTS dlq_letters_error_type;
         """
     }
 
