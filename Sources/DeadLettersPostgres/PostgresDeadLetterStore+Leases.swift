@@ -67,7 +67,42 @@ extension PostgresDeadLetterStore {
     public func complete(id: String, owner: String) async throws -> Bool {
         guard !id.utf8.contains(0), !owner.utf8.contains(0) else { return false }
         return try await self.perform("complete") {
-            try await self.removing("id = $1 AND lease_owner = $2", Self.binds(id, owner)) == 1
+            try await self.completions.submit((id, owner)) { batch in await self.complete(batch) }
+        }
+    }
+
+    /// Removes a batch of completed letters in one statement (one transaction, one commit); each caller learns
+    /// whether its letter was still leased to it.
+    private func complete(_ batch: [(id: String, owner: String)]) async -> [Result<Bool, any Error>] {
+        let sql = """
+            WITH removed AS (
+                DELETE FROM \(self.schema).letters AS l USING unnest($1::text[], $2::text[]) AS r(id, owner)
+                WHERE l.id = r.id AND l.lease_owner = r.owner
+                RETURNING l.id, l.lease_owner, l.size
+            ),
+            counted AS (
+                UPDATE \(self.schema).usage
+                SET count = count - (SELECT count(*) FROM removed), bytes = bytes - (SELECT sum(size) FROM removed)
+                WHERE slot = $3 AND EXISTS (SELECT 1 FROM removed)
+            )
+            SELECT id, lease_owner FROM removed
+            """
+        do {
+            let rows = try await self.rows(
+                PostgresQuery(
+                    unsafeSQL: sql,
+                    binds: Self.binds(batch.map(\.id), batch.map(\.owner), Self.usageSlot())
+                )
+            )
+            var removed = Set<Completion>()
+            for row in rows {
+                let (id, owner) = try row.decode((String, String).self)
+                removed.insert(Completion(id: id, owner: owner))
+            }
+            // A letter completed twice in one batch counts once.
+            return batch.map { .success(removed.remove(Completion(id: $0.id, owner: $0.owner)) != nil) }
+        } catch {
+            return batch.map { _ in .failure(error) }
         }
     }
 
@@ -170,4 +205,10 @@ extension PostgresDeadLetterStore {
             return Int(try rows.first?.decode(Int64.self) ?? 0)
         }
     }
+}
+
+/// A letter removed by `complete`, and the owner whose lease it was.
+private struct Completion: Hashable {
+    let id: String
+    let owner: String
 }

@@ -23,6 +23,8 @@ struct FilterClause {
         func any(_ column: String, _ values: [String]) -> String? {
             guard !values.isEmpty else { return nil }
             let storable = values.filter { !$0.utf8.contains(0) }
+            // One value as `=`, so that an index on (column, …, id) serves `ORDER BY id` directly.
+            if storable.count == 1 { return "\(column) = \(self.bind(storable[0]))::text" }
             return storable.isEmpty ? "FALSE" : "\(column) = ANY(\(self.bind(storable))::text[])"
         }
         var parts: [String?] = [
@@ -98,6 +100,7 @@ extension PostgresDeadLetterStore {
 
     public func summary(_ filter: DeadLetterFilter, now: Date) async throws -> DeadLetterSummary {
         try await self.perform("summary") {
+            if filter.isEmpty { return try await self.wholeStoreSummary(now: now) }
             var clause = FilterClause(filter)
             let now = clause.bind(now.millisecondsSince1970)
             let sql = """

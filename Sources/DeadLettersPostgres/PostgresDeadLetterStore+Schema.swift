@@ -5,7 +5,7 @@ import Synchronization
 
 extension PostgresDeadLetterStore {
     /// The newest schema version this code writes and reads.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     /// The migrations, in order: version N's statements turn version N-1 into N. `$schema` is replaced by the
     /// quoted, validated schema name. Never change a released migration; add one.
@@ -53,7 +53,8 @@ extension PostgresDeadLetterStore {
                 """,
                 "INSERT INTO $schema.usage SELECT slot, 0, 0 FROM generate_series(0, \(usageSlots - 1)) AS slot",
             ]
-        )
+        ),
+        (2, talliesMigration),
     ]
 
     /// Creates or upgrades the store's schema to ``schemaVersion``, in one transaction.

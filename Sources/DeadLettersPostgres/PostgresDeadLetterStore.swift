@@ -29,6 +29,7 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
     let opened = Atomic<Bool>(false)
     let gate = OpenGate()
     let commits = GroupCommit()
+    let completions: Coalescer<(id: String, owner: String), Bool>
 
     /// A store on a client that you run: call `client.run()` (or add the client to your `ServiceGroup`).
     /// - Parameters:
@@ -48,6 +49,7 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
         self.configuration = configuration
         self.logger = logger
         self.schema = "\"\(configuration.schema)\""
+        self.completions = Coalescer(maxLeaders: configuration.maxConcurrentCommits, maxBatch: 1000)
     }
 
     /// A store with its own client, from a URL: `postgres://user:password@host:port/database?sslmode=…`.
@@ -75,6 +77,7 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
         self.configuration = configuration
         self.logger = logger
         self.schema = "\"\(configuration.schema)\""
+        self.completions = Coalescer(maxLeaders: configuration.maxConcurrentCommits, maxBatch: 1000)
     }
 
     /// Runs a store made from `url` for the duration of `body`, then shuts its client down.

@@ -118,7 +118,10 @@ struct PostgresStoreTests {
                 for store in stores { group.addTask { try await store.migrate() } }
                 try await group.waitForAll()
             }
-            #expect(try await harness.int("SELECT version FROM \"\(schema)\".schema_version") == 1)
+            #expect(
+                try await harness.int("SELECT version FROM \"\(schema)\".schema_version")
+                    == Int64(PostgresDeadLetterStore.schemaVersion)
+            )
             #expect(try await harness.int("SELECT count(*) FROM \"\(schema)\".usage") == 16)
             try await stores[3].append([DeadLetterFixtures.letter()])
             #expect(try await stores[5].count(DeadLetterFilter()) == 1)

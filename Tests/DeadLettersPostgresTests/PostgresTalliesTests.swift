@@ -1,0 +1,173 @@
+import DeadLetters
+import DeadLettersTesting
+import Foundation
+import PostgresNIO
+import Testing
+
+@testable import DeadLettersPostgres
+
+@Suite(
+    "PostgreSQL store: running totals for the summary",
+    .enabled(if: PostgresTestServer.isAvailable, PostgresTestServer.skipMessage)
+)
+struct PostgresTalliesTests {
+    /// Every letter, but through the filtered path that scans the rows instead of reading the totals.
+    private static let everything = DeadLetterFilter(minAttempts: 0)
+
+    /// Letters whose first failures straddle the age bounds and the 10-minute buckets around `now`.
+    private static func letters(now: Date, count: Int, seed: UInt64) -> [DeadLetter] {
+        let offsets: [Int64] = [
+            0, 1, 3_599_999, 3_600_000, 3_600_001, 21_600_000, 21_600_001, 86_399_999, 86_400_000, 86_400_001,
+            200_000_000,
+        ]
+        let sources = ["orders", "payments", "emails"]
+        let reasons: [FailureReason] = [.processing, .timeout, .validation]
+        return DeadLetterFixtures.letters(count: count, seed: seed) { index, letter in
+            let first = now.adding(.milliseconds(-offsets[index % offsets.count] - Int64(index / offsets.count)))
+            letter.firstFailedAt = first
+            letter.lastFailedAt = first.adding(.seconds(Int64(index % 7)))
+            letter.source = sources[index % 3]
+            letter.reason = reasons[(index / 3) % 3]
+            letter.errorType = index % 4 == 0 ? "TimeoutError" : "DecodingError"
+            letter.attempts = 1 + index % 5
+            letter.status = index % 5 == 0 ? .parked : .retrying
+            letter.nextAttemptAt = letter.status == .retrying ? first : nil
+        }
+    }
+
+    @Test("four instances adding, claiming, releasing, completing, redriving and deleting at once: totals stay exact")
+    func concurrentInstances() async throws {
+        let schema = PostgresTestServer.freshSchema()
+        let now = DeadLetterFixtures.epoch.adding(.seconds(86_400 * 3))
+        try await PostgresTestServer.withHarnesses(4) { harnesses in
+            let stores = try harnesses.map { try $0.makeStore(schema: schema, maxBatchSize: 50) }
+            try await stores[0].migrate()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (instance, store) in stores.enumerated() {
+                    group.addTask {
+                        let mine = Self.letters(now: now, count: 600, seed: UInt64(instance + 1))
+                        // Small concurrent appends, so that group commits run side by side.
+                        try await withThrowingTaskGroup(of: Void.self) { adders in
+                            for part in 0..<12 {
+                                adders.addTask { try await store.append(Array(mine[(part * 50)..<(part * 50 + 50)])) }
+                            }
+                            try await adders.waitForAll()
+                        }
+                        let owner = "instance-\(instance)"
+                        for round in 0..<4 {
+                            // Compactions run beside the other instances' writes.
+                            try await store.compactTotals()
+                            let claimed = try await store.claimDue(
+                                now: now,
+                                limit: 40,
+                                owner: owner,
+                                leaseUntil: now.adding(.seconds(60)),
+                                sources: ["orders", "payments", "emails"]
+                            )
+                            for (index, letter) in claimed.enumerated() {
+                                if index % 3 == 0 {
+                                    #expect(try await store.complete(id: letter.id, owner: owner))
+                                } else {
+                                    var changed = letter
+                                    changed.attempts += 2
+                                    changed.status = index % 3 == 1 ? .dead : .retrying
+                                    changed.reason = .dependency
+                                    changed.source = "moved-\(round)"
+                                    changed.nextAttemptAt = changed.status == .retrying ? now : nil
+                                    #expect(try await store.release(changed, owner: owner))
+                                }
+                            }
+                        }
+                        _ = try await store.redrive(DeadLetterFilter(statuses: [.parked]), now: now, limit: 30)
+                        _ = try await store.delete(ids: mine.prefix(40).map(\.id))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let fast = try await stores[1].summary(DeadLetterFilter(), now: now)
+            let scanned = try await stores[2].summary(Self.everything, now: now)
+            #expect(fast == scanned)
+            #expect(fast.total == (try await stores[3].count(DeadLetterFilter())))
+            #expect(fast.total > 1000)
+            #expect(fast.byAge.values.allSatisfy { $0 > 0 }, "\(fast.byAge)")
+            #expect(try await stores[0].usage().count == fast.total)
+            // Compacted, the totals hold one row per key.
+            try await stores[0].compactTotals()
+            let quoted = "\"\(schema)\""
+            let keys = try await harnesses[0].int(
+                "SELECT count(*) FROM (SELECT DISTINCT source, reason, error_type, status FROM \(quoted).letters) AS k"
+            )
+            #expect(try await harnesses[0].int("SELECT count(*) FROM \(quoted).tallies") == keys)
+            #expect(try await stores[0].summary(DeadLetterFilter(), now: now) == scanned)
+        }
+    }
+
+    @Test("a version-1 store with letters migrates to version 2: totals count its letters, then follow changes")
+    func migratesFromVersionOne() async throws {
+        try await PostgresTestServer.withHarness { harness in
+            let schema = PostgresTestServer.freshSchema()
+            harness.adopt(schema)
+            let quoted = "\"\(schema)\""
+            try await harness.sql("CREATE SCHEMA \(quoted)")
+            try await harness.sql("CREATE TABLE \(quoted).schema_version (id int PRIMARY KEY, version bigint NOT NULL)")
+            let versionOne = try #require(PostgresDeadLetterStore.migrations.first { $0.version == 1 })
+            for statement in versionOne.statements {
+                try await harness.sql(statement.replacing("$schema", with: quoted))
+            }
+            try await harness.sql("INSERT INTO \(quoted).schema_version VALUES (1, 1)")
+            let now = DeadLetterFixtures.epoch.adding(.seconds(86_400 * 3))
+            let old = Self.letters(now: now, count: 300, seed: 7)
+            var columns = LetterColumns()
+            for letter in old { try columns.append(letter) }
+            _ = try await harness.client.query(columns.insert(into: quoted)).collect()
+
+            let reader = try harness.makeStore(schema: schema, migrate: false)
+            let stale = await #expect(throws: DeadLetterError.self) { _ = try await reader.count(DeadLetterFilter()) }
+            #expect(stale?.code == .incompatibleStore)
+            #expect(stale?.message.contains("dlq migrate") == true)
+
+            let store = try harness.makeStore(schema: schema, migrate: false)
+            try await store.migrate()
+            #expect(try await harness.int("SELECT version FROM \(quoted).schema_version") == 2)
+            let migrated = try await store.summary(DeadLetterFilter(), now: now)
+            #expect(migrated.total == 300)
+            #expect(migrated == (try await store.summary(Self.everything, now: now)))
+
+            try await store.append(Self.letters(now: now, count: 50, seed: 8))
+            _ = try await store.delete(ids: old.prefix(20).map(\.id))
+            let after = try await store.summary(DeadLetterFilter(), now: now)
+            #expect(after.total == 330)
+            #expect(after == (try await store.summary(Self.everything, now: now)))
+            // Migrating again changes nothing.
+            try await store.migrate()
+            #expect(try await store.summary(DeadLetterFilter(), now: now) == after)
+        }
+    }
+
+    @Test("a page of one fingerprint in one source reads the (fingerprint, source, id) index")
+    func fingerprintAndSourcePageUsesItsIndex() async throws {
+        try await PostgresTestServer.withHarness { harness in
+            let store = try harness.makeStore()
+            try await store.migrate()
+            let sources = ["orders", "payments", "emails", "webhooks", "inventory"]
+            try await store.append(
+                DeadLetterFixtures.letters(count: 5000, interval: .milliseconds(10)) { index, letter in
+                    letter.fingerprint = "f\(index % 50)"
+                    letter.source = sources[(index / 50) % 5]
+                }
+            )
+            let schema = "\"\(store.configuration.schema)\""
+            try await harness.sql("ANALYZE \(schema).letters")
+            let rows = try await harness.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        EXPLAIN SELECT id FROM \(schema).letters
+                        WHERE fingerprint = 'f7'::text AND source = 'emails'::text ORDER BY id LIMIT 101
+                        """
+                )
+            ).collect()
+            let plan = try rows.map { try $0.decode(String.self) }.joined(separator: "\n")
+            #expect(plan.contains("letters_fingerprint_source"), "\(plan)")
+        }
+    }
+}
