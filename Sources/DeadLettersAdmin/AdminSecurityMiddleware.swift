@@ -51,6 +51,13 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
                     code: "storeUnavailable",
                     message: "the store cannot be reached"
                 )
+            case .encryption:
+                context.logger.error("payload cannot be decrypted", metadata: ["dlq.error": "\(error)"])
+                answer = DeadLetterAdminError(
+                    status: .internalServerError,
+                    code: "encryption",
+                    message: error.description
+                )
             default:
                 context.logger.info("admin request failed", metadata: ["dlq.error": "\(error)"])
                 answer = .internalError

@@ -55,7 +55,7 @@ enum ExitStatus {
             switch error.code {
             case .notFound: return (Self.notFound, error.description)
             case .invalidConfiguration, .invalidFilter: return (Self.usage, error.description)
-            case .invalidFormat, .storeUnavailable, .notAStore, .incompatibleStore, .io, .unsupported:
+            case .invalidFormat, .storeUnavailable, .notAStore, .incompatibleStore, .io, .unsupported, .encryption:
                 return (Self.store, error.description)
             default: return (Self.other, error.description)
             }

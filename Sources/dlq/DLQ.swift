@@ -29,9 +29,14 @@ struct DLQ: AsyncParsableCommand {
             standard error only when it is a terminal; --json writes one JSON document on standard output in \
             the stored format, and nothing else.
 
+            Encrypted payloads: with DLQ_ENCRYPTION_KEY (32 bytes in base64: head -c 32 /dev/urandom | base64) \
+            payloads are sealed with AES-GCM in the store and shown in the clear; earlier keys that should \
+            still open payloads go in DLQ_ENCRYPTION_PREVIOUS_KEYS (base64, separated by commas). Without a \
+            key, a sealed payload is refused (exit 4), never shown as ciphertext.
+
             Exit status: 0 success; 1 a replay left failures, or a purge was declined; 2 usage error (bad \
             flag or value); 3 a letter id was not found; 4 a store or file problem (missing folder, not a \
-            store, malformed import file, store unreachable); 5 another error; 130 interrupted. Errors are \
+            store, malformed import file, store unreachable, a payload that cannot be decrypted); 5 another error; 130 interrupted. Errors are \
             one line on standard error: "dlq: error: …".
 
             Start with: dlq demo

@@ -110,18 +110,56 @@ extension StoreOptions {
         _ access: StoreAccess = .existing,
         _ body: @Sendable (any DeadLetterStore) async throws -> Result
     ) async throws -> Result {
+        let encryption = try Self.encryptionFromEnvironment()
+        let quiet = Logger(label: "dlq", factory: { _ in SwiftLogNoOpLogHandler() })
+        @Sendable func wrapped(_ store: some DeadLetterStore) -> EncryptedDeadLetterStore {
+            if let encryption {
+                return EncryptedDeadLetterStore(base: store, encryption: encryption, logger: quiet)
+            }
+            return EncryptedDeadLetterStore.withoutKey(base: store, logger: quiet)
+        }
         switch try self.location {
         case .sqlite(let path):
             let store = try Self.openSQLite(path: path, access: access)
             defer { try? store.close() }
-            return try await body(store)
+            return try await body(wrapped(store))
         case .postgres(let url):
             var configuration = PostgresDeadLetterStore.Configuration()
             configuration.migrate = access == .migrate
             return try await PostgresDeadLetterStore.withStore(url: url, configuration: configuration) { store in
-                try await body(store)
+                try await body(wrapped(store))
             }
         }
+    }
+
+    /// The environment variable holding the payload encryption key (32 bytes in base64).
+    static let encryptionKeyVariable = "DLQ_ENCRYPTION_KEY"
+    /// The environment variable holding earlier keys (base64, separated by commas) that still open payloads.
+    static let previousKeysVariable = "DLQ_ENCRYPTION_PREVIOUS_KEYS"
+
+    /// The keys of `DLQ_ENCRYPTION_KEY` and `DLQ_ENCRYPTION_PREVIOUS_KEYS`, or `nil` when no key is set.
+    /// - Throws: ``DeadLetterError`` `invalidConfiguration` naming the variable (never its value).
+    static func encryptionFromEnvironment() throws -> PayloadEncryption? {
+        func variable(_ name: String) -> String? {
+            guard let value = getenv(name) else { return nil }
+            let text = String(cString: value)
+            return text.isEmpty ? nil : text
+        }
+        let previous = try (variable(Self.previousKeysVariable) ?? "").split(separator: ",").map {
+            try PayloadEncryption.Key(base64: String($0), name: Self.previousKeysVariable)
+        }
+        guard let current = variable(Self.encryptionKeyVariable) else {
+            guard previous.isEmpty else {
+                throw DeadLetterError(
+                    code: .invalidConfiguration,
+                    message: "is set without \(Self.encryptionKeyVariable), the key that seals new payloads",
+                    field: Self.previousKeysVariable
+                )
+            }
+            return nil
+        }
+        let key = try PayloadEncryption.Key(base64: current, name: Self.encryptionKeyVariable)
+        return PayloadEncryption(key: key, previousKeys: previous)
     }
 
     /// Opens the store and a queue on it with the CLI's settings (no logging, no metrics), runs `body`.
