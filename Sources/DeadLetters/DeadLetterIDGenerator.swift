@@ -42,21 +42,23 @@ public final class DeadLetterIDGenerator: Sendable {
             state.lastMilliseconds = milliseconds
             return (state.counter, UInt64.random(in: 0...UInt64.max, using: &state.random))
         }
-        var bytes = [UInt8](repeating: 0, count: 16)
         let ms = UInt64(max(0, milliseconds))
-        for k in 0..<6 { bytes[k] = UInt8(truncatingIfNeeded: ms >> (40 - 8 * UInt64(k))) }
-        bytes[6] = 0x70 | UInt8(truncatingIfNeeded: counter >> 8)
-        bytes[7] = UInt8(truncatingIfNeeded: counter)
-        for k in 0..<8 { bytes[8 + k] = UInt8(truncatingIfNeeded: tail >> (56 - 8 * UInt64(k))) }
-        bytes[8] = 0x80 | (bytes[8] & 0x3F)
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(36)
-        for (k, byte) in bytes.enumerated() {
-            if k == 4 || k == 6 || k == 8 || k == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 0xF)])
+        // 48 bits of milliseconds, version 7 and 12 bits of counter, variant 2 and 62 random bits.
+        let high = ms << 16 | 0x7000 | UInt64(counter & 0xFFF)
+        let low = tail & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            var position = 0
+            for nibble in 0..<32 {
+                if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
+                    buffer[position] = UInt8(ascii: "-")
+                    position += 1
+                }
+                let word = nibble < 16 ? high : low
+                let digit = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * (nibble % 16))) & 0xF
+                buffer[position] = digit < 10 ? 48 + digit : 87 + digit
+                position += 1
+            }
+            return 36
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }

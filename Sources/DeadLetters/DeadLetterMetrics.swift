@@ -8,35 +8,73 @@ import Foundation
 
 /// The queue's metrics, with DESIGN.md's names; the handles are made once per label set and reused.
 final class DeadLetterMetrics: Sendable {
+    /// A label and up to two dimensions, hashed as they are: looking a handle up allocates nothing.
+    private struct Key: Hashable {
+        var label: String
+        var name0 = ""
+        var value0 = ""
+        var name1 = ""
+        var value1 = ""
+        var more: [String] = []
+
+        init(_ label: String, _ dimensions: [(String, String)]) {
+            self.label = label
+            for (index, (name, value)) in dimensions.enumerated() {
+                switch index {
+                case 0: (self.name0, self.value0) = (name, value)
+                case 1: (self.name1, self.value1) = (name, value)
+                default: self.more += [name, value]
+                }
+            }
+        }
+
+        init(_ label: String, _ name0: String, _ value0: String, _ name1: String = "", _ value1: String = "") {
+            self.label = label
+            (self.name0, self.value0, self.name1, self.value1) = (name0, value0, name1, value1)
+        }
+
+        var dimensions: [(String, String)] {
+            var dimensions: [(String, String)] = []
+            if !self.name0.isEmpty { dimensions.append((self.name0, self.value0)) }
+            if !self.name1.isEmpty { dimensions.append((self.name1, self.value1)) }
+            var index = 0
+            while index + 1 < self.more.count {
+                dimensions.append((self.more[index], self.more[index + 1]))
+                index += 2
+            }
+            return dimensions
+        }
+    }
+
     private let factory: any MetricsFactory
-    private let counters = PThreadLock<[String: Counter]>([:])
-    private let gauges = PThreadLock<[String: Gauge]>([:])
-    private let timers = PThreadLock<[String: CoreMetrics.Timer]>([:])
+    private let counters = PThreadLock<[Key: Counter]>([:])
+    private let gauges = PThreadLock<[Key: Gauge]>([:])
+    private let timers = PThreadLock<[Key: CoreMetrics.Timer]>([:])
 
     init(factory: any MetricsFactory) {
         self.factory = factory
     }
 
-    private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
-        var key = label
-        for (name, value) in dimensions {
-            key += "\u{1}\(name)\u{2}\(value)"
-        }
-        return key
+    func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Counter {
+        self.counter(Key(label, dimensions))
     }
 
-    func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Counter {
-        let key = Self.key(label, dimensions)
-        return self.counters.withLock { counters in
+    /// The counter with two dimensions, found without building a dimensions array.
+    func counter(_ label: String, _ name0: String, _ value0: String, _ name1: String, _ value1: String) -> Counter {
+        self.counter(Key(label, name0, value0, name1, value1))
+    }
+
+    private func counter(_ key: Key) -> Counter {
+        self.counters.withLock { counters in
             if let counter = counters[key] { return counter }
-            let counter = Counter(label: label, dimensions: dimensions, factory: self.factory)
+            let counter = Counter(label: key.label, dimensions: key.dimensions, factory: self.factory)
             counters[key] = counter
             return counter
         }
     }
 
     func gauge(_ label: String, _ dimensions: [(String, String)] = []) -> Gauge {
-        let key = Self.key(label, dimensions)
+        let key = Key(label, dimensions)
         return self.gauges.withLock { gauges in
             if let gauge = gauges[key] { return gauge }
             let gauge = Gauge(label: label, dimensions: dimensions, factory: self.factory)
@@ -46,10 +84,13 @@ final class DeadLetterMetrics: Sendable {
     }
 
     func timer(_ label: String, _ dimensions: [(String, String)] = []) -> CoreMetrics.Timer {
-        let key = Self.key(label, dimensions)
-        return self.timers.withLock { timers in
+        self.timer(Key(label, dimensions))
+    }
+
+    private func timer(_ key: Key) -> CoreMetrics.Timer {
+        self.timers.withLock { timers in
             if let timer = timers[key] { return timer }
-            let timer = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: self.factory)
+            let timer = CoreMetrics.Timer(label: key.label, dimensions: key.dimensions, factory: self.factory)
             timers[key] = timer
             return timer
         }
@@ -61,7 +102,7 @@ final class DeadLetterMetrics: Sendable {
         defer {
             let elapsed = ContinuousClock.now - start
             let (seconds, attoseconds) = elapsed.components
-            self.timer("dlq_store_operation_seconds", [("operation", operation)])
+            self.timer(Key("dlq_store_operation_seconds", "operation", operation))
                 .recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         }
         return try await body()

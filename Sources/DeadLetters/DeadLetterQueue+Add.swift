@@ -246,7 +246,10 @@ extension DeadLetterQueue {
             if letter.status == .dead {
                 self.metrics.counter(
                     "dlq_dead_letters_total",
-                    [("source", letter.source), ("reason", letter.reason.rawValue)]
+                    "source",
+                    letter.source,
+                    "reason",
+                    letter.reason.rawValue
                 ).increment()
             }
             self.emit(.added, id: letter.id, source: letter.source, status: letter.status)

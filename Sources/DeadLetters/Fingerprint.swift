@@ -12,22 +12,37 @@ public enum Fingerprint {
     ///   - message: the error's message, normalized before hashing.
     public static func compute(errorType: String, message: String) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ byte: UInt8) {
+        @inline(__always) func mix(_ byte: UInt8) {
             hash ^= UInt64(byte)
             hash = hash &* 0x0000_0100_0000_01b3
         }
         for byte in errorType.utf8 { mix(byte) }
         mix(0)
-        for byte in normalize(message).utf8 { mix(byte) }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        var message = message
+        message.withUTF8 { bytes in Self.normalize(bytes) { mix($0) } }
+        return String(unsafeUninitializedCapacity: 16) { buffer in
+            for index in 0..<16 {
+                let nibble = UInt8(truncatingIfNeeded: hash >> UInt64(60 - 4 * index)) & 0xF
+                buffer[index] = nibble < 10 ? 48 + nibble : 87 + nibble
+            }
+            return 16
+        }
     }
 
     /// The message with quoted values, UUIDs, hex ids and numbers replaced by placeholders.
     public static func normalize(_ message: String) -> String {
-        let b = Array(message.utf8)
+        var message = message
         var out = [UInt8]()
-        out.reserveCapacity(b.count)
+        message.withUTF8 { bytes in
+            out.reserveCapacity(bytes.count)
+            Self.normalize(bytes) { out.append($0) }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Normalizes `b`, handing each byte of the result to `sink` (so that hashing needs no copy).
+    @inline(__always)
+    private static func normalize(_ b: UnsafeBufferPointer<UInt8>, _ sink: (UInt8) -> Void) {
         var i = 0
         func isHex(_ c: UInt8) -> Bool {
             (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70)
@@ -37,7 +52,7 @@ public enum Fingerprint {
             isDigit(c) || (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c == 95
         }
         func emit(_ s: StaticString) {
-            s.withUTF8Buffer { out.append(contentsOf: $0) }
+            s.withUTF8Buffer { for byte in $0 { sink(byte) } }
         }
         while i < b.count {
             let c = b[i]
@@ -93,13 +108,12 @@ public enum Fingerprint {
                 i = j
                 continue
             }
-            out.append(c)
+            sink(c)
             i += 1
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
-    private static func isUUID(_ b: [UInt8], at start: Int) -> Bool {
+    private static func isUUID(_ b: UnsafeBufferPointer<UInt8>, at start: Int) -> Bool {
         for k in 0..<36 {
             let c = b[start + k]
             if k == 8 || k == 13 || k == 18 || k == 23 {

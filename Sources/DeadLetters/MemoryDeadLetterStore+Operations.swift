@@ -18,24 +18,31 @@ extension MemoryDeadLetterStore {
             var byErrorType: [String: Int] = [:]
             var byStatus = [0, 0, 0]
             var byAge = [0, 0, 0, 0]
-            for index in state.head..<state.records.count where matcher.matches(state.records[index]) {
-                let letter = state.records[index].letter
+            var reasonCounts: [UInt32: Int] = [:]
+            var sourceCounts: [UInt32: Int] = [:]
+            var errorTypeCounts: [UInt32: Int] = [:]
+            for index in state.head..<state.records.count where state.matches(matcher, at: index) {
+                let record = state.records[index]
                 total += 1
-                attempts += letter.attempts
-                byReason[letter.reason.rawValue, default: 0] += 1
-                bySource[letter.source, default: 0] += 1
-                byErrorType[letter.errorType, default: 0] += 1
-                switch letter.status {
+                attempts += record.attempts
+                reasonCounts[record.reason, default: 0] += 1
+                sourceCounts[record.source, default: 0] += 1
+                errorTypeCounts[record.errorType, default: 0] += 1
+                switch record.status {
                 case .retrying: byStatus[0] += 1
                 case .dead: byStatus[1] += 1
                 case .parked: byStatus[2] += 1
                 }
-                let first = letter.firstFailedAt.millisecondsSince1970
+                let first = record.firstFailedAt
                 let age = nowMilliseconds - first
                 byAge[age < 3_600_000 ? 0 : age < 21_600_000 ? 1 : age < 86_400_000 ? 2 : 3] += 1
                 oldest = Swift.min(oldest, first)
-                newest = Swift.max(newest, letter.lastFailedAt.millisecondsSince1970)
+                newest = Swift.max(newest, record.lastFailedAt)
             }
+            // Two interned reasons may share a name (one retryable, one not): their counts add up.
+            for (id, count) in reasonCounts { byReason[state.interner[reason: id].rawValue, default: 0] += count }
+            for (id, count) in sourceCounts { bySource[state.interner[string: id], default: 0] += count }
+            for (id, count) in errorTypeCounts { byErrorType[state.interner[string: id], default: 0] += count }
             return DeadLetterSummary(
                 total: total,
                 byReason: byReason,
@@ -54,8 +61,8 @@ extension MemoryDeadLetterStore {
         let matcher = Matcher(filter)
         let groups: [String: DeadLetterGroup] = self.state.withLock { state in
             var groups: [String: DeadLetterGroup] = [:]
-            for index in state.head..<state.records.count where matcher.matches(state.records[index]) {
-                let letter = state.records[index].fullLetter
+            for index in state.head..<state.records.count where state.matches(matcher, at: index) {
+                let letter = state.letter(at: index)
                 if var group = groups[letter.fingerprint] {
                     group.count += 1
                     if !group.sources.contains(letter.source) { group.sources.append(letter.source) }
@@ -100,7 +107,9 @@ extension MemoryDeadLetterStore {
         return self.state.withLock { state in
             var due: [(at: Int64, key: Key, index: Int)] = []
             for (key, at) in state.retrying where at <= nowMilliseconds && !state.isLeased(key, at: nowMilliseconds) {
-                guard let index = state.index(of: key), sourceSet.contains(state.records[index].letter.source) else {
+                guard let index = state.index(of: key),
+                    sourceSet.contains(state.interner[string: state.records[index].source])
+                else {
                     continue
                 }
                 due.append((at, key, index))
@@ -108,7 +117,7 @@ extension MemoryDeadLetterStore {
             due.sort { $0.at != $1.at ? $0.at < $1.at : $0.key < $1.key }
             return due.prefix(limit).map { entry in
                 state.leases[entry.key] = lease
-                return state.records[entry.index].fullLetter
+                return state.letter(at: entry.index)
             }
         }
     }
@@ -122,7 +131,7 @@ extension MemoryDeadLetterStore {
             for key in keys {
                 guard let index = state.index(of: key), !state.isLeased(key, at: nowMilliseconds) else { continue }
                 state.leases[key] = lease
-                claimed.append(state.records[index].fullLetter)
+                claimed.append(state.letter(at: index))
             }
             return claimed
         }
@@ -150,7 +159,6 @@ extension MemoryDeadLetterStore {
 
     public func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int {
         let nowMilliseconds = now.millisecondsSince1970
-        let due = Date(millisecondsSince1970: nowMilliseconds)
         let limit = limit ?? .max
         guard limit > 0 else { return 0 }
         let matcher = Matcher(filter)
@@ -159,9 +167,9 @@ extension MemoryDeadLetterStore {
             var index = state.head
             while index < state.records.count, changed < limit {
                 let key = state.records[index].key
-                if matcher.matches(state.records[index]), !state.isLeased(key, at: nowMilliseconds) {
-                    state.records[index].letter.status = .retrying
-                    state.records[index].letter.nextAttemptAt = due
+                if state.matches(matcher, at: index), !state.isLeased(key, at: nowMilliseconds) {
+                    state.records[index].status = .retrying
+                    state.records[index].nextAttemptAt = nowMilliseconds
                     state.retrying[key] = nowMilliseconds
                     // A redriven letter starts afresh: an expired lease no longer names an owner.
                     state.leases[key] = nil

@@ -99,57 +99,158 @@ extension MemoryDeadLetterStore {
         value < 10 ? UInt8(ascii: "0") + UInt8(value) : UInt8(ascii: "a") + UInt8(value - 10)
     }
 
-    /// One stored letter. To keep memory low, a packed id or fingerprint is not kept in `letter` too.
+    /// Strings that many letters share (sources, error types, content types) and reasons, kept once and
+    /// referred to by number. Entries are never removed: their number is small next to the letters'.
+    struct Interner {
+        private(set) var strings: [String] = []
+        private var stringIDs: [String: UInt32] = [:]
+        private(set) var reasons: [FailureReason] = []
+        private var reasonIDs: [FailureReason: UInt32] = [:]
+
+        mutating func id(_ string: String) -> UInt32 {
+            if let id = self.stringIDs[string] { return id }
+            let id = UInt32(self.strings.count)
+            self.strings.append(string)
+            self.stringIDs[string] = id
+            return id
+        }
+
+        mutating func id(_ reason: FailureReason) -> UInt32 {
+            if let id = self.reasonIDs[reason] { return id }
+            let id = UInt32(self.reasons.count)
+            self.reasons.append(reason)
+            self.reasonIDs[reason] = id
+            return id
+        }
+
+        subscript(string id: UInt32) -> String { self.strings[Int(id)] }
+        subscript(reason id: UInt32) -> FailureReason { self.reasons[Int(id)] }
+    }
+
+    /// What few letters have: causes, metadata, history, a fingerprint that is not 16 hex digits.
+    final class Extras: Sendable {
+        let causes: [String]
+        let metadata: [String: String]
+        let history: [DeadLetter.HistoryEntry]
+        let fingerprint: String?
+
+        init(causes: [String], metadata: [String: String], history: [DeadLetter.HistoryEntry], fingerprint: String?) {
+            self.causes = causes
+            self.metadata = metadata
+            self.history = history
+            self.fingerprint = fingerprint
+        }
+    }
+
+    /// One stored letter, compact (≈ 136 bytes beside its message and payload): the id packed in ``Key``,
+    /// shared strings as numbers of the ``Interner``, times as milliseconds, and the rarely set fields in
+    /// ``Extras``.
     struct Record {
         var key: Key
-        var letter: DeadLetter
-        var fingerprint: UInt64
+        var status: DeadLetterStatus
         var flags: UInt8
+        var source: UInt32
+        var errorType: UInt32
+        var reason: UInt32
+        var contentType: UInt32
+        var attempts: Int
+        var replayCount: Int
+        var firstFailedAt: Int64
+        var lastFailedAt: Int64
+        var nextAttemptAt: Int64
+        var expiresAt: Int64
+        var fingerprint: UInt64
+        var errorMessage: String
+        var payload: Data
+        var extras: Extras?
 
         static let removed: UInt8 = 1
         static let packedFingerprint: UInt8 = 2
+        /// The stand-in for a missing time or content type.
+        static let none = Int64.min
+        static let noContentType = UInt32.max
 
-        init(_ letter: DeadLetter, key: Key? = nil) {
+        init(_ letter: DeadLetter, key: Key? = nil, interner: inout Interner) {
             self.key = key ?? Key(letter.id)
-            self.letter = letter
+            self.status = letter.status
             self.flags = 0
+            self.source = interner.id(letter.source)
+            self.errorType = interner.id(letter.errorType)
+            self.reason = interner.id(letter.reason)
+            self.contentType = letter.contentType.map { interner.id($0) } ?? Self.noContentType
+            self.attempts = letter.attempts
+            self.replayCount = letter.replayCount
+            self.firstFailedAt = letter.firstFailedAt.millisecondsSince1970
+            self.lastFailedAt = letter.lastFailedAt.millisecondsSince1970
+            self.nextAttemptAt = letter.nextAttemptAt?.millisecondsSince1970 ?? Self.none
+            self.expiresAt = letter.expiresAt?.millisecondsSince1970 ?? Self.none
+            self.errorMessage = letter.errorMessage
+            self.payload = letter.payload
+            var fingerprint: String? = letter.fingerprint
             self.fingerprint = 0
-            if case .uuid = self.key { self.letter.id = "" }
             if let packed = MemoryDeadLetterStore.packFingerprint(letter.fingerprint) {
                 self.fingerprint = packed
                 self.flags = Self.packedFingerprint
-                self.letter.fingerprint = ""
+                fingerprint = nil
+            }
+            if fingerprint != nil || !letter.causes.isEmpty || !letter.metadata.isEmpty || !letter.history.isEmpty {
+                self.extras = Extras(
+                    causes: letter.causes,
+                    metadata: letter.metadata,
+                    history: letter.history,
+                    fingerprint: fingerprint
+                )
+            } else {
+                self.extras = nil
             }
         }
 
         var isRemoved: Bool { self.flags & Self.removed != 0 }
 
-        /// The letter as it was stored, id and fingerprint included.
-        var fullLetter: DeadLetter {
-            var letter = self.letter
-            if case .uuid = self.key { letter.id = self.key.string }
+        var fingerprintString: String {
             if self.flags & Self.packedFingerprint != 0 {
-                letter.fingerprint = MemoryDeadLetterStore.fingerprintString(self.fingerprint)
+                return MemoryDeadLetterStore.fingerprintString(self.fingerprint)
             }
-            return letter
+            return self.extras?.fingerprint ?? ""
+        }
+
+        /// The letter as it was stored.
+        func letter(_ interner: Interner) -> DeadLetter {
+            DeadLetter(
+                id: self.key.string,
+                source: interner[string: self.source],
+                reason: interner[reason: self.reason],
+                errorType: interner[string: self.errorType],
+                errorMessage: self.errorMessage,
+                causes: self.extras?.causes ?? [],
+                attempts: self.attempts,
+                firstFailedAt: Date(millisecondsSince1970: self.firstFailedAt),
+                lastFailedAt: Date(millisecondsSince1970: self.lastFailedAt),
+                nextAttemptAt: self.nextAttemptAt == Self.none ? nil : Date(millisecondsSince1970: self.nextAttemptAt),
+                expiresAt: self.expiresAt == Self.none ? nil : Date(millisecondsSince1970: self.expiresAt),
+                status: self.status,
+                fingerprint: self.fingerprintString,
+                replayCount: self.replayCount,
+                metadata: self.extras?.metadata ?? [:],
+                contentType: self.contentType == Self.noContentType ? nil : interner[string: self.contentType],
+                payload: self.payload,
+                history: self.extras?.history ?? []
+            )
+        }
+
+        /// ``DeadLetter/storageSize`` of the stored letter.
+        func storageSize(_ interner: Interner) -> Int {
+            self.letter(interner).storageSize
         }
 
         /// Removes the letter, keeping its key for ordering, and frees what it held.
         mutating func markRemoved() {
             self.flags = Self.removed
-            self.letter = DeadLetter(
-                id: "",
-                source: "",
-                reason: .unknown,
-                errorType: "",
-                errorMessage: "",
-                firstFailedAt: self.letter.firstFailedAt,
-                fingerprint: "",
-                payload: .init()
-            )
+            self.errorMessage = ""
+            self.payload = Data()
+            self.extras = nil
         }
     }
-
     /// Who holds a letter and until when (milliseconds since 1970).
     struct Lease {
         var owner: String
@@ -175,18 +276,41 @@ extension MemoryDeadLetterStore {
             self.filter = rest
         }
 
-        func matches(_ record: Record) -> Bool {
+        /// Whether `record` is selected; the same semantics as ``DeadLetterFilter/matches(_:)``, on the
+        /// compact fields.
+        func matches(_ record: Record, _ interner: Interner) -> Bool {
             if record.isRemoved { return false }
             if self.selectsAll { return true }
             if let keys = self.keys, !keys.contains(record.key) { return false }
             if let fingerprints = self.fingerprints {
                 if record.flags & Record.packedFingerprint != 0 {
                     if !self.packedFingerprints.contains(record.fingerprint) { return false }
-                } else if !fingerprints.contains(record.letter.fingerprint) {
+                } else if !fingerprints.contains(record.extras?.fingerprint ?? "") {
                     return false
                 }
             }
-            return self.filter.matches(record.letter)
+            let filter = self.filter
+            if !filter.sources.isEmpty, !filter.sources.contains(interner[string: record.source]) { return false }
+            if !filter.reasons.isEmpty, !filter.reasons.contains(interner[reason: record.reason].rawValue) {
+                return false
+            }
+            if !filter.errorTypes.isEmpty, !filter.errorTypes.contains(interner[string: record.errorType]) {
+                return false
+            }
+            if !filter.statuses.isEmpty, !filter.statuses.contains(record.status) { return false }
+            if let since = filter.since, record.lastFailedAt < since.millisecondsSince1970 { return false }
+            if let until = filter.until, record.lastFailedAt >= until.millisecondsSince1970 { return false }
+            if let minAttempts = filter.minAttempts, record.attempts < minAttempts { return false }
+            if let search = filter.search, !search.isEmpty,
+                !DeadLetterFilter.asciiCaseInsensitiveContains(record.errorMessage, search)
+            {
+                return false
+            }
+            if let expiresBefore = filter.expiresBefore {
+                guard record.expiresAt != Record.none, record.expiresAt <= expiresBefore.millisecondsSince1970
+                else { return false }
+            }
+            return true
         }
     }
 }

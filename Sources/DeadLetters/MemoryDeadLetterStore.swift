@@ -24,6 +24,16 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         var leases: [Key: Lease] = [:]
         /// The `nextAttemptAt` (milliseconds) of every retrying letter, so claims need not scan the store.
         var retrying: [Key: Int64] = [:]
+        var interner = Interner()
+
+        /// The letter at `index`, as it was stored.
+        func letter(at index: Int) -> DeadLetter {
+            self.records[index].letter(self.interner)
+        }
+
+        func matches(_ matcher: Matcher, at index: Int) -> Bool {
+            matcher.matches(self.records[index], self.interner)
+        }
 
         /// The first index whose key is not less than `key`.
         func lowerBound(_ key: Key) -> Int {
@@ -60,7 +70,7 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         }
 
         mutating func insert(_ letter: DeadLetter, key: Key) {
-            let record = Record(letter, key: key)
+            let record = Record(letter, key: key, interner: &self.interner)
             self.live += 1
             self.bytes += letter.storageSize
             self.track(record.key, letter)
@@ -78,8 +88,8 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
 
         /// Writes the new state of the live letter at `index`.
         mutating func replace(at index: Int, with letter: DeadLetter) {
-            let record = Record(letter)
-            self.bytes += letter.storageSize - self.records[index].letter.storageSize
+            let record = Record(letter, interner: &self.interner)
+            self.bytes += letter.storageSize - self.records[index].storageSize(self.interner)
             self.track(record.key, letter)
             self.records[index] = record
         }
@@ -96,7 +106,7 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         @discardableResult
         mutating func remove(at index: Int) -> DeadLetter? {
             guard !self.records[index].isRemoved else { return nil }
-            let letter = self.records[index].fullLetter
+            let letter = self.letter(at: index)
             let key = self.records[index].key
             self.records[index].markRemoved()
             self.leases[key] = nil
@@ -199,7 +209,7 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
 
     public func letter(id: String) async throws -> DeadLetter? {
         let key = Key(id)
-        return self.state.withLock { state in state.index(of: key).map { state.records[$0].fullLetter } }
+        return self.state.withLock { state in state.index(of: key).map { state.letter(at: $0) } }
     }
 
     public func page(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> DeadLetterPage {
@@ -209,9 +219,9 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
             var letters: [DeadLetter] = []
             var index = state.start(after: cursor)
             while index < state.records.count {
-                if matcher.matches(state.records[index]) {
+                if state.matches(matcher, at: index) {
                     if letters.count == limit { return DeadLetterPage(letters: letters, nextCursor: letters.last?.id) }
-                    letters.append(state.records[index].fullLetter)
+                    letters.append(state.letter(at: index))
                 }
                 index += 1
             }
@@ -224,7 +234,7 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         return self.state.withLock { state in
             if matcher.selectsAll { return state.live }
             var count = 0
-            for index in state.head..<state.records.count where matcher.matches(state.records[index]) { count += 1 }
+            for index in state.head..<state.records.count where state.matches(matcher, at: index) { count += 1 }
             return count
         }
     }
