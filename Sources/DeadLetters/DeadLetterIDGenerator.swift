@@ -46,7 +46,12 @@ public final class DeadLetterIDGenerator: Sendable {
         // 48 bits of milliseconds, version 7 and 12 bits of counter, variant 2 and 62 random bits.
         let high = ms << 16 | 0x7000 | UInt64(counter & 0xFFF)
         let low = tail & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
-        return String(unsafeUninitializedCapacity: 36) { buffer in
+        return Self.uuidString(high: high, low: low)
+    }
+
+    /// The 36-character, lower-case UUID text of a 128-bit value given as two halves.
+    static func uuidString(high: UInt64, low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 36) { buffer in
             var position = 0
             for nibble in 0..<32 {
                 if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {

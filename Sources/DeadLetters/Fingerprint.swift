@@ -20,9 +20,14 @@ public enum Fingerprint {
         mix(0)
         var message = message
         message.withUTF8 { bytes in Self.normalize(bytes) { mix($0) } }
-        return String(unsafeUninitializedCapacity: 16) { buffer in
+        return Self.hex(hash)
+    }
+
+    /// `value` as 16 lower-case hex digits, as fingerprints are written.
+    static func hex(_ value: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 16) { buffer in
             for index in 0..<16 {
-                let nibble = UInt8(truncatingIfNeeded: hash >> UInt64(60 - 4 * index)) & 0xF
+                let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - 4 * index)) & 0xF
                 buffer[index] = nibble < 10 ? 48 + nibble : 87 + nibble
             }
             return 16

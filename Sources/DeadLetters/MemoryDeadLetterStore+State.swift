@@ -18,7 +18,7 @@ extension MemoryDeadLetterStore {
 
         var string: String {
             switch self {
-            case .uuid(let high, let low): return Self.uuidString(high, low)
+            case .uuid(let high, let low): return DeadLetterIDGenerator.uuidString(high: high, low: low)
             case .other(let string): return string
             }
         }
@@ -47,23 +47,6 @@ extension MemoryDeadLetterStore {
             }
             return .uuid(high, low)
         }
-
-        private static func uuidString(_ high: UInt64, _ low: UInt64) -> String {
-            String(unsafeUninitializedCapacity: 36) { buffer in
-                var position = 0
-                for nibble in 0..<32 {
-                    if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
-                        buffer[position] = UInt8(ascii: "-")
-                        position += 1
-                    }
-                    let word = nibble < 16 ? high : low
-                    let shift = UInt64(60 - 4 * (nibble % 16))
-                    buffer[position] = hexDigit(word >> shift & 0xF)
-                    position += 1
-                }
-                return 36
-            }
-        }
     }
 
     /// A fingerprint of 16 lower-case hex digits (as ``Fingerprint`` makes them) packed into 8 bytes.
@@ -81,10 +64,7 @@ extension MemoryDeadLetterStore {
     }
 
     static func fingerprintString(_ value: UInt64) -> String {
-        String(unsafeUninitializedCapacity: 16) { buffer in
-            for index in 0..<16 { buffer[index] = hexDigit(value >> UInt64(60 - 4 * index) & 0xF) }
-            return 16
-        }
+        Fingerprint.hex(value)
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt64? {
@@ -93,10 +73,6 @@ extension MemoryDeadLetterStore {
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt64(byte - UInt8(ascii: "a") + 10)
         default: return nil
         }
-    }
-
-    private static func hexDigit(_ value: UInt64) -> UInt8 {
-        value < 10 ? UInt8(ascii: "0") + UInt8(value) : UInt8(ascii: "a") + UInt8(value - 10)
     }
 
     /// Strings that many letters share (sources, error types, content types) and reasons, kept once and
