@@ -86,8 +86,8 @@ extension PostgresDeadLetterStore {
     }
 
     /// The common case in one statement and one round trip: an unbounded batch whose ids are all new is
-    /// inserted with the usage update, in the statement's own transaction. Returns `nil` when an id is
-    /// already stored (the statement then changed nothing), so that the batch takes the careful path.
+    /// inserted with the usage update by `add_letters`, in the statement's own transaction. Returns `nil` when
+    /// an id is already stored (the statement then changed nothing), so that the batch takes the careful path.
     private func commitWithoutConflicts(
         _ batch: [GroupCommit.Request]
     ) async throws -> [Result<DeadLetterAppendResult, any Error>]? {
@@ -100,14 +100,7 @@ extension PostgresDeadLetterStore {
                 try columns.append(letter)
             }
         }
-        var query = columns.insert(into: self.schema, onConflict: false)
-        query.binds.append(Self.usageSlot())
-        query.sql = """
-            WITH inserted AS (\(query.sql))
-            UPDATE \(self.schema).usage
-            SET count = count + (SELECT count(*) FROM inserted), bytes = bytes + (SELECT coalesce(sum(size), 0) FROM inserted)
-            WHERE slot = $\(query.binds.count)
-            """
+        let query = columns.add(into: self.schema)
         do {
             try await self.rows(query)
         } catch let error as PSQLError where Self.sqlState(error) == "23505" {
@@ -296,8 +289,9 @@ extension PostgresDeadLetterStore {
         try await self.rows(
             connection,
             PostgresQuery(
-                unsafeSQL: "UPDATE \(self.schema).usage SET count = count + $1, bytes = bytes + $2 WHERE slot = $3",
-                binds: Self.binds(Int64(count), bytes, Self.usageSlot())
+                unsafeSQL:
+                    "UPDATE \(self.schema).usage SET count = count + $1, bytes = bytes + $2 WHERE slot = \(Self.usageSlotSQL)",
+                binds: Self.binds(Int64(count), bytes)
             )
         )
     }

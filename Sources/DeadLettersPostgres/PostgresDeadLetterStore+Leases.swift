@@ -83,7 +83,7 @@ extension PostgresDeadLetterStore {
             counted AS (
                 UPDATE \(self.schema).usage
                 SET count = count - (SELECT count(*) FROM removed), bytes = bytes - (SELECT sum(size) FROM removed)
-                WHERE slot = $3 AND EXISTS (SELECT 1 FROM removed)
+                WHERE slot = \(Self.usageSlotSQL) AND EXISTS (SELECT 1 FROM removed)
             )
             SELECT id, lease_owner FROM removed
             """
@@ -91,7 +91,7 @@ extension PostgresDeadLetterStore {
             let rows = try await self.rows(
                 PostgresQuery(
                     unsafeSQL: sql,
-                    binds: Self.binds(batch.map(\.id), batch.map(\.owner), Self.usageSlot())
+                    binds: Self.binds(batch.map(\.id), batch.map(\.owner))
                 )
             )
             var removed = Set<Completion>()
@@ -117,14 +117,12 @@ extension PostgresDeadLetterStore {
     /// Deletes the letters `condition` selects and updates the usage counters, in one statement (its own
     /// transaction); returns how many were removed.
     private func removing(_ condition: String, _ binds: PostgresBindings) async throws -> Int {
-        var binds = binds
-        binds.append(Self.usageSlot())
         let sql = """
             WITH removed AS (DELETE FROM \(self.schema).letters WHERE \(condition) RETURNING size),
             counted AS (
                 UPDATE \(self.schema).usage
                 SET count = count - (SELECT count(*) FROM removed), bytes = bytes - (SELECT sum(size) FROM removed)
-                WHERE slot = $\(binds.count) AND EXISTS (SELECT 1 FROM removed)
+                WHERE slot = \(Self.usageSlotSQL) AND EXISTS (SELECT 1 FROM removed)
             )
             SELECT count(*) FROM removed
             """
@@ -151,7 +149,7 @@ extension PostgresDeadLetterStore {
                 WITH released AS (\(sql)),
                 counted AS (
                     UPDATE \(self.schema).usage SET bytes = bytes + $20 - (SELECT old_size FROM released)
-                    WHERE slot = $21 AND EXISTS (SELECT 1 FROM released WHERE old_size <> $20)
+                    WHERE slot = \(Self.usageSlotSQL) AND EXISTS (SELECT 1 FROM released WHERE old_size <> $20)
                 )
                 SELECT count(*) FROM released
                 """
@@ -176,7 +174,6 @@ extension PostgresDeadLetterStore {
             binds.append(columns.payloads[0])
             binds.append(columns.history[0])
             binds.append(columns.sizes[0])
-            binds.append(Self.usageSlot())
             let rows = try await self.rows(PostgresQuery(unsafeSQL: statement, binds: binds))
             return try rows.first?.decode(Int64.self) == 1
         }

@@ -204,6 +204,21 @@ struct LetterColumns {
     /// `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id` of every row; without `onConflict`, a stored id
     /// fails the statement with a unique violation, and it returns `size`.
     func insert(into schema: String, onConflict: Bool = true) -> PostgresQuery {
+        let sql =
+            Self.insertSQL(into: schema) + "\n"
+            + (onConflict ? "ON CONFLICT (id) DO NOTHING RETURNING id" : "RETURNING size")
+        return PostgresQuery(unsafeSQL: sql, binds: self.binds)
+    }
+
+    /// `SELECT schema.add_letters($1, …, $20)`: the insert and the usage update in a function whose plan the
+    /// server keeps per connection (see ``addLettersFunction``); a stored id fails it with a unique violation.
+    func add(into schema: String) -> PostgresQuery {
+        let parameters = (1...20).map { "$\($0)" }.joined(separator: ", ")
+        return PostgresQuery(unsafeSQL: "SELECT \(schema).add_letters(\(parameters))", binds: self.binds)
+    }
+
+    /// The 20 column arrays, in the order of ``insertSQL(into:)``'s parameters.
+    var binds: PostgresBindings {
         var binds = PostgresBindings(capacity: 20)
         binds.append(self.ids)
         binds.append(self.sources)
@@ -225,22 +240,45 @@ struct LetterColumns {
         binds.append(self.payloads)
         binds.append(self.history)
         binds.append(self.sizes)
-        let sql = """
-            INSERT INTO \(schema).letters (id, source, reason, error_type, error_message, causes, attempts,
-                first_failed_at, last_failed_at, next_attempt_at, expires_at, status, fingerprint, replay_count,
-                metadata, content_type, payload, history, size)
-            SELECT u.id, u.source, u.reason, u.error_type, u.error_message, u.causes::jsonb, u.attempts,
-                u.first_failed_at, u.last_failed_at, NULLIF(u.next_attempt_at, \(Self.absent)),
-                NULLIF(u.expires_at, \(Self.absent)), u.status, u.fingerprint, u.replay_count, u.metadata::jsonb,
-                CASE WHEN u.has_content_type THEN u.content_type END, u.payload, u.history::jsonb, u.size
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
-                $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::int8[], $15::text[],
-                $16::text[], $17::bool[], $18::bytea[], $19::text[], $20::int8[])
-                AS u(id, source, reason, error_type, error_message, causes, attempts, first_failed_at,
-                    last_failed_at, next_attempt_at, expires_at, status, fingerprint, replay_count, metadata,
-                    content_type, has_content_type, payload, history, size)
-            \(onConflict ? "ON CONFLICT (id) DO NOTHING RETURNING id" : "RETURNING size")
-            """
-        return PostgresQuery(unsafeSQL: sql, binds: binds)
+        return binds
     }
+
+    /// The multi-row insert of the 20 column arrays `$1` … `$20`, without a final clause.
+    static func insertSQL(into schema: String) -> String {
+        """
+        INSERT INTO \(schema).letters (id, source, reason, error_type, error_message, causes, attempts,
+            first_failed_at, last_failed_at, next_attempt_at, expires_at, status, fingerprint, replay_count,
+            metadata, content_type, payload, history, size)
+        SELECT u.id, u.source, u.reason, u.error_type, u.error_message, u.causes::jsonb, u.attempts,
+            u.first_failed_at, u.last_failed_at, NULLIF(u.next_attempt_at, \(Self.absent)),
+            NULLIF(u.expires_at, \(Self.absent)), u.status, u.fingerprint, u.replay_count, u.metadata::jsonb,
+            CASE WHEN u.has_content_type THEN u.content_type END, u.payload, u.history::jsonb, u.size
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
+            $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::int8[], $15::text[],
+            $16::text[], $17::bool[], $18::bytea[], $19::text[], $20::int8[])
+            AS u(id, source, reason, error_type, error_message, causes, attempts, first_failed_at,
+                last_failed_at, next_attempt_at, expires_at, status, fingerprint, replay_count, metadata,
+                content_type, has_content_type, payload, history, size)
+        """
+    }
+
+    /// The function ``add(into:)`` calls: the insert, then the usage counters; `$schema` stands for the schema.
+    /// Its statements' plans are cached by the server per connection, which saves parsing and planning the
+    /// 20-array insert at every group commit.
+    static let addLettersFunction = """
+        CREATE FUNCTION $schema.add_letters(text[], text[], text[], text[], text[], text[], int8[], int8[],
+            int8[], int8[], int8[], text[], text[], int8[], text[], text[], bool[], bytea[], text[], int8[])
+        RETURNS int8 LANGUAGE plpgsql AS $body$
+        DECLARE
+            inserted int8;
+        BEGIN
+        \(insertSQL(into: "$schema"));
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+            UPDATE $schema.usage
+            SET count = count + inserted, bytes = bytes + (SELECT coalesce(sum(s), 0) FROM unnest($20) AS s)
+            WHERE slot = \(PostgresDeadLetterStore.usageSlotSQL);
+            RETURN inserted;
+        END
+        $body$
+        """
 }

@@ -86,7 +86,8 @@ extension PostgresDeadLetterStore {
         """
     }
 
-    /// Version 2: the running totals and their triggers, filled from the stored letters; an index on
+    /// Version 2: the running totals and their triggers, filled from the stored letters; `add_letters` (the
+    /// group commit's insert, planned once per connection); an index on
     /// `first_failed_at` (oldest letter, partial age buckets); `(fingerprint, source, id)` instead of
     /// `(fingerprint, id)`, so that a page of one group in one source is an index range.
     static let talliesMigration: [String] = [
@@ -131,6 +132,7 @@ extension PostgresDeadLetterStore {
         INSERT INTO $schema.first_failures (bucket, count)
         SELECT \(bucketSQL), count(*) FROM $schema.letters GROUP BY 1
         """,
+        LetterColumns.addLettersFunction,
         "CREATE INDEX letters_first_failed_at ON $schema.letters (first_failed_at)",
         "CREATE INDEX letters_fingerprint_source ON $schema.letters (fingerprint, source, id)",
         "DROP INDEX $schema.letters_fingerprint",

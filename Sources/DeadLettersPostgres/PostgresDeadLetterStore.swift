@@ -190,8 +190,9 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
         (error as? PSQLError)?.serverInfo?[.sqlState]
     }
 
-    /// A random slot of the usage counters, so that concurrent writers rarely wait for each other.
-    static func usageSlot() -> Int64 { Int64.random(in: 0..<Self.usageSlots) }
+    /// The slot of the usage counters a transaction updates, in SQL: from its transaction id, so that
+    /// concurrent transactions (whose ids are close) update different rows and do not wait for each other.
+    static let usageSlotSQL = "txid_current() % \(usageSlots)"
     static let usageSlots: Int64 = 16
 }
 

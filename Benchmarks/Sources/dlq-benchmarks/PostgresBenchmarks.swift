@@ -19,8 +19,14 @@ enum PostgresBenchmarks {
         try await self.queries(url: url, schema: "bench_big_\(run)", settings, report: report)
     }
 
+    /// The store's defaults; `DLQ_POSTGRES_BENCH_COMMITS` overrides `maxConcurrentCommits`, for tuning.
     static func configuration(_ schema: String) -> PostgresDeadLetterStore.Configuration {
-        PostgresDeadLetterStore.Configuration(schema: schema, migrate: true)
+        var configuration = PostgresDeadLetterStore.Configuration(schema: schema, migrate: true)
+        let environment = ProcessInfo.processInfo.environment
+        if let commits = environment["DLQ_POSTGRES_BENCH_COMMITS"].flatMap({ Int($0) }) {
+            configuration.maxConcurrentCommits = commits
+        }
+        return configuration
     }
 
     static func durableAdd(url: String, schema: String, _ settings: Settings, report: Report) async throws {
