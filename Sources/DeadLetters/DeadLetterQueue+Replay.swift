@@ -149,41 +149,31 @@ extension DeadLetterQueue {
         // replay returns only once every write is done.
         let slots = ReplaySlots(options.concurrency)
         let maxLive = options.concurrency + Self.replayMaxPendingWrites
-        var cursor: String?
         var seen = 0
         var stop = false
         var failure: (any Error)?
         await withTaskGroup(of: Void.self) { group in
             var live = 0
-            outer: while !stop, seen < matched {
-                let want = min(self.configuration.batchSize, matched - seen)
-                let page: DeadLetterPage
-                do {
-                    page = try await self.store.page(filter, after: cursor, limit: want)
-                } catch {
-                    failure = error
-                    break
-                }
-                if page.letters.isEmpty { break }
-                cursor = page.letters.last?.id
-                seen += page.letters.count
-                let now = self.clock.now()
-                let claimed: [DeadLetter]
-                do {
-                    claimed = try await self.store.claim(
-                        ids: page.letters.map(\.id),
-                        now: now,
-                        owner: owner,
-                        leaseUntil: now.adding(self.configuration.leaseDuration)
-                    )
-                } catch {
-                    failure = error
-                    break
-                }
-                for letter in claimed {
+            var batch: ReplayBatch?
+            do {
+                batch = try await self.replayBatch(
+                    filter,
+                    after: nil,
+                    limit: min(self.configuration.batchSize, matched)
+                )
+            } catch {
+                failure = error
+            }
+            while let current = batch {
+                seen += current.count
+                // The next page is read and claimed while this one's letters start.
+                let more = !current.isLast && seen < matched
+                let limit = min(self.configuration.batchSize, matched - seen)
+                async let following = more ? self.replayBatch(filter, after: current.cursor, limit: limit) : nil
+                for letter in current.claimed {
                     while live >= maxLive, await group.next() != nil { live -= 1 }
                     await slots.acquire()
-                    if tally.withLock({ $0.stoppedByCircuit }) || Task.isCancelled {
+                    if stop || tally.withLock({ $0.stoppedByCircuit }) || Task.isCancelled {
                         slots.release()
                         stop = true
                         _ = try? await self.store.release(letter, owner: owner)
@@ -201,7 +191,17 @@ extension DeadLetterQueue {
                         if let progress { progress(tally.withLock { $0 }) }
                     }
                 }
-                if page.nextCursor == nil { break outer }
+                do {
+                    batch = try await following
+                } catch {
+                    failure = error
+                    batch = nil
+                }
+                if stop, let claimed = batch?.claimed {
+                    // Claimed ahead but not run: hand them back.
+                    for letter in claimed { _ = try? await self.store.release(letter, owner: owner) }
+                    batch = nil
+                }
             }
             await group.waitForAll()
         }
@@ -220,6 +220,21 @@ extension DeadLetterQueue {
             ]
         )
         return report
+    }
+
+    /// Reads the page of letters after `cursor` and claims those that are free; `nil` when the page is empty.
+    private func replayBatch(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> ReplayBatch?
+    {
+        let page = try await self.store.page(filter, after: cursor, limit: limit)
+        guard let last = page.letters.last else { return nil }
+        let now = self.clock.now()
+        let claimed = try await self.store.claim(
+            ids: page.letters.map(\.id),
+            now: now,
+            owner: self.configuration.instanceID,
+            leaseUntil: now.adding(self.configuration.leaseDuration)
+        )
+        return ReplayBatch(claimed: claimed, cursor: last.id, count: page.letters.count, isLast: page.nextCursor == nil)
     }
 
     /// How many letters of a replay may wait for their store write (removal or new state) beyond those
@@ -340,6 +355,17 @@ extension DeadLetterQueue {
             )
         }
     }
+}
+
+/// A page of a replay and the letters of it this replay claimed.
+struct ReplayBatch: Sendable {
+    var claimed: [DeadLetter]
+    /// The id of the page's last letter, where the next page starts.
+    var cursor: String
+    /// How many letters the page held (claimed or not).
+    var count: Int
+    /// Whether no page follows.
+    var isLast: Bool
 }
 
 /// The handler slots of a replay: the loop takes one before it starts a letter, the letter gives it back

@@ -35,26 +35,22 @@ extension SQLiteDeadLetterStore {
             }
             group.addTask {
                 defer { channel.close() }
-                return try await self.write { db in
+                let result = try await self.writeWithoutTransaction { db in
                     defer { channel.close() }
+                    // The commit is durable once the log is synced; copying a large import from the log into the
+                    // file (the checkpoint SQLite would run inside this commit) is left to the next writer turn,
+                    // queued below, so the import returns at its commit.
+                    try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+                    defer { try? db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.walAutocheckpointPages)") }
                     var total = DeadLetterAppendResult(inserted: 0)
-                    // Written when they grow large and at the end: one upsert per distinct key, not per chunk.
-                    var totals = SQLiteInsertTotals()
-                    while let chunk = try channel.receive() {
-                        let result = try Self.insert(
-                            chunk,
-                            onConflict: onConflict,
-                            limits: .unbounded,
-                            totals: &totals,
-                            db
-                        )
-                        if totals.keyCount >= SQLiteInsertTotals.largeKeyCount { try totals.write(db) }
-                        total.inserted += result.inserted
-                        total.skipped += result.skipped
+                    try db.inTransaction(.immediate) {
+                        total = try Self.insertAll(from: channel, onConflict: onConflict, db)
+                        return .commit
                     }
-                    try totals.write(db)
                     return total
                 }
+                self.pool.asyncWriteWithoutTransaction { db in _ = try? db.checkpoint(.passive) }
+                return result
             }
             var result: DeadLetterAppendResult?
             for try await outcome in group {
@@ -62,6 +58,27 @@ extension SQLiteDeadLetterStore {
             }
             return result ?? DeadLetterAppendResult(inserted: 0)
         }
+    }
+}
+
+extension SQLiteDeadLetterStore {
+    /// Inserts the chunks `channel` delivers until it ends; throws what reading the import threw.
+    fileprivate static func insertAll(
+        from channel: ImportChannel,
+        onConflict: DeadLetterConflictPolicy,
+        _ db: Database
+    ) throws -> DeadLetterAppendResult {
+        var total = DeadLetterAppendResult(inserted: 0)
+        // Written when they grow large and at the end: one upsert per distinct key, not per chunk.
+        var totals = SQLiteInsertTotals()
+        while let chunk = try channel.receive() {
+            let result = try Self.insert(chunk, onConflict: onConflict, limits: .unbounded, totals: &totals, db)
+            if totals.keyCount >= SQLiteInsertTotals.largeKeyCount { try totals.write(db) }
+            total.inserted += result.inserted
+            total.skipped += result.skipped
+        }
+        try totals.write(db)
+        return total
     }
 }
 

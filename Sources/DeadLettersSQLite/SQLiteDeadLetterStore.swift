@@ -92,6 +92,9 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
         try await self.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
     }
 
+    /// The log is copied into the file once it holds this many pages (32 MiB).
+    static let walAutocheckpointPages = 8192
+
     private static func grdbConfiguration(_ configuration: Configuration) -> GRDB.Configuration {
         var grdb = GRDB.Configuration()
         grdb.label = "dead-letters"
@@ -136,7 +139,7 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
         try db.execute(sql: "PRAGMA synchronous = \(durability.synchronousPragma)")
         // Checkpoint every 8,192 pages (32 MiB) rather than 1,000: index pages rewritten by many small commits
         // are copied into the file once; the log is cut back to 64 MiB after a checkpoint.
-        try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
+        try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.walAutocheckpointPages)")
         try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         let level = try Int.fetchOne(db, sql: "PRAGMA synchronous")
         guard level == durability.synchronousLevel else {
