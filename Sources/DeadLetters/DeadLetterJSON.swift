@@ -79,6 +79,8 @@ public enum DeadLetterJSON {
 extension DeadLetterJSON {
     struct Writer {
         var buffer: [UInt8]
+        /// Also escape `<`, `>`, `&`, U+2028 and U+2029, for JSON that may end up inside HTML.
+        var escapesHTML = false
 
         mutating func raw(_ text: StaticString) {
             text.withUTF8Buffer { self.buffer.append(contentsOf: $0) }
@@ -194,7 +196,10 @@ extension DeadLetterJSON {
             var start = 0
             for index in 0..<bytes.count {
                 let c = bytes[index]
-                guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else { continue }
+                guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else {
+                    if self.escapesHTML { self.escapeForHTML(bytes, at: index, start: &start) }
+                    continue
+                }
                 if index > start { buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index])) }
                 start = index + 1
                 buffer.append(UInt8(ascii: "\\"))
@@ -212,6 +217,28 @@ extension DeadLetterJSON {
                 }
             }
             if start < bytes.count { buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...])) }
+        }
+
+        /// Writes `<`, `>`, `&` as `\u003c`, `\u003e`, `\u0026`, and U+2028 and U+2029 (the bytes E2 80 A8/A9)
+        /// as `\u2028`, `\u2029`, when `bytes[index]` starts one of them.
+        private mutating func escapeForHTML(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int, start: inout Int) {
+            let c = bytes[index]
+            let escape: StaticString
+            var length = 1
+            switch c {
+            case UInt8(ascii: "<"): escape = "\\u003c"
+            case UInt8(ascii: ">"): escape = "\\u003e"
+            case UInt8(ascii: "&"): escape = "\\u0026"
+            case 0xE2
+            where index + 2 < bytes.count && bytes[index + 1] == 0x80
+                && (bytes[index + 2] == 0xA8 || bytes[index + 2] == 0xA9):
+                escape = bytes[index + 2] == 0xA8 ? "\\u2028" : "\\u2029"
+                length = 3
+            default: return
+            }
+            if index > start { buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index])) }
+            raw(escape)
+            start = index + length
         }
 
         /// Writes `"yyyy-MM-ddTHH:mm:ss.SSSZ"` as ``Timestamp/format(_:)`` does, without a `String`.

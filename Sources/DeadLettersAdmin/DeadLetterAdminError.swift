@@ -36,9 +36,9 @@ public struct DeadLetterAdminError: HTTPResponseError, Sendable, Hashable, Custo
         headers[.contentType] = "application/json; charset=utf-8"
         headers[.cacheControl] = "no-store"
         var body = #"{"error":{"code":"#
-        JSONText.appendString(self.code, to: &body)
+        body += JSONText.string(self.code)
         body += #","message":"#
-        JSONText.appendString(self.message, to: &body)
+        body += JSONText.string(self.message)
         body += "}}\n"
         return Response(status: self.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
@@ -96,36 +96,10 @@ extension DeadLetterAdminError {
     )
 }
 
-/// Writes JSON text by hand, as the stored format's codec does: strings escaped as JSON requires.
+/// JSON string literals in the API's answers: escaped as the stored format escapes, and for HTML too.
 enum JSONText {
-    static func appendString(_ string: String, to out: inout String) {
-        out.append("\"")
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "<": out += "\\u003c"
-            case ">": out += "\\u003e"
-            case "&": out += "\\u0026"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out.append("\"")
-    }
-
     static func string(_ string: String) -> String {
-        var out = ""
-        self.appendString(string, to: &out)
-        return out
+        DeadLetterJSON.quoted(string, escapingHTML: true)
     }
 
     static func stringOrNull(_ string: String?) -> String {

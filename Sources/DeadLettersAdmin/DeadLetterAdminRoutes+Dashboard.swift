@@ -45,7 +45,7 @@ extension DeadLetterAdminRoutes {
         }
         values["oldestAge"] = summary.oldestFailedAt.map { DashboardViews.age(now.timeIntervalSince($0)) } ?? "—"
         values["oldestAt"] = DashboardViews.time(summary.oldestFailedAt)
-        values["averageAttempts"] = AdminJSON.number((summary.averageAttempts * 10).rounded() / 10)
+        values["averageAttempts"] = DeadLetterJSON.number((summary.averageAttempts * 10).rounded() / 10)
         values["byReason"] = self.countRows(summary.byReason, total: summary.total, parameter: "reason")
         values["bySource"] = self.countRows(summary.bySource, total: summary.total, parameter: "source")
         values["byErrorType"] = self.countRows(summary.byErrorType, total: summary.total, parameter: "errorType")

@@ -33,7 +33,7 @@ struct GroupsCommand: AsyncParsableCommand {
             try await store.groups(filter, limit: limit)
         }
         if self.json {
-            Terminal.line(JSONOutput.array(groups.map(JSONOutput.group)))
+            Terminal.line(JSONOutput.array(groups.map { DeadLetterJSON.group($0) }))
         } else {
             Terminal.out(GroupView.table(groups, now: Date()))
         }

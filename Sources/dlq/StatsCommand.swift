@@ -30,7 +30,7 @@ struct StatsCommand: AsyncParsableCommand {
             try await store.summary(filter, now: Date())
         }
         if self.json {
-            Terminal.line(JSONOutput.summary(summary))
+            Terminal.line(DeadLetterJSON.summary(summary))
         } else {
             Terminal.out(SummaryView.render(summary, now: Date()))
         }
