@@ -73,15 +73,6 @@ extension SQLiteDeadLetterStore {
         return letters
     }
 
-    /// Writes a claimed letter's new state and ends its lease, if `owner` still holds it.
-    public func release(_ letter: DeadLetter, owner: String) async throws -> Bool {
-        let arguments = try SQLiteRows.releaseArguments(letter, owner: owner)
-        return try await self.write { db in
-            try db.cachedStatement(sql: SQLiteRows.releaseSQL).execute(arguments: arguments)
-            return db.changesCount > 0
-        }
-    }
-
     /// Makes the selected letters without a live lease due now (status `retrying`, `nextAttemptAt` = `now`),
     /// oldest first, at most `limit` of them (`nil`: all).
     public func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int {

@@ -1,11 +1,12 @@
-import DeadLetters
+public import DeadLetters
 import GRDB
 
-/// The completions waiting for the writer; see ``SQLiteDeadLetterStore/complete(id:owner:)``.
-struct CompleteQueue: Sendable {
+/// The outcomes of claimed letters waiting for the writer: completions and releases; see
+/// ``SQLiteDeadLetterStore/complete(id:owner:)``.
+struct OutcomeQueue: Sendable {
     struct Request: Sendable {
-        var id: String
-        var owner: String
+        /// Writes the outcome in the drain's transaction; returns whether the owner still held the lease.
+        var write: @Sendable (Database) throws -> Bool
         var continuation: CheckedContinuation<Bool, any Error>
     }
 
@@ -17,13 +18,31 @@ struct CompleteQueue: Sendable {
 extension SQLiteDeadLetterStore {
     /// Removes a letter whose handler succeeded, if `owner` still holds its lease.
     ///
-    /// Completions that arrive while the writer is busy wait together and are removed in the next
-    /// transaction (group commit), so a replay running many letters at once commits (and, when durable,
-    /// syncs) once for many of them. Each returns once its removal is committed. A task cancelled while it
-    /// waits still has its letter removed and gets the result.
+    /// Completions (and releases) that arrive while the writer is busy wait together and are written in the
+    /// next transaction (group commit), so a replay running many letters at once commits (and, when durable,
+    /// syncs) once for many of them. Each returns once its write is committed. A task cancelled while it
+    /// waits still has its write done and gets the result.
     public func complete(id: String, owner: String) async throws -> Bool {
+        try await self.writeOutcome { db in
+            try db.cachedStatement(sql: "DELETE FROM dlq_letters WHERE id = ? AND lease_owner = ?")
+                .execute(arguments: [id, owner])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Writes a claimed letter's new state and ends its lease, if `owner` still holds it; shares commits with
+    /// concurrent completions and releases as ``complete(id:owner:)`` does.
+    public func release(_ letter: DeadLetter, owner: String) async throws -> Bool {
+        let arguments = try SQLiteRows.releaseArguments(letter, owner: owner)
+        return try await self.writeOutcome { db in
+            try db.cachedStatement(sql: SQLiteRows.releaseSQL).execute(arguments: arguments)
+            return db.changesCount > 0
+        }
+    }
+
+    private func writeOutcome(_ write: @escaping @Sendable (Database) throws -> Bool) async throws -> Bool {
         try await withCheckedThrowingContinuation { continuation in
-            let request = CompleteQueue.Request(id: id, owner: owner, continuation: continuation)
+            let request = OutcomeQueue.Request(write: write, continuation: continuation)
             let start = self.completions.withLock { queue in
                 queue.pending.append(request)
                 if queue.draining { return false }
@@ -38,30 +57,54 @@ extension SQLiteDeadLetterStore {
         self.pool.asyncWriteWithoutTransaction { db in self.drainCompletions(db) }
     }
 
-    /// Removes every waiting completion's letter in one transaction, then queues another drain behind the
-    /// writes that arrived meanwhile if more completions are waiting.
+    /// Writes every waiting outcome in one transaction, then queues another drain behind the
+    /// writes that arrived meanwhile if more outcomes are waiting.
     private func drainCompletions(_ db: Database) {
         let batch = self.completions.withLock { queue in
             let batch = queue.pending
             queue.pending.removeAll(keepingCapacity: true)
             return batch
         }
-        var removed: [Bool] = []
-        removed.reserveCapacity(batch.count)
+        // Whether the error came from one of the writes (not from beginning or committing the transaction).
+        var writeFailed = false
         do {
+            var held: [Bool] = []
+            held.reserveCapacity(batch.count)
             try db.inTransaction(.immediate) {
-                let delete = try db.cachedStatement(sql: "DELETE FROM dlq_letters WHERE id = ? AND lease_owner = ?")
                 for request in batch {
-                    try delete.execute(arguments: [request.id, request.owner])
-                    removed.append(db.changesCount > 0)
+                    do { held.append(try request.write(db)) } catch {
+                        writeFailed = true
+                        throw error
+                    }
                 }
                 return .commit
             }
-            for (request, done) in zip(batch, removed) { request.continuation.resume(returning: done) }
+            for (request, done) in zip(batch, held) { request.continuation.resume(returning: done) }
         } catch {
-            let error = Self.storeError(error, path: self.configuration.path)
-            for request in batch { request.continuation.resume(throwing: error) }
+            guard writeFailed, batch.count > 1 else {
+                let error = Self.storeError(error, path: self.configuration.path)
+                for request in batch { request.continuation.resume(throwing: error) }
+                return self.drainNext()
+            }
+            // One write failed the shared transaction: write each alone, so only a failing one gets an error.
+            for request in batch {
+                do {
+                    var done = false
+                    try db.inTransaction(.immediate) {
+                        done = try request.write(db)
+                        return .commit
+                    }
+                    request.continuation.resume(returning: done)
+                } catch {
+                    request.continuation.resume(throwing: Self.storeError(error, path: self.configuration.path))
+                }
+            }
         }
+        self.drainNext()
+    }
+
+    /// Queues another drain if outcomes arrived meanwhile; otherwise lets the next one start it.
+    private func drainNext() {
         let more = self.completions.withLock { queue in
             if queue.pending.isEmpty {
                 queue.draining = false

@@ -7,8 +7,8 @@ import Logging
 /// - Durability: with ``Durability/durable`` (the default) `append` returns only once its commit is on disk
 ///   (`synchronous=FULL`, verified when the store opens). Appends from concurrent callers are coalesced into
 ///   one transaction that shares one fsync (group commit); each caller's letters are still all or nothing, and
-///   a caller that fails (a duplicate id, a full store) does not fail the others. Completions of concurrent
-///   replays are coalesced the same way.
+///   a caller that fails (a duplicate id, a full store) does not fail the others. Completions and releases of
+///   claimed letters (replays, retries) are coalesced the same way.
 /// - Files: a new file is created with mode 0600 and never in a missing folder. A file that is not a store
 ///   (garbage, an empty file, another application's database, a truncated file, a store of a newer schema)
 ///   is reported as `notAStore` / `incompatibleStore` naming the path, and never written to.
@@ -21,7 +21,7 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
     public let configuration: Configuration
     let pool: DatabasePool
     let appends = SQLiteLock(AppendQueue())
-    let completions = SQLiteLock(CompleteQueue())
+    let completions = SQLiteLock(OutcomeQueue())
 
     /// Opens the store at `configuration.path`, creating it when missing (if `createIfMissing`), and migrates
     /// its schema to the newest version.

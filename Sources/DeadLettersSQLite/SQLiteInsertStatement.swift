@@ -20,15 +20,55 @@ import Darwin
 ///
 /// Appends and imports run this once per letter on the writer thread: binding the 19 values directly costs a
 /// fraction of building `StatementArguments` (an array of existentials, boxed and retained per value).
-/// Text is bound with its length, so a string holding a NUL is stored as the BLOB of its UTF-8 bytes, exactly as
-/// ``SQLiteRows/text(_:)`` does, and the id is bound up to its first NUL, as GRDB binds a `String`.
 struct SQLiteInsertStatement {
+    private let raw: SQLiteRawStatement
+
+    init(_ db: Database, skipDuplicates: Bool) throws {
+        self.raw = try SQLiteRawStatement(db, sql: SQLiteRows.insertSQL(skipDuplicates: skipDuplicates))
+    }
+
+    /// Inserts `letter`; returns whether a row was inserted (`false`: a duplicate skipped under
+    /// `ON CONFLICT DO NOTHING`).
+    /// - Throws: `DatabaseError` (`SQLITE_CONSTRAINT` for a duplicate id without `skipDuplicates`).
+    func insert(_ letter: DeadLetter) throws -> Bool {
+        let raw = self.raw
+        raw.reset()
+        raw.bindID(letter.id, 1)
+        raw.bindText(letter.source, 2)
+        raw.bindText(letter.reason.rawValue, 3)
+        raw.bindText(letter.errorType, 4)
+        raw.bindText(letter.errorMessage, 5)
+        raw.bindInt(letter.attempts, 6)
+        raw.bindInt(letter.firstFailedAt.millisecondsSince1970, 7)
+        raw.bindInt(letter.lastFailedAt.millisecondsSince1970, 8)
+        raw.bindInt(letter.nextAttemptAt?.millisecondsSince1970, 9)
+        raw.bindInt(letter.expiresAt?.millisecondsSince1970, 10)
+        raw.bindText(letter.status.rawValue, 11)
+        raw.bindText(letter.fingerprint, 12)
+        raw.bindInt(letter.replayCount, 13)
+        raw.bindText(letter.contentType, 14)
+        raw.bindInt(letter.storageSize, 15)
+        raw.bindText(letter.causes.isEmpty ? nil : SQLiteJSON.encode(letter.causes), 16)
+        raw.bindText(letter.metadata.isEmpty ? nil : SQLiteJSON.encode(letter.metadata), 17)
+        raw.bindText(letter.history.isEmpty ? nil : try SQLiteRows.json(letter.history), 18)
+        raw.bindBlob(letter.payload, 19)
+        return try raw.run() > 0
+    }
+}
+
+/// A cached statement of the writer run through SQLite's C API: bound with `sqlite3_bind_*` and stepped with
+/// `sqlite3_step` on GRDB's handle, for the statements that run once per letter or key.
+///
+/// Text is bound with its length, so a string holding a NUL is stored as the BLOB of its UTF-8 bytes, exactly
+/// as ``SQLiteRows/text(_:)`` does; an id is bound up to its first NUL, as GRDB binds a `String`.
+struct SQLiteRawStatement {
+    /// Keeps the handle alive (GRDB's statement cache holds it too).
     private let statement: Statement
     private let handle: SQLiteStatement
     private let connection: SQLiteConnection
 
-    init(_ db: Database, skipDuplicates: Bool) throws {
-        self.statement = try db.cachedStatement(sql: SQLiteRows.insertSQL(skipDuplicates: skipDuplicates))
+    init(_ db: Database, sql: String) throws {
+        self.statement = try db.cachedStatement(sql: sql)
         self.handle = self.statement.sqliteStatement
         guard let connection = db.sqliteConnection else {
             throw DatabaseError(resultCode: .SQLITE_MISUSE, message: "the store is closed")
@@ -36,83 +76,62 @@ struct SQLiteInsertStatement {
         self.connection = connection
     }
 
-    /// Inserts `letter`; returns whether a row was inserted (`false`: a duplicate skipped under
-    /// `ON CONFLICT DO NOTHING`).
-    /// - Throws: `DatabaseError` (`SQLITE_CONSTRAINT` for a duplicate id without `skipDuplicates`).
-    func insert(_ letter: DeadLetter) throws -> Bool {
-        let handle = self.handle
-        sqlite3_reset(handle)
-        self.bindID(letter.id, 1)
-        self.bindText(letter.source, 2)
-        self.bindText(letter.reason.rawValue, 3)
-        self.bindText(letter.errorType, 4)
-        self.bindText(letter.errorMessage, 5)
-        sqlite3_bind_int64(handle, 6, Int64(letter.attempts))
-        sqlite3_bind_int64(handle, 7, letter.firstFailedAt.millisecondsSince1970)
-        sqlite3_bind_int64(handle, 8, letter.lastFailedAt.millisecondsSince1970)
-        self.bindInt(letter.nextAttemptAt?.millisecondsSince1970, 9)
-        self.bindInt(letter.expiresAt?.millisecondsSince1970, 10)
-        self.bindText(letter.status.rawValue, 11)
-        self.bindText(letter.fingerprint, 12)
-        sqlite3_bind_int64(handle, 13, Int64(letter.replayCount))
-        if let contentType = letter.contentType {
-            self.bindText(contentType, 14)
-        } else {
-            sqlite3_bind_null(handle, 14)
-        }
-        sqlite3_bind_int64(handle, 15, Int64(letter.storageSize))
-        if letter.causes.isEmpty {
-            sqlite3_bind_null(handle, 16)
-        } else {
-            self.bindText(SQLiteJSON.encode(letter.causes), 16)
-        }
-        if letter.metadata.isEmpty {
-            sqlite3_bind_null(handle, 17)
-        } else {
-            self.bindText(SQLiteJSON.encode(letter.metadata), 17)
-        }
-        if letter.history.isEmpty {
-            sqlite3_bind_null(handle, 18)
-        } else {
-            self.bindText(try SQLiteRows.json(letter.history), 18)
-        }
-        letter.payload.withUnsafeBytes { bytes in
-            _ = sqlite3_bind_blob(handle, 19, bytes.baseAddress, CInt(bytes.count), transient)
-        }
-        guard sqlite3_step(handle) == SQLITE_DONE else {
-            let message = String(cString: sqlite3_errmsg(self.connection))
-            let extended = sqlite3_extended_errcode(self.connection)
-            sqlite3_reset(handle)
-            throw DatabaseError(resultCode: ResultCode(rawValue: extended), message: message)
-        }
-        let inserted = sqlite3_changes(self.connection) > 0
-        sqlite3_reset(handle)
-        return inserted
+    func reset() {
+        sqlite3_reset(self.handle)
     }
 
-    private func bindInt(_ value: Int64?, _ index: CInt) {
+    /// Runs the statement to its end and resets it.
+    /// - Returns: how many rows it changed.
+    /// - Throws: `DatabaseError` with SQLite's (extended) code and message.
+    func run() throws -> Int {
+        guard sqlite3_step(self.handle) == SQLITE_DONE else {
+            let message = String(cString: sqlite3_errmsg(self.connection))
+            let extended = sqlite3_extended_errcode(self.connection)
+            sqlite3_reset(self.handle)
+            throw DatabaseError(resultCode: ResultCode(rawValue: extended), message: message)
+        }
+        let changes = Int(sqlite3_changes(self.connection))
+        sqlite3_reset(self.handle)
+        return changes
+    }
+
+    func bindInt(_ value: Int, _ index: CInt) {
+        sqlite3_bind_int64(self.handle, index, Int64(value))
+    }
+
+    func bindInt(_ value: Int64?, _ index: CInt) {
         if let value { sqlite3_bind_int64(self.handle, index, value) } else { sqlite3_bind_null(self.handle, index) }
     }
 
-    private func bindText(_ string: String, _ index: CInt) {
+    func bindBlob(_ data: Data, _ index: CInt) {
         let handle = self.handle
-        let done: Void? = string.utf8.withContiguousStorageIfAvailable { bytes in
-            Self.bind(UnsafeRawBufferPointer(bytes), to: handle, index, truncateAtNUL: false)
-        }
-        if done == nil {
-            let bytes = Array(string.utf8)
-            bytes.withUnsafeBytes { Self.bind($0, to: handle, index, truncateAtNUL: false) }
+        data.withUnsafeBytes { bytes in
+            _ = sqlite3_bind_blob(handle, index, bytes.baseAddress, CInt(bytes.count), transient)
         }
     }
 
-    private func bindID(_ string: String, _ index: CInt) {
+    /// Binds `string` as text (NULL when `nil`), or as the BLOB of its bytes when it holds a NUL.
+    func bindText(_ string: String?, _ index: CInt) {
+        guard let string else {
+            sqlite3_bind_null(self.handle, index)
+            return
+        }
+        self.bind(string, index, truncateAtNUL: false)
+    }
+
+    /// Binds an id as text up to its first NUL.
+    func bindID(_ string: String, _ index: CInt) {
+        self.bind(string, index, truncateAtNUL: true)
+    }
+
+    private func bind(_ string: String, _ index: CInt, truncateAtNUL: Bool) {
         let handle = self.handle
         let done: Void? = string.utf8.withContiguousStorageIfAvailable { bytes in
-            Self.bind(UnsafeRawBufferPointer(bytes), to: handle, index, truncateAtNUL: true)
+            Self.bind(UnsafeRawBufferPointer(bytes), to: handle, index, truncateAtNUL: truncateAtNUL)
         }
         if done == nil {
             let bytes = Array(string.utf8)
-            bytes.withUnsafeBytes { Self.bind($0, to: handle, index, truncateAtNUL: true) }
+            bytes.withUnsafeBytes { Self.bind($0, to: handle, index, truncateAtNUL: truncateAtNUL) }
         }
     }
 

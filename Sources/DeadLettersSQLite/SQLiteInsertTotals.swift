@@ -57,22 +57,36 @@ struct SQLiteInsertTotals {
     /// Writes the totals and empties them.
     mutating func write(_ db: Database) throws {
         if !self.tallies.isEmpty {
-            let statement = try db.cachedStatement(sql: SQLiteSchema.addTally)
+            let statement = try SQLiteRawStatement(db, sql: SQLiteSchema.addTally)
             for (key, tally) in self.tallies {
-                try statement.execute(arguments: [
-                    SQLiteRows.text(key.source), SQLiteRows.text(key.reason), SQLiteRows.text(key.errorType),
-                    key.status, tally.count, tally.bytes, tally.attempts,
-                ])
+                statement.reset()
+                statement.bindText(key.source, 1)
+                statement.bindText(key.reason, 2)
+                statement.bindText(key.errorType, 3)
+                statement.bindText(key.status, 4)
+                statement.bindInt(tally.count, 5)
+                statement.bindInt(tally.bytes, 6)
+                statement.bindInt(tally.attempts, 7)
+                _ = try statement.run()
             }
         }
         if !self.minutes.isEmpty {
-            let statement = try db.cachedStatement(sql: SQLiteSchema.addFirstFailures)
-            for (minute, count) in self.minutes { try statement.execute(arguments: [minute, count]) }
+            let statement = try SQLiteRawStatement(db, sql: SQLiteSchema.addFirstFailures)
+            for (minute, count) in self.minutes {
+                statement.reset()
+                statement.bindInt(minute, 1)
+                statement.bindInt(count, 2)
+                _ = try statement.run()
+            }
         }
         if !self.groups.isEmpty {
-            let statement = try db.cachedStatement(sql: SQLiteSchema.addGroup)
+            let statement = try SQLiteRawStatement(db, sql: SQLiteSchema.addGroup)
             for (key, count) in self.groups {
-                try statement.execute(arguments: [SQLiteRows.text(key.fingerprint), SQLiteRows.text(key.source), count])
+                statement.reset()
+                statement.bindText(key.fingerprint, 1)
+                statement.bindText(key.source, 2)
+                statement.bindInt(count, 3)
+                _ = try statement.run()
             }
         }
         self = SQLiteInsertTotals()
