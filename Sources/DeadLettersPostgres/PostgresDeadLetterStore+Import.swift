@@ -13,7 +13,7 @@ extension PostgresDeadLetterStore {
         onConflict: DeadLetterConflictPolicy
     ) async throws -> DeadLetterAppendResult where Letters.Element == DeadLetter {
         do {
-            return try await self.perform("import") {
+            let result = try await self.perform("import") {
                 try await self.transaction { connection in
                     var result = DeadLetterAppendResult(inserted: 0)
                     var chunk: [DeadLetter] = []
@@ -37,6 +37,9 @@ extension PostgresDeadLetterStore {
                     return result
                 }
             }
+            // The planner's statistics would otherwise lag until autovacuum's next round.
+            if result.inserted >= Self.analyzeAfterImport { try? await self.analyze() }
+            return result
         } catch let error as SourceError {
             throw error.underlying
         }
@@ -92,5 +95,19 @@ extension PostgresDeadLetterStore {
         for (index, id) in columns.ids.enumerated() where insertedIDs.contains(id) { bytes += columns.sizes[index] }
         result.inserted += inserted.count
         try await self.addUsage(connection, count: inserted.count, bytes: bytes)
+    }
+
+    /// An import of at least this many letters refreshes the planner's statistics.
+    static let analyzeAfterImport = 10_000
+
+    /// Refreshes PostgreSQL's statistics of the store's tables (`ANALYZE`), which the planner needs to pick
+    /// index walks for filtered pages.
+    ///
+    /// Autovacuum does it within a minute or so of large changes; call this after loading many letters at once
+    /// when they are queried at once. ``importLetters(_:onConflict:)`` calls it after large imports.
+    public func analyze() async throws {
+        _ = try await self.perform("analyze") {
+            try await self.rows(PostgresQuery(unsafeSQL: "ANALYZE \(self.schema).letters"))
+        }
     }
 }

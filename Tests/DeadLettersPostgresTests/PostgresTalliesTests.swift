@@ -144,7 +144,7 @@ struct PostgresTalliesTests {
         }
     }
 
-    @Test("a page of one fingerprint in one source reads the (fingerprint, source, id) index")
+    @Test("after analyze(), a page of one fingerprint in one source reads the (fingerprint, source, id) index")
     func fingerprintAndSourcePageUsesItsIndex() async throws {
         try await PostgresTestServer.withHarness { harness in
             let store = try harness.makeStore()
@@ -157,7 +157,14 @@ struct PostgresTalliesTests {
                 }
             )
             let schema = "\"\(store.configuration.schema)\""
-            try await harness.sql("ANALYZE \(schema).letters")
+            try await store.analyze()
+            let analyzed = try await harness.int(
+                """
+                SELECT count(*) FROM pg_stat_user_tables
+                WHERE schemaname = '\(store.configuration.schema)' AND relname = 'letters' AND last_analyze IS NOT NULL
+                """
+            )
+            #expect(analyzed == 1, "analyze() refreshed the statistics")
             let rows = try await harness.client.query(
                 PostgresQuery(
                     unsafeSQL: """
