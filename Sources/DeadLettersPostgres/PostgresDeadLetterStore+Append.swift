@@ -38,6 +38,7 @@ extension PostgresDeadLetterStore {
             let batch = self.commits.takeBatch(maxLetters: self.configuration.maxBatchSize, leader: id)
             if batch.isEmpty { return await self.commits.wait(id) }
             let results = await self.commit(batch)
+            self.countInserted(results.reduce(0) { $0 + ((try? $1.get())?.inserted ?? 0) })
             self.logger.trace(
                 "committed a batch",
                 metadata: [

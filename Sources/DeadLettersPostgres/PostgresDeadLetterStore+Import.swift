@@ -1,5 +1,6 @@
 public import DeadLetters
 import PostgresNIO
+import Synchronization
 
 extension PostgresDeadLetterStore {
     /// An error thrown by the letters being imported, passed on unchanged.
@@ -99,6 +100,26 @@ extension PostgresDeadLetterStore {
 
     /// An import of at least this many letters refreshes the planner's statistics.
     static let analyzeAfterImport = 10_000
+
+    /// When this instance's appends pass these counts, it refreshes the planner's statistics.
+    static let analyzeAfterAppends = [10_000, 100_000, 1_000_000]
+
+    /// Counts appended letters; when the count passes one of ``analyzeAfterAppends``, analyzes the table in
+    /// the background (best effort). A new store's first burst of letters would otherwise be queried with no
+    /// statistics at all until autovacuum's next round, and the planner then sorts every matching letter of a
+    /// filtered page instead of walking an index; later growth is autovacuum's to follow.
+    func countInserted(_ count: Int) {
+        guard count > 0 else { return }
+        let before = self.inserted.wrappingAdd(count, ordering: .relaxed).oldValue
+        guard Self.analyzeAfterAppends.contains(where: { before < $0 && before + count >= $0 }) else { return }
+        Task {
+            do {
+                try await self.analyze()
+            } catch {
+                self.logger.debug("could not analyze the letters table", metadata: ["error": "\(error)"])
+            }
+        }
+    }
 
     /// Refreshes PostgreSQL's statistics of the store's tables (`ANALYZE`), which the planner needs to pick
     /// index walks for filtered pages.

@@ -27,6 +27,8 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
     let logger: Logger
     let schema: String
     let opened = Atomic<Bool>(false)
+    /// Letters this instance appended, for ``countInserted(_:)``.
+    let inserted = Atomic<Int>(0)
     let gate = OpenGate()
     let commits = GroupCommit()
     let completions: Coalescer<(id: String, owner: String), Bool>
