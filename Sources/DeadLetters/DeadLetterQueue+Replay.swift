@@ -154,6 +154,7 @@ extension DeadLetterQueue {
         var failure: (any Error)?
         await withTaskGroup(of: Void.self) { group in
             var live = 0
+            var handBack: [DeadLetter] = []
             var batch: ReplayBatch?
             do {
                 batch = try await self.replayBatch(
@@ -171,18 +172,22 @@ extension DeadLetterQueue {
                 let limit = min(self.configuration.batchSize, matched - seen)
                 async let following = more ? self.replayBatch(filter, after: current.cursor, limit: limit) : nil
                 for letter in current.claimed {
+                    if stop {
+                        handBack.append(letter)
+                        continue
+                    }
                     while live >= maxLive, await group.next() != nil { live -= 1 }
                     await slots.acquire()
-                    if stop || tally.withLock({ $0.stoppedByCircuit }) || Task.isCancelled {
+                    if tally.withLock({ $0.stoppedByCircuit }) || Task.isCancelled {
                         slots.release()
                         stop = true
-                        _ = try? await self.store.release(letter, owner: owner)
+                        handBack.append(letter)
                         continue
                     }
                     do { try await limiter.acquire() } catch {
                         slots.release()
                         stop = true
-                        _ = try? await self.store.release(letter, owner: owner)
+                        handBack.append(letter)
                         continue
                     }
                     live += 1
@@ -198,10 +203,13 @@ extension DeadLetterQueue {
                     batch = nil
                 }
                 if stop, let claimed = batch?.claimed {
-                    // Claimed ahead but not run: hand them back.
-                    for letter in claimed { _ = try? await self.store.release(letter, owner: owner) }
+                    handBack.append(contentsOf: claimed)
                     batch = nil
                 }
+            }
+            // Claimed but not run (the replay stopped): hand them back, all at once so the writes share commits.
+            for letter in handBack {
+                group.addTask { _ = try? await self.store.release(letter, owner: owner) }
             }
             await group.waitForAll()
         }
@@ -354,65 +362,6 @@ extension DeadLetterQueue {
                 metadata: ["dlq.message.id": "\(letter.id)", "error": "\(error)"]
             )
         }
-    }
-}
-
-/// A page of a replay and the letters of it this replay claimed.
-struct ReplayBatch: Sendable {
-    var claimed: [DeadLetter]
-    /// The id of the page's last letter, where the next page starts.
-    var cursor: String
-    /// How many letters the page held (claimed or not).
-    var count: Int
-    /// Whether no page follows.
-    var isLast: Bool
-}
-
-/// The handler slots of a replay: the loop takes one before it starts a letter, the letter gives it back
-/// once its handler returned.
-final class ReplaySlots: Sendable {
-    private struct State {
-        var free: Int
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-
-    private let state: PThreadLock<State>
-
-    init(_ count: Int) {
-        self.state = PThreadLock(State(free: count))
-    }
-
-    /// Takes a slot, waiting for one to be given back if none is free.
-    func acquire() async {
-        let taken = self.state.withLock { state in
-            guard state.free > 0 else { return false }
-            state.free -= 1
-            return true
-        }
-        if taken { return }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let now = self.state.withLock { state in
-                guard state.free > 0 else {
-                    state.waiters.append(continuation)
-                    return false
-                }
-                state.free -= 1
-                return true
-            }
-            if now { continuation.resume() }
-        }
-    }
-
-    /// Gives a slot back, to the first waiter if any.
-    func release() {
-        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard !state.waiters.isEmpty else {
-                state.free += 1
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        waiter?.resume()
     }
 }
 
