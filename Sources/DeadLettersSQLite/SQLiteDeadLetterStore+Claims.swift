@@ -32,7 +32,7 @@ extension SQLiteDeadLetterStore {
             ORDER BY next_attempt_at, id LIMIT ?
             """
         let lease: StatementArguments = [owner, leaseUntil.millisecondsSince1970]
-        return try await self.write { db in
+        return try await self.writeLeases { db in
             try Self.lease(db, sql: sql, arguments: [now, now] + arguments + [limit], lease: lease)
         }
     }
@@ -48,8 +48,36 @@ extension SQLiteDeadLetterStore {
             """
         let lease: StatementArguments = [owner, leaseUntil.millisecondsSince1970]
         let now = now.millisecondsSince1970
-        return try await self.write { db in
+        return try await self.writeLeases { db in
             try Self.lease(db, sql: sql, arguments: arguments + [now], lease: lease)
+        }
+    }
+
+    /// Runs a claim's transaction without waiting for its own fsync when durable (`synchronous=NORMAL` for
+    /// this commit only).
+    ///
+    /// A lease need not survive a power loss: the instances holding leases die with the machine, and the
+    /// letters are then claimable again, as after a lease ends. A crash of the process loses nothing (the log
+    /// is written before the commit returns), and the next durable commit (an add, a completion) syncs the log
+    /// with this commit in it, so the order of writes on disk is kept.
+    private func writeLeases(
+        _ body: @escaping @Sendable (Database) throws -> [DeadLetter]
+    ) async throws -> [DeadLetter] {
+        let durability = self.configuration.durability
+        return try await self.writeWithoutTransaction { db in
+            let relax = durability == .durable
+            if relax { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            let outcome = Result {
+                var letters: [DeadLetter] = []
+                try db.inTransaction(.immediate) {
+                    letters = try body(db)
+                    return .commit
+                }
+                return letters
+            }
+            // Back to full sync before anything else runs on the writer, whatever the claim did.
+            if relax { try db.execute(sql: "PRAGMA synchronous = \(durability.synchronousPragma)") }
+            return try outcome.get()
         }
     }
 

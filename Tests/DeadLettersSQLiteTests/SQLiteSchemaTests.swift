@@ -96,6 +96,34 @@ struct SQLiteSchemaTests {
         #expect(try await store.summary(DeadLetterFilter(), now: now).total == 100)
     }
 
+    @Test func claimsLeaveTheWriterAtItsDurability() async throws {
+        for durability in [SQLiteDeadLetterStore.Durability.durable, .fast] {
+            let store = try makeFreshStore(durability: durability)
+            let level = durability == .durable ? 2 : 1
+            let letters = (0..<5).map { _ in
+                DeadLetterFixtures.letter(status: .retrying, nextAttemptAt: DeadLetterFixtures.epoch)
+            }
+            try await store.append(letters)
+            let now = Date()
+            let ids = letters.map(\.id)
+            let claimed = try await store.claim(ids: ids, now: now, owner: "w1", leaseUntil: now.addingTimeInterval(60))
+            #expect(claimed.count == 5)
+            #expect(try await store.synchronousLevel() == level)
+            let due = try await store.claimDue(
+                now: now.addingTimeInterval(120),
+                limit: 10,
+                owner: "w2",
+                leaseUntil: now.addingTimeInterval(180),
+                sources: ["orders"]
+            )
+            #expect(due.count == 5)
+            #expect(try await store.synchronousLevel() == level)
+            #expect(try await store.complete(id: ids[0], owner: "w2"))
+            #expect(try await store.complete(id: ids[1], owner: "w1") == false)
+            try store.close()
+        }
+    }
+
     @Test func anImportWithManyDistinctKeysKeepsExactTotals() async throws {
         let store = try makeFreshStore()
         // More distinct (fingerprint, source) keys than the import keeps in memory before writing them.
