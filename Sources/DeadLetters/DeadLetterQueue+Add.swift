@@ -89,8 +89,9 @@ extension DeadLetterQueue {
         contentType: String? = nil
     ) async throws -> String {
         let now = self.clock.now()
-        let letter = DeadLetter(
-            id: self.ids.next(at: now),
+        let id = self.ids.next(at: now)
+        var letter = DeadLetter(
+            id: id,
             source: source,
             reason: reason,
             errorType: errorType,
@@ -103,8 +104,9 @@ extension DeadLetterQueue {
             contentType: contentType,
             payload: payload
         )
-        try await self.store(letter)
-        return letter.id
+        self.prepare(&letter)
+        try await self.storePrepared([letter])
+        return id
     }
 
     /// Runs `handler` on an item with immediate retries per the retry policy; if it keeps failing, stores the
@@ -211,20 +213,26 @@ extension DeadLetterQueue {
     }
 
     func store(_ letter: DeadLetter) async throws {
-        try await self.store([letter])
+        var letter = letter
+        self.prepare(&letter)
+        try await self.storePrepared([letter])
     }
 
-    func prepare(_ letter: DeadLetter) -> DeadLetter {
-        var letter = letter
-        letter.metadata = self.redactor.redact(letter.metadata)
+    func prepare(_ letter: inout DeadLetter) {
+        if !letter.metadata.isEmpty { letter.metadata = self.redactor.redact(letter.metadata) }
         if letter.expiresAt == nil, let ttl = self.configuration.timeToLive {
             letter.expiresAt = letter.lastFailedAt.adding(ttl).roundedToMilliseconds
         }
-        return letter
     }
 
     func store(_ letters: [DeadLetter]) async throws {
-        let prepared = letters.map(self.prepare)
+        var prepared = letters
+        for index in prepared.indices { self.prepare(&prepared[index]) }
+        try await self.storePrepared(prepared)
+    }
+
+    /// Stores letters that went through ``prepare(_:)``.
+    private func storePrepared(_ prepared: [DeadLetter]) async throws {
         let store = self.store
         let limits = self.configuration.limits
         let metrics = self.metrics
@@ -242,19 +250,19 @@ extension DeadLetterQueue {
                 }
             }.value
         }
-        for letter in prepared {
-            if letter.status == .dead {
+        for index in prepared.indices {
+            if prepared[index].status == .dead {
                 self.metrics.counter(
                     "dlq_dead_letters_total",
                     "source",
-                    letter.source,
+                    prepared[index].source,
                     "reason",
-                    letter.reason.rawValue
+                    prepared[index].reason.rawValue
                 ).increment()
             }
-            self.emit(.added, id: letter.id, source: letter.source, status: letter.status)
+            self.emit(.added, id: prepared[index].id, source: prepared[index].source, status: prepared[index].status)
         }
-        if letters.contains(where: { $0.status == .retrying }) { self.wakeups.signal() }
+        if prepared.contains(where: { $0.status == .retrying }) { self.wakeups.signal() }
         if !result.evicted.isEmpty {
             await self.archive(result.evicted, reason: "pruned")
             self.metrics.counter("dlq_pruned_total").increment(by: result.evicted.count)

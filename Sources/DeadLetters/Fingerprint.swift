@@ -11,16 +11,12 @@ public enum Fingerprint {
     ///   - errorType: the error's type name.
     ///   - message: the error's message, normalized before hashing.
     public static func compute(errorType: String, message: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        @inline(__always) func mix(_ byte: UInt8) {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        for byte in errorType.utf8 { mix(byte) }
-        mix(0)
+        var hasher = FNV1a()
+        for byte in errorType.utf8 { hasher.append(byte) }
+        hasher.append(0)
         var message = message
-        message.withUTF8 { bytes in Self.normalize(bytes) { mix($0) } }
-        return Self.hex(hash)
+        message.withUTF8 { bytes in Self.normalize(bytes, into: &hasher) }
+        return Self.hex(hasher.hash)
     }
 
     /// `value` as 16 lower-case hex digits, as fingerprints are written.
@@ -40,14 +36,13 @@ public enum Fingerprint {
         var out = [UInt8]()
         message.withUTF8 { bytes in
             out.reserveCapacity(bytes.count)
-            Self.normalize(bytes) { out.append($0) }
+            Self.normalize(bytes, into: &out)
         }
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Normalizes `b`, handing each byte of the result to `sink` (so that hashing needs no copy).
-    @inline(__always)
-    private static func normalize(_ b: UnsafeBufferPointer<UInt8>, _ sink: (UInt8) -> Void) {
+    /// Normalizes `b`, appending each byte of the result to `sink` (so that hashing needs no copy).
+    private static func normalize<Sink: ByteSink>(_ b: UnsafeBufferPointer<UInt8>, into sink: inout Sink) {
         var i = 0
         func isHex(_ c: UInt8) -> Bool {
             (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70)
@@ -57,7 +52,7 @@ public enum Fingerprint {
             isDigit(c) || (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c == 95
         }
         func emit(_ s: StaticString) {
-            s.withUTF8Buffer { for byte in $0 { sink(byte) } }
+            s.withUTF8Buffer { for byte in $0 { sink.append(byte) } }
         }
         while i < b.count {
             let c = b[i]
@@ -113,7 +108,7 @@ public enum Fingerprint {
                 i = j
                 continue
             }
-            sink(c)
+            sink.append(c)
             i += 1
         }
     }
@@ -128,5 +123,23 @@ public enum Fingerprint {
             }
         }
         return true
+    }
+}
+
+/// Where ``Fingerprint`` writes a normalized message: an array, or the hash directly.
+protocol ByteSink {
+    mutating func append(_ byte: UInt8)
+}
+
+extension [UInt8]: ByteSink {}
+
+/// 64-bit FNV-1a.
+struct FNV1a: ByteSink {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    @inline(__always)
+    mutating func append(_ byte: UInt8) {
+        self.hash ^= UInt64(byte)
+        self.hash = self.hash &* 0x0000_0100_0000_01b3
     }
 }

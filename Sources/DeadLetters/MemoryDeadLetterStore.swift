@@ -147,6 +147,16 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         limits: DeadLetterLimits,
         _ state: inout State
     ) throws -> DeadLetterAppendResult {
+        if letters.count == 1, !limits.isBounded {
+            // The common case, without the copies of the general one.
+            let key = Key(letters[0].id)
+            if state.index(of: key) != nil {
+                if onConflict == .fail { throw duplicate(letters[0].id) }
+                return DeadLetterAppendResult(inserted: 0, skipped: 1)
+            }
+            state.insert(letters[0], key: key)
+            return DeadLetterAppendResult(inserted: 1)
+        }
         var fresh: [(letter: DeadLetter, key: Key)] = []
         fresh.reserveCapacity(letters.count)
         var skipped = 0
