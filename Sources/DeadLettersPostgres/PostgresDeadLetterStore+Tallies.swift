@@ -136,10 +136,10 @@ extension PostgresDeadLetterStore {
         LetterColumns.addLettersFunction,
         "CREATE INDEX letters_first_failed_at ON $schema.letters (first_failed_at)",
         "CREATE INDEX letters_fingerprint_source ON $schema.letters (fingerprint, source, id)",
-        "DROP INDEX $schema.letters_fingerprint",
+        "DROP INDEX IF EXISTS $schema.letters_fingerprint",
         // As in the SQLite store: a reason or error type filter is served by walking the ids (or the source
         // index) with a filter; two fewer indexes make every insert cheaper.
-        "DROP INDEX $schema.letters_reason",
-        "DROP INDEX $schema.letters_error_type",
+        "DROP INDEX IF EXISTS $schema.letters_reason",
+        "DROP INDEX IF EXISTS $schema.letters_error_type",
     ]
 }
