@@ -44,6 +44,8 @@ let package = Package(
             dependencies: [
                 "DeadLetters",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // The SQLite C API, for binding rows on GRDB's statement handles (SQLiteInsertStatement.swift).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
