@@ -157,18 +157,40 @@ extension PostgresDeadLetterStore {
 
     public func groups(_ filter: DeadLetterFilter, limit: Int) async throws -> [DeadLetterGroup] {
         try await self.perform("groups") {
+            // Counts per (fingerprint, source) in one pass over the selected letters; then, for the top groups
+            // only, their first letter (one probe of the (fingerprint, source, id) index per source) and their
+            // time span (walks of the first_failed_at and last_failed_at indexes). The filter's conditions
+            // name bare columns, which in each subquery are those of its own `letters AS m`.
             var clause = FilterClause(filter)
+            let limit = clause.bind(Int64(max(0, limit)))
+            let condition = clause.sql
+            let letters = "\(self.schema).letters"
             let sql = """
-                WITH g AS (
-                    SELECT fingerprint, count(*) AS n, min(id) AS first_id,
-                        array_agg(DISTINCT source ORDER BY source) AS sources,
-                        min(first_failed_at) AS first_failed_at, max(last_failed_at) AS last_failed_at
-                    FROM \(self.schema).letters WHERE \(clause.sql)
-                    GROUP BY fingerprint ORDER BY n DESC, fingerprint LIMIT \(clause.bind(Int64(max(0, limit))))
+                WITH c AS (
+                    SELECT fingerprint, source, count(*) AS n FROM \(letters) WHERE \(condition)
+                    GROUP BY fingerprint, source
+                ),
+                top AS (
+                    SELECT fingerprint, sum(n)::int8 AS n, array_agg(source ORDER BY source) AS sources FROM c
+                    GROUP BY fingerprint ORDER BY n DESC, fingerprint LIMIT \(limit)
                 )
-                SELECT g.fingerprint, g.n, l.error_type, l.error_message, g.sources, g.first_failed_at, g.last_failed_at
-                FROM g JOIN \(self.schema).letters AS l ON l.id = g.first_id
-                ORDER BY g.n DESC, g.fingerprint
+                SELECT top.fingerprint, top.n, l.error_type, l.error_message, top.sources,
+                    (SELECT min(m.first_failed_at) FROM \(letters) AS m
+                        WHERE m.fingerprint = top.fingerprint AND \(condition)),
+                    (SELECT max(m.last_failed_at) FROM \(letters) AS m
+                        WHERE m.fingerprint = top.fingerprint AND \(condition))
+                FROM top
+                CROSS JOIN LATERAL (
+                    SELECT x.id FROM unnest(top.sources) AS s(source)
+                    CROSS JOIN LATERAL (
+                        SELECT m.id FROM \(letters) AS m
+                        WHERE m.fingerprint = top.fingerprint AND m.source = s.source AND \(condition)
+                        ORDER BY m.id LIMIT 1
+                    ) AS x
+                    ORDER BY x.id LIMIT 1
+                ) AS f
+                JOIN \(letters) AS l ON l.id = f.id
+                ORDER BY top.n DESC, top.fingerprint
                 """
             return try await self.rows(PostgresQuery(unsafeSQL: sql, binds: clause.binds)).map { row in
                 let (fingerprint, count, errorType, message, sources, first, last) = try row.decode(
