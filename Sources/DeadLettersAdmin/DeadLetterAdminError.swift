@@ -1,3 +1,4 @@
+import DeadLetters
 public import HTTPTypes
 public import Hummingbird
 
