@@ -149,6 +149,15 @@ extension DeadLetterQueue {
         // replay returns only once every write is done.
         let slots = ReplaySlots(options.concurrency)
         let maxLive = options.concurrency + Self.replayMaxPendingWrites
+        // Letters are leased when their page is claimed. With a rate limit, a page is as large as half a lease
+        // lets through, and the next page is claimed only when this one has started, so no lease runs out
+        // before its letter starts.
+        var batchSize = self.configuration.batchSize
+        if let rate = options.rate {
+            let leaseSeconds = Double(self.configuration.leaseDuration.components.seconds)
+            batchSize = max(1, min(batchSize, Int(min(rate * leaseSeconds / 2, Double(Int32.max)))))
+        }
+        let prefetch = options.rate == nil
         var seen = 0
         var stop = false
         var failure: (any Error)?
@@ -157,20 +166,22 @@ extension DeadLetterQueue {
             var handBack: [DeadLetter] = []
             var batch: ReplayBatch?
             do {
-                batch = try await self.replayBatch(
-                    filter,
-                    after: nil,
-                    limit: min(self.configuration.batchSize, matched)
-                )
+                // Stores read a limit below 1 as 1: with nothing matched, nothing is claimed.
+                if matched > 0 {
+                    batch = try await self.replayBatch(filter, after: nil, limit: min(batchSize, matched))
+                }
+            } catch is CancellationError {
+                batch = nil
             } catch {
                 failure = error
             }
             while let current = batch {
                 seen += current.count
-                // The next page is read and claimed while this one's letters start.
+                // Without a rate limit, the next page is read and claimed while this one's letters start.
                 let more = !current.isLast && seen < matched
-                let limit = min(self.configuration.batchSize, matched - seen)
-                async let following = more ? self.replayBatch(filter, after: current.cursor, limit: limit) : nil
+                let limit = min(batchSize, matched - seen)
+                async let following =
+                    more && prefetch ? self.replayBatch(filter, after: current.cursor, limit: limit) : nil
                 for letter in current.claimed {
                     if stop {
                         handBack.append(letter)
@@ -198,6 +209,13 @@ extension DeadLetterQueue {
                 }
                 do {
                     batch = try await following
+                    if more, !prefetch, !stop, !Task.isCancelled {
+                        batch = try await self.replayBatch(filter, after: current.cursor, limit: limit)
+                    }
+                } catch is CancellationError {
+                    // Ctrl-C while the next page was read: stop as if it came between two letters.
+                    stop = true
+                    batch = nil
                 } catch {
                     failure = error
                     batch = nil
@@ -209,7 +227,17 @@ extension DeadLetterQueue {
             }
             // Claimed but not run (the replay stopped): hand them back, all at once so the writes share commits.
             for letter in handBack {
-                group.addTask { _ = try? await self.store.release(letter, owner: owner) }
+                group.addTask {
+                    do {
+                        _ = try await self.store.release(letter, owner: owner)
+                    } catch {
+                        // It stays leased until its lease ends, then it is claimable again.
+                        self.logger.warning(
+                            "could not hand back a letter the replay did not run",
+                            metadata: ["dlq.id": "\(letter.id)", "error": "\(error)"]
+                        )
+                    }
+                }
             }
             await group.waitForAll()
         }

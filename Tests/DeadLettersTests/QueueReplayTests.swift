@@ -123,6 +123,38 @@ struct QueueReplayTests {
         #expect(offsets == [0, 100, 200, 300, 400])
     }
 
+    @Test("a limit of 0 runs nothing")
+    func limitZero() async throws {
+        let (h, _) = try await seeded(3)
+        let calls = Shared(0)
+        let report = try await h.queue.replay(options: ReplayOptions(limit: 0)) { _ in calls.withLock { $0 += 1 } }
+        #expect(report.matched == 0)
+        #expect(report.succeeded == 0)
+        #expect(calls.withLock { $0 } == 0)
+        #expect(try await h.queue.count() == 3)
+    }
+
+    @Test("with a slow rate, a replay leases no more than half a lease's worth of letters ahead")
+    func slowRateClaimsLittleAhead() async throws {
+        let (h, ids) = try await seeded(6) { $0.leaseDuration = .seconds(4) }
+        let started = Shared<[String]>([])
+        let replay = Task {
+            try await h.queue.replay(options: ReplayOptions(rate: 1)) { letter in
+                started.withLock { $0.append(letter.id) }
+            }
+        }
+        // The first letter started; the replay waits a second for the second one, which it has claimed.
+        await h.clock.waitForSleepers(1)
+        let now = h.clock.now()
+        let taken = try await h.store.claim(ids: ids, now: now, owner: "other", leaseUntil: now.addingTimeInterval(600))
+        #expect(taken.map(\.id) == Array(ids.suffix(4)), "1 letter per second × 4 s lease / 2 = pages of 2")
+        h.clock.advance(by: .seconds(1))
+        let report = try await replay.value
+        #expect(started.withLock { $0 } == Array(ids.prefix(2)))
+        #expect(report.succeeded == 2)
+        #expect(report.skipped == 4)
+    }
+
     @Test("concurrent replays never run the same letter twice")
     func concurrentReplaysExactlyOnce() async throws {
         let (h, ids) = try await seeded(300)
