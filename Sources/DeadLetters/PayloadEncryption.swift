@@ -131,7 +131,8 @@ public struct PayloadEncryption: Sendable {
         guard Self.isSealed(payload) else { return payload }
         let start = payload.startIndex
         let keyID = Array(payload[(start + Self.magic.count)..<(start + Self.headerSize)])
-        guard let key = self.keys.first(where: { $0.id == keyID }) else {
+        let candidates = self.keys.filter { $0.id == keyID }
+        guard !candidates.isEmpty else {
             throw DeadLetterError(
                 code: .encryption,
                 message: "the payload is sealed with key \(Self.hex(keyID)), which is not among the configured keys ("
@@ -139,17 +140,22 @@ public struct PayloadEncryption: Sendable {
                 id: id
             )
         }
+        let box: AES.GCM.SealedBox
         do {
-            let box = try AES.GCM.SealedBox(combined: payload[(start + Self.headerSize)...])
-            return try AES.GCM.open(box, using: key.key, authenticating: Data(id.utf8))
+            box = try AES.GCM.SealedBox(combined: payload[(start + Self.headerSize)...])
         } catch {
-            throw DeadLetterError(
-                code: .encryption,
-                message: "the sealed payload does not authenticate with key \(key.idDescription): it was altered, "
-                    + "or it belongs to another letter",
-                id: id
-            )
+            throw DeadLetterError(code: .encryption, message: "the sealed payload is truncated", id: id)
         }
+        // Two keys may share a 4-byte id: each is tried.
+        for key in candidates {
+            if let opened = try? AES.GCM.open(box, using: key.key, authenticating: Data(id.utf8)) { return opened }
+        }
+        throw DeadLetterError(
+            code: .encryption,
+            message: "the sealed payload does not authenticate with key \(Self.hex(keyID)): it was altered, "
+                + "or it belongs to another letter",
+            id: id
+        )
     }
 
     static func hex(_ bytes: [UInt8]) -> String {

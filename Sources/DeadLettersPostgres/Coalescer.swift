@@ -44,7 +44,15 @@ final class Coalescer<Item: Sendable, Value: Sendable>: Sendable {
         var outcome = lead ? Outcome.lead : await self.wait(id)
         while true {
             switch outcome {
-            case .done(let result): return try result.get()
+            case .done(let result):
+                // A leader may have handed this request the lead while another leader was finishing it: give the
+                // role on rather than keep it (a kept role would be lost, and with it a leader slot).
+                let handedLead = self.state.withLock { state -> Bool in
+                    if case .lead? = state.ready[id] { state.ready[id] = nil }
+                    return state.leaders.remove(id) != nil
+                }
+                if handedLead { self.handOver(from: id) }
+                return try result.get()
             case .lead: outcome = await self.lead(id, run)
             }
         }
@@ -112,7 +120,18 @@ final class Coalescer<Item: Sendable, Value: Sendable>: Sendable {
             state.leaders.insert(next.id)
             return next.id
         }
-        if let next { self.deliver(next, .lead) }
+        if let next { self.deliverLead(next) }
+    }
+
+    /// Gives `id` the lead, unless it finished meanwhile (then it has already given the role on).
+    private func deliverLead(_ id: UInt64) {
+        let continuation = self.state.withLock { state -> CheckedContinuation<Outcome, Never>? in
+            guard state.leaders.contains(id) else { return nil }
+            if let continuation = state.waiting.removeValue(forKey: id) { return continuation }
+            state.ready[id] = .lead
+            return nil
+        }
+        continuation?.resume(returning: .lead)
     }
 }
 
