@@ -306,18 +306,21 @@ extension DeadLetterQueue {
             }
             slots.release()
             self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "success")]).increment()
+            let written: Bool
             if options.keepOnSuccess {
                 var history = letter.history
                 history.append(DeadLetter.HistoryEntry(event: "replayed", at: now, outcome: "succeeded"))
                 let kept = Self.withHistory(letter, history)
-                await self.writeReplayOutcome(of: letter, "keep a replayed letter") {
+                written = await self.writeReplayOutcome(of: letter, "keep a replayed letter") {
                     try await self.store.release(kept, owner: owner)
                 }
             } else {
-                await self.writeReplayOutcome(of: letter, "remove a replayed letter") {
+                written = await self.writeReplayOutcome(of: letter, "remove a replayed letter") {
                     try await self.store.complete(id: letter.id, owner: owner)
                 }
             }
+            // Not written: the letter is still stored as it was and runs again, so it counts as skipped.
+            if !written { tally.withLock { $0.succeeded -= 1 } }
         case .failure(let error):
             let failed = self.failedReplay(letter, error: error, now: now)
             tally.withLock { report in
@@ -331,11 +334,16 @@ extension DeadLetterQueue {
                 }
             }
             slots.release()
-            await self.writeReplayOutcome(of: letter, "record a failed replay") {
+            let written = await self.writeReplayOutcome(of: letter, "record a failed replay") {
                 try await self.store.release(failed, owner: owner)
             }
             self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "failure")]).increment()
-            if failed.status == .parked {
+            if !written {
+                tally.withLock { report in
+                    report.failed -= 1
+                    if failed.status == .parked { report.parked -= 1 }
+                }
+            } else if failed.status == .parked {
                 self.emit(.parked, id: failed.id, source: failed.source, status: .parked)
             }
         }
@@ -372,24 +380,25 @@ extension DeadLetterQueue {
     }
 
     /// Runs a replayed letter's store write; logs it when it fails or finds the lease gone.
+    /// - Returns: whether the outcome was written.
     private func writeReplayOutcome(
         of letter: DeadLetter,
         _ action: String,
         _ write: @Sendable () async throws -> Bool
-    ) async {
+    ) async -> Bool {
         do {
-            if try await !write() {
-                self.logger.info(
-                    "lease lost before the outcome was written",
-                    metadata: ["dlq.message.id": "\(letter.id)", "dlq.action": "\(action)"]
-                )
-            }
+            if try await write() { return true }
+            self.logger.info(
+                "lease lost before the outcome was written",
+                metadata: ["dlq.message.id": "\(letter.id)", "dlq.action": "\(action)"]
+            )
         } catch {
             self.logger.error(
                 "could not \(action); it stays leased and runs again when its lease ends",
                 metadata: ["dlq.message.id": "\(letter.id)", "error": "\(error)"]
             )
         }
+        return false
     }
 }
 

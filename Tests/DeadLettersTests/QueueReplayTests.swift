@@ -155,6 +155,23 @@ struct QueueReplayTests {
         #expect(report.skipped == 4)
     }
 
+    @Test("a letter whose lease was taken over before its outcome was written counts as skipped, not succeeded")
+    func lostLeaseCountsAsSkipped() async throws {
+        let (h, ids) = try await seeded(2) { $0.leaseDuration = .seconds(10) }
+        let first = ids[0]
+        let report = try await h.queue.replay(options: ReplayOptions(concurrency: 1)) { letter in
+            guard letter.id == first else { return }
+            // The handler outlives its lease, and another worker takes the letter meanwhile.
+            h.clock.advance(by: .seconds(11))
+            let now = h.clock.now()
+            _ = try await h.store.claim(ids: [first], now: now, owner: "other", leaseUntil: now.addingTimeInterval(60))
+        }
+        #expect(report.succeeded == 1)
+        #expect(report.skipped == 1)
+        #expect(try await h.store.letter(id: first) != nil, "the other worker's letter is still there")
+        #expect(try await h.store.letter(id: ids[1]) == nil)
+    }
+
     @Test("concurrent replays never run the same letter twice")
     func concurrentReplaysExactlyOnce() async throws {
         let (h, ids) = try await seeded(300)
