@@ -1,7 +1,6 @@
 import CoreMetrics
 import DeadLetters
 import Logging
-import Synchronization
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -14,7 +13,7 @@ import Foundation
 
 /// A clock whose time moves only when the test says so.
 final class BreakerTestClock: DeadLetterClock {
-    private let current = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
+    private let current = PThreadLock(Date(timeIntervalSince1970: 1_800_000_000))
 
     func now() -> Date { self.current.withLock { $0 } }
 
@@ -37,7 +36,7 @@ final class BreakerLogRecorder: Sendable {
         var metadata: Logger.Metadata
     }
 
-    private let storage = Mutex<[Entry]>([])
+    private let storage = PThreadLock<[Entry]>([])
     var entries: [Entry] { self.storage.withLock { $0 } }
 
     var logger: Logger {
@@ -74,7 +73,7 @@ final class BreakerMetricsRecorder: MetricsFactory, Sendable {
     final class Values: RecorderHandler, CounterHandler, TimerHandler, Sendable {
         let label: String
         let dimensions: [String]
-        private let storage = Mutex<[Double]>([])
+        private let storage = PThreadLock<[Double]>([])
         var values: [Double] { self.storage.withLock { $0 } }
 
         init(label: String, dimensions: [(String, String)]) {
@@ -89,7 +88,7 @@ final class BreakerMetricsRecorder: MetricsFactory, Sendable {
         func recordNanoseconds(_ duration: Int64) { self.record(duration) }
     }
 
-    private let made = Mutex<[Values]>([])
+    private let made = PThreadLock<[Values]>([])
 
     func recorder(_ label: String) -> [Values] { self.made.withLock { $0.filter { $0.label == label } } }
 
@@ -113,7 +112,7 @@ final class BreakerMetricsRecorder: MetricsFactory, Sendable {
 
 /// Records the state changes passed to the callback.
 final class BreakerChangeRecorder: Sendable {
-    private let storage = Mutex<[String]>([])
+    private let storage = PThreadLock<[String]>([])
     var changes: [String] { self.storage.withLock { $0 } }
     func append(_ from: CircuitState, _ to: CircuitState) { self.storage.withLock { $0.append("\(from)->\(to)") } }
 }

@@ -3,12 +3,11 @@ import DeadLettersTesting
 import Foundation
 import Logging
 import ServiceLifecycle
-import Synchronization
 import Testing
 
 /// An archive that keeps what it is given, to check what the queue archived.
 final class MemoryArchive: DeadLetterArchive {
-    let archived = Mutex<[(reason: String, letters: [DeadLetter])]>([])
+    let archived = PThreadLock<[(reason: String, letters: [DeadLetter])]>([])
 
     func archive(_ letters: [DeadLetter], reason: String) async throws {
         self.archived.withLock { $0.append((reason, letters)) }
@@ -92,9 +91,10 @@ extension AsyncStream<DeadLetterEvent>.Iterator {
 
 /// A value that tasks share by reference, behind a lock.
 final class Shared<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { self.mutex = Mutex(value) }
-    func withLock<T: Sendable>(_ body: (inout sending Value) throws -> sending T) rethrows -> T {
+    // A pthread lock rather than `Synchronization.Mutex`, which ThreadSanitizer reports as racing on Linux.
+    private let mutex: PThreadLock<Value>
+    init(_ value: Value) { self.mutex = PThreadLock(value) }
+    func withLock<T: Sendable>(_ body: (inout Value) throws -> T) rethrows -> T {
         try self.mutex.withLock(body)
     }
 }
