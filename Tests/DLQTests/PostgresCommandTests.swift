@@ -1,4 +1,5 @@
 import DeadLetters
+import DeadLettersTesting
 import Foundation
 import Testing
 
@@ -7,14 +8,12 @@ import Testing
 /// The same rules as the PostgreSQL store's own tests: without the variable the suite is skipped, visibly, and
 /// with `DLQ_REQUIRE_POSTGRES=1` a missing server is a failure.
 enum CommandTestServer {
-    static let url: String? = {
-        let value = ProcessInfo.processInfo.environment["DLQ_POSTGRES_URL"] ?? ""
-        return value.isEmpty ? nil : value
-    }()
+    static let url = PostgresTestEnvironment.url
 
-    static let required = ProcessInfo.processInfo.environment["DLQ_REQUIRE_POSTGRES"] == "1"
+    /// Set by `.ci/run`: without a server, the tests fail instead of being skipped.
+    static let required = PostgresTestEnvironment.required
 
-    static let isAvailable = url != nil
+    static let isAvailable = PostgresTestEnvironment.isAvailable
 
     static let skipMessage: Comment =
         "DLQ_POSTGRES_URL is not set: dlq PostgreSQL tests skipped (start a server with `scripts/postgres start`)"

@@ -1,4 +1,5 @@
 import DeadLetters
+import DeadLettersTesting
 import Foundation
 import Logging
 import PostgresNIO
@@ -9,15 +10,12 @@ import Testing
 
 /// The server the tests use: `DLQ_POSTGRES_URL` (started by `scripts/test` with `scripts/postgres start`).
 enum PostgresTestServer {
-    static let url: String? = {
-        let value = ProcessInfo.processInfo.environment["DLQ_POSTGRES_URL"] ?? ""
-        return value.isEmpty ? nil : value
-    }()
+    static let url = PostgresTestEnvironment.url
 
     /// Set by `.ci/run`: without a server, the tests fail instead of being skipped.
-    static let required = ProcessInfo.processInfo.environment["DLQ_REQUIRE_POSTGRES"] == "1"
+    static let required = PostgresTestEnvironment.required
 
-    static let isAvailable = url != nil
+    static let isAvailable = PostgresTestEnvironment.isAvailable
 
     static let skipMessage: Comment =
         "DLQ_POSTGRES_URL is not set: PostgreSQL tests skipped (start a server with `scripts/postgres start`)"
