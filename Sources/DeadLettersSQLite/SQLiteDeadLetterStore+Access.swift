@@ -27,12 +27,21 @@ extension SQLiteDeadLetterStore {
         return try await withCheckedThrowingContinuation { continuation in
             self.pool.asyncWriteWithoutTransaction { db in
                 do {
+                    try self.restoreFullSyncIfNeeded(db)
                     continuation.resume(returning: try body(db))
                 } catch {
                     continuation.resume(throwing: Self.storeError(error, path: path))
                 }
             }
         }
+    }
+
+    /// Puts the writer back at full sync if a claim could not (``syncRelaxed``); throws, so that the write
+    /// that follows does not commit, if it still cannot.
+    func restoreFullSyncIfNeeded(_ db: Database) throws {
+        guard self.syncRelaxed.withLock({ $0 }) else { return }
+        try db.execute(sql: "PRAGMA synchronous = \(self.configuration.durability.synchronousPragma)")
+        self.syncRelaxed.withLock { $0 = false }
     }
 
     /// Runs `body` on a reading connection, in a snapshot of the last commit.

@@ -98,6 +98,7 @@ extension SQLiteDeadLetterStore {
         let path = self.configuration.path
         let outcomes: [Result<DeadLetterAppendResult, any Error>]
         do {
+            try self.restoreFullSyncIfNeeded(db)
             // Usually every caller's letters go in: insert them all without savepoints (a savepoint costs a
             // statement journal of every page it changes). If one caller fails, the whole transaction is rolled
             // back and redone with a savepoint per caller, so that the others are still committed.

@@ -75,8 +75,15 @@ extension SQLiteDeadLetterStore {
                 }
                 return letters
             }
-            // Back to full sync before anything else runs on the writer, whatever the claim did.
-            if relax { try db.execute(sql: "PRAGMA synchronous = \(durability.synchronousPragma)") }
+            // Back to full sync before anything else runs on the writer, whatever the claim did. Should that fail,
+            // the next write restores it before committing (or fails), so no add ever commits without it.
+            if relax {
+                do {
+                    try db.execute(sql: "PRAGMA synchronous = \(durability.synchronousPragma)")
+                } catch {
+                    self.syncRelaxed.withLock { $0 = true }
+                }
+            }
             return try outcome.get()
         }
     }

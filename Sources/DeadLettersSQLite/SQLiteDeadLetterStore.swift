@@ -22,6 +22,9 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
     let pool: DatabasePool
     let appends = SQLiteLock(AppendQueue())
     let completions = SQLiteLock(OutcomeQueue())
+    /// Set when a claim could not put the writer back at full sync after its relaxed commit; the next write
+    /// restores it before it commits anything (see ``restoreFullSyncIfNeeded(_:)``).
+    let syncRelaxed = SQLiteLock(false)
 
     /// Opens the store at `configuration.path`, creating it when missing (if `createIfMissing`), and migrates
     /// its schema to the newest version.
