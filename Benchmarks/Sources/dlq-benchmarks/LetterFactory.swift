@@ -56,6 +56,20 @@ struct LetterFactory: Sendable {
     }
 
     /// The error type and message of letter `index`.
+    /// Adds letter number `index` through `queue.add`, as the durable `add` figures do: its source, reason and
+    /// failure, tenant metadata.
+    static func add(_ index: Int, to queue: DeadLetterQueue, payload: Data) async throws {
+        let (type, message) = Self.failure(index)
+        try await queue.add(
+            payload: payload,
+            source: Self.source(index),
+            reason: Self.reason(index),
+            errorType: type,
+            errorMessage: message,
+            metadata: ["tenant": "acme"]
+        )
+    }
+
     static func failure(_ index: Int) -> (errorType: String, message: String) {
         let template = Int(self.mix(index, 3) % 50)
         return self.message(template: template, number: Int(self.mix(index, 4) % 100_000))

@@ -50,15 +50,7 @@ enum PostgresBenchmarks {
                         group.addTask {
                             for done in 0..<perAdder {
                                 let index = adder + done * adders
-                                let (type, message) = LetterFactory.failure(index)
-                                try await queue.add(
-                                    payload: payload,
-                                    source: LetterFactory.source(index),
-                                    reason: LetterFactory.reason(index),
-                                    errorType: type,
-                                    errorMessage: message,
-                                    metadata: ["tenant": "acme"]
-                                )
+                                try await LetterFactory.add(index, to: queue, payload: payload)
                             }
                         }
                     }

@@ -44,15 +44,7 @@ enum SQLiteBenchmarks {
                         if let perAdder, done >= perAdder { break }
                         if let deadline, Measure.clock.now >= deadline { break }
                         let index = adder + done * adders
-                        let (type, message) = LetterFactory.failure(index)
-                        try await queue.add(
-                            payload: payload,
-                            source: LetterFactory.source(index),
-                            reason: LetterFactory.reason(index),
-                            errorType: type,
-                            errorMessage: message,
-                            metadata: ["tenant": "acme"]
-                        )
+                        try await LetterFactory.add(index, to: queue, payload: payload)
                         done += 1
                     }
                     return done
