@@ -5,7 +5,10 @@ import Synchronization
 ///
 /// There is no background task: the first appenders (up to ``PostgresDeadLetterStore/Configuration/maxConcurrentCommits``)
 /// become committers. A committer takes a batch of waiting appends, commits them in one transaction, hands each
-/// caller its result, and when its own append is done hands its role to the next waiting appender.
+/// caller its result, and when its own append is done hands its role to the next waiting appender. While a
+/// commit is in progress, another starts only once enough letters wait (``defaultMinLettersBesideCommit``):
+/// each commit costs the server and the client a fixed share, and a second commit of a few letters would
+/// spend it on little; those letters join the next commit instead, started when the current one ends.
 final class GroupCommit: Sendable {
     struct Request: Sendable {
         let id: UInt64
@@ -24,10 +27,48 @@ final class GroupCommit: Sendable {
     private struct State {
         var nextID: UInt64 = 0
         var pending: [Request] = []
+        /// The letters in `pending`.
+        var pendingLetters = 0
         var committers = 0
+        /// Committers whose batch is being committed.
+        var committing = 0
         var leaders: Set<UInt64> = []
         var waiting: [UInt64: CheckedContinuation<Outcome, Never>] = [:]
         var ready: [UInt64: Outcome] = [:]
+        /// Committers waiting for enough letters to start a commit beside one in progress.
+        var holding: [CheckedContinuation<Void, Never>] = []
+    }
+
+    /// What ``takeBatch(maxLetters:leader:)`` gives a committer.
+    enum Take {
+        /// Commit these appends, then call ``committed()``.
+        case batch([Request])
+        /// Nothing waits: the caller is no longer a committer.
+        case none
+        /// Another commit is in progress and too few letters wait: call ``hold()``, then take again.
+        case hold
+    }
+
+    /// The continuations that an enqueue or a finished commit releases, given the state after it.
+    private static func releasable(_ state: inout State, minLetters: Int) -> [CheckedContinuation<Void, Never>] {
+        guard !state.holding.isEmpty, state.committing == 0 || state.pendingLetters >= minLetters else { return [] }
+        defer { state.holding = [] }
+        return state.holding
+    }
+
+    /// How many letters must wait for a commit to start while another is in progress.
+    private let minLetters: Int
+
+    /// The store's threshold. With 64 adders on 2 cores shared with the server, batches grew from 15 to 30
+    /// letters, the CPU time per letter fell by a third (client and server alike) and throughput rose from
+    /// 17,000–19,600/s to 20,800–26,000/s; 12 to 48 measured alike, 1 is the old behaviour.
+    static let defaultMinLettersBesideCommit = 16
+
+    /// The number of committers in ``hold()``, for tests.
+    var holdingCount: Int { self.state.withLock { $0.holding.count } }
+
+    init(minLettersBesideCommit: Int) {
+        self.minLetters = minLettersBesideCommit
     }
 
     private let state = Mutex(State())
@@ -39,15 +80,19 @@ final class GroupCommit: Sendable {
         limits: DeadLetterLimits,
         maxCommitters: Int
     ) -> (id: UInt64, lead: Bool) {
-        self.state.withLock { state in
+        let (result, released) = self.state.withLock { state in
             state.nextID += 1
             let id = state.nextID
             state.pending.append(Request(id: id, letters: letters, onConflict: onConflict, limits: limits))
-            guard state.committers < maxCommitters else { return (id, false) }
+            state.pendingLetters += letters.count
+            let released = Self.releasable(&state, minLetters: self.minLetters)
+            guard state.committers < maxCommitters else { return ((id, false), released) }
             state.committers += 1
             state.leaders.insert(id)
-            return (id, true)
+            return ((id, true), released)
         }
+        for continuation in released { continuation.resume() }
+        return result
     }
 
     /// Waits for the outcome of the append `id`.
@@ -63,14 +108,17 @@ final class GroupCommit: Sendable {
     }
 
     /// Takes the next batch: the oldest waiting appends with the same limits, up to `maxLetters` letters
-    /// (at least one append). When there is none, the committer `leader` stops being one.
-    func takeBatch(maxLetters: Int, leader: UInt64) -> [Request] {
+    /// (at least one append). When there is none, the committer `leader` stops being one. While another
+    /// commit is in progress, fewer than the threshold letters are left to wait (``Take/hold``), so that a
+    /// second commit starts only with enough letters to be worth its fixed cost.
+    func takeBatch(maxLetters: Int, leader: UInt64) -> Take {
         self.state.withLock { state in
             guard let first = state.pending.first else {
                 state.committers -= 1
                 state.leaders.remove(leader)
-                return []
+                return .none
             }
+            if state.committing > 0, state.pendingLetters < self.minLetters { return .hold }
             var count = first.letters.count
             var end = 1
             while end < state.pending.count, state.pending[end].limits == first.limits,
@@ -81,8 +129,31 @@ final class GroupCommit: Sendable {
             }
             let batch = Array(state.pending[..<end])
             state.pending.removeFirst(end)
-            return batch
+            state.pendingLetters -= count
+            state.committing += 1
+            return .batch(batch)
         }
+    }
+
+    /// Waits until enough letters wait or no commit is in progress (after ``Take/hold``).
+    func hold() async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = self.state.withLock { state -> Bool in
+                if state.committing == 0 || state.pendingLetters >= self.minLetters { return true }
+                state.holding.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    /// A batch taken with ``takeBatch(maxLetters:leader:)`` is committed (or failed).
+    func committed() {
+        let released = self.state.withLock { state in
+            state.committing -= 1
+            return Self.releasable(&state, minLetters: self.minLetters)
+        }
+        for continuation in released { continuation.resume() }
     }
 
     /// Hands `outcome` to the caller of append `id`, now or when it waits.

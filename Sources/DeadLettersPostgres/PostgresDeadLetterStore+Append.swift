@@ -35,9 +35,21 @@ extension PostgresDeadLetterStore {
     /// Commits batches of waiting appends until the append `id` is done.
     private func commitBatches(until id: UInt64) async -> GroupCommit.Outcome {
         while true {
-            let batch = self.commits.takeBatch(maxLetters: self.configuration.maxBatchSize, leader: id)
-            if batch.isEmpty { return await self.commits.wait(id) }
+            let batch: [GroupCommit.Request]
+            switch self.commits.takeBatch(maxLetters: self.configuration.maxBatchSize, leader: id) {
+            case .none: return await self.commits.wait(id)
+            case .hold:
+                await self.commits.hold()
+                // Another committer's batch may have taken this append meanwhile.
+                if let outcome = self.commits.takeReady(id) {
+                    self.commits.handOver(from: id)
+                    return outcome
+                }
+                continue
+            case .batch(let taken): batch = taken
+            }
             let results = await self.commit(batch)
+            self.commits.committed()
             self.countInserted(results.reduce(0) { $0 + ((try? $1.get())?.inserted ?? 0) })
             self.logger.trace(
                 "committed a batch",
@@ -192,6 +204,7 @@ extension PostgresDeadLetterStore {
             let inserted = try await self.rows(connection, columns.insert(into: self.schema))
             if inserted.count != columns.count { throw InsertRace() }
             try await self.addUsage(connection, count: columns.count, bytes: columns.sizes.reduce(0, +))
+            try await self.rows(connection, columns.totals().add(into: self.schema))
         }
         if !evictionPlans.isEmpty {
             try await self.evict(evictionPlans, limits: limits, into: &results, on: connection)

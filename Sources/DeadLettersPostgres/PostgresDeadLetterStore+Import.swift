@@ -96,6 +96,8 @@ extension PostgresDeadLetterStore {
         for (index, id) in columns.ids.enumerated() where insertedIDs.contains(id) { bytes += columns.sizes[index] }
         result.inserted += inserted.count
         try await self.addUsage(connection, count: inserted.count, bytes: bytes)
+        let totals = columns.totals { insertedIDs.contains(columns.ids[$0]) }
+        if !totals.isEmpty { try await self.rows(connection, totals.add(into: self.schema)) }
     }
 
     /// An import of at least this many letters refreshes the planner's statistics.

@@ -210,11 +210,30 @@ struct LetterColumns {
         return PostgresQuery(unsafeSQL: sql, binds: self.binds)
     }
 
-    /// `SELECT schema.add_letters($1, …, $20)`: the insert and the usage update in a function whose plan the
-    /// server keeps per connection (see ``addLettersFunction``); a stored id fails it with a unique violation.
+    /// `SELECT schema.add_letters($1, …, $28)`: the insert, the usage update and the running totals in a
+    /// function whose plans the server keeps per connection (see ``addLettersFunction``); a stored id fails it
+    /// with a unique violation.
     func add(into schema: String) -> PostgresQuery {
-        let parameters = (1...20).map { "$\($0)" }.joined(separator: ", ")
-        return PostgresQuery(unsafeSQL: "SELECT \(schema).add_letters(\(parameters))", binds: self.binds)
+        let parameters = (1...28).map { "$\($0)" }.joined(separator: ", ")
+        var binds = self.binds
+        self.totals().append(to: &binds)
+        return PostgresQuery(unsafeSQL: "SELECT \(schema).add_letters(\(parameters))", binds: binds)
+    }
+
+    /// What the rows for which `include` is true add to the running totals.
+    func totals(where include: (Int) -> Bool = { _ in true }) -> LetterTotals {
+        var totals = LetterTotals()
+        for row in 0..<self.count where include(row) {
+            totals.add(
+                source: self.sources[row],
+                reason: self.reasons[row],
+                errorType: self.errorTypes[row],
+                status: self.statuses[row],
+                attempts: self.attempts[row],
+                firstFailedAt: self.firstFailedAt[row]
+            )
+        }
+        return totals
     }
 
     /// The 20 column arrays, in the order of ``insertSQL(into:)``'s parameters.
@@ -262,10 +281,9 @@ struct LetterColumns {
         """
     }
 
-    /// The function ``add(into:)`` calls: the insert, then the usage counters; `$schema` stands for the schema.
-    /// Its statements' plans are cached by the server per connection, which saves parsing and planning the
-    /// 20-array insert at every group commit.
-    static let addLettersFunction = """
+    /// Schema version 2's `add_letters` (the insert, then the usage counters; the totals were a trigger's);
+    /// kept as released, since version 2's migration creates it and version 3's drops it.
+    static let addLettersFunctionVersion2 = """
         CREATE FUNCTION $schema.add_letters(text[], text[], text[], text[], text[], text[], int8[], int8[],
             int8[], int8[], int8[], text[], text[], int8[], text[], text[], bool[], bytea[], text[], int8[])
         RETURNS int8 LANGUAGE plpgsql AS $body$
@@ -278,6 +296,129 @@ struct LetterColumns {
             SET count = count + inserted, bytes = bytes + (SELECT coalesce(sum(s), 0) FROM unnest($20) AS s)
             WHERE slot = \(PostgresDeadLetterStore.usageSlotSQL);
             RETURN inserted;
+        END
+        $body$
+        """
+
+    /// The function ``add(into:)`` calls (schema version 3): the insert, the usage counters and the running
+    /// totals (``LetterTotals``, parameters 21 to 28); `$schema` stands for the schema. Its statements' plans
+    /// are cached by the server per connection, which saves parsing and planning the 20-array insert at every
+    /// group commit.
+    static let addLettersFunction = """
+        CREATE FUNCTION $schema.add_letters(text[], text[], text[], text[], text[], text[], int8[], int8[],
+            int8[], int8[], int8[], text[], text[], int8[], text[], text[], bool[], bytea[], text[], int8[],
+            text[], text[], text[], text[], int8[], int8[], int8[], int8[])
+        RETURNS int8 LANGUAGE plpgsql AS $body$
+        DECLARE
+            inserted int8;
+        BEGIN
+        \(insertSQL(into: "$schema"));
+            GET DIAGNOSTICS inserted = ROW_COUNT;
+            UPDATE $schema.usage
+            SET count = count + inserted, bytes = bytes + (SELECT coalesce(sum(s), 0) FROM unnest($20) AS s)
+            WHERE slot = \(PostgresDeadLetterStore.usageSlotSQL);
+        \(LetterTotals.addSQL(firstParameter: 21))
+            RETURN inserted;
+        END
+        $body$
+        """
+}
+
+/// What inserted letters add to the running totals (`tallies` and `first_failures`, see
+/// ``PostgresDeadLetterStore/compactionSQL``): one row per distinct (source, reason, error type, status) and
+/// per 10-minute bucket of first failures. Counted here and written by the insert's own statement, rather than
+/// by a trigger with a transition table, which cost the server a copy and two scans of every inserted row.
+struct LetterTotals {
+    private struct Key: Hashable {
+        var source: String
+        var reason: String
+        var errorType: String
+        var status: String
+    }
+
+    private var tallies: [Key: (count: Int64, attempts: Int64)] = [:]
+    private var buckets: [Int64: Int64] = [:]
+
+    var isEmpty: Bool { self.tallies.isEmpty }
+
+    mutating func add(
+        source: String,
+        reason: String,
+        errorType: String,
+        status: String,
+        attempts: Int64,
+        firstFailedAt: Int64
+    ) {
+        let key = Key(source: source, reason: reason, errorType: errorType, status: status)
+        let tally = self.tallies[key] ?? (0, 0)
+        self.tallies[key] = (tally.count + 1, tally.attempts + attempts)
+        self.buckets[PostgresDeadLetterStore.bucket(ofMilliseconds: firstFailedAt), default: 0] += 1
+    }
+
+    /// Appends the 8 arrays that ``addSQL(firstParameter:)`` reads.
+    func append(to binds: inout PostgresBindings) {
+        var sources: [String] = []
+        var reasons: [String] = []
+        var errorTypes: [String] = []
+        var statuses: [String] = []
+        var counts: [Int64] = []
+        var attempts: [Int64] = []
+        for (key, tally) in self.tallies {
+            sources.append(key.source)
+            reasons.append(key.reason)
+            errorTypes.append(key.errorType)
+            statuses.append(key.status)
+            counts.append(tally.count)
+            attempts.append(tally.attempts)
+        }
+        binds.append(sources)
+        binds.append(reasons)
+        binds.append(errorTypes)
+        binds.append(statuses)
+        binds.append(counts)
+        binds.append(attempts)
+        binds.append(Array(self.buckets.keys))
+        binds.append(Array(self.buckets.values))
+    }
+
+    /// `SELECT schema.add_totals($1, …, $8)`, for inserts that do not go through `add_letters`.
+    func add(into schema: String) -> PostgresQuery {
+        var binds = PostgresBindings(capacity: 8)
+        self.append(to: &binds)
+        return PostgresQuery(
+            unsafeSQL: "SELECT \(schema).add_totals($1, $2, $3, $4, $5, $6, $7, $8)",
+            binds: binds
+        )
+    }
+
+    /// Inserts compact the totals about once every this many rows they add to them: an insert of `n` rows
+    /// compacts with odds `n` in ``compactionRows``. Rarer than the updates' and deletes' one statement in
+    /// ``PostgresDeadLetterStore/compactionOdds``: a compaction reads every row of the totals (those it deleted
+    /// before included, until `VACUUM` reclaims them), and group commits are many and small; yet the rows a
+    /// `summary()` adds up stay a few thousand, whatever the size of the appends.
+    static let compactionRows = 4096
+
+    /// PL/pgSQL statements that add the 8 arrays from parameter `first` on to the totals, and now and then
+    /// (see ``compactionRows``) compact them; `$schema` stands for the schema.
+    static func addSQL(firstParameter first: Int) -> String {
+        let p = (0..<8).map { "$\(first + $0)" }
+        return """
+                INSERT INTO $schema.tallies (source, reason, error_type, status, count, attempts)
+                SELECT * FROM unnest(\(p[0])::text[], \(p[1])::text[], \(p[2])::text[], \(p[3])::text[], \(p[4])::int8[],
+                    \(p[5])::int8[]);
+                INSERT INTO $schema.first_failures (bucket, count) SELECT * FROM unnest(\(p[6])::int8[], \(p[7])::int8[]);
+                IF random() * \(Self.compactionRows) < cardinality(\(p[0])) THEN
+            \(PostgresDeadLetterStore.compactionSQL)
+                END IF;
+            """
+    }
+
+    /// The function ``add(into:)`` calls (schema version 3).
+    static let addTotalsFunction = """
+        CREATE FUNCTION $schema.add_totals(text[], text[], text[], text[], int8[], int8[], int8[], int8[])
+        RETURNS void LANGUAGE plpgsql AS $body$
+        BEGIN
+        \(addSQL(firstParameter: 1))
         END
         $body$
         """

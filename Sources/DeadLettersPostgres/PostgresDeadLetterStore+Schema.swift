@@ -5,7 +5,7 @@ import Synchronization
 
 extension PostgresDeadLetterStore {
     /// The newest schema version this code writes and reads.
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
 
     /// The migrations, in order: version N's statements turn version N-1 into N. `$schema` is replaced by the
     /// quoted, validated schema name. Never change a released migration; add one.
@@ -55,6 +55,7 @@ extension PostgresDeadLetterStore {
             ]
         ),
         (2, talliesMigration),
+        (3, insertTotalsMigration),
     ]
 
     /// Creates or upgrades the store's schema to ``schemaVersion``, in one transaction.

@@ -1,6 +1,8 @@
 import DeadLetters
 
-/// Running totals for `summary()` of the whole store, kept by triggers in the same transaction as every change.
+/// Running totals for `summary()` of the whole store, kept in the same transaction as every change: by the
+/// insert's own statement for new letters (``LetterTotals``, since schema version 3), by triggers for updates
+/// and deletes.
 ///
 /// `tallies` holds counts and attempt sums per (source, reason, error type, status) and `first_failures` counts
 /// per 10-minute bucket of `first_failed_at`. Both are insert-only: a statement-level trigger (with transition
@@ -133,7 +135,7 @@ extension PostgresDeadLetterStore {
         INSERT INTO $schema.first_failures (bucket, count)
         SELECT \(bucketSQL), count(*) FROM $schema.letters GROUP BY 1
         """,
-        LetterColumns.addLettersFunction,
+        LetterColumns.addLettersFunctionVersion2,
         "CREATE INDEX letters_first_failed_at ON $schema.letters (first_failed_at)",
         "CREATE INDEX letters_fingerprint_source ON $schema.letters (fingerprint, source, id)",
         "DROP INDEX IF EXISTS $schema.letters_fingerprint",
@@ -141,5 +143,19 @@ extension PostgresDeadLetterStore {
         // index) with a filter; two fewer indexes make every insert cheaper.
         "DROP INDEX IF EXISTS $schema.letters_reason",
         "DROP INDEX IF EXISTS $schema.letters_error_type",
+    ]
+
+    /// Version 3: inserts count themselves. The insert trigger copied every new row into a transition table
+    /// and scanned it twice; the group commit now sends what its letters add to the totals (``LetterTotals``)
+    /// with the letters, and `add_totals` does the same for the other inserts (careful appends, imports).
+    static let insertTotalsMigration: [String] = [
+        "DROP TRIGGER letters_count_inserted ON $schema.letters",
+        "DROP FUNCTION $schema.count_inserted()",
+        """
+        DROP FUNCTION $schema.add_letters(text[], text[], text[], text[], text[], text[], int8[], int8[], int8[],
+            int8[], int8[], text[], text[], int8[], text[], text[], bool[], bytea[], text[], int8[])
+        """,
+        LetterTotals.addTotalsFunction,
+        LetterColumns.addLettersFunction,
     ]
 }

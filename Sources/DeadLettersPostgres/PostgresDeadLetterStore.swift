@@ -30,7 +30,7 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
     /// Letters this instance appended, for ``countInserted(_:)``.
     let inserted = Atomic<Int>(0)
     let gate = OpenGate()
-    let commits = GroupCommit()
+    let commits = GroupCommit(minLettersBesideCommit: GroupCommit.defaultMinLettersBesideCommit)
     let completions: Coalescer<(id: String, owner: String), Bool>
 
     /// A store on a client that you run: call `client.run()` (or add the client to your `ServiceGroup`).
@@ -165,18 +165,18 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
         }
     }
 
-    /// Runs a statement and reads all its rows, so that its errors are thrown here.
+    /// Runs a statement and reads all its rows, so that its errors are thrown here. The rows are collected on
+    /// the connection's event loop and handed over once (the row sequence hops between the event loop and the
+    /// task for each batch of rows it reads).
     @discardableResult
     func rows(_ connection: PostgresConnection, _ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await connection.query(query, logger: self.logger).collect()
+        try await connection.query(query, logger: self.logger).get().rows
     }
 
     /// Runs a statement on a pooled connection and reads all its rows.
     @discardableResult
     func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await self.client.withConnection { connection in
-            try await connection.query(query, logger: self.logger).collect()
-        }
+        try await self.client.withConnection { connection in try await self.rows(connection, query) }
     }
 
     func execute(_ connection: PostgresConnection, _ sql: String) async throws {

@@ -69,6 +69,21 @@ struct DLQBenchmarks {
                     log("dlq-benchmarks: \(error)")
                     exit(2)
                 }
+            case "--profile-postgres-add":
+                // For profiling one figure alone: --profile-postgres-add [LETTERS-PER-ADDER] (64 adders)
+                let perAdder = arguments.next().flatMap { Int($0) } ?? 1500
+                guard let url = ProcessInfo.processInfo.environment["DLQ_POSTGRES_URL"] else {
+                    self.usage("--profile-postgres-add needs DLQ_POSTGRES_URL")
+                }
+                do {
+                    let schema = "bench_profile_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+                    let rate = try await PostgresBenchmarks.addRate(url: url, schema: schema, perAdder: perAdder)
+                    print(Format.rate(rate))
+                    exit(0)
+                } catch {
+                    log("dlq-benchmarks: \(error)")
+                    exit(2)
+                }
             case "-h", "--help": self.usage(nil)
             default: self.usage("unknown argument \(argument)")
             }

@@ -1,0 +1,99 @@
+import DeadLetters
+import DeadLettersTesting
+import Testing
+
+@testable import DeadLettersPostgres
+
+/// The group commit's queue alone (no server): who commits, and when a second commit may start.
+@Suite("PostgreSQL store: the group commit's queue")
+struct GroupCommitTests {
+    private static let letters = DeadLetterFixtures.letters(count: 8)
+
+    private static func enqueue(_ commits: GroupCommit, _ range: Range<Int>) -> (id: UInt64, lead: Bool) {
+        commits.enqueue(
+            Array(Self.letters[range]),
+            onConflict: .fail,
+            limits: DeadLetterLimits(),
+            maxCommitters: 2
+        )
+    }
+
+    private static func letterCount(_ take: GroupCommit.Take) -> Int? {
+        guard case .batch(let requests) = take else { return nil }
+        return requests.reduce(0) { $0 + $1.letters.count }
+    }
+
+    @Test("beside a commit in progress, a second committer holds until enough letters wait, then takes them all")
+    func secondCommitWaitsForEnoughLetters() async {
+        let commits = GroupCommit(minLettersBesideCommit: 4)
+        let first = Self.enqueue(commits, 0..<1)
+        #expect(first.lead)
+        #expect(Self.letterCount(commits.takeBatch(maxLetters: 100, leader: first.id)) == 1)
+
+        let second = Self.enqueue(commits, 1..<2)
+        #expect(second.lead, "up to two committers")
+        guard case .hold = commits.takeBatch(maxLetters: 100, leader: second.id) else {
+            Issue.record("one letter waiting beside a commit in progress should hold")
+            return
+        }
+        let held = Task { await commits.hold() }
+        while commits.holdingCount == 0 { await Task.yield() }
+        #expect(!Self.enqueue(commits, 2..<4).lead, "two committers already")
+        #expect(commits.holdingCount == 1, "3 letters wait, fewer than 4")
+        _ = Self.enqueue(commits, 4..<5)
+        #expect(commits.holdingCount == 0, "the fourth letter releases the committer")
+        await held.value
+        #expect(Self.letterCount(commits.takeBatch(maxLetters: 100, leader: second.id)) == 4)
+    }
+
+    @Test("a held committer is released when the commit in progress ends, whatever waits")
+    func heldCommitterReleasedByCommitEnd() async {
+        let commits = GroupCommit(minLettersBesideCommit: 100)
+        let first = Self.enqueue(commits, 0..<2)
+        #expect(Self.letterCount(commits.takeBatch(maxLetters: 100, leader: first.id)) == 2)
+        let second = Self.enqueue(commits, 2..<3)
+        guard case .hold = commits.takeBatch(maxLetters: 100, leader: second.id) else {
+            Issue.record("expected to hold")
+            return
+        }
+        let held = Task { await commits.hold() }
+        while commits.holdingCount == 0 { await Task.yield() }
+        commits.committed()
+        await held.value
+        #expect(commits.holdingCount == 0)
+        #expect(
+            Self.letterCount(commits.takeBatch(maxLetters: 100, leader: second.id)) == 1,
+            "no commit in progress now"
+        )
+    }
+
+    @Test("with no commit in progress a single letter is committed at once, and an empty queue ends the role")
+    func loneLetterCommitsAtOnce() {
+        let commits = GroupCommit(minLettersBesideCommit: 16)
+        let only = Self.enqueue(commits, 0..<1)
+        #expect(only.lead)
+        #expect(Self.letterCount(commits.takeBatch(maxLetters: 100, leader: only.id)) == 1)
+        commits.committed()
+        guard case .none = commits.takeBatch(maxLetters: 100, leader: only.id) else {
+            Issue.record("an empty queue ends the committer's role")
+            return
+        }
+        // The role ended: the next append leads again.
+        #expect(Self.enqueue(commits, 1..<2).lead)
+    }
+
+    @Test("hold() returns at once when the commit in progress ended before it was called")
+    func holdAfterCommitEnded() async {
+        let commits = GroupCommit(minLettersBesideCommit: 100)
+        let first = Self.enqueue(commits, 0..<1)
+        _ = commits.takeBatch(maxLetters: 100, leader: first.id)
+        let second = Self.enqueue(commits, 1..<2)
+        guard case .hold = commits.takeBatch(maxLetters: 100, leader: second.id) else {
+            Issue.record("expected to hold")
+            return
+        }
+        commits.committed()
+        await commits.hold()
+        #expect(commits.holdingCount == 0)
+    }
+}
