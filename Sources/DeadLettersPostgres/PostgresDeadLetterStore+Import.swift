@@ -114,11 +114,16 @@ extension PostgresDeadLetterStore {
         guard count > 0 else { return }
         let before = self.inserted.wrappingAdd(count, ordering: .relaxed).oldValue
         guard Self.analyzeAfterAppends.contains(where: { before < $0 && before + count >= $0 }) else { return }
-        Task {
-            do {
-                try await self.analyze()
-            } catch {
-                self.logger.debug("could not analyze the letters table", metadata: ["error": "\(error)"])
+        self.backgroundAnalyze.withLock { running in
+            // The thresholds are far apart: one still running covers the next.
+            guard running == nil else { return }
+            running = Task {
+                do {
+                    try await self.analyze()
+                } catch {
+                    self.logger.debug("could not analyze the letters table", metadata: ["error": "\(error)"])
+                }
+                self.backgroundAnalyze.withLock { $0 = nil }
             }
         }
     }

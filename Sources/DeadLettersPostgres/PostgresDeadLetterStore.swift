@@ -31,6 +31,8 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
     let inserted = Atomic<Int>(0)
     let gate = OpenGate()
     let commits = GroupCommit(minLettersBesideCommit: GroupCommit.defaultMinLettersBesideCommit)
+    /// The background `ANALYZE` that ``countInserted(_:)`` started, if any; cancelled when ``run()`` ends.
+    let backgroundAnalyze = Mutex<Task<Void, Never>?>(nil)
     let completions: Coalescer<(id: String, owner: String), Bool>
 
     /// A store on a client that you run: call `client.run()` (or add the client to your `ServiceGroup`).
@@ -110,6 +112,13 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
         } else {
             try? await gracefulShutdown()
         }
+        // A statistics refresh still running would only fail on the closed client, or outlive the store.
+        let analyze = self.backgroundAnalyze.withLock { task in
+            defer { task = nil }
+            return task
+        }
+        analyze?.cancel()
+        await analyze?.value
     }
 
     /// `PostgreSQL store user@host:port/database, schema NAME`, without the password.
