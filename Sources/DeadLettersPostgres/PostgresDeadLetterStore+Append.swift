@@ -58,18 +58,15 @@ extension PostgresDeadLetterStore {
                     "dlq.postgres.batch.letters": "\(batch.reduce(0) { $0 + $1.letters.count })",
                 ]
             )
-            var mine: GroupCommit.Outcome?
-            for (request, result) in zip(batch, results) {
-                if request.id == id {
-                    mine = .done(result)
-                } else {
-                    self.commits.deliver(request.id, .done(result))
-                }
+            let mine = zip(batch, results).first { $0.0.id == id }.map { GroupCommit.Outcome.done($0.1) }
+            let outcome = mine ?? self.commits.takeReady(id)
+            // The next committer is woken before the callers of this batch, so that it runs first and the
+            // letters that arrived during this commit go to the server while those callers make their next ones.
+            if outcome != nil { self.commits.handOver(from: id) }
+            for (request, result) in zip(batch, results) where request.id != id {
+                self.commits.deliver(request.id, .done(result))
             }
-            if let outcome = mine ?? self.commits.takeReady(id) {
-                self.commits.handOver(from: id)
-                return outcome
-            }
+            if let outcome { return outcome }
         }
     }
 
