@@ -106,26 +106,15 @@ extension PostgresDeadLetterStore {
     /// When this instance's appends pass these counts, it refreshes the planner's statistics.
     static let analyzeAfterAppends = [10_000, 100_000, 1_000_000]
 
-    /// Counts appended letters; when the count passes one of ``analyzeAfterAppends``, analyzes the table in
-    /// the background (best effort). A new store's first burst of letters would otherwise be queried with no
-    /// statistics at all until autovacuum's next round, and the planner then sorts every matching letter of a
-    /// filtered page instead of walking an index; later growth is autovacuum's to follow.
+    /// Counts appended letters; when the count passes one of ``analyzeAfterAppends``, asks ``run()`` to analyze
+    /// the table (best effort, not in the appender's way). A new store's first burst of letters would otherwise
+    /// be queried with no statistics at all until autovacuum's next round, and the planner then sorts every
+    /// matching letter of a filtered page instead of walking an index; later growth is autovacuum's to follow.
     func countInserted(_ count: Int) {
         guard count > 0 else { return }
         let before = self.inserted.wrappingAdd(count, ordering: .relaxed).oldValue
         guard Self.analyzeAfterAppends.contains(where: { before < $0 && before + count >= $0 }) else { return }
-        self.backgroundAnalyze.withLock { running in
-            // The thresholds are far apart: one still running covers the next.
-            guard running == nil else { return }
-            running = Task {
-                do {
-                    try await self.analyze()
-                } catch {
-                    self.logger.debug("could not analyze the letters table", metadata: ["error": "\(error)"])
-                }
-                self.backgroundAnalyze.withLock { $0 = nil }
-            }
-        }
+        self.analyzeRequests.continuation.yield()
     }
 
     /// Refreshes PostgreSQL's statistics of the store's tables (`ANALYZE`), which the planner needs to pick

@@ -31,8 +31,8 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
     let inserted = Atomic<Int>(0)
     let gate = OpenGate()
     let commits = GroupCommit(minLettersBesideCommit: GroupCommit.defaultMinLettersBesideCommit)
-    /// The background `ANALYZE` that ``countInserted(_:)`` started, if any; cancelled when ``run()`` ends.
-    let backgroundAnalyze = Mutex<Task<Void, Never>?>(nil)
+    /// Requests for a statistics refresh from ``countInserted(_:)``, served by ``run()``.
+    let analyzeRequests = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     let completions: Coalescer<(id: String, owner: String), Bool>
 
     /// A store on a client that you run: call `client.run()` (or add the client to your `ServiceGroup`).
@@ -105,20 +105,26 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
     }
 
     /// Runs the store's own client until graceful shutdown or cancellation; with a client you run yourself,
-    /// waits for shutdown.
+    /// waits for shutdown. Meanwhile it refreshes the planner's statistics when this instance's appends ask
+    /// for it (see ``analyzeAfterAppends``).
     public func run() async throws {
-        if self.ownsClient {
-            await self.client.run()
-        } else {
-            try? await gracefulShutdown()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in self.analyzeRequests.stream {
+                    do {
+                        try await self.analyze()
+                    } catch {
+                        self.logger.debug("could not analyze the letters table", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            if self.ownsClient {
+                await self.client.run()
+            } else {
+                try? await gracefulShutdown()
+            }
+            group.cancelAll()
         }
-        // A statistics refresh still running would only fail on the closed client, or outlive the store.
-        let analyze = self.backgroundAnalyze.withLock { task in
-            defer { task = nil }
-            return task
-        }
-        analyze?.cancel()
-        await analyze?.value
     }
 
     /// `PostgreSQL store user@host:port/database, schema NAME`, without the password.

@@ -149,6 +149,47 @@ struct PostgresTalliesTests {
         }
     }
 
+    @Test("a running store refreshes the planner's statistics once its appends pass 10,000 letters, not before")
+    func runningStoreAnalyzesAfterTenThousandAppends() async throws {
+        try await PostgresTestServer.withHarness { harness in
+            let store = try harness.makeStore()
+            try await store.migrate()
+            let analyzed = """
+                SELECT count(*) FROM pg_stat_user_tables
+                WHERE schemaname = '\(store.configuration.schema)' AND relname = 'letters' AND last_analyze IS NOT NULL
+                """
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await store.run() }
+                try await store.append(DeadLetterFixtures.letters(count: 9_999, seed: 1))
+                try await store.append(DeadLetterFixtures.letters(count: 1, seed: 2))
+                // The server reports the ANALYZE shortly after it ran: poll for it, up to 20 s.
+                var done = false
+                for _ in 0..<400 {
+                    done = try await harness.int(analyzed) == 1
+                    if done { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(done, "the 10,000th letter asked the running store to analyze the table")
+                group.cancelAll()
+            }
+            // 9,999 letters did not: a store that stopped at that count was never analyzed.
+            let other = try harness.makeStore()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await other.run() }
+                try await other.append(DeadLetterFixtures.letters(count: 9_999, seed: 3))
+                // A statement on the same connection pool after the append: any request would be served by now
+                // only if it existed; run() is idle, so a few round trips later the table is still unanalyzed.
+                for _ in 0..<20 { _ = try await other.count(DeadLetterFilter()) }
+                group.cancelAll()
+            }
+            let unanalyzed = """
+                SELECT count(*) FROM pg_stat_user_tables
+                WHERE schemaname = '\(other.configuration.schema)' AND relname = 'letters' AND last_analyze IS NOT NULL
+                """
+            #expect(try await harness.int(unanalyzed) == 0)
+        }
+    }
+
     @Test("after analyze(), a page of one fingerprint in one source reads the (fingerprint, source, id) index")
     func fingerprintAndSourcePageUsesItsIndex() async throws {
         try await PostgresTestServer.withHarness { harness in
