@@ -123,6 +123,7 @@ extension PostgresDeadLetterStore {
         _ batch: [GroupCommit.Request],
         on connection: PostgresConnection
     ) async throws -> [Result<DeadLetterAppendResult, any Error>] {
+        try await self.declareCountingWriter(connection)
         let limits = batch[0].limits
         var totals: (count: Int, bytes: Int)?
         if limits.isBounded {

@@ -16,6 +16,7 @@ extension PostgresDeadLetterStore {
         do {
             let result = try await self.perform("import") {
                 try await self.transaction { connection in
+                    try await self.declareCountingWriter(connection)
                     var result = DeadLetterAppendResult(inserted: 0)
                     var chunk: [DeadLetter] = []
                     var iterator = letters.makeAsyncIterator()

@@ -312,6 +312,7 @@ struct LetterColumns {
         DECLARE
             inserted int8;
         BEGIN
+            PERFORM set_config('\(PostgresDeadLetterStore.countingWriterSetting)', 'on', true);
         \(insertSQL(into: "$schema"));
             GET DIAGNOSTICS inserted = ROW_COUNT;
             UPDATE $schema.usage

@@ -1,4 +1,5 @@
 import DeadLetters
+import PostgresNIO
 
 /// Running totals for `summary()` of the whole store, kept in the same transaction as every change: by the
 /// insert's own statement for new letters (``LetterTotals``, since schema version 3), by triggers for updates
@@ -55,6 +56,16 @@ extension PostgresDeadLetterStore {
         INSERT INTO $schema.first_failures (bucket, count)
         SELECT bucket, sum(count) FROM merged GROUP BY bucket HAVING sum(count) <> 0;
         """
+
+    /// The transaction-local setting by which a writer says that it counts the letters it inserts (schema
+    /// version 3 and later refuse inserts without it): set by `add_letters` itself, and by
+    /// ``declareCountingWriter(_:)`` in the transactions of careful appends and imports.
+    static let countingWriterSetting = "dead_letters.inserts_count_totals"
+
+    /// Declares, for the rest of the transaction on `connection`, that its inserts count themselves.
+    func declareCountingWriter(_ connection: PostgresConnection) async throws {
+        try await self.execute(connection, "SELECT set_config('\(Self.countingWriterSetting)', 'on', true)")
+    }
 
     /// Compacts the totals now, in one transaction (the triggers also do it now and then).
     func compactTotals() async throws {
@@ -149,6 +160,24 @@ extension PostgresDeadLetterStore {
     /// and scanned it twice; the group commit now sends what its letters add to the totals (``LetterTotals``)
     /// with the letters, and `add_totals` does the same for the other inserts (careful appends, imports).
     static let insertTotalsMigration: [String] = [
+        // An instance of an older version still running (it checked the schema when it opened) would insert
+        // letters without counting them: its inserts are refused, with a message that says to upgrade it. A
+        // statement-level check, without the transition table that made the old trigger costly.
+        """
+        CREATE FUNCTION $schema.refuse_uncounted_inserts() RETURNS trigger LANGUAGE plpgsql AS $body$
+        BEGIN
+            IF current_setting('\(countingWriterSetting)', true) IS DISTINCT FROM 'on' THEN
+                RAISE EXCEPTION 'this dead-letter schema is at version 3 or later, where writers count the letters they insert; this instance runs an older swift-dead-letters: upgrade it'
+                USING ERRCODE = '55000';
+            END IF;
+            RETURN NULL;
+        END
+        $body$
+        """,
+        """
+        CREATE TRIGGER letters_refuse_uncounted_inserts BEFORE INSERT ON $schema.letters
+        FOR EACH STATEMENT EXECUTE FUNCTION $schema.refuse_uncounted_inserts()
+        """,
         "DROP TRIGGER letters_count_inserted ON $schema.letters",
         "DROP FUNCTION $schema.count_inserted()",
         """

@@ -138,6 +138,14 @@ struct PostgresTalliesTests {
             #expect(migrated.total == 300)
             #expect(migrated == (try await store.summary(Self.everything, now: now)))
 
+            // An instance of an older version, still running, inserts without counting: it is refused.
+            var uncounted = LetterColumns()
+            for letter in Self.letters(now: now, count: 3, seed: 9) { try uncounted.append(letter) }
+            let refused = await #expect(throws: PSQLError.self) {
+                _ = try await harness.client.query(uncounted.insert(into: quoted)).collect()
+            }
+            #expect(refused?.serverInfo?[.message]?.contains("upgrade it") == true)
+
             try await store.append(Self.letters(now: now, count: 50, seed: 8))
             _ = try await store.delete(ids: old.prefix(20).map(\.id))
             let after = try await store.summary(DeadLetterFilter(), now: now)
