@@ -158,12 +158,17 @@ final class GroupCommit: Sendable {
 
     /// Hands `outcome` to the caller of append `id`, now or when it waits.
     func deliver(_ id: UInt64, _ outcome: Outcome) {
-        let continuation = self.state.withLock { state -> CheckedContinuation<Outcome, Never>? in
-            if let continuation = state.waiting.removeValue(forKey: id) { return continuation }
+        let (continuation, passOn) = self.state.withLock { state -> (CheckedContinuation<Outcome, Never>?, Bool) in
+            if let continuation = state.waiting.removeValue(forKey: id) { return (continuation, false) }
+            // Handed the committer role before it waited, then committed by another committer: the append
+            // returns with its result, and the role goes on (or ends) instead of being lost with it.
+            var passOn = false
+            if case .lead = state.ready[id], case .done = outcome { passOn = true }
             state.ready[id] = outcome
-            return nil
+            return (nil, passOn)
         }
         continuation?.resume(returning: outcome)
+        if passOn { self.handOver(from: id) }
     }
 
     /// The outcome of `id` if another committer already delivered it.

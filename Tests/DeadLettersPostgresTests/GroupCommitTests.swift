@@ -82,6 +82,37 @@ struct GroupCommitTests {
         #expect(Self.enqueue(commits, 1..<2).lead)
     }
 
+    @Test("an append handed the committer role before it waits, then committed by another, passes the role on")
+    func roleHandedToAnAppendCommittedMeanwhileIsNotLost() async {
+        let commits = GroupCommit(minLettersBesideCommit: 1)
+        var next = 0
+        func enqueue() -> (id: UInt64, lead: Bool) {
+            defer { next += 1 }
+            return Self.enqueue(commits, next..<(next + 1))
+        }
+        // Twice: each time, without the fix, one of the two committer roles was lost.
+        for _ in 0..<2 {
+            let first = enqueue()
+            #expect(first.lead)
+            #expect(Self.letterCount(commits.takeBatch(maxLetters: 1, leader: first.id)) == 1)
+            let second = enqueue()
+            #expect(second.lead)
+            let late = enqueue()  // its task has not called wait() yet
+            #expect(!late.lead)
+            commits.committed()
+            commits.handOver(from: first.id)  // the role goes to `late`, kept until it waits
+            #expect(Self.letterCount(commits.takeBatch(maxLetters: 2, leader: second.id)) == 2)
+            commits.committed()
+            commits.handOver(from: second.id)
+            commits.deliver(late.id, .done(.success(DeadLetterAppendResult(inserted: 1))))
+            guard case .done = await commits.wait(late.id) else {
+                Issue.record("the late append gets its result")
+                return
+            }
+        }
+        #expect(enqueue().lead, "with both roles lost, this append would wait forever")
+    }
+
     @Test("hold() returns at once when the commit in progress ended before it was called")
     func holdAfterCommitEnded() async {
         let commits = GroupCommit(minLettersBesideCommit: 100)
