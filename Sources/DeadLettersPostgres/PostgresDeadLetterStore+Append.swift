@@ -34,19 +34,25 @@ extension PostgresDeadLetterStore {
 
     /// Commits batches of waiting appends until the append `id` is done.
     private func commitBatches(until id: UInt64) async -> GroupCommit.Outcome {
+        var held = false
         while true {
             let batch: [GroupCommit.Request]
-            switch self.commits.takeBatch(maxLetters: self.configuration.maxBatchSize, leader: id) {
+            // After one hold the committer takes what waits, whatever its size: the commit in progress may be
+            // stuck on a lock.
+            switch self.commits.takeBatch(maxLetters: self.configuration.maxBatchSize, leader: id, mayHold: !held) {
             case .none: return await self.commits.wait(id)
             case .hold:
-                await self.commits.hold()
+                await self.commits.hold { try? await Task.sleep(for: GroupCommit.maxHold) }
+                held = true
                 // Another committer's batch may have taken this append meanwhile.
                 if let outcome = self.commits.takeReady(id) {
                     self.commits.handOver(from: id)
                     return outcome
                 }
                 continue
-            case .batch(let taken): batch = taken
+            case .batch(let taken):
+                batch = taken
+                held = false
             }
             let results = await self.commit(batch)
             self.commits.committed()

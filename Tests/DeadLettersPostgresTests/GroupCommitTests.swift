@@ -18,6 +18,9 @@ struct GroupCommitTests {
         )
     }
 
+    /// A timeout that does not run out (it ends when the hold, released otherwise, cancels it).
+    private static let never: @Sendable () async -> Void = { try? await Task.sleep(for: .seconds(3600)) }
+
     private static func letterCount(_ take: GroupCommit.Take) -> Int? {
         guard case .batch(let requests) = take else { return nil }
         return requests.reduce(0) { $0 + $1.letters.count }
@@ -36,7 +39,7 @@ struct GroupCommitTests {
             Issue.record("one letter waiting beside a commit in progress should hold")
             return
         }
-        let held = Task { await commits.hold() }
+        let held = Task { await commits.hold(timeout: Self.never) }
         while commits.holdingCount == 0 { await Task.yield() }
         #expect(!Self.enqueue(commits, 2..<4).lead, "two committers already")
         #expect(commits.holdingCount == 1, "3 letters wait, fewer than 4")
@@ -56,7 +59,7 @@ struct GroupCommitTests {
             Issue.record("expected to hold")
             return
         }
-        let held = Task { await commits.hold() }
+        let held = Task { await commits.hold(timeout: Self.never) }
         while commits.holdingCount == 0 { await Task.yield() }
         commits.committed()
         await held.value
@@ -113,7 +116,38 @@ struct GroupCommitTests {
         #expect(enqueue().lead, "with both roles lost, this append would wait forever")
     }
 
-    @Test("hold() returns at once when the commit in progress ended before it was called")
+    @Test("a held committer is released by its timeout while the commit in progress still runs (it may wait on a lock)")
+    func heldCommitterReleasedByTimeout() async {
+        let commits = GroupCommit(minLettersBesideCommit: 100)
+        let first = Self.enqueue(commits, 0..<1)
+        #expect(Self.letterCount(commits.takeBatch(maxLetters: 100, leader: first.id)) == 1)
+        let second = Self.enqueue(commits, 1..<2)
+        guard case .hold = commits.takeBatch(maxLetters: 100, leader: second.id) else {
+            Issue.record("expected to hold")
+            return
+        }
+        let (fire, trigger) = AsyncStream.makeStream(of: Void.self)
+        let held = Task {
+            await commits.hold {
+                for await _ in fire { return }
+            }
+        }
+        while commits.holdingCount == 0 { await Task.yield() }
+        trigger.yield()
+        await held.value
+        #expect(commits.holdingCount == 0)
+        // A timeout that ran out before the hold started waiting releases it at once.
+        guard case .hold = commits.takeBatch(maxLetters: 100, leader: second.id) else {
+            Issue.record("the first commit is still in progress")
+            return
+        }
+        await commits.hold {}
+        #expect(commits.holdingCount == 0)
+        // After a hold, the committer takes the letter although the first commit is still in progress.
+        #expect(Self.letterCount(commits.takeBatch(maxLetters: 100, leader: second.id, mayHold: false)) == 1)
+    }
+
+    @Test("hold(timeout:) returns at once when the commit in progress ended before it was called")
     func holdAfterCommitEnded() async {
         let commits = GroupCommit(minLettersBesideCommit: 100)
         let first = Self.enqueue(commits, 0..<1)
@@ -124,7 +158,7 @@ struct GroupCommitTests {
             return
         }
         commits.committed()
-        await commits.hold()
+        await commits.hold(timeout: Self.never)
         #expect(commits.holdingCount == 0)
     }
 }

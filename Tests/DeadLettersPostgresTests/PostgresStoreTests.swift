@@ -228,6 +228,48 @@ struct PostgresStoreTests {
         }
     }
 
+    @Test("an append is not held behind a group commit that waits on another transaction's lock")
+    func appendNotHeldBehindABlockedCommit() async throws {
+        try await PostgresTestServer.withHarness { harness in
+            let store = try harness.makeStore(maxConcurrentCommits: 2)
+            try await store.migrate()
+            let letters = DeadLetterFixtures.letters(count: 2, seed: 41)
+            try await harness.client.withConnection { other in
+                // Another writer inserts the first letter's id and keeps its transaction open.
+                try await store.rows(other, "BEGIN")
+                try await store.declareCountingWriter(other)
+                var columns = LetterColumns()
+                try columns.append(letters[0])
+                try await store.rows(other, columns.insert(into: store.schema))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    // This commit waits for that transaction (the id's uniqueness) …
+                    group.addTask { _ = try await store.append([letters[0]], onConflict: .skip, limits: .init()) }
+                    while try await harness.int(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%add_letters%'"
+                    ) == 0 {
+                        await Task.yield()
+                    }
+                    // … and an unrelated append is committed meanwhile, not when the other transaction ends. (If it
+                    // were held, the 20-second bound ends the other transaction, so the test fails instead of hanging.)
+                    let unrelated = try await withThrowingTaskGroup(of: DeadLetterAppendResult?.self) { race in
+                        race.addTask { try await store.append([letters[1]]) }
+                        race.addTask {
+                            try await Task.sleep(for: .seconds(20))
+                            try await store.rows(other, "ROLLBACK")
+                            return nil
+                        }
+                        defer { race.cancelAll() }
+                        return try await race.next() ?? nil
+                    }
+                    #expect(unrelated?.inserted == 1, "the unrelated append waited for the blocked commit")
+                    try await store.rows(other, "ROLLBACK")
+                    try await group.waitForAll()
+                }
+            }
+            #expect(try await store.count(DeadLetterFilter()) == 2)
+        }
+    }
+
     @Test("text holding NUL is refused with invalidFormat naming the field; nothing is stored")
     func nulInText() async throws {
         try await PostgresTestServer.withHarness { harness in
