@@ -108,14 +108,15 @@ extension PostgresDeadLetterStore {
     static let analyzeAfterAppends = [10_000, 100_000, 1_000_000]
 
     /// Counts appended letters; when the count passes one of ``analyzeAfterAppends``, asks ``run()`` to analyze
-    /// the table (best effort, not in the appender's way). A new store's first burst of letters would otherwise
+    /// the table (best effort, not in the appender's way; a store whose `run()` is not running leaves it to
+    /// autovacuum). A new store's first burst of letters would otherwise
     /// be queried with no statistics at all until autovacuum's next round, and the planner then sorts every
     /// matching letter of a filtered page instead of walking an index; later growth is autovacuum's to follow.
     func countInserted(_ count: Int) {
         guard count > 0 else { return }
         let before = self.inserted.wrappingAdd(count, ordering: .relaxed).oldValue
         guard Self.analyzeAfterAppends.contains(where: { before < $0 && before + count >= $0 }) else { return }
-        self.analyzeRequests.continuation.yield()
+        _ = self.analyzeRequests.withLock { $0 }?.yield()
     }
 
     /// Refreshes PostgreSQL's statistics of the store's tables (`ANALYZE`), which the planner needs to pick

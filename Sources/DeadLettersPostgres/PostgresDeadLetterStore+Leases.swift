@@ -126,8 +126,18 @@ extension PostgresDeadLetterStore {
             )
             SELECT count(*) FROM removed
             """
-        let rows = try await self.rows(PostgresQuery(unsafeSQL: sql, binds: binds))
-        return Int(try rows.first?.decode(Int64.self) ?? 0)
+        // Two deletes of overlapping letters may lock them in opposite orders: PostgreSQL then cancels one
+        // (deadlock detected), which changed nothing and is run again.
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let rows = try await self.rows(PostgresQuery(unsafeSQL: sql, binds: binds))
+                return Int(try rows.first?.decode(Int64.self) ?? 0)
+            } catch let error as PSQLError where attempt < 5 && Self.isRetryable(error) {
+                continue
+            }
+        }
     }
 
     public func release(_ letter: DeadLetter, owner: String) async throws -> Bool {

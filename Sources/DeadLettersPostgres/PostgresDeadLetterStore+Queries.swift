@@ -136,12 +136,14 @@ extension PostgresDeadLetterStore {
                 let kind = try cells[0].decode(String.self)
                 let key = try cells[1].decode(String.self)
                 let count = Int(try cells[2].decode(Int64.self))
+                // Added, not assigned: keys that PostgreSQL keeps apart byte by byte may be one Swift string
+                // ("é" composed and decomposed), as the whole-store summary adds them up too.
                 switch kind {
-                case "reason": summary.byReason[key] = count
-                case "source": summary.bySource[key] = count
-                case "errorType": summary.byErrorType[key] = count
-                case "status": summary.byStatus[key] = count
-                case "age": summary.byAge[key] = count
+                case "reason": summary.byReason[key, default: 0] += count
+                case "source": summary.bySource[key, default: 0] += count
+                case "errorType": summary.byErrorType[key, default: 0] += count
+                case "status": summary.byStatus[key, default: 0] += count
+                case "age": summary.byAge[key, default: 0] += count
                 default:
                     summary.total = count
                     guard count > 0 else { continue }

@@ -330,11 +330,25 @@ struct LetterColumns {
 /// per 10-minute bucket of first failures. Counted here and written by the insert's own statement, rather than
 /// by a trigger with a transition table, which cost the server a copy and two scans of every inserted row.
 struct LetterTotals {
+    /// Compared and hashed by their UTF-8 bytes, as PostgreSQL's "C" collation compares them (Swift's `==`
+    /// would take "é" and "e" + accent for one key, where the table keeps two).
     private struct Key: Hashable {
         var source: String
         var reason: String
         var errorType: String
         var status: String
+
+        static func == (a: Key, b: Key) -> Bool {
+            a.source.utf8.elementsEqual(b.source.utf8) && a.reason.utf8.elementsEqual(b.reason.utf8)
+                && a.errorType.utf8.elementsEqual(b.errorType.utf8) && a.status.utf8.elementsEqual(b.status.utf8)
+        }
+
+        func hash(into hasher: inout Hasher) {
+            for field in [self.source, self.reason, self.errorType, self.status] {
+                hasher.combine(field.utf8.count)
+                for byte in field.utf8 { hasher.combine(byte) }
+            }
+        }
     }
 
     private var tallies: [Key: (count: Int64, attempts: Int64)] = [:]

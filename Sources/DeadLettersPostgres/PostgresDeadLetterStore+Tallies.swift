@@ -57,6 +57,12 @@ extension PostgresDeadLetterStore {
         SELECT bucket, sum(count) FROM merged GROUP BY bucket HAVING sum(count) <> 0;
         """
 
+    /// What an instance of an older version, still running after the migration to version 3, is told when it
+    /// adds letters.
+    static let olderWriterMessage =
+        "this dead-letter schema is at version 3 or later, where writers count the letters they insert; "
+        + "this instance runs an older swift-dead-letters: upgrade it"
+
     /// The transaction-local setting by which a writer says that it counts the letters it inserts (schema
     /// version 3 and later refuse inserts without it): set by `add_letters` itself, and by
     /// ``declareCountingWriter(_:)`` in the transactions of careful appends and imports.
@@ -167,8 +173,7 @@ extension PostgresDeadLetterStore {
         CREATE FUNCTION $schema.refuse_uncounted_inserts() RETURNS trigger LANGUAGE plpgsql AS $body$
         BEGIN
             IF current_setting('\(countingWriterSetting)', true) IS DISTINCT FROM 'on' THEN
-                RAISE EXCEPTION 'this dead-letter schema is at version 3 or later, where writers count the letters they insert; this instance runs an older swift-dead-letters: upgrade it'
-                USING ERRCODE = '55000';
+                RAISE EXCEPTION '\(olderWriterMessage)' USING ERRCODE = '55000';
             END IF;
             RETURN NULL;
         END
@@ -180,9 +185,15 @@ extension PostgresDeadLetterStore {
         """,
         "DROP TRIGGER letters_count_inserted ON $schema.letters",
         "DROP FUNCTION $schema.count_inserted()",
+        // Version 2's group-commit function, which an older instance still calls: it now says to upgrade.
         """
-        DROP FUNCTION $schema.add_letters(text[], text[], text[], text[], text[], text[], int8[], int8[], int8[],
-            int8[], int8[], text[], text[], int8[], text[], text[], bool[], bytea[], text[], int8[])
+        CREATE OR REPLACE FUNCTION $schema.add_letters(text[], text[], text[], text[], text[], text[], int8[], int8[],
+            int8[], int8[], int8[], text[], text[], int8[], text[], text[], bool[], bytea[], text[], int8[])
+        RETURNS int8 LANGUAGE plpgsql AS $body$
+        BEGIN
+            RAISE EXCEPTION '\(olderWriterMessage)' USING ERRCODE = '55000';
+        END
+        $body$
         """,
         LetterTotals.addTotalsFunction,
         LetterColumns.addLettersFunction,

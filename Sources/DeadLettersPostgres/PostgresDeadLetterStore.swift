@@ -31,8 +31,8 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
     let inserted = Atomic<Int>(0)
     let gate = OpenGate()
     let commits = GroupCommit(minLettersBesideCommit: GroupCommit.defaultMinLettersBesideCommit)
-    /// Requests for a statistics refresh from ``countInserted(_:)``, served by ``run()``.
-    let analyzeRequests = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    /// Where ``countInserted(_:)`` asks for a statistics refresh while ``run()`` runs.
+    let analyzeRequests = Mutex<AsyncStream<Void>.Continuation?>(nil)
     let completions: Coalescer<(id: String, owner: String), Bool>
 
     /// A store on a client that you run: call `client.run()` (or add the client to your `ServiceGroup`).
@@ -108,9 +108,15 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
     /// waits for shutdown. Meanwhile it refreshes the planner's statistics when this instance's appends ask
     /// for it (see ``analyzeAfterAppends``).
     public func run() async throws {
+        let (requests, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        self.analyzeRequests.withLock { $0 = continuation }
+        defer {
+            self.analyzeRequests.withLock { $0 = nil }
+            continuation.finish()
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await _ in self.analyzeRequests.stream {
+                for await _ in requests {
                     do {
                         try await self.analyze()
                     } catch {

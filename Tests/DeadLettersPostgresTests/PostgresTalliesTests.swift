@@ -145,6 +145,15 @@ struct PostgresTalliesTests {
                 _ = try await harness.client.query(uncounted.insert(into: quoted)).collect()
             }
             #expect(refused?.serverInfo?[.message]?.contains("upgrade it") == true)
+            // Its group commit calls version 2's `add_letters`, which says the same.
+            let versionTwoCall = PostgresQuery(
+                unsafeSQL: "SELECT \(quoted).add_letters(\((1...20).map { "$\($0)" }.joined(separator: ", ")))",
+                binds: uncounted.binds
+            )
+            let refusedCall = await #expect(throws: PSQLError.self) {
+                _ = try await harness.client.query(versionTwoCall).collect()
+            }
+            #expect(refusedCall?.serverInfo?[.message]?.contains("upgrade it") == true)
 
             try await store.append(Self.letters(now: now, count: 50, seed: 8))
             _ = try await store.delete(ids: old.prefix(20).map(\.id))
@@ -154,6 +163,25 @@ struct PostgresTalliesTests {
             // Migrating again changes nothing.
             try await store.migrate()
             #expect(try await store.summary(DeadLetterFilter(), now: now) == after)
+        }
+    }
+
+    @Test("sources that differ only in Unicode normalization are two keys of the totals, as PostgreSQL keeps them")
+    func canonicallyEquivalentSourcesStayApart() async throws {
+        try await PostgresTestServer.withHarness { harness in
+            let store = try harness.makeStore()
+            try await store.migrate()
+            let now = DeadLetterFixtures.epoch.adding(.seconds(86_400))
+            let letters = DeadLetterFixtures.letters(count: 3) { index, letter in
+                letter.source = index == 0 ? "caf\u{E9}" : "cafe\u{301}"  // "café", composed and decomposed
+            }
+            try await store.append(letters)
+            _ = try await store.delete(ids: [letters[2].id])
+            try await store.compactTotals()
+            let quoted = "\"\(store.configuration.schema)\""
+            #expect(try await harness.int("SELECT count(*) FROM \(quoted).tallies") == 2)
+            #expect(try await harness.int("SELECT count FROM \(quoted).tallies WHERE source = 'cafe\u{301}'") == 1)
+            #expect(try await store.summary(DeadLetterFilter(), now: now) == store.summary(Self.everything, now: now))
         }
     }
 
