@@ -330,25 +330,12 @@ struct LetterColumns {
 /// per 10-minute bucket of first failures. Counted here and written by the insert's own statement, rather than
 /// by a trigger with a transition table, which cost the server a copy and two scans of every inserted row.
 struct LetterTotals {
-    /// Compared and hashed by their UTF-8 bytes, as PostgreSQL's "C" collation compares them (Swift's `==`
-    /// would take "é" and "e" + accent for one key, where the table keeps two).
+    /// Keys compare by bytes, as the totals' table does (``ExactText``).
     private struct Key: Hashable {
-        var source: String
-        var reason: String
-        var errorType: String
-        var status: String
-
-        static func == (a: Key, b: Key) -> Bool {
-            a.source.utf8.elementsEqual(b.source.utf8) && a.reason.utf8.elementsEqual(b.reason.utf8)
-                && a.errorType.utf8.elementsEqual(b.errorType.utf8) && a.status.utf8.elementsEqual(b.status.utf8)
-        }
-
-        func hash(into hasher: inout Hasher) {
-            for field in [self.source, self.reason, self.errorType, self.status] {
-                hasher.combine(field.utf8.count)
-                for byte in field.utf8 { hasher.combine(byte) }
-            }
-        }
+        var source: ExactText
+        var reason: ExactText
+        var errorType: ExactText
+        var status: ExactText
     }
 
     private var tallies: [Key: (count: Int64, attempts: Int64)] = [:]
@@ -364,7 +351,12 @@ struct LetterTotals {
         attempts: Int64,
         firstFailedAt: Int64
     ) {
-        let key = Key(source: source, reason: reason, errorType: errorType, status: status)
+        let key = Key(
+            source: ExactText(source),
+            reason: ExactText(reason),
+            errorType: ExactText(errorType),
+            status: ExactText(status)
+        )
         let tally = self.tallies[key] ?? (0, 0)
         self.tallies[key] = (tally.count + 1, tally.attempts + attempts)
         self.buckets[PostgresDeadLetterStore.bucket(ofMilliseconds: firstFailedAt), default: 0] += 1
@@ -379,10 +371,10 @@ struct LetterTotals {
         var counts: [Int64] = []
         var attempts: [Int64] = []
         for (key, tally) in self.tallies {
-            sources.append(key.source)
-            reasons.append(key.reason)
-            errorTypes.append(key.errorType)
-            statuses.append(key.status)
+            sources.append(key.source.string)
+            reasons.append(key.reason.string)
+            errorTypes.append(key.errorType.string)
+            statuses.append(key.status.string)
             counts.append(tally.count)
             attempts.append(tally.attempts)
         }

@@ -3,16 +3,17 @@ import GRDB
 
 /// What a batch of inserted letters adds to the running totals, written with one upsert per distinct key.
 struct SQLiteInsertTotals {
+    /// Keys compare by bytes, as the totals' tables do (``ExactText``).
     private struct TallyKey: Hashable {
-        var source: String
-        var reason: String
-        var errorType: String
-        var status: String
+        var source: ExactText
+        var reason: ExactText
+        var errorType: ExactText
+        var status: ExactText
     }
 
     private struct GroupKey: Hashable {
-        var fingerprint: String
-        var source: String
+        var fingerprint: ExactText
+        var source: ExactText
     }
 
     private var tallies: [TallyKey: (count: Int, bytes: Int, attempts: Int)] = [:]
@@ -27,10 +28,10 @@ struct SQLiteInsertTotals {
 
     mutating func add(_ letter: DeadLetter) {
         let key = TallyKey(
-            source: letter.source,
-            reason: letter.reason.rawValue,
-            errorType: letter.errorType,
-            status: letter.status.rawValue
+            source: ExactText(letter.source),
+            reason: ExactText(letter.reason.rawValue),
+            errorType: ExactText(letter.errorType),
+            status: ExactText(letter.status.rawValue)
         )
         let size = letter.storageSize
         if let tally = self.tallies[key] {
@@ -39,7 +40,11 @@ struct SQLiteInsertTotals {
             self.tallies[key] = (1, size, letter.attempts)
         }
         self.minutes[SQLiteSchema.minute(ofMilliseconds: letter.firstFailedAt.millisecondsSince1970), default: 0] += 1
-        self.groups[GroupKey(fingerprint: letter.fingerprint, source: letter.source), default: 0] += 1
+        self.groups[
+            GroupKey(fingerprint: ExactText(letter.fingerprint), source: ExactText(letter.source)),
+            default: 0
+        ] +=
+            1
     }
 
     mutating func merge(_ other: SQLiteInsertTotals) {
@@ -60,10 +65,10 @@ struct SQLiteInsertTotals {
             let statement = try SQLiteRawStatement(db, sql: SQLiteSchema.addTally)
             for (key, tally) in self.tallies {
                 statement.reset()
-                statement.bindText(key.source, 1)
-                statement.bindText(key.reason, 2)
-                statement.bindText(key.errorType, 3)
-                statement.bindText(key.status, 4)
+                statement.bindText(key.source.string, 1)
+                statement.bindText(key.reason.string, 2)
+                statement.bindText(key.errorType.string, 3)
+                statement.bindText(key.status.string, 4)
                 statement.bindInt(tally.count, 5)
                 statement.bindInt(tally.bytes, 6)
                 statement.bindInt(tally.attempts, 7)
@@ -83,8 +88,8 @@ struct SQLiteInsertTotals {
             let statement = try SQLiteRawStatement(db, sql: SQLiteSchema.addGroup)
             for (key, count) in self.groups {
                 statement.reset()
-                statement.bindText(key.fingerprint, 1)
-                statement.bindText(key.source, 2)
+                statement.bindText(key.fingerprint.string, 1)
+                statement.bindText(key.source.string, 2)
                 statement.bindInt(count, 3)
                 _ = try statement.run()
             }

@@ -33,6 +33,19 @@ struct SQLiteTotalsTests {
         #expect(fastGroups.map(\.errorType) == slowGroups.map(\.errorType))
     }
 
+    @Test("sources that differ only in Unicode normalization: totals agree with the letters after a delete")
+    func canonicallyEquivalentSources() async throws {
+        let store = try makeFreshStore()
+        let now = DeadLetterFixtures.epoch.addingTimeInterval(3600)
+        let letters = DeadLetterFixtures.letters(count: 3) { index, letter in
+            letter.source = index == 0 ? "caf\u{E9}" : "cafe\u{301}"  // "café", composed and decomposed
+        }
+        try await store.append(letters)
+        try await self.expectTotalsAgree(store, now: now, "appended")
+        _ = try await store.delete(ids: [letters[2].id])
+        try await self.expectTotalsAgree(store, now: now, "deleted")
+    }
+
     @Test func totalsFollowEveryChange() async throws {
         let store = try makeFreshStore()
         var random = SeededRandom(seed: 99)

@@ -1,0 +1,20 @@
+/// A string compared and hashed by its UTF-8 bytes, as the stores' databases compare text (SQLite's `BINARY`,
+/// PostgreSQL's "C" collation). Swift's `==` takes canonically equivalent strings for one ("é" composed, and
+/// "e" followed by a combining accent), where a table keeps two rows: running totals counted in Swift must
+/// key them as the table does.
+package struct ExactText: Hashable, Sendable {
+    package var string: String
+
+    package init(_ string: String) {
+        self.string = string
+    }
+
+    package static func == (a: ExactText, b: ExactText) -> Bool {
+        a.string.utf8.elementsEqual(b.string.utf8)
+    }
+
+    package func hash(into hasher: inout Hasher) {
+        hasher.combine(self.string.utf8.count)
+        for byte in self.string.utf8 { hasher.combine(byte) }
+    }
+}
