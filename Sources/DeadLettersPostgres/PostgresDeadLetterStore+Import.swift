@@ -18,6 +18,7 @@ extension PostgresDeadLetterStore {
                 try await self.transaction { connection in
                     try await self.declareCountingWriter(connection)
                     var result = DeadLetterAppendResult(inserted: 0)
+                    var bytes: Int64 = 0
                     var chunk: [DeadLetter] = []
                     var iterator = letters.makeAsyncIterator()
                     while true {
@@ -31,11 +32,26 @@ extension PostgresDeadLetterStore {
                         try Self.validateStorable(letter)
                         chunk.append(letter)
                         if chunk.count == 1000 {
-                            try await self.importChunk(chunk, onConflict: onConflict, into: &result, on: connection)
+                            try await self.importChunk(
+                                chunk,
+                                onConflict: onConflict,
+                                into: &result,
+                                bytes: &bytes,
+                                on: connection
+                            )
                             chunk.removeAll(keepingCapacity: true)
                         }
                     }
-                    try await self.importChunk(chunk, onConflict: onConflict, into: &result, on: connection)
+                    try await self.importChunk(
+                        chunk,
+                        onConflict: onConflict,
+                        into: &result,
+                        bytes: &bytes,
+                        on: connection
+                    )
+                    // The usage counters last, just before the commit: the slot's row stays locked until then,
+                    // and a group commit that uses the same slot would wait for the whole import.
+                    try await self.addUsage(connection, count: result.inserted, bytes: bytes)
                     return result
                 }
             }
@@ -51,6 +67,7 @@ extension PostgresDeadLetterStore {
         _ chunk: [DeadLetter],
         onConflict: DeadLetterConflictPolicy,
         into result: inout DeadLetterAppendResult,
+        bytes totalBytes: inout Int64,
         on connection: PostgresConnection
     ) async throws {
         guard !chunk.isEmpty else { return }
@@ -96,7 +113,7 @@ extension PostgresDeadLetterStore {
         let insertedIDs = Set(try inserted.map { try $0.decode(String.self) })
         for (index, id) in columns.ids.enumerated() where insertedIDs.contains(id) { bytes += columns.sizes[index] }
         result.inserted += inserted.count
-        try await self.addUsage(connection, count: inserted.count, bytes: bytes)
+        totalBytes += bytes
         let totals = columns.totals { insertedIDs.contains(columns.ids[$0]) }
         if !totals.isEmpty { try await self.rows(connection, totals.add(into: self.schema)) }
     }

@@ -270,6 +270,51 @@ struct PostgresStoreTests {
         }
     }
 
+    @Test("appends are committed while a long import's transaction is open (its usage slot is locked only at the end)")
+    func appendsProceedBesideAnOpenImport() async throws {
+        try await PostgresTestServer.withHarness { harness in
+            let store = try harness.makeStore(maxConcurrentCommits: 1)
+            try await store.migrate()
+            let imported = DeadLetterFixtures.letters(count: 1500, seed: 51)
+            let (source, feed) = AsyncStream.makeStream(of: DeadLetter.self)
+            for letter in imported.prefix(1000) { feed.yield(letter) }  // one chunk, written at once
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    let result = try await store.importLetters(source, onConflict: .fail)
+                    #expect(result.inserted == 1500)
+                }
+                while try await harness.int(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE '%add_totals%'"
+                ) == 0 {
+                    await Task.yield()
+                }
+                // 32 appends, one commit each: their transaction ids cover every usage slot, the import's too.
+                // (If one waited for the import, the 20-second bound lets the import finish, and the test fails.)
+                let appended = try await withThrowingTaskGroup(of: Bool.self) { race in
+                    race.addTask {
+                        for letter in DeadLetterFixtures.letters(count: 32, seed: 52) {
+                            try await store.append([letter])
+                        }
+                        return true
+                    }
+                    race.addTask {
+                        try await Task.sleep(for: .seconds(20))
+                        feed.finish()
+                        return false
+                    }
+                    defer { race.cancelAll() }
+                    return try await race.next() ?? false
+                }
+                #expect(appended, "an append waited for the open import")
+                for letter in imported.dropFirst(1000) { feed.yield(letter) }
+                feed.finish()
+                try await group.waitForAll()
+            }
+            #expect(try await store.count(DeadLetterFilter()) == 1532)
+            #expect(try await store.usage().count == 1532)
+        }
+    }
+
     @Test("text holding NUL is refused with invalidFormat naming the field; nothing is stored")
     func nulInText() async throws {
         try await PostgresTestServer.withHarness { harness in
