@@ -109,10 +109,11 @@ extension PostgresDeadLetterStore {
     ) async throws -> [Result<DeadLetterAppendResult, any Error>]? {
         guard !batch[0].limits.isBounded else { return nil }
         var columns = LetterColumns()
-        var ids = Set<String>()
+        // Ids compare by bytes, as the primary key does (``ExactText``).
+        var ids = Set<ExactText>()
         for request in batch {
             for letter in request.letters {
-                guard ids.insert(letter.id).inserted else { return nil }
+                guard ids.insert(ExactText(letter.id)).inserted else { return nil }
                 try columns.append(letter)
             }
         }
@@ -146,8 +147,8 @@ extension PostgresDeadLetterStore {
             }
             totals = (count, bytes)
         }
-        let allIDs = Array(Set(batch.lazy.flatMap { $0.letters.lazy.map(\.id) }))
-        var seen = Set<String>()
+        let allIDs = Set(batch.lazy.flatMap { $0.letters.lazy.map { ExactText($0.id) } }).map(\.string)
+        var seen = Set<ExactText>()
         for row in try await self.rows(
             connection,
             PostgresQuery(
@@ -155,7 +156,7 @@ extension PostgresDeadLetterStore {
                 binds: Self.binds(allIDs)
             )
         ) {
-            seen.insert(try row.decode(String.self))
+            seen.insert(ExactText(try row.decode(String.self)))
         }
 
         var results: [Result<DeadLetterAppendResult, any Error>] = []
@@ -163,11 +164,12 @@ extension PostgresDeadLetterStore {
         var evictionPlans: [(result: Int, count: Int, bytes: Int)] = []
         for request in batch {
             var accepted: [DeadLetter] = []
-            var local = Set<String>()
+            var local = Set<ExactText>()
             var skipped = 0
             var duplicate: String?
             for letter in request.letters {
-                if seen.contains(letter.id) || local.contains(letter.id) {
+                let id = ExactText(letter.id)
+                if seen.contains(id) || local.contains(id) {
                     if request.onConflict == .fail {
                         duplicate = letter.id
                         break
@@ -175,7 +177,7 @@ extension PostgresDeadLetterStore {
                     skipped += 1
                     continue
                 }
-                local.insert(letter.id)
+                local.insert(id)
                 accepted.append(letter)
             }
             if let duplicate {

@@ -71,7 +71,7 @@ extension PostgresDeadLetterStore {
         on connection: PostgresConnection
     ) async throws {
         guard !chunk.isEmpty else { return }
-        var seen = Set<String>()
+        var seen = Set<ExactText>()  // by bytes, as the primary key compares ids
         for row in try await self.rows(
             connection,
             PostgresQuery(
@@ -79,11 +79,11 @@ extension PostgresDeadLetterStore {
                 binds: Self.binds(chunk.map(\.id))
             )
         ) {
-            seen.insert(try row.decode(String.self))
+            seen.insert(ExactText(try row.decode(String.self)))
         }
         var columns = LetterColumns()
         for letter in chunk {
-            if seen.contains(letter.id) {
+            if seen.contains(ExactText(letter.id)) {
                 if onConflict == .fail {
                     throw DeadLetterError(
                         code: .duplicateID,
@@ -94,7 +94,7 @@ extension PostgresDeadLetterStore {
                 result.skipped += 1
                 continue
             }
-            seen.insert(letter.id)
+            seen.insert(ExactText(letter.id))
             try columns.append(letter)
         }
         guard columns.count > 0 else { return }
@@ -110,11 +110,13 @@ extension PostgresDeadLetterStore {
             result.skipped += columns.count - inserted.count
         }
         var bytes: Int64 = 0
-        let insertedIDs = Set(try inserted.map { try $0.decode(String.self) })
-        for (index, id) in columns.ids.enumerated() where insertedIDs.contains(id) { bytes += columns.sizes[index] }
+        let insertedIDs = Set(try inserted.map { ExactText(try $0.decode(String.self)) })
+        for (index, id) in columns.ids.enumerated() where insertedIDs.contains(ExactText(id)) {
+            bytes += columns.sizes[index]
+        }
         result.inserted += inserted.count
         totalBytes += bytes
-        let totals = columns.totals { insertedIDs.contains(columns.ids[$0]) }
+        let totals = columns.totals { insertedIDs.contains(ExactText(columns.ids[$0])) }
         if !totals.isEmpty { try await self.rows(connection, totals.add(into: self.schema)) }
     }
 

@@ -185,6 +185,41 @@ struct PostgresTalliesTests {
         }
     }
 
+    @Test("ids that differ only in Unicode normalization are two letters, as the primary key keeps them")
+    func canonicallyEquivalentIDsAreTwoLetters() async throws {
+        try await PostgresTestServer.withHarness { harness in
+            let store = try harness.makeStore()
+            try await store.migrate()
+            let base = DeadLetterFixtures.letters(count: 4)
+            var letters = base
+            letters[0].id = "caf\u{E9}-1"
+            letters[1].id = "cafe\u{301}-1"
+            letters[2].id = "caf\u{E9}-2"
+            letters[3].id = "cafe\u{301}-2"
+            // One append with both spellings (the group commit's fast path), …
+            #expect(try await store.append(Array(letters[0..<2])).inserted == 2)
+            // … one after the other spelling is stored (the careful path, which looks for stored ids), …
+            #expect(
+                try await store.append([letters[2]], onConflict: .fail, limits: .init(maxEntries: 100)).inserted == 1
+            )
+            #expect(
+                try await store.append([letters[3]], onConflict: .fail, limits: .init(maxEntries: 100)).inserted == 1
+            )
+            // … and an import of both spellings again: each is already stored.
+            let again = try await store.importLetters(Self.sequence(Array(letters[0..<2])), onConflict: .skip)
+            #expect(again.inserted == 0 && again.skipped == 2)
+            #expect(try await store.count(DeadLetterFilter()) == 4)
+            #expect(try await store.usage().count == 4)
+        }
+    }
+
+    private static func sequence(_ letters: [DeadLetter]) -> AsyncStream<DeadLetter> {
+        AsyncStream { continuation in
+            for letter in letters { continuation.yield(letter) }
+            continuation.finish()
+        }
+    }
+
     @Test("a running store refreshes the planner's statistics once its appends pass 10,000 letters, not before")
     func runningStoreAnalyzesAfterTenThousandAppends() async throws {
         try await PostgresTestServer.withHarness { harness in
