@@ -21,17 +21,22 @@ extension PostgresDeadLetterStore {
                     var bytes: Int64 = 0
                     var chunk: [DeadLetter] = []
                     var iterator = letters.makeAsyncIterator()
-                    while true {
+                    var finished = false
+                    while !finished {
                         let next: DeadLetter?
                         do {
                             next = try await iterator.next()
                         } catch {
                             throw SourceError(underlying: error)
                         }
-                        guard let letter = next else { break }
-                        try Self.validateStorable(letter)
-                        chunk.append(letter)
-                        if chunk.count == 1000 {
+                        if let letter = next {
+                            try Self.validateStorable(letter)
+                            chunk.append(letter)
+                        } else {
+                            finished = true
+                        }
+                        // A full chunk, or what is left at the end.
+                        if chunk.count == 1000 || finished {
                             try await self.importChunk(
                                 chunk,
                                 onConflict: onConflict,
@@ -42,13 +47,6 @@ extension PostgresDeadLetterStore {
                             chunk.removeAll(keepingCapacity: true)
                         }
                     }
-                    try await self.importChunk(
-                        chunk,
-                        onConflict: onConflict,
-                        into: &result,
-                        bytes: &bytes,
-                        on: connection
-                    )
                     // The usage counters last, just before the commit: the slot's row stays locked until then,
                     // and a group commit that uses the same slot would wait for the whole import.
                     try await self.addUsage(connection, count: result.inserted, bytes: bytes)
