@@ -18,13 +18,21 @@ extension DeadLetterQueue {
     ///   - filter: which letters; all by default.
     ///   - cursor: the previous page's `nextCursor`, or `nil` for the first page.
     ///   - limit: at most this many letters. Default 100.
+    ///   - includingPayloads: `false` for views that show no payload: every payload is empty, and sealed
+    ///     payloads are not opened, so a letter sealed with a key that is not configured does not fail the page
+    ///     (see ``DeadLetterStore/pageWithoutPayloads(_:after:limit:)``).
     public func letters(
         _ filter: DeadLetterFilter = DeadLetterFilter(),
         after cursor: String? = nil,
-        limit: Int = 100
+        limit: Int = 100,
+        includingPayloads: Bool = true
     ) async throws -> DeadLetterPage {
         try await self.metrics.measure("page") {
-            try await self.store.page(filter, after: cursor, limit: max(1, limit))
+            if includingPayloads {
+                try await self.store.page(filter, after: cursor, limit: max(1, limit))
+            } else {
+                try await self.store.pageWithoutPayloads(filter, after: cursor, limit: max(1, limit))
+            }
         }
     }
 

@@ -43,6 +43,15 @@ public protocol DeadLetterStore: Sendable {
     ///   - limit: at most this many letters (at least 1).
     func page(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> DeadLetterPage
 
+    /// ``page(_:after:limit:)`` for views that show no payload: every letter's payload is empty. A store that
+    /// keeps payloads sealed (``EncryptedDeadLetterStore``) leaves them closed, so that a letter sealed with a
+    /// key that is not configured does not fail the page. A default implementation reads ``page(_:after:limit:)``.
+    func pageWithoutPayloads(
+        _ filter: DeadLetterFilter,
+        after cursor: String?,
+        limit: Int
+    ) async throws -> DeadLetterPage
+
     /// How many letters `filter` selects.
     func count(_ filter: DeadLetterFilter) async throws -> Int
 
@@ -169,6 +178,11 @@ public struct DeadLetterPage: Sendable, Hashable {
         self.letters = letters
         self.nextCursor = nextCursor
     }
+
+    /// Empties every letter's payload (see ``DeadLetterStore/pageWithoutPayloads(_:after:limit:)``).
+    mutating func removePayloads() {
+        for index in self.letters.indices { self.letters[index].payload = Data() }
+    }
 }
 
 /// How much a store holds.
@@ -289,6 +303,16 @@ extension DeadLetterStore {
         var all: [DeadLetter] = []
         for try await letter in letters { all.append(letter) }
         return try await self.append(all, onConflict: onConflict, limits: .unbounded)
+    }
+
+    public func pageWithoutPayloads(
+        _ filter: DeadLetterFilter,
+        after cursor: String?,
+        limit: Int
+    ) async throws -> DeadLetterPage {
+        var page = try await self.page(filter, after: cursor, limit: limit)
+        page.removePayloads()
+        return page
     }
 
     /// Every letter `filter` selects, read page by page in id order, so that memory stays flat however many

@@ -14,7 +14,8 @@ public import Foundation
 ///
 /// A letter whose payload cannot be opened (its key is not configured, or it was altered) makes the read
 /// throw ``DeadLetterError/Code/encryption`` naming the letter, rather than handing out ciphertext as if it
-/// were the payload. Two exceptions keep one such letter from stopping the rest: a claimed letter that cannot
+/// were the payload; views that show no payload read ``pageWithoutPayloads(_:after:limit:)``, which lists such
+/// letters with the others. Two exceptions keep one such letter from stopping the rest: a claimed letter that cannot
 /// be opened is parked (with a history entry saying why, and an error logged) and left out of the claim, and
 /// a letter evicted to make room, which has already left the store, is returned sealed for the archive
 /// rather than lost.
@@ -97,6 +98,16 @@ public struct EncryptedDeadLetterStore: DeadLetterStore {
         var page = try await self.base.page(filter, after: cursor, limit: limit)
         page.letters = try page.letters.map { try self.opened($0) }
         return page
+    }
+
+    /// The base store's page without payloads: nothing is opened, so letters sealed with a key that is not
+    /// configured are listed like the others.
+    public func pageWithoutPayloads(
+        _ filter: DeadLetterFilter,
+        after cursor: String?,
+        limit: Int
+    ) async throws -> DeadLetterPage {
+        try await self.base.pageWithoutPayloads(filter, after: cursor, limit: limit)
     }
 
     public func count(_ filter: DeadLetterFilter) async throws -> Int {

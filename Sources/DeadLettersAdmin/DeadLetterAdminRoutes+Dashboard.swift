@@ -96,7 +96,13 @@ extension DeadLetterAdminRoutes {
         let filterItems = FormItems(query.items.filter { AdminFilter.names.contains($0.name) && !$0.value.isEmpty })
         let filter = try AdminFilter.parse(filterItems, now: self.clock.now())
         let cursor = try query.last("cursor").flatMap { try AdminCursor.decode($0) }
-        let page = try await self.queue.letters(filter, after: cursor, limit: self.configuration.dashboardPageSize)
+        // The list shows no payload: sealed ones stay closed, so a letter whose key is missing is listed too.
+        let page = try await self.queue.letters(
+            filter,
+            after: cursor,
+            limit: self.configuration.dashboardPageSize,
+            includingPayloads: false
+        )
         let matching = try await self.queue.count(filter)
         let summary = try await self.queue.summary()
         let now = self.clock.now()
@@ -160,12 +166,25 @@ extension DeadLetterAdminRoutes {
         }
     }
 
+    /// The letter with `id`; when its payload cannot be opened (sealed with a key this server does not have),
+    /// the letter without its payload and the reason, so that its error and history can still be read.
+    private func readForDetail(_ id: String) async throws -> (DeadLetter, sealed: DeadLetterError?)? {
+        do {
+            return try await self.queue.letter(id: id).map { ($0, nil) }
+        } catch let error as DeadLetterError where error.code == .encryption {
+            let page = try await self.queue.letters(DeadLetterFilter(ids: [id]), limit: 1, includingPayloads: false)
+            return page.letters.first.map { ($0, error) }
+        }
+    }
+
     func letterDetail(_ id: String?) async throws -> Response {
-        guard let id, let letter = try await self.queue.letter(id: id) else {
+        guard let id, let (letter, sealed) = try await self.readForDetail(id) else {
             throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id ?? ""))'")
         }
         let now = self.clock.now()
-        let payload = DashboardViews.payload(letter.payload, contentType: letter.contentType)
+        let payload =
+            sealed.map { (text: $0.message, kind: "encrypted, not shown") }
+            ?? DashboardViews.payload(letter.payload, contentType: letter.contentType)
         let idFilter = "id=\(FormItems.encode(letter.id))"
         var values = self.pageValues("Letter \(letter.id)", "Letters")
         values["letter"] =

@@ -63,7 +63,8 @@ struct ListCommand: AsyncParsableCommand {
         repeat {
             let want = min(1000, (limit ?? Int.max) - written)
             guard want > 0 else { break }
-            let page = try await store.page(filter, after: cursor, limit: want)
+            // The table shows no payload: sealed ones stay closed, so a letter whose key is missing is listed too.
+            let page = try await store.pageWithoutPayloads(filter, after: cursor, limit: want)
             if page.letters.isEmpty { break }
             Terminal.out(LetterView.table(page.letters, now: now))
             written += page.letters.count
@@ -105,7 +106,8 @@ enum LetterView {
     }
 
     /// Everything about one letter, then its payload.
-    static func detail(_ letter: DeadLetter, now: Date, style: Style = .stdout) -> String {
+    /// - Parameter sealed: why the payload could not be opened, shown in its place.
+    static func detail(_ letter: DeadLetter, now: Date, sealed: String? = nil, style: Style = .stdout) -> String {
         var rows: [(String, String)] = [
             ("id", style.bold(letter.id)),
             ("source", letter.source),
@@ -142,15 +144,15 @@ enum LetterView {
             if let message = entry.errorMessage { text += ": \(message)" }
             rows.append(("history", text))
         }
-        rows.append(
-            ("payload", "\(Human.bytes(letter.payload.count))" + (letter.contentType.map { ", \($0)" } ?? ""))
-        )
+        let size = sealed == nil ? Human.bytes(letter.payload.count) : "encrypted, not shown"
+        rows.append(("payload", size + (letter.contentType.map { ", \($0)" } ?? "")))
         let width = rows.map(\.0.count).max() ?? 0
         var output = ""
         for (key, value) in rows {
             output += style.dim(key.padding(toLength: width, withPad: " ", startingAt: 0)) + "  " + value + "\n"
         }
-        output += "\n" + Self.payloadPreview(letter.payload, style: style) + "\n"
+        let preview = sealed.map { style.dim("(\($0))") } ?? Self.payloadPreview(letter.payload, style: style)
+        output += "\n" + preview + "\n"
         return output
     }
 

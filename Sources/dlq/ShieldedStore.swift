@@ -35,6 +35,14 @@ struct ShieldedStore: DeadLetterStore {
         try await self.base.page(filter, after: cursor, limit: limit)
     }
 
+    func pageWithoutPayloads(
+        _ filter: DeadLetterFilter,
+        after cursor: String?,
+        limit: Int
+    ) async throws -> DeadLetterPage {
+        try await self.base.pageWithoutPayloads(filter, after: cursor, limit: limit)
+    }
+
     func count(_ filter: DeadLetterFilter) async throws -> Int {
         try await self.base.count(filter)
     }

@@ -32,7 +32,18 @@ struct ShowCommand: AsyncParsableCommand {
 
     func run() async throws {
         let id = self.id
-        let found = try await self.storeOptions.withStore(.existing) { store in try await store.letter(id: id) }
+        let people = !self.json && !self.raw
+        let found = try await self.storeOptions.withStore(.existing) { store -> DeadLetter? in
+            do {
+                return try await store.letter(id: id)
+            } catch let error as DeadLetterError where error.code == .encryption && people {
+                // For people, everything but the payload is still worth showing; the exit code stays the error's.
+                let page = try await store.pageWithoutPayloads(DeadLetterFilter(ids: [id]), after: nil, limit: 1)
+                guard let letter = page.letters.first else { throw error }
+                Terminal.out(LetterView.detail(letter, now: Date(), sealed: error.message))
+                throw error
+            }
+        }
         guard let letter = found else {
             throw CLIError.notFound("no dead letter with id \(id)")
         }

@@ -36,13 +36,28 @@ struct EncryptionCommandTests {
         let exported = try space.ok(["export"], environment: withKey)
         #expect(exported.output.contains(Data(Self.secret.utf8).base64EncodedString()), "export writes the payload")
 
-        let withoutKey = try space.run(["show", id])
+        let withoutKey = try space.run(["show", id, "--json"])
         expectOneLineError(withoutKey, status: 4, containing: "no key is configured")
         #expect(withoutKey.stderr.contains(id))
         let stats = try space.ok(["stats", "--json"])
         #expect(stats.output.contains(#""total":1"#), "counts need no key")
 
-        let wrongKey = try space.run(["show", id], environment: ["DLQ_ENCRYPTION_KEY": Self.otherKey])
+        // For people, `show` prints everything but the payload, then the error; the exit code stays 4.
+        let shownWithoutKey = try space.run(["show", id])
+        #expect(shownWithoutKey.status == 4, "\(shownWithoutKey)")
+        #expect(shownWithoutKey.stderrLines.count == 1 && shownWithoutKey.stderr.contains("no key is configured"))
+        #expect(shownWithoutKey.output.contains("card declined"), "the error context is shown")
+        #expect(shownWithoutKey.output.contains("encrypted, not shown"))
+        #expect(!shownWithoutKey.output.contains("4111"), "neither the payload nor ciphertext as if it were one")
+        // The list shows no payload, so a sealed letter is listed without the key, and among plain ones.
+        try space.ok(["add", "--source", "orders", "--reason", "timeout", "--error-message", "in the clear"])
+        let listed = try space.ok(["list"])
+        #expect(listed.output.contains(id) && listed.output.contains("in the clear"), "\(listed)")
+        #expect(listed.output.contains("2 letters"), "\(listed)")
+        let listedJSON = try space.run(["list", "--json"])
+        #expect(listedJSON.status == 4, "the JSON list carries payloads, so it still needs the key")
+
+        let wrongKey = try space.run(["show", id, "--raw"], environment: ["DLQ_ENCRYPTION_KEY": Self.otherKey])
         expectOneLineError(wrongKey, status: 4, containing: "which is not among the configured keys")
 
         let rotated = [

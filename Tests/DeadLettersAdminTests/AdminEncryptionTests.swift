@@ -50,4 +50,25 @@ struct AdminEncryptionTests {
             #expect(plain.status == .ok, "letters stored in the clear still show")
         }
     }
+
+    @Test("without the key, the dashboard lists a sealed letter and shows all of it but the payload")
+    func dashboardWithoutKey() async throws {
+        let base = MemoryDeadLetterStore()
+        let harness = try await AdminHarness(store: EncryptedDeadLetterStore.withoutKey(base: base))
+        var sealed = DeadLetterFixtures.letter(id: "sealed-letter", payload: Data("secret payload".utf8))
+        sealed.errorMessage = "card declined by the issuer"
+        _ = try await EncryptedDeadLetterStore(base: base, encryption: try Self.encryption()).append([sealed])
+        try await harness.run { client in
+            let list = try await client.send(.get, "/letters")
+            #expect(list.status == .ok, "one sealed payload does not fail the list: \(list.text)")
+            #expect(list.text.contains("sealed-letter"))
+            #expect(list.text.contains(harness.letters[0].id), "the letters in the clear are listed beside it")
+            let detail = try await client.send(.get, "/letters/sealed-letter")
+            #expect(detail.status == .ok)
+            #expect(detail.text.contains("card declined by the issuer"), "the error context is shown")
+            #expect(detail.text.contains("encrypted, not shown"))
+            #expect(detail.text.contains("no key is configured"))
+            #expect(!detail.text.contains("secret"))
+        }
+    }
 }

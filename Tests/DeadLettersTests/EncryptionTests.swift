@@ -154,6 +154,29 @@ struct EncryptionTests {
         let error = try await #require(throws: DeadLetterError.self) { try await store.letter(id: "sealed") }
         #expect(error.code == .encryption)
         #expect(error.message.contains("DLQ_ENCRYPTION_KEY"))
+        await #expect(throws: DeadLetterError.self) { try await store.page(DeadLetterFilter(), after: nil, limit: 10) }
+    }
+
+    @Test("a page without payloads opens nothing: letters sealed with a missing key are listed with the others")
+    func pageWithoutPayloads() async throws {
+        let base = MemoryDeadLetterStore()
+        try await Self.store(base, try Self.encryption(Self.keyA)).append([DeadLetterFixtures.letter(id: "a")])
+        let plain = DeadLetterFixtures.letter(id: "b", payload: Data("clear".utf8))
+        try await base.append([plain])
+        for store in [
+            EncryptedDeadLetterStore.withoutKey(base: base), Self.store(base, try Self.encryption(Self.keyB)),
+        ] {
+            let page = try await store.pageWithoutPayloads(DeadLetterFilter(), after: nil, limit: 10)
+            #expect(page.letters.map(\.id) == ["a", "b"])
+            #expect(page.letters.allSatisfy { $0.payload.isEmpty }, "no ciphertext, and no payload at all")
+            #expect(page.letters[1].errorMessage == plain.errorMessage)
+        }
+        var configuration = DeadLetterQueue.Configuration()
+        configuration.payloadEncryption = try Self.encryption(Self.keyB)
+        let queue = try DeadLetterQueue(store: base, configuration: configuration)
+        let listed = try await queue.letters(includingPayloads: false)
+        #expect(listed.letters.map(\.id) == ["a", "b"])
+        await #expect(throws: DeadLetterError.self) { try await queue.letters() }
     }
 
     @Test("payloads stored before encryption was turned on are read as they are")
