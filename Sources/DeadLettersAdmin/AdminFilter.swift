@@ -143,30 +143,10 @@ enum AdminFilter {
         return number
     }
 
-    /// An ISO 8601 time, or an age back from `now`: a whole number followed by `s`, `m`, `h`, `d` or `w`.
+    /// A time as `dlq` takes it (``DeadLetters/DeadLetterFilter/parseTime(_:now:)``): ISO 8601, a date, or an
+    /// age back from `now`.
     static func date(_ value: String, now: Date, field: String, parameter: Bool) throws -> Date {
-        if let date = Timestamp.parse(value) { return date }
-        if let age = self.age(value) { return now.addingTimeInterval(-age) }
-        throw self.failure(
-            field,
-            "must be an ISO 8601 time (2026-11-23T10:00:00Z) or an age (30m, 2h, 7d)",
-            parameter: parameter
-        )
-    }
-
-    private static func age(_ value: String) -> Double? {
-        guard let unit = value.last, value.count >= 2, value.count <= 10,
-            let number = Int(value.dropLast()), number >= 0
-        else { return nil }
-        let seconds: Double
-        switch unit {
-        case "s": seconds = 1
-        case "m": seconds = 60
-        case "h": seconds = 3600
-        case "d": seconds = 86_400
-        case "w": seconds = 604_800
-        default: return nil
-        }
-        return Double(number) * seconds
+        if let date = DeadLetterFilter.parseTime(value, now: now) { return date }
+        throw self.failure(field, "must be \(DeadLetterFilter.timeForms)", parameter: parameter)
     }
 }

@@ -32,18 +32,20 @@ struct FilterOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Only letters that last failed at or after this time: ISO 8601, or an age like 30m, 2h, 7d.",
+            "Only letters that last failed at or after this time: ISO 8601, a date, or an age like 30m, 2h, 7d.",
             valueName: "time"
-        )
+        ),
+        transform: TimeBound.parse
     )
     var since: TimeBound?
 
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Only letters that last failed before this time: ISO 8601, or an age like 30m, 2h, 7d.",
+            "Only letters that last failed before this time: ISO 8601, a date, or an age like 30m, 2h, 7d.",
             valueName: "time"
-        )
+        ),
+        transform: TimeBound.parse
     )
     var until: TimeBound?
 
@@ -99,15 +101,21 @@ enum TimeBound: ExpressibleByArgument, Sendable {
     case age(Duration)
 
     init?(argument: String) {
-        if let date = Timestamp.parse(argument) {
+        if let date = DeadLetterFilter.parseDate(argument) {
             self = .absolute(date)
-        } else if let date = Timestamp.parse(argument + "T00:00:00Z"), argument.count == 10 {
-            self = .absolute(date)
-        } else if let age = DurationArgument.parse(argument, allowBareSeconds: false) {
+        } else if let age = DeadLetterFilter.parseAge(argument) {
             self = .age(age)
         } else {
             return nil
         }
+    }
+
+    /// For `@Option(transform:)`: a wrong value's message says which forms are taken.
+    static func parse(_ argument: String) throws -> TimeBound {
+        guard let bound = TimeBound(argument: argument) else {
+            throw ValidationError("must be \(DeadLetterFilter.timeForms)")
+        }
+        return bound
     }
 
     func date(now: Date) -> Date {
@@ -136,20 +144,9 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     var defaultValueDescription: String { Self.format(self.duration) }
 
     static func parse(_ text: String, allowBareSeconds: Bool) -> Duration? {
-        let text = text.trimmingCharacters(in: .whitespaces).lowercased()
-        let units: [(String, Double)] = [
-            ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400), ("w", 604_800),
-        ]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            let number = String(text.dropLast(suffix.count))
-            // "ms" also ends with "s": only accept when the rest is a number.
-            guard let value = Double(number), value >= 0, value.isFinite else { continue }
-            return .nanoseconds(Int64((value * scale * 1e9).rounded()))
-        }
-        if allowBareSeconds, let value = Double(text), value >= 0, value.isFinite {
-            return .nanoseconds(Int64((value * 1e9).rounded()))
-        }
-        return nil
+        if let age = DeadLetterFilter.parseAge(text) { return age }
+        guard allowBareSeconds, let seconds = Double(text.trimmingCharacters(in: .whitespaces)) else { return nil }
+        return DeadLetterFilter.duration(seconds: seconds)
     }
 
     static func format(_ duration: Duration) -> String {

@@ -8,7 +8,9 @@ struct ErrorTests {
         "bad flags and values exit 2 with one line on stderr",
         arguments: [
             (["list", "--bogus"], "--bogus"),
-            (["list", "--since", "yesterday"], "--since"),
+            (["list", "--since", "yesterday"], "an ISO 8601 time (2026-11-23T10:00:00Z), a date"),
+            (["list", "--until", "1e30s"], "--until"),
+            (["replay", "--exec", "true", "--timeout", "1e30"], "--timeout"),
             (["list", "--status", "lost"], "--status"),
             (["list", "--limit", "0"], "--limit"),
             (["add", "--source", "s", "--reason", "r"], "--error-message"),

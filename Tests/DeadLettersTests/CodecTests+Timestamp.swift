@@ -62,4 +62,18 @@ extension CodecTests {
             }
         }
     }
+
+    @Test("filter times: ISO 8601, a date alone, or an age; anything else, and absurd ages, are refused")
+    func filterTimes() {
+        let now = Date(timeIntervalSince1970: 1_795_428_000)
+        #expect(DeadLetterFilter.parseTime("2026-11-23", now: now) == Date(timeIntervalSince1970: 1_795_392_000))
+        #expect(DeadLetterFilter.parseTime("2026-11-23T10:00:00Z", now: now) == now)
+        #expect(DeadLetterFilter.parseTime("1.5h", now: now) == now.addingTimeInterval(-5400))
+        #expect(DeadLetterFilter.parseTime(" 2H ", now: now) == now.addingTimeInterval(-7200))
+        #expect(DeadLetterFilter.parseTime("500ms", now: now) == now.addingTimeInterval(-0.5))
+        #expect(DeadLetterFilter.parseTime("2w", now: now) == now.addingTimeInterval(-1_209_600))
+        for bad in ["yesterday", "2h ago", "-2h", "1e30s", "nans", "infd", "2026-13-01", "20261123", "h", ""] {
+            #expect(DeadLetterFilter.parseTime(bad, now: now) == nil, "\(bad)")
+        }
+    }
 }
