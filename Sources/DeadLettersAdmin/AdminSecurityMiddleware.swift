@@ -158,7 +158,7 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
             let prefix = "bearer "
             guard authorization.lowercased().hasPrefix(prefix),
                 Self.constantTimeEqual(String(authorization.dropFirst(prefix.count)), token)
-            else { throw DeadLetterAdminError.unauthorized }
+            else { throw DeadLetterAdminError.wrongToken }
             return nil
         }
         if let session = request.cookies[SessionStore.cookieName]?.value,

@@ -69,6 +69,14 @@ extension DeadLetterAdminError {
         headers: [.wwwAuthenticate: #"Bearer realm="dlq""#]
     )
 
+    /// An `Authorization` header that is not this server's token (RFC 6750's `invalid_token`).
+    static let wrongToken = Self(
+        status: .unauthorized,
+        code: "unauthorized",
+        message: "the token sent is not this server's token",
+        headers: [.wwwAuthenticate: #"Bearer realm="dlq", error="invalid_token""#]
+    )
+
     static func forbidden(_ message: String) -> Self {
         Self(status: .forbidden, code: "forbidden", message: message)
     }

@@ -59,6 +59,9 @@ struct AdminSecurityTests {
                     headers: [.authorization: "Bearer \(AdminHarness.token)x"]
                 )
                 #expect(wrong.status == .unauthorized, "\(path)")
+                #expect(none.text.contains("needs a token"), "no token: what to send")
+                #expect(wrong.text.contains("not this server's token"), "a wrong token is told apart from none")
+                #expect(wrong.headers[.wwwAuthenticate]?.contains(#"error="invalid_token""#) == true)
                 let basic = try await client.send(.get, path, headers: [.authorization: "Basic \(AdminHarness.token)"])
                 #expect(basic.status == .unauthorized, "\(path)")
                 #expect(try await client.send(.get, path, headers: bearer).status == .ok, "\(path)")
