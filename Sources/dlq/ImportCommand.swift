@@ -27,9 +27,10 @@ struct ImportCommand: AsyncParsableCommand {
     func run() async throws {
         let path = self.file
         var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue else {
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
             throw CLIError.store("\(path): no such file")
         }
+        if isFolder.boolValue { throw CLIError.store("\(path): is a folder, not a JSON Lines file") }
         // First pass: the whole file must be valid before the store is opened for writing.
         let total = try JSONLinesReader.validate(path: path)
         let result = try await self.storeOptions.withStore(.create) { store in

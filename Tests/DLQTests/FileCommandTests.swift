@@ -76,7 +76,10 @@ struct FileCommandTests {
         let garbage = try space.run(["import", "garbage.jsonl", "--store", "target.sqlite"])
         expectOneLineError(garbage, status: 4, containing: "garbage.jsonl")
         let missing = try space.run(["import", "missing.jsonl", "--store", "other.sqlite"])
-        expectOneLineError(missing, status: 4, containing: "missing.jsonl")
+        expectOneLineError(missing, status: 4, containing: "missing.jsonl: no such file")
+        try FileManager.default.createDirectory(atPath: space.path("exports"), withIntermediateDirectories: false)
+        let folder = try space.run(["import", "exports", "--store", "other.sqlite"])
+        expectOneLineError(folder, status: 4, containing: "exports: is a folder, not a JSON Lines file")
         #expect(!space.exists("other.sqlite"), "a failed import creates no store")
     }
 
