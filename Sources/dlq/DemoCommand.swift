@@ -80,6 +80,7 @@ struct DemoRun: Sendable {
 
     func run() async throws {
         let start = Date()
+        let earlier = try await self.queue.count()
         let s = self.style
         Terminal.line(s.bold("dlq demo") + " · an order pipeline has a bad night · store: \(self.location)")
         Terminal.line()
@@ -97,13 +98,15 @@ struct DemoRun: Sendable {
         self.printTally(tally, count: count, elapsed: elapsed)
 
         let filter = DeadLetterFilter(since: start.addingTimeInterval(-1))
+        // On a store that held letters before this run, the commands shown select this run's, as the demo does.
+        let since = earlier > 0 ? " --since \(Timestamp.format(start.addingTimeInterval(-1)))" : ""
         let summary = try await self.queue.summary(filter)
         Terminal.line()
-        Terminal.line(self.step(2, "What failed, and why") + s.dim("   $ dlq stats"))
+        Terminal.line(self.step(2, "What failed, and why") + s.dim("   $ dlq stats\(since)"))
         Terminal.out(Self.indent(SummaryView.render(summary, now: Date(), style: s)))
         let groups = try await self.queue.groups(filter, limit: 8)
         Terminal.line()
-        Terminal.line(self.step(3, "The same failures, grouped by fingerprint") + s.dim("   $ dlq groups"))
+        Terminal.line(self.step(3, "The same failures, grouped by fingerprint") + s.dim("   $ dlq groups\(since)"))
         Terminal.out(Self.indent(GroupView.table(groups, now: Date(), style: s)))
 
         Terminal.line()
@@ -112,7 +115,9 @@ struct DemoRun: Sendable {
         replayFilter.reasons = [FailureReason.timeout.rawValue, FailureReason.dependency.rawValue]
         let world = self.world
         world.fixed.store(true, ordering: .relaxed)
-        Terminal.line(s.dim("   $ dlq replay --reason timeout --reason dependency --concurrency 8 --exec ./consume"))
+        Terminal.line(
+            s.dim("   $ dlq replay --reason timeout --reason dependency\(since) --concurrency 8 --exec ./consume")
+        )
         let matched = try await self.queue.count(replayFilter)
         let bar = ProgressBar("   replaying", total: matched)
         let report = try await self.queue.replay(
@@ -131,7 +136,7 @@ struct DemoRun: Sendable {
         Terminal.line()
         Terminal.line(
             self.step(5, "\(Human.count(left.total, "letter")) left: bad data that needs a person, not a retry")
-                + s.dim("   $ dlq list")
+                + s.dim("   $ dlq list\(since)")
         )
         let page = try await self.queue.letters(filter, limit: 5)
         Terminal.out(Self.indent(LetterView.table(page.letters, now: Date(), style: s)))

@@ -28,5 +28,20 @@ struct DemoTests {
         let sample = try #require(letters.first)
         #expect(output.contains("dlq show \(sample.id)"))
         #expect(try space.ok(["show", sample.id]).output.contains(sample.errorMessage))
+        #expect(!output.contains("--since"), "on a new store, the commands shown are the plain ones")
+
+        // Run again on the same store: the demo shows this run's letters, and the commands it shows say so.
+        let again = try space.ok(["demo", "--messages", "200"]).output
+        let shown = try #require(again.split(separator: "\n").first { $0.contains("$ dlq stats") })
+        let since = try #require(shown.split(separator: " ").last.map(String.init))
+        #expect(shown.contains("$ dlq stats --since "), "\(shown)")
+        let listed = try #require(again.split(separator: "\n").first { $0.contains("$ dlq list") })
+        #expect(listed.hasSuffix("$ dlq list --since \(since)"), "\(listed)")
+        let thisRun = try space.ok(["stats", "--json", "--since", since]).output
+        let all = try space.ok(["stats", "--json"]).output
+        #expect(thisRun != all, "earlier runs' letters are left out")
+        let leftLine = try #require(again.split(separator: "\n").first { $0.contains("left: bad data") })
+        let leftCount = try #require(leftLine.split(separator: " ").first { Int($0) != nil }.flatMap { Int($0) })
+        #expect(thisRun.contains(#""total":\#(leftCount)"#), "\(leftLine) / \(thisRun)")
     }
 }
