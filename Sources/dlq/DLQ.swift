@@ -22,7 +22,7 @@ struct DLQ: AsyncParsableCommand {
             file's folder must exist; postgres://user:pass@host:port/db selects PostgreSQL.
 
             Filters, shared by the commands that select letters: --source, --reason, --error-type, \
-            --fingerprint, --status, --since, --until (ISO 8601 or an age like 30m, 2h, 7d), \
+            --fingerprint, --status, --since, --until (ISO 8601, a date, or an age like 30m, 2h, 7d), \
             --min-attempts, --search TEXT (in the error message), --limit.
 
             Output: aligned tables for people (colours only on a terminal, never with NO_COLOR), progress on \
@@ -32,7 +32,23 @@ struct DLQ: AsyncParsableCommand {
             Encrypted payloads: with DLQ_ENCRYPTION_KEY (32 bytes in base64: head -c 32 /dev/urandom | base64) \
             payloads are sealed with AES-GCM in the store and shown in the clear; earlier keys that should \
             still open payloads go in DLQ_ENCRYPTION_PREVIOUS_KEYS (base64, separated by commas). Without a \
-            key, a sealed payload is refused (exit 4), never shown as ciphertext.
+            key, a sealed payload is refused (exit 4), never shown as ciphertext; list, stats and groups need             no key.
+
+            Examples (each command's --help has more):
+              dlq add --source orders --reason decoding --error-message 'bad JSON' < m.json
+              dlq list --source orders --since 2h
+              dlq show 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d
+              dlq stats --json
+              dlq groups --status dead
+              dlq redrive --fingerprint 9f2c41d07a3b5e81
+              dlq replay --source orders --exec './reprocess.sh' --dry-run
+              dlq replay --source orders --rate 10/s --exec './reprocess.sh'
+              dlq delete 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d
+              dlq purge --status dead --until 30d --yes
+              dlq export --source orders --output orders.jsonl
+              dlq import orders.jsonl
+              dlq serve --port 8080
+              dlq migrate --store postgres://dlq:secret@db:5432/dlq
 
             Exit status: 0 success; 1 a replay left failures, or a purge was declined; 2 usage error (bad \
             flag or value); 3 a letter id was not found; 4 a store or file problem (missing folder, not a \
