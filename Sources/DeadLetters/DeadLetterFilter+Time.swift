@@ -27,12 +27,12 @@ extension DeadLetterFilter {
     }
 
     /// An age: a number, fractions allowed, then `ms`, `s`, `m`, `h`, `d` or `w` (`500ms`, `90s`, `1.5h`, `7d`);
-    /// case and surrounding spaces are ignored.
+    /// case and surrounding spaces or tabs are ignored.
     public static func parseAge(_ text: String) -> Duration? {
         guard text.utf8.count <= 32 else { return nil }
         var trimmed = Substring(text)
-        while trimmed.first == " " { trimmed.removeFirst() }
-        while trimmed.last == " " { trimmed.removeLast() }
+        while trimmed.first == " " || trimmed.first == "\t" { trimmed.removeFirst() }
+        while trimmed.last == " " || trimmed.last == "\t" { trimmed.removeLast() }
         let text = trimmed.lowercased()
         let units: [(String, Double)] = [
             ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400), ("w", 604_800),
@@ -45,9 +45,10 @@ extension DeadLetterFilter {
         return nil
     }
 
-    /// `seconds` as a duration, when it is a number from 0 to 10,000 years.
+    /// `seconds` as a duration, when it is a number from 0 to about 100 years (3.2 billion seconds).
     public static func duration(seconds: Double) -> Duration? {
-        guard seconds >= 0, seconds <= 3.2e11 else { return nil }
+        // Well inside Int64 nanoseconds (9.2e18), so that neither this nor a sleep for it can overflow.
+        guard seconds >= 0, seconds <= 3.2e9 else { return nil }
         return .nanoseconds(Int64((seconds * 1e9).rounded()))
     }
 }

@@ -107,7 +107,9 @@ public struct EncryptedDeadLetterStore: DeadLetterStore {
         after cursor: String?,
         limit: Int
     ) async throws -> DeadLetterPage {
-        try await self.base.pageWithoutPayloads(filter, after: cursor, limit: limit)
+        var page = try await self.base.pageWithoutPayloads(filter, after: cursor, limit: limit)
+        page.removePayloads()  // in case the base store returned them: never ciphertext as a payload
+        return page
     }
 
     public func count(_ filter: DeadLetterFilter) async throws -> Int {

@@ -156,9 +156,10 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
     private func authenticate(_ request: Request, token: String, path: String, isAPI: Bool) throws -> Response? {
         if let authorization = request.headers[.authorization] {
             let prefix = "bearer "
-            guard authorization.lowercased().hasPrefix(prefix),
-                Self.constantTimeEqual(String(authorization.dropFirst(prefix.count)), token)
-            else { throw DeadLetterAdminError.wrongToken }
+            guard authorization.lowercased().hasPrefix(prefix) else { throw DeadLetterAdminError.unauthorized }
+            guard Self.constantTimeEqual(String(authorization.dropFirst(prefix.count)), token) else {
+                throw DeadLetterAdminError.wrongToken
+            }
             return nil
         }
         if let session = request.cookies[SessionStore.cookieName]?.value,

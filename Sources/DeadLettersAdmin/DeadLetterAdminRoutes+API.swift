@@ -127,7 +127,8 @@ extension DeadLetterAdminRoutes {
 
     func health() async -> Response {
         do {
-            _ = try await self.queue.letters(limit: 1)
+            // Without payloads: a letter sealed with a key this server lacks does not make it look down.
+            _ = try await self.queue.letters(limit: 1, includingPayloads: false)
             return Self.json(Array(#"{"status":"ok"}"#.utf8) + [UInt8(ascii: "\n")])
         } catch {
             return Self.json(

@@ -138,6 +138,29 @@ extension DeadLetterStoreConformance {
         #expect(end.nextCursor == nil)
     }
 
+    /// A page without payloads is the same page (letters, order, cursor), every payload empty.
+    static func pageWithoutPayloads(_ makeStore: MakeStore) async throws {
+        let store = try await makeStore()
+        let letters = make(9)
+        #expect(letters.allSatisfy { !$0.payload.isEmpty })
+        _ = try await store.append(letters)
+        let filter = DeadLetterFilter(statuses: [.dead, .retrying, .parked])
+        var cursor: String?
+        var read: [DeadLetter] = []
+        repeat {
+            let bare = try await store.pageWithoutPayloads(filter, after: cursor, limit: 4)
+            let full = try await store.page(filter, after: cursor, limit: 4)
+            #expect(bare.nextCursor == full.nextCursor)
+            #expect(bare.letters.allSatisfy { $0.payload.isEmpty })
+            #expect(bare.letters.map(\.id) == full.letters.map(\.id))
+            read += bare.letters
+            cursor = bare.nextCursor
+        } while cursor != nil && read.count <= letters.count
+        var emptied = letters
+        for index in emptied.indices { emptied[index].payload = Data() }
+        #expect(read == emptied)
+    }
+
     /// Decision: `nextCursor` is `nil` on the last page even when that page is full.
     static func pagingExactMultipleEndsWithoutCursor(_ makeStore: MakeStore) async throws {
         let store = try await makeStore()

@@ -42,6 +42,7 @@ public enum DeadLetterStoreConformance {
         ("dropOldestMaxBytes", dropOldestMaxBytes),
         ("pagingAcrossManyPages", pagingAcrossManyPages),
         ("pagingExactMultipleEndsWithoutCursor", pagingExactMultipleEndsWithoutCursor),
+        ("pageWithoutPayloads", pageWithoutPayloads),
         ("pagingCursorOfDeletedLetter", pagingCursorOfDeletedLetter),
         ("pagingWithFilter", pagingWithFilter),
         ("filterEachField", filterEachField),

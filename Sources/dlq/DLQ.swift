@@ -32,7 +32,8 @@ struct DLQ: AsyncParsableCommand {
             Encrypted payloads: with DLQ_ENCRYPTION_KEY (32 bytes in base64: head -c 32 /dev/urandom | base64) \
             payloads are sealed with AES-GCM in the store and shown in the clear; earlier keys that should \
             still open payloads go in DLQ_ENCRYPTION_PREVIOUS_KEYS (base64, separated by commas). Without a \
-            key, a sealed payload is refused (exit 4), never shown as ciphertext; list, stats and groups need             no key.
+            key, a sealed payload is refused (exit 4), never shown as ciphertext. Tables (list, \
+            stats, groups) and delete need no key.
 
             Examples (each command's --help has more):
               dlq add --source orders --reason decoding --error-message 'bad JSON' < m.json

@@ -30,7 +30,8 @@ struct DeleteCommand: AsyncParsableCommand {
         let ids = Array(Set(self.ids)).sorted()
         let deleted = try await self.storeOptions.withQueue { queue in
             var missing: [String] = []
-            for id in ids where try await queue.letter(id: id) == nil { missing.append(id) }
+            // Counted, not read: deleting needs no key, even for a letter whose payload is sealed.
+            for id in ids where try await queue.count(DeadLetterFilter(ids: [id])) == 0 { missing.append(id) }
             if !missing.isEmpty {
                 throw CLIError.notFound(
                     "no dead letter with id \(missing.joined(separator: ", ")) (nothing was deleted)"

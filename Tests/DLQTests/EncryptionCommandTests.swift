@@ -65,6 +65,9 @@ struct EncryptionCommandTests {
         ]
         let again = try space.ok(["show", id, "--json"], environment: rotated)
         #expect(try JSONDecoder().decode(DeadLetter.self, from: again.stdout).payload == Data(Self.secret.utf8))
+
+        let deleted = try space.ok(["delete", id])
+        #expect(deleted.output == "1\n", "deleting shows no payload, so it needs no key")
     }
 
     @Test("replay --exec gets the payload in the clear on stdin")

@@ -55,7 +55,7 @@ struct AdminEncryptionTests {
     func dashboardWithoutKey() async throws {
         let base = MemoryDeadLetterStore()
         let harness = try await AdminHarness(store: EncryptedDeadLetterStore.withoutKey(base: base))
-        var sealed = DeadLetterFixtures.letter(id: "sealed-letter", payload: Data("secret payload".utf8))
+        var sealed = DeadLetterFixtures.letter(id: "0-sealed-letter", payload: Data("secret payload".utf8))
         sealed.errorMessage = "card declined by the issuer"
         _ = try await EncryptedDeadLetterStore(base: base, encryption: try Self.encryption()).append([sealed])
         try await harness.run { client in
@@ -63,12 +63,14 @@ struct AdminEncryptionTests {
             #expect(list.status == .ok, "one sealed payload does not fail the list: \(list.text)")
             #expect(list.text.contains("sealed-letter"))
             #expect(list.text.contains(harness.letters[0].id), "the letters in the clear are listed beside it")
-            let detail = try await client.send(.get, "/letters/sealed-letter")
+            let detail = try await client.send(.get, "/letters/0-sealed-letter")
             #expect(detail.status == .ok)
             #expect(detail.text.contains("card declined by the issuer"), "the error context is shown")
             #expect(detail.text.contains("encrypted, not shown"))
             #expect(detail.text.contains("no key is configured"))
             #expect(!detail.text.contains("secret"))
+            let health = try await client.send(.get, "/healthz")
+            #expect(health.status == .ok, "the first letter is sealed, and the server is still healthy")
         }
     }
 }

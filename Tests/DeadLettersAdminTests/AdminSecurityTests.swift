@@ -64,6 +64,7 @@ struct AdminSecurityTests {
                 #expect(wrong.headers[.wwwAuthenticate]?.contains(#"error="invalid_token""#) == true)
                 let basic = try await client.send(.get, path, headers: [.authorization: "Basic \(AdminHarness.token)"])
                 #expect(basic.status == .unauthorized, "\(path)")
+                #expect(basic.text.contains("needs a token"), "another scheme is told what to send")
                 #expect(try await client.send(.get, path, headers: bearer).status == .ok, "\(path)")
             }
             let redrive = try await client.postJSON("/api/v1/redrive", "{}")

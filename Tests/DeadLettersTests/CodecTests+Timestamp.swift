@@ -72,7 +72,11 @@ extension CodecTests {
         #expect(DeadLetterFilter.parseTime(" 2H ", now: now) == now.addingTimeInterval(-7200))
         #expect(DeadLetterFilter.parseTime("500ms", now: now) == now.addingTimeInterval(-0.5))
         #expect(DeadLetterFilter.parseTime("2w", now: now) == now.addingTimeInterval(-1_209_600))
-        for bad in ["yesterday", "2h ago", "-2h", "1e30s", "nans", "infd", "2026-13-01", "20261123", "h", ""] {
+        #expect(DeadLetterFilter.parseTime("5000w\t", now: now) == now.addingTimeInterval(-3_024_000_000))
+        let bad = [
+            "yesterday", "2h ago", "-2h", "1e30s", "1e10s", "20000w", "nans", "infd", "2026-13-01", "20261123", "h", "",
+        ]
+        for bad in bad {
             #expect(DeadLetterFilter.parseTime(bad, now: now) == nil, "\(bad)")
         }
     }
