@@ -9,17 +9,19 @@ extension DeadLetter: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case v, id, source, reason, errorType, errorMessage, causes, attempts, firstFailedAt, lastFailedAt
         case nextAttemptAt, expiresAt, status, fingerprint, replayCount, metadata, contentType, payload, history
+        case historyOmitted, abandonedClaims
     }
 
     /// The error type a letter gets when its stored form has none: `"Error"`.
     public static let defaultErrorType = "Error"
 
-    /// Decodes a letter in the stored format, version 1 or older.
+    /// Decodes a letter in the stored format, version 2 or 1.
     ///
     /// Required: `v`, `id`, `source`, `reason`, `errorMessage`, `attempts`, `firstFailedAt`, `lastFailedAt`,
     /// `payload`. The others default: `errorType` to ``defaultErrorType``, `causes`, `metadata` and `history`
     /// to empty, `nextAttemptAt`, `expiresAt` and `contentType` to `nil`, `status` to `dead`, `replayCount` to
-    /// 0, and `fingerprint` to the one ``Fingerprint`` computes. Unknown keys are ignored.
+    /// 0, and `fingerprint` to the one ``Fingerprint`` computes. Unknown keys are ignored. A history that does
+    /// not begin with a `failed` entry (every version-1 letter) gets one made from the top-level error.
     /// - Throws: ``DeadLetterError`` with code `invalidFormat` naming the field: a missing required field, a
     ///   value of the wrong type, a timestamp that is not ISO 8601, payload that is not base64, or `v` newer
     ///   than ``formatVersion``.
@@ -54,6 +56,10 @@ extension DeadLetter: Codable {
         let contentType = try Self.optional(String.self, .contentType, in: container, expected: "a string")
         let payloadText = try Self.required(String.self, .payload, in: container, expected: "a string")
         let history = try Self.optional([HistoryEntry].self, .history, in: container, expected: "an array") ?? []
+        let historyOmitted =
+            try Self.optional(Int.self, .historyOmitted, in: container, expected: "an integer") ?? 0
+        let abandonedClaims =
+            try Self.optional(Int.self, .abandonedClaims, in: container, expected: "an integer") ?? 0
 
         var status = DeadLetterStatus.dead
         if let statusName {
@@ -66,6 +72,7 @@ extension DeadLetter: Codable {
             throw Self.formatError("invalid base64", .payload)
         }
         try Self.validate(id: id, source: source, reason: reason, attempts: attempts, replayCount: replayCount)
+        try Self.validate(historyOmitted: historyOmitted, abandonedClaims: abandonedClaims)
         self.init(
             id: id,
             source: source,
@@ -84,12 +91,15 @@ extension DeadLetter: Codable {
             metadata: metadata,
             contentType: contentType,
             payload: payload,
-            history: history
+            history: history,
+            historyOmitted: historyOmitted,
+            abandonedClaims: abandonedClaims
         )
     }
 
     /// Encodes the letter in the stored format, version ``formatVersion``: `nextAttemptAt`, `expiresAt` and
-    /// `contentType` are written as `null` when `nil`, `history` only when not empty, timestamps as
+    /// `contentType` are written as `null` when `nil`, `history` always (it holds at least the first failure),
+    /// `historyOmitted` and `abandonedClaims` only when not 0, timestamps as
     /// ``Timestamp`` writes them and the payload in standard base64.
     ///
     /// The key order is the format's only with an encoder that keeps insertion order; ``DeadLetterJSON``
@@ -126,9 +136,9 @@ extension DeadLetter: Codable {
             try container.encodeNil(forKey: .contentType)
         }
         try container.encode(self.payload.base64EncodedString(), forKey: .payload)
-        if !self.history.isEmpty {
-            try container.encode(self.history, forKey: .history)
-        }
+        try container.encode(self.history, forKey: .history)
+        if self.historyOmitted != 0 { try container.encode(self.historyOmitted, forKey: .historyOmitted) }
+        if self.abandonedClaims != 0 { try container.encode(self.abandonedClaims, forKey: .abandonedClaims) }
     }
 }
 
@@ -144,6 +154,12 @@ extension DeadLetter {
         if reason.isEmpty { throw formatError("must not be empty", .reason) }
         if attempts < 0 { throw formatError("must not be negative", .attempts) }
         if replayCount < 0 { throw formatError("must not be negative", .replayCount) }
+    }
+
+    /// Checks the counters of the lifecycle.
+    static func validate(historyOmitted: Int, abandonedClaims: Int) throws {
+        if historyOmitted < 0 { throw formatError("must not be negative", .historyOmitted) }
+        if abandonedClaims < 0 { throw formatError("must not be negative", .abandonedClaims) }
     }
 
     private static func required<T: Decodable>(

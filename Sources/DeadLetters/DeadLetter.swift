@@ -6,25 +6,38 @@ public import Foundation
 
 /// An item that could not be processed, with everything needed to understand and recover it.
 ///
-/// This is the stored format, version 1 (``formatVersion``): every export line and every JSON answer of the
-/// `dlq` command and the HTTP API writes a dead letter as its `Codable` form does. A field's meaning never
-/// changes; new fields come with defaults.
+/// This is the stored format, version 2 (``formatVersion``; the repository's `docs/stored-format.md` describes
+/// it): every export line and every JSON answer of the `dlq` command and the HTTP API writes a dead letter as
+/// its `Codable` form does. A field's meaning never changes; new fields come with defaults, and version 1
+/// still reads.
+///
+/// The error fields (``reason``, ``errorType``, ``errorMessage``, ``causes``, ``fingerprint``) show the
+/// latest failure. The failure that dead-lettered the item is the first entry of ``history`` and is never
+/// overwritten: the first time an error field changes, the entry is written out from the old values.
 public struct DeadLetter: Sendable, Hashable, Identifiable {
     /// The version of the stored format this code writes, and the newest it reads.
-    public static let formatVersion = 1
+    public static let formatVersion = 2
 
     /// A unique, time-ordered id (a UUIDv7 in lower case); kept across retries, redrives and replays.
     public var id: String
     /// Where the item came from: a queue, a topic, a job name, a webhook.
     public var source: String
     /// Why it failed.
-    public var reason: FailureReason
+    public var reason: FailureReason {
+        didSet { if oldValue != self.reason { self.keepFirstFailure(reason: oldValue) } }
+    }
     /// The type of the last error, as `String(describing: type(of: error))` writes it.
-    public var errorType: String
+    public var errorType: String {
+        didSet { if oldValue != self.errorType { self.keepFirstFailure(errorType: oldValue) } }
+    }
     /// The last error's message.
-    public var errorMessage: String
+    public var errorMessage: String {
+        didSet { if oldValue != self.errorMessage { self.keepFirstFailure(errorMessage: oldValue) } }
+    }
     /// The chain of errors beneath the last one, outermost first, as `"Type: message"`.
-    public var causes: [String]
+    public var causes: [String] {
+        didSet { if oldValue != self.causes { self.keepFirstFailure(causes: oldValue) } }
+    }
     /// How many times processing was attempted.
     public var attempts: Int
     /// When processing first failed (wall clock, millisecond precision).
@@ -39,7 +52,9 @@ public struct DeadLetter: Sendable, Hashable, Identifiable {
     public var status: DeadLetterStatus
     /// A stable hash of the error type and the normalized message, shared by letters that failed the
     /// same way (see ``Fingerprint``).
-    public var fingerprint: String
+    public var fingerprint: String {
+        didSet { if oldValue != self.fingerprint { self.keepFirstFailure(fingerprint: oldValue) } }
+    }
     /// How many replays or redrives of this letter failed.
     public var replayCount: Int
     /// Context given by the producer, with secrets redacted before storage.
@@ -48,13 +63,30 @@ public struct DeadLetter: Sendable, Hashable, Identifiable {
     public var contentType: String?
     /// The item's bytes, exactly as received.
     public var payload: Data
-    /// What happened to the letter after it was first stored (replays, redrives), oldest first.
-    /// Written as `"history"` only when not empty.
-    public var history: [HistoryEntry]
+    /// Everything that happened to the letter, oldest first: the failure that dead-lettered it, then every
+    /// later event (see ``HistoryEntry``). Bounded: the first entry and the newest ``maxRecentHistory``
+    /// are kept, and ``historyOmitted`` counts the ones left out. Append with ``record(_:)``.
+    public var history: [HistoryEntry] {
+        get {
+            if self.recordedHistory.first?.event == .failed { return self.recordedHistory }
+            return [HistoryEntry(firstFailureOf: self)] + self.recordedHistory
+        }
+        set { self.setHistory(newValue) }
+    }
+    /// How many history entries between the first and the newest ``maxRecentHistory`` were left out.
+    public var historyOmitted: Int
+    /// How many claims of the letter ended without an outcome: its lease ran out while it ran (the process
+    /// died or hung). A queue parks a letter after `parkAfterAbandonedClaims` of them instead of running it
+    /// again.
+    public var abandonedClaims: Int
+    /// The history as kept: without the first failure while it is still the letter's own error.
+    var recordedHistory: [HistoryEntry]
 
     /// Creates a dead letter.
     ///
-    /// Timestamps are rounded to the millisecond, as the stored format keeps them.
+    /// Timestamps are rounded to the millisecond, as the stored format keeps them. When `history` does not
+    /// begin with a `failed` entry (a version-1 letter, or a store's ``storedHistory``), the first failure is
+    /// the letter's own error fields.
     public init(
         id: String,
         source: String,
@@ -73,7 +105,9 @@ public struct DeadLetter: Sendable, Hashable, Identifiable {
         metadata: [String: String] = [:],
         contentType: String? = nil,
         payload: Data,
-        history: [HistoryEntry] = []
+        history: [HistoryEntry] = [],
+        historyOmitted: Int = 0,
+        abandonedClaims: Int = 0
     ) {
         self.id = id
         self.source = source
@@ -92,7 +126,10 @@ public struct DeadLetter: Sendable, Hashable, Identifiable {
         self.metadata = metadata
         self.contentType = contentType
         self.payload = payload
-        self.history = history
+        self.historyOmitted = historyOmitted
+        self.abandonedClaims = abandonedClaims
+        self.recordedHistory = []
+        self.setHistory(history)
     }
 
     /// The bytes a letter counts for against a queue's `maxBytes`: its payload, messages and metadata.
@@ -101,56 +138,6 @@ public struct DeadLetter: Sendable, Hashable, Identifiable {
         for cause in self.causes { size += cause.utf8.count }
         for (key, value) in self.metadata { size += key.utf8.count + value.utf8.count }
         return size
-    }
-}
-
-extension DeadLetter {
-    /// One event in a letter's life after it was first stored.
-    public struct HistoryEntry: Sendable, Hashable, Codable {
-        /// What happened: `"replayed"` or `"redriven"`, or a name a later version adds.
-        public var event: String
-        /// When it happened.
-        public var at: Date
-        /// `"succeeded"` or `"failed"`.
-        public var outcome: String
-        /// The error of a failed attempt.
-        public var errorMessage: String?
-
-        /// Creates a history entry.
-        public init(event: String, at: Date, outcome: String, errorMessage: String? = nil) {
-            self.event = event
-            self.at = at.roundedToMilliseconds
-            self.outcome = outcome
-            self.errorMessage = errorMessage
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case event, at, outcome, errorMessage
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            self.event = try container.decode(String.self, forKey: .event)
-            let at = try container.decode(String.self, forKey: .at)
-            guard let date = Timestamp.parse(at) else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: .at,
-                    in: container,
-                    debugDescription: "not an ISO 8601 timestamp: \(at)"
-                )
-            }
-            self.at = date
-            self.outcome = try container.decode(String.self, forKey: .outcome)
-            self.errorMessage = try container.decodeIfPresent(String.self, forKey: .errorMessage)
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(self.event, forKey: .event)
-            try container.encode(Timestamp.format(self.at), forKey: .at)
-            try container.encode(self.outcome, forKey: .outcome)
-            try container.encodeIfPresent(self.errorMessage, forKey: .errorMessage)
-        }
     }
 }
 

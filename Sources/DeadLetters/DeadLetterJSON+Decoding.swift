@@ -38,6 +38,8 @@ extension DeadLetterJSON {
             var contentType: String?
             var payload: Data?
             var history: [DeadLetter.HistoryEntry]?
+            var historyOmitted: Int?
+            var abandonedClaims: Int?
             var seen: UInt32 = 0
 
             skipSpaces()
@@ -73,6 +75,8 @@ extension DeadLetterJSON {
                         case .contentType: contentType = try optionalString(key)
                         case .payload: payload = try base64(key)
                         case .history: history = try historyEntries()
+                        case .historyOmitted: historyOmitted = try optionalInt(key)
+                        case .abandonedClaims: abandonedClaims = try optionalInt(key)
                         }
                     } else {
                         try skipValue()
@@ -112,6 +116,7 @@ extension DeadLetterJSON {
                 attempts: attempts,
                 replayCount: replayCount ?? 0
             )
+            try DeadLetter.validate(historyOmitted: historyOmitted ?? 0, abandonedClaims: abandonedClaims ?? 0)
             return DeadLetter(
                 id: id,
                 source: source,
@@ -130,7 +135,9 @@ extension DeadLetterJSON {
                 metadata: metadata ?? [:],
                 contentType: contentType,
                 payload: payload,
-                history: history ?? []
+                history: history ?? [],
+                historyOmitted: historyOmitted ?? 0,
+                abandonedClaims: abandonedClaims ?? 0
             )
         }
 
@@ -310,8 +317,7 @@ extension DeadLetterJSON {
             i += 1
             var event: String?
             var at: Date?
-            var outcome: String?
-            var errorMessage: String?
+            var entry = DeadLetter.HistoryEntry(event: .failed, at: Date(timeIntervalSince1970: 0))
             skipSpaces()
             if peek() == UInt8(ascii: "}") {
                 i += 1
@@ -325,12 +331,19 @@ extension DeadLetterJSON {
                     skipSpaces()
                     switch name {
                     case "event": event = try historyString(name)
-                    case "outcome": outcome = try historyString(name)
-                    case "errorMessage": errorMessage = try null() ? nil : try historyString(name)
                     case "at":
                         guard peek() == UInt8(ascii: "\"") else { throw historyError("expected a string", name) }
                         at = try withString { Timestamp.parse(utf8: $0) }
                         if at == nil { throw historyError("not an ISO 8601 timestamp", name) }
+                    case "outcome": entry.outcome = try optionalHistoryString(name).map { .init(rawValue: $0) }
+                    case "errorType": entry.errorType = try optionalHistoryString(name)
+                    case "errorMessage": entry.errorMessage = try optionalHistoryString(name)
+                    case "causes": entry.causes = try stringArray(.history) ?? []
+                    case "reason": entry.reason = try optionalHistoryString(name).map { FailureReason(rawValue: $0) }
+                    case "fingerprint": entry.fingerprint = try optionalHistoryString(name)
+                    case "actor": entry.actor = try optionalHistoryString(name)
+                    case "operation": entry.operation = try optionalHistoryString(name)
+                    case "message": entry.message = try optionalHistoryString(name)
                     default: try skipValue()
                     }
                     skipSpaces()
@@ -342,15 +355,21 @@ extension DeadLetterJSON {
                     break
                 }
             }
-            guard let event else { throw historyError("missing required field", "event") }
+            guard let event, !event.isEmpty else { throw historyError("missing required field", "event") }
             guard let at else { throw historyError("missing required field", "at") }
-            guard let outcome else { throw historyError("missing required field", "outcome") }
-            return DeadLetter.HistoryEntry(event: event, at: at, outcome: outcome, errorMessage: errorMessage)
+            entry.event = .init(rawValue: event)
+            entry.at = at.roundedToMilliseconds
+            return entry
         }
 
         private mutating func historyString(_ name: String) throws -> String {
             guard peek() == UInt8(ascii: "\"") else { throw historyError("expected a string", name) }
             return try string()
+        }
+
+        private mutating func optionalHistoryString(_ name: String) throws -> String? {
+            if try null() { return nil }
+            return try historyString(name)
         }
 
         // MARK: Errors

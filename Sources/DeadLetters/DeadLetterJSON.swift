@@ -4,12 +4,13 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The fast, canonical JSON codec of the stored format, version 1: what export, import and the archive use.
+/// The fast, canonical JSON codec of the stored format, version 2: what export, import and the archive use.
 ///
 /// ``encode(_:into:)`` writes one letter as one compact JSON object, byte for byte the same for the same
 /// letter: the keys in the format's order (`v`, `id`, `source`, `reason`, `errorType`, `errorMessage`,
 /// `causes`, `attempts`, `firstFailedAt`, `lastFailedAt`, `nextAttemptAt`, `expiresAt`, `status`,
-/// `fingerprint`, `replayCount`, `metadata`, `contentType`, `payload`, then `history` when not empty), no
+/// `fingerprint`, `replayCount`, `metadata`, `contentType`, `payload`, `history`, then `historyOmitted` and
+/// `abandonedClaims` when not 0), no
 /// spaces, `null` for an absent `nextAttemptAt`, `expiresAt` or `contentType`, metadata keys sorted, the
 /// payload in standard base64, and strings escaped as JSON requires (quotes, backslashes and control
 /// characters; everything else, `/` and U+2028 included, is written as its UTF-8 bytes).
@@ -138,25 +139,55 @@ extension DeadLetterJSON {
             raw(#","payload":""#)
             base64(l.payload)
             buffer.append(UInt8(ascii: "\""))
-            if !l.history.isEmpty {
-                raw(#","history":["#)
-                for (index, entry) in l.history.enumerated() {
+            raw(#","history":["#)
+            for (index, entry) in l.history.enumerated() {
+                if index > 0 { buffer.append(UInt8(ascii: ",")) }
+                historyEntry(entry)
+            }
+            buffer.append(UInt8(ascii: "]"))
+            if l.historyOmitted != 0 {
+                raw(#","historyOmitted":"#)
+                int(l.historyOmitted)
+            }
+            if l.abandonedClaims != 0 {
+                raw(#","abandonedClaims":"#)
+                int(l.abandonedClaims)
+            }
+            buffer.append(UInt8(ascii: "}"))
+        }
+
+        /// One history entry: `event`, `at`, then each other field that is set, in the format's order.
+        mutating func historyEntry(_ entry: DeadLetter.HistoryEntry) {
+            raw(#"{"event":"#)
+            string(entry.event.rawValue)
+            raw(#","at":"#)
+            timestamp(entry.at)
+            if let outcome = entry.outcome {
+                raw(#","outcome":"#)
+                string(outcome.rawValue)
+            }
+            optional(#","errorType":"#, entry.errorType)
+            optional(#","errorMessage":"#, entry.errorMessage)
+            if !entry.causes.isEmpty {
+                raw(#","causes":["#)
+                for (index, cause) in entry.causes.enumerated() {
                     if index > 0 { buffer.append(UInt8(ascii: ",")) }
-                    raw(#"{"event":"#)
-                    string(entry.event)
-                    raw(#","at":"#)
-                    timestamp(entry.at)
-                    raw(#","outcome":"#)
-                    string(entry.outcome)
-                    if let message = entry.errorMessage {
-                        raw(#","errorMessage":"#)
-                        string(message)
-                    }
-                    buffer.append(UInt8(ascii: "}"))
+                    string(cause)
                 }
                 buffer.append(UInt8(ascii: "]"))
             }
+            optional(#","reason":"#, entry.reason?.rawValue)
+            optional(#","fingerprint":"#, entry.fingerprint)
+            optional(#","actor":"#, entry.actor)
+            optional(#","operation":"#, entry.operation)
+            optional(#","message":"#, entry.message)
             buffer.append(UInt8(ascii: "}"))
+        }
+
+        private mutating func optional(_ key: StaticString, _ value: String?) {
+            guard let value else { return }
+            raw(key)
+            string(value)
         }
 
         mutating func int(_ value: Int) {

@@ -37,6 +37,10 @@ extension DeadLetterQueue {
         public var redactedMetadataKeys: Set<String>
         /// After this many failed replays or redrives a letter is parked. Default 3.
         public var parkAfterFailedReplays: Int
+        /// After this many claims that ended without an outcome (the lease ran out: the process died or hung
+        /// while running the letter) a letter is parked instead of being run again: a poison letter.
+        /// Default 3.
+        public var parkAfterAbandonedClaims: Int
         /// The circuit breaker of each source; `nil` for none. Default ``CircuitBreakerConfiguration/init()``.
         public var circuitBreaker: CircuitBreakerConfiguration?
         /// How long in-flight work may take to finish at graceful shutdown before it is cancelled (its
@@ -68,6 +72,7 @@ extension DeadLetterQueue {
             self.pollInterval = .seconds(1)
             self.redactedMetadataKeys = MetadataRedactor.defaultKeys
             self.parkAfterFailedReplays = 3
+            self.parkAfterAbandonedClaims = 3
             self.circuitBreaker = CircuitBreakerConfiguration()
             self.shutdownGracePeriod = .seconds(10)
             self.classifier = .default
@@ -101,9 +106,20 @@ extension DeadLetterQueue {
             if self.leaseDuration <= .zero { throw invalid("leaseDuration", "must be positive") }
             if self.pollInterval <= .zero { throw invalid("pollInterval", "must be positive") }
             if self.parkAfterFailedReplays < 1 { throw invalid("parkAfterFailedReplays", "must be at least 1") }
+            if self.parkAfterAbandonedClaims < 1 { throw invalid("parkAfterAbandonedClaims", "must be at least 1") }
             if self.shutdownGracePeriod < .zero { throw invalid("shutdownGracePeriod", "must not be negative") }
             if self.instanceID.isEmpty { throw invalid("instanceID", "must not be empty") }
             try self.circuitBreaker?.validate()
+        }
+
+        /// The lifecycle of the queue's letters: its retry policy, parking limits and time to live.
+        public var lifecycle: DeadLetterLifecycle {
+            DeadLetterLifecycle(
+                retryPolicy: self.retryPolicy,
+                parkAfterFailedReplays: self.parkAfterFailedReplays,
+                parkAfterAbandonedClaims: self.parkAfterAbandonedClaims,
+                timeToLive: self.timeToLive
+            )
         }
     }
 }

@@ -65,39 +65,60 @@ extension DeadLetterQueue {
     }
 
     /// Hands the selected letters back to the running service now: status `retrying`, due now. Parked
-    /// letters are left alone unless `filter` selects the `parked` status.
+    /// letters are left alone unless `filter` selects the `parked` status; those are unparked. Each letter gets
+    /// a `redriven` (or `unparked`) history entry with the actor and the operation's id; a letter being run
+    /// (leased) is left alone.
     /// - Parameters:
     ///   - filter: which letters.
     ///   - limit: at most this many, oldest first; `nil` for all.
     ///   - dryRun: only count what would be redriven.
+    ///   - actor: who redrives them (a person's name, `user@host`, a token's name); this instance by default.
+    ///   - operation: the id the history entries share; a new one by default.
     /// - Returns: how many letters were (or would be) redriven.
     @discardableResult
     public func redrive(
         _ filter: DeadLetterFilter = DeadLetterFilter(),
         limit: Int? = nil,
-        dryRun: Bool = false
+        dryRun: Bool = false,
+        actor: String? = nil,
+        operation: String? = nil
     ) async throws -> Int {
         let filter = self.excludingParked(filter)
         if dryRun {
             let count = try await self.count(filter)
             return limit.map { min($0, count) } ?? count
         }
-        let now = self.clock.now()
-        let count = try await self.metrics.measure("redrive") {
-            try await self.store.redrive(filter, now: now, limit: limit)
+        let dueAt = self.clock.now()
+        let redriven = try await self.metrics.measure("redrive") {
+            try await self.changeSelected(
+                filter,
+                limit: limit,
+                actor: actor,
+                operation: operation ?? self.newOperationID()
+            ) { _ in .redriven(dueAt: dueAt) }
         }
-        if count > 0 {
-            self.logger.info("letters redriven", metadata: ["dlq.count": "\(count)"])
-            self.emit(.redriven, count: count)
+        if !redriven.isEmpty {
+            self.logger.info("letters redriven", metadata: ["dlq.count": "\(redriven.count)"])
+            self.emit(.redriven, count: redriven.count)
             self.wakeups.signal()
         }
-        return count
+        return redriven.count
     }
 
-    /// Removes the letters with these ids.
+    /// Removes the letters with these ids. With a configured archive, each is archived first with a `deleted`
+    /// history entry naming the actor.
+    /// - Parameters:
+    ///   - ids: the letters.
+    ///   - actor: who deletes them; this instance by default.
     /// - Returns: how many were removed.
     @discardableResult
-    public func delete(ids: [String]) async throws -> Int {
+    public func delete(ids: [String], actor: String? = nil) async throws -> Int {
+        if let archive = self.configuration.archive, !ids.isEmpty {
+            let operation = self.newOperationID()
+            let page = try await self.store.page(DeadLetterFilter(ids: ids), after: nil, limit: ids.count)
+            let copies = page.letters.map { self.transition(.deleted, $0, actor: actor, operation: operation).letter }
+            try await archive.archive(copies, reason: "deleted")
+        }
         let count = try await self.metrics.measure("delete") { try await self.store.delete(ids: ids) }
         if count > 0 { self.metrics.counter("dlq_purged_total").increment(by: count) }
         return count
@@ -113,6 +134,7 @@ extension DeadLetterQueue {
     ///   - limit: at most this many, oldest first; `nil` for all.
     ///   - archive: where to write them first; defaults to the configuration's archive.
     ///   - dryRun: only count what would be removed.
+    ///   - actor: who purges them, for the archived copies' `purged` entries; this instance by default.
     ///   - progress: called after each page with the number removed so far.
     /// - Returns: how many letters were (or would be) removed.
     @discardableResult
@@ -121,6 +143,7 @@ extension DeadLetterQueue {
         limit: Int? = nil,
         archive: (any DeadLetterArchive)? = nil,
         dryRun: Bool = false,
+        actor: String? = nil,
         progress: (@Sendable (Int) -> Void)? = nil
     ) async throws -> Int {
         if dryRun {
@@ -131,7 +154,8 @@ extension DeadLetterQueue {
             filter,
             limit: limit,
             archive: archive ?? self.configuration.archive,
-            reason: "purged",
+            event: .purged,
+            actor: actor,
             progress: progress
         )
         if removed > 0 {
@@ -150,7 +174,8 @@ extension DeadLetterQueue {
             filter,
             limit: nil,
             archive: self.configuration.archive,
-            reason: "expired",
+            event: .expired,
+            actor: nil,
             progress: nil
         )
         if removed > 0 {
@@ -165,9 +190,12 @@ extension DeadLetterQueue {
         _ filter: DeadLetterFilter,
         limit: Int?,
         archive: (any DeadLetterArchive)?,
-        reason: String,
+        event: DeadLetterLifecycle.Event,
+        actor: String?,
         progress: (@Sendable (Int) -> Void)?
     ) async throws -> Int {
+        let reason = if case .expired = event { "expired" } else { "purged" }
+        let operation = self.newOperationID()
         var removed = 0
         let pageSize = 500
         while limit.map({ removed < $0 }) ?? true {
@@ -177,10 +205,12 @@ extension DeadLetterQueue {
                 try await self.store.page(filter, after: nil, limit: want)
             }
             if page.letters.isEmpty { break }
+            // The archived copies record how the letters left the store.
+            let copies = page.letters.map { self.transition(event, $0, actor: actor, operation: operation).letter }
             if let archive {
-                try await archive.archive(page.letters, reason: reason)
+                try await archive.archive(copies, reason: reason)
             } else {
-                await self.archive(page.letters, reason: reason)
+                await self.archive(copies, reason: reason)
             }
             let ids = page.letters.map(\.id)
             removed += try await self.metrics.measure("delete") { try await self.store.delete(ids: ids) }

@@ -23,6 +23,13 @@ public struct ReplayOptions: Sendable, Hashable {
     public var limit: Int?
     /// How many letters a dry run returns as a sample. Default 5.
     public var sampleSize: Int
+    /// Who runs the replay, for the letters' history (`DLQ_ACTOR`, `user@host`, a token's name); `nil` for
+    /// this instance. Default `nil`.
+    public var actor: String?
+    /// How long each letter claimed by the replay stays leased; a replay that dies leaves its letters to be
+    /// claimed again after it (counted as abandoned claims). `nil` for the queue's `leaseDuration`.
+    /// Default `nil`.
+    public var leaseDuration: Duration?
 
     /// Creates options; every parameter has the default stated on its property.
     public init(
@@ -41,6 +48,8 @@ public struct ReplayOptions: Sendable, Hashable {
         self.maxConsecutiveFailures = maxConsecutiveFailures
         self.limit = limit
         self.sampleSize = sampleSize
+        self.actor = nil
+        self.leaseDuration = nil
     }
 
     /// Checks the values.
@@ -62,7 +71,27 @@ public struct ReplayOptions: Sendable, Hashable {
         if let limit = self.limit, limit < 0 {
             throw DeadLetterError(code: .invalidConfiguration, message: "must not be negative", field: "limit")
         }
+        if let lease = self.leaseDuration, lease <= .zero {
+            throw DeadLetterError(code: .invalidConfiguration, message: "must be positive", field: "leaseDuration")
+        }
     }
+}
+
+/// Thrown by a replay's handler to stop the replay for a reason that is not the letter's (the operator's
+/// command is missing, say): the letter is handed back unchanged, no further letter starts, and
+/// ``DeadLetterQueue/replay(_:options:progress:handler:)`` throws this error once every claimed letter is
+/// handed back.
+public struct ReplayStoppedError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Why the replay stopped, in words.
+    public var message: String
+
+    /// What the replay had done when it stopped; set by the replay when it throws the error.
+    public var report: ReplayReport?
+
+    /// Creates the error.
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { self.message }
 }
 
 /// What a replay did.
@@ -75,8 +104,12 @@ public struct ReplayReport: Sendable, Hashable {
     public var failed: Int
     /// Letters not run: taken by another worker, gone, or left when the replay stopped.
     public var skipped: Int
-    /// Letters parked by this replay (counted in ``failed`` too).
+    /// Letters parked by this replay: after too many failed replays (counted in ``failed`` too), or because
+    /// their claims ended without an outcome too often (poison letters, counted in ``skipped``: they did not
+    /// run).
     public var parked: Int
+    /// The id the replay's history entries share (empty for a dry run).
+    public var operation: String = ""
     /// Whether the replay stopped early because too many letters failed in a row.
     public var stoppedByCircuit: Bool
     /// Whether this was a dry run.
@@ -84,6 +117,8 @@ public struct ReplayReport: Sendable, Hashable {
     /// A dry run's sample of the letters it would replay.
     public var sample: [DeadLetter]
     var consecutiveFailures = 0
+    /// Set when a handler threw ``ReplayStoppedError``: no further letter starts.
+    var stoppedByOperator: String?
 
     /// Creates a report.
     public init(
@@ -140,7 +175,11 @@ extension DeadLetterQueue {
             )
             return ReplayReport(matched: matched, dryRun: true, sample: Array(sample.letters.prefix(matched)))
         }
-        let tally = Locked(ReplayReport(matched: matched))
+        var start = ReplayReport(matched: matched)
+        start.operation = self.newOperationID()
+        let operation = start.operation
+        let leaseDuration = options.leaseDuration ?? self.configuration.leaseDuration
+        let tally = Locked(start)
         let limiter = RateLimiter(rate: options.rate, clock: self.clock)
         let owner = self.configuration.instanceID
         // A letter holds a slot while its handler runs; its store write (removal or new state) happens after it
@@ -154,7 +193,7 @@ extension DeadLetterQueue {
         // before its letter starts.
         var batchSize = self.configuration.batchSize
         if let rate = options.rate {
-            let leaseSeconds = Double(self.configuration.leaseDuration.components.seconds)
+            let leaseSeconds = Double(leaseDuration.components.seconds)
             batchSize = max(1, min(batchSize, Int(min(rate * leaseSeconds / 2, Double(Int32.max)))))
         }
         let prefetch = options.rate == nil
@@ -168,7 +207,12 @@ extension DeadLetterQueue {
             do {
                 // Stores read a limit below 1 as 1: with nothing matched, nothing is claimed.
                 if matched > 0 {
-                    batch = try await self.replayBatch(filter, after: nil, limit: min(batchSize, matched))
+                    batch = try await self.replayBatch(
+                        filter,
+                        after: nil,
+                        limit: min(batchSize, matched),
+                        lease: leaseDuration
+                    )
                 }
             } catch is CancellationError {
                 batch = nil
@@ -181,15 +225,27 @@ extension DeadLetterQueue {
                 let more = !current.isLast && seen < matched
                 let limit = min(batchSize, matched - seen)
                 async let following =
-                    more && prefetch ? self.replayBatch(filter, after: current.cursor, limit: limit) : nil
+                    more && prefetch
+                    ? self.replayBatch(filter, after: current.cursor, limit: limit, lease: leaseDuration) : nil
                 for letter in current.claimed {
                     if stop {
                         handBack.append(letter)
                         continue
                     }
+                    if letter.abandonedClaims >= self.configuration.parkAfterAbandonedClaims {
+                        // A poison letter: parked instead of run.
+                        live += 1
+                        group.addTask {
+                            if await self.parkIfPoisoned(letter, owner: owner, actor: options.actor, operation: operation)
+                            {
+                                tally.withLock { $0.parked += 1 }
+                            }
+                        }
+                        continue
+                    }
                     while live >= maxLive, await group.next() != nil { live -= 1 }
                     await slots.acquire()
-                    if tally.withLock({ $0.stoppedByCircuit }) || Task.isCancelled {
+                    if tally.withLock({ $0.stoppedByCircuit || $0.stoppedByOperator != nil }) || Task.isCancelled {
                         slots.release()
                         stop = true
                         handBack.append(letter)
@@ -210,7 +266,12 @@ extension DeadLetterQueue {
                 do {
                     batch = try await following
                     if more, !prefetch, !stop, !Task.isCancelled {
-                        batch = try await self.replayBatch(filter, after: current.cursor, limit: limit)
+                        batch = try await self.replayBatch(
+                            filter,
+                            after: current.cursor,
+                            limit: limit,
+                            lease: leaseDuration
+                        )
                     }
                 } catch is CancellationError {
                     // Ctrl-C while the next page was read: stop as if it came between two letters.
@@ -247,6 +308,13 @@ extension DeadLetterQueue {
         }
         var report = tally.withLock { $0 }
         report.skipped = max(0, report.matched - report.succeeded - report.failed)
+        if let message = report.stoppedByOperator {
+            report.stoppedByOperator = nil
+            var stopped = ReplayStoppedError(message)
+            stopped.report = report
+            self.logger.info("replay stopped by its handler", metadata: ["error": "\(message)"])
+            throw stopped
+        }
         self.emit(.replayed, count: report.succeeded)
         self.logger.info(
             "replay finished",
@@ -259,8 +327,12 @@ extension DeadLetterQueue {
     }
 
     /// Reads the page of letters after `cursor` and claims those that are free; `nil` when the page is empty.
-    private func replayBatch(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> ReplayBatch?
-    {
+    private func replayBatch(
+        _ filter: DeadLetterFilter,
+        after cursor: String?,
+        limit: Int,
+        lease: Duration
+    ) async throws -> ReplayBatch? {
         let page = try await self.store.page(filter, after: cursor, limit: limit)
         guard let last = page.letters.last else { return nil }
         let now = self.clock.now()
@@ -268,7 +340,7 @@ extension DeadLetterQueue {
             ids: page.letters.map(\.id),
             now: now,
             owner: self.configuration.instanceID,
-            leaseUntil: now.adding(self.configuration.leaseDuration)
+            leaseUntil: now.adding(lease)
         )
         return ReplayBatch(claimed: claimed, cursor: last.id, count: page.letters.count, isLast: page.nextCursor == nil)
     }
@@ -290,6 +362,7 @@ extension DeadLetterQueue {
         handler: Handler
     ) async {
         let owner = self.configuration.instanceID
+        let operation = tally.withLock { $0.operation }
         let outcome: Result<Void, any Error>
         do {
             try await handler(letter)
@@ -297,7 +370,6 @@ extension DeadLetterQueue {
         } catch {
             outcome = .failure(error)
         }
-        let now = self.clock.now()
         switch outcome {
         case .success:
             tally.withLock { report in
@@ -308,9 +380,12 @@ extension DeadLetterQueue {
             self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "success")]).increment()
             let written: Bool
             if options.keepOnSuccess {
-                var history = letter.history
-                history.append(DeadLetter.HistoryEntry(event: "replayed", at: now, outcome: "succeeded"))
-                let kept = Self.withHistory(letter, history)
+                let kept = self.transition(
+                    .replaySucceeded(keep: true),
+                    letter,
+                    actor: options.actor,
+                    operation: operation
+                ).letter
                 written = await self.writeReplayOutcome(of: letter, "keep a replayed letter") {
                     try await self.store.release(kept, owner: owner)
                 }
@@ -321,8 +396,23 @@ extension DeadLetterQueue {
             }
             // Not written: the letter is still stored as it was and runs again, so it counts as skipped.
             if !written { tally.withLock { $0.succeeded -= 1 } }
+        case .failure(let error as ReplayStoppedError):
+            // Not the letter's failure: it is handed back unchanged and the replay stops.
+            tally.withLock { report in
+                if report.stoppedByOperator == nil { report.stoppedByOperator = error.message }
+            }
+            slots.release()
+            _ = await self.writeReplayOutcome(of: letter, "hand back a letter") {
+                try await self.store.release(letter, owner: owner)
+            }
         case .failure(let error):
-            let failed = self.failedReplay(letter, error: error, now: now)
+            let reason = self.configuration.classifier.classify(error)
+            let failed = self.transition(
+                .replayFailed(CapturedError(error), reason: reason),
+                letter,
+                actor: options.actor,
+                operation: operation
+            ).letter
             tally.withLock { report in
                 report.failed += 1
                 if failed.status == .parked { report.parked += 1 }
@@ -347,36 +437,6 @@ extension DeadLetterQueue {
                 self.emit(.parked, id: failed.id, source: failed.source, status: .parked)
             }
         }
-    }
-
-    private static func withHistory(_ letter: DeadLetter, _ history: [DeadLetter.HistoryEntry]) -> DeadLetter {
-        var letter = letter
-        letter.history = history
-        return letter
-    }
-
-    /// The letter after a failed replay: the new error recorded, a failed replay counted, parked after
-    /// `parkAfterFailedReplays`.
-    private func failedReplay(_ letter: DeadLetter, error: any Error, now: Date) -> DeadLetter {
-        let captured = CapturedError(error)
-        var failed = letter
-        failed.attempts += 1
-        failed.replayCount += 1
-        failed.lastFailedAt = now.roundedToMilliseconds
-        failed.reason = self.configuration.classifier.classify(error)
-        failed.errorType = captured.type
-        failed.errorMessage = captured.message
-        failed.causes = captured.causes
-        failed.fingerprint = Fingerprint.compute(errorType: captured.type, message: captured.message)
-        failed.history.append(
-            DeadLetter.HistoryEntry(event: "replayed", at: now, outcome: "failed", errorMessage: captured.message)
-        )
-        failed.nextAttemptAt = nil
-        failed.status = failed.replayCount >= self.configuration.parkAfterFailedReplays ? .parked : .dead
-        if let ttl = self.configuration.timeToLive {
-            failed.expiresAt = failed.lastFailedAt.adding(ttl).roundedToMilliseconds
-        }
-        return failed
     }
 
     /// Runs a replayed letter's store write; logs it when it fails or finds the lease gone.

@@ -171,19 +171,23 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
     }
 
     /// Runs one claimed letter through its source's handler and records the outcome.
+    ///
+    /// A letter whose claims ended without an outcome too often (a poison letter) is parked instead.
     func execute(_ letter: DeadLetter) async {
         defer {
             self.completions.withLock { $0 += 1 }
             self.wakeups.signal()
         }
         let owner = self.configuration.instanceID
+        if await self.parkIfPoisoned(letter, owner: owner) { return }
         guard let handler = self.handlers.withLock({ $0[letter.source] }) else {
             _ = try? await self.store.release(letter, owner: owner)
             return
         }
         let breaker = self.breaker(for: letter.source)
         if let breaker, !breaker.tryAcquire() {
-            // The circuit opened meanwhile: hand the letter back, due again when the circuit may allow it.
+            // The circuit opened meanwhile: hand the letter back, due again when the circuit may allow it. Not
+            // an event of the letter's life: it did not run.
             var unchanged = letter
             unchanged.nextAttemptAt = self.clock.now().adding(self.configuration.pollInterval).roundedToMilliseconds
             _ = try? await self.store.release(unchanged, owner: owner)
@@ -208,56 +212,12 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
         }
     }
 
-    /// A delayed attempt failed: reschedule with backoff, or mark dead (or parked, after failed redrives).
+    /// A delayed attempt failed: the lifecycle reschedules it with backoff or marks it dead; an attempt after
+    /// a redrive counts as a failed redrive and may park the letter.
     func recordRetryFailure(_ letter: DeadLetter, error: any Error) async {
-        let policy = self.configuration.retryPolicy
-        let now = self.clock.now()
         let reason = self.configuration.classifier.classify(error)
-        let captured = CapturedError(error)
-        var updated = letter
-        updated.attempts += 1
-        updated.lastFailedAt = now.roundedToMilliseconds
-        updated.reason = reason
-        updated.errorType = captured.type
-        updated.errorMessage = captured.message
-        updated.causes = captured.causes
-        updated.fingerprint = Fingerprint.compute(errorType: captured.type, message: captured.message)
-        // Delayed attempts come after the immediate ones; a letter that had used up its delayed attempts (or
-        // whose reason allowed none) before this run was redriven by people, and its failure counts as a
-        // failed replay.
-        let previousMax = policy.isRetryable(letter.reason) ? policy.maxDelayedAttempts(for: letter.reason) : 0
-        let delayedBefore = max(0, letter.attempts - policy.maxImmediateAttempts(for: letter.reason))
-        let wasRedriven = delayedBefore >= previousMax
-        let maxDelayed = policy.maxDelayedAttempts(for: reason)
-        let delayedDone = delayedBefore + 1
-        var outcome = "exhausted"
-        if !wasRedriven, policy.isRetryable(reason), delayedDone < maxDelayed,
-            let delay = self.withRandom({ rng in
-                policy.delayedDelay(afterDelayedAttempt: delayedDone + 1, reason: reason, previous: nil, using: &rng)
-            })
-        {
-            updated.status = .retrying
-            updated.nextAttemptAt = now.adding(delay).roundedToMilliseconds
-            outcome = "rescheduled"
-        } else {
-            updated.nextAttemptAt = nil
-            updated.status = .dead
-            if wasRedriven {
-                updated.replayCount += 1
-                updated.history.append(
-                    DeadLetter.HistoryEntry(
-                        event: "redriven",
-                        at: now,
-                        outcome: "failed",
-                        errorMessage: captured.message
-                    )
-                )
-                if updated.replayCount >= self.configuration.parkAfterFailedReplays { updated.status = .parked }
-            }
-        }
-        if let ttl = self.configuration.timeToLive {
-            updated.expiresAt = updated.lastFailedAt.adding(ttl).roundedToMilliseconds
-        }
+        let transition = self.transition(.attemptFailed(CapturedError(error), reason: reason), letter)
+        let updated = transition.letter
         do {
             let written = try await self.metrics.measure("release") {
                 try await self.store.release(updated, owner: self.configuration.instanceID)
@@ -276,6 +236,7 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
             )
             return
         }
+        let outcome = updated.status == .retrying ? "rescheduled" : "exhausted"
         self.metrics.counter("dlq_retries_total", [("source", letter.source), ("outcome", outcome)]).increment()
         switch updated.status {
         case .retrying:

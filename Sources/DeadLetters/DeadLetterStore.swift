@@ -86,7 +86,19 @@ public protocol DeadLetterStore: Sendable {
     /// - Returns: whether the letter was written.
     func release(_ letter: DeadLetter, owner: String) async throws -> Bool
 
+    /// Writes the outcomes of claimed letters, each only if `owner` still holds its lease: removals of letters
+    /// whose handler succeeded, and new states (a failure recorded, a redrive, a park) that end the lease.
+    ///
+    /// Durable stores write them in shared commits. The default implementation calls
+    /// ``complete(id:owner:)`` and ``release(_:owner:)`` for all of them at once, which durable stores group.
+    /// - Returns: for each outcome, in order, whether it was written (`false`: the lease was lost).
+    func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool]
+
     /// Makes the selected letters without a live lease due now: status `retrying`, `nextAttemptAt` = `now`.
+    ///
+    /// The queue no longer calls this: its redrive goes through ``DeadLetterLifecycle`` (claim, record a
+    /// `redriven` entry, release), so that every change of a letter is in its history. The default
+    /// implementation does the same without an actor.
     /// - Parameters:
     ///   - limit: at most this many letters (oldest first), or `nil` for all.
     /// - Returns: how many letters were changed.
@@ -108,6 +120,22 @@ public protocol DeadLetterStore: Sendable {
         _ letters: Letters,
         onConflict: DeadLetterConflictPolicy
     ) async throws -> DeadLetterAppendResult where Letters.Element == DeadLetter
+}
+
+/// The outcome of a claimed letter, for ``DeadLetterStore/write(_:owner:)``.
+public enum DeadLetterOutcome: Sendable, Hashable {
+    /// Remove the letter (its handler succeeded).
+    case complete(id: String)
+    /// Write the letter's new state and end its lease.
+    case release(DeadLetter)
+
+    /// The id of the letter concerned.
+    public var id: String {
+        switch self {
+        case .complete(let id): return id
+        case .release(let letter): return letter.id
+        }
+    }
 }
 
 /// What ``DeadLetterStore/append(_:onConflict:limits:)`` does with a letter whose id is already stored.
@@ -303,6 +331,54 @@ extension DeadLetterStore {
         var all: [DeadLetter] = []
         for try await letter in letters { all.append(letter) }
         return try await self.append(all, onConflict: onConflict, limits: .unbounded)
+    }
+
+    public func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool] {
+        if outcomes.count == 1 {
+            switch outcomes[0] {
+            case .complete(let id): return [try await self.complete(id: id, owner: owner)]
+            case .release(let letter): return [try await self.release(letter, owner: owner)]
+            }
+        }
+        return try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            for (index, outcome) in outcomes.enumerated() {
+                group.addTask {
+                    switch outcome {
+                    case .complete(let id): return (index, try await self.complete(id: id, owner: owner))
+                    case .release(let letter): return (index, try await self.release(letter, owner: owner))
+                    }
+                }
+            }
+            var written = [Bool](repeating: false, count: outcomes.count)
+            for try await (index, done) in group { written[index] = done }
+            return written
+        }
+    }
+
+    public func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int {
+        let lifecycle = DeadLetterLifecycle()
+        let owner = "redrive-" + DeadLetterIDGenerator().next(at: now)
+        var cursor: String?
+        var changed = 0
+        while limit.map({ changed < $0 }) ?? true {
+            let want = Swift.min(500, (limit ?? .max) - changed)
+            let page = try await self.pageWithoutPayloads(filter, after: cursor, limit: want)
+            guard let last = page.letters.last else { break }
+            cursor = last.id
+            let claimed = try await self.claim(
+                ids: page.letters.map(\.id),
+                now: now,
+                owner: owner,
+                leaseUntil: now.adding(.seconds(300))
+            )
+            let context = DeadLetterLifecycle.Context(now: now)
+            let outcomes = claimed.map { letter in
+                DeadLetterOutcome.release(lifecycle.apply(.redriven(dueAt: now), to: letter, context: context).letter)
+            }
+            changed += try await self.write(outcomes, owner: owner).filter { $0 }.count
+            if page.nextCursor == nil { break }
+        }
+        return changed
     }
 
     public func pageWithoutPayloads(

@@ -158,12 +158,11 @@ public struct EncryptedDeadLetterStore: DeadLetterStore {
             do {
                 opened.append(try self.opened(letter))
             } catch {
-                var parked = letter
-                parked.status = .parked
-                parked.nextAttemptAt = nil
-                parked.history.append(
-                    DeadLetter.HistoryEntry(event: "parked", at: now, outcome: "failed", errorMessage: "\(error)")
-                )
+                let parked = DeadLetterLifecycle().apply(
+                    .parked(message: "its payload cannot be decrypted: \(error)"),
+                    to: letter,
+                    context: DeadLetterLifecycle.Context(now: now, actor: owner)
+                ).letter
                 self.logger.error(
                     "parked a letter whose payload cannot be decrypted",
                     metadata: ["dlq.id": "\(letter.id)", "dlq.source": "\(letter.source)", "dlq.error": "\(error)"]
@@ -184,8 +183,17 @@ public struct EncryptedDeadLetterStore: DeadLetterStore {
         try await self.base.release(self.sealed(letter), owner: owner)
     }
 
-    public func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int {
-        try await self.base.redrive(filter, now: now, limit: limit)
+    /// Writes the outcomes with every released letter's payload sealed again with the current key.
+    public func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool] {
+        var sealed: [DeadLetterOutcome] = []
+        sealed.reserveCapacity(outcomes.count)
+        for outcome in outcomes {
+            switch outcome {
+            case .complete: sealed.append(outcome)
+            case .release(let letter): sealed.append(.release(try self.sealed(letter)))
+            }
+        }
+        return try await self.base.write(sealed, owner: owner)
     }
 
     public func delete(ids: [String]) async throws -> Int {

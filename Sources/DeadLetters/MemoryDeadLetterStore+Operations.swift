@@ -116,7 +116,7 @@ extension MemoryDeadLetterStore {
             }
             due.sort { $0.at != $1.at ? $0.at < $1.at : $0.key < $1.key }
             return due.prefix(limit).map { entry in
-                state.leases[entry.key] = lease
+                state.lease(entry.key, at: entry.index, lease)
                 return state.letter(at: entry.index)
             }
         }
@@ -130,7 +130,7 @@ extension MemoryDeadLetterStore {
             var claimed: [DeadLetter] = []
             for key in keys {
                 guard let index = state.index(of: key), !state.isLeased(key, at: nowMilliseconds) else { continue }
-                state.leases[key] = lease
+                state.lease(key, at: index, lease)
                 claimed.append(state.letter(at: index))
             }
             return claimed
@@ -154,30 +154,6 @@ extension MemoryDeadLetterStore {
             state.replace(at: index, with: letter)
             state.leases[key] = nil
             return true
-        }
-    }
-
-    public func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int {
-        let nowMilliseconds = now.millisecondsSince1970
-        let limit = limit ?? .max
-        guard limit > 0 else { return 0 }
-        let matcher = Matcher(filter)
-        return self.state.withLock { state in
-            var changed = 0
-            var index = state.head
-            while index < state.records.count, changed < limit {
-                let key = state.records[index].key
-                if state.matches(matcher, at: index), !state.isLeased(key, at: nowMilliseconds) {
-                    state.records[index].status = .retrying
-                    state.records[index].nextAttemptAt = nowMilliseconds
-                    state.retrying[key] = nowMilliseconds
-                    // A redriven letter starts afresh: an expired lease no longer names an owner.
-                    state.leases[key] = nil
-                    changed += 1
-                }
-                index += 1
-            }
-            return changed
         }
     }
 

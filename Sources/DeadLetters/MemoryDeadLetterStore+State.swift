@@ -103,17 +103,27 @@ extension MemoryDeadLetterStore {
         subscript(reason id: UInt32) -> FailureReason { self.reasons[Int(id)] }
     }
 
-    /// What few letters have: causes, metadata, history, a fingerprint that is not 16 hex digits.
+    /// What few letters have: causes, metadata, history beyond the first failure, a fingerprint that is not
+    /// 16 hex digits.
     final class Extras: Sendable {
         let causes: [String]
         let metadata: [String: String]
+        /// ``DeadLetter/storedHistory``.
         let history: [DeadLetter.HistoryEntry]
+        let historyOmitted: Int
         let fingerprint: String?
 
-        init(causes: [String], metadata: [String: String], history: [DeadLetter.HistoryEntry], fingerprint: String?) {
+        init(
+            causes: [String],
+            metadata: [String: String],
+            history: [DeadLetter.HistoryEntry],
+            historyOmitted: Int,
+            fingerprint: String?
+        ) {
             self.causes = causes
             self.metadata = metadata
             self.history = history
+            self.historyOmitted = historyOmitted
             self.fingerprint = fingerprint
         }
     }
@@ -131,6 +141,7 @@ extension MemoryDeadLetterStore {
         var contentType: UInt32
         var attempts: Int
         var replayCount: Int
+        var abandonedClaims: Int
         var firstFailedAt: Int64
         var lastFailedAt: Int64
         var nextAttemptAt: Int64
@@ -156,6 +167,7 @@ extension MemoryDeadLetterStore {
             self.contentType = letter.contentType.map { interner.id($0) } ?? Self.noContentType
             self.attempts = letter.attempts
             self.replayCount = letter.replayCount
+            self.abandonedClaims = letter.abandonedClaims
             self.firstFailedAt = letter.firstFailedAt.millisecondsSince1970
             self.lastFailedAt = letter.lastFailedAt.millisecondsSince1970
             self.nextAttemptAt = letter.nextAttemptAt?.millisecondsSince1970 ?? Self.none
@@ -169,11 +181,14 @@ extension MemoryDeadLetterStore {
                 self.flags = Self.packedFingerprint
                 fingerprint = nil
             }
-            if fingerprint != nil || !letter.causes.isEmpty || !letter.metadata.isEmpty || !letter.history.isEmpty {
+            if fingerprint != nil || !letter.causes.isEmpty || !letter.metadata.isEmpty
+                || !letter.storedHistory.isEmpty || letter.historyOmitted != 0
+            {
                 self.extras = Extras(
                     causes: letter.causes,
                     metadata: letter.metadata,
-                    history: letter.history,
+                    history: letter.storedHistory,
+                    historyOmitted: letter.historyOmitted,
                     fingerprint: fingerprint
                 )
             } else {
@@ -210,7 +225,9 @@ extension MemoryDeadLetterStore {
                 metadata: self.extras?.metadata ?? [:],
                 contentType: self.contentType == Self.noContentType ? nil : interner[string: self.contentType],
                 payload: self.payload,
-                history: self.extras?.history ?? []
+                history: self.extras?.history ?? [],
+                historyOmitted: self.extras?.historyOmitted ?? 0,
+                abandonedClaims: self.abandonedClaims
             )
         }
 

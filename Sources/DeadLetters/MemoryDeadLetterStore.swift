@@ -64,6 +64,14 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
             return Swift.max(index, self.head)
         }
 
+        /// Takes a lease on the letter at `index`; a lease still recorded (it ran out without an outcome) counts
+        /// as an abandoned claim.
+        mutating func lease(_ key: Key, at index: Int, _ lease: Lease) {
+            if self.leases.updateValue(lease, forKey: key) != nil {
+                self.records[index].abandonedClaims = DeadLetterLifecycle.increment(self.records[index].abandonedClaims)
+            }
+        }
+
         func isLeased(_ key: Key, at now: Int64) -> Bool {
             guard let lease = self.leases[key] else { return false }
             return lease.until > now

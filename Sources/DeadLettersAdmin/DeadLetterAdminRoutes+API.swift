@@ -18,12 +18,14 @@ extension DeadLetterAdminRoutes {
         self.refuseOtherMethods("api/v1/dead-letters", allowed: [.get], on: routes)
         routes.get("api/v1/dead-letters/:id") { _, context in try await self.show(context.parameters.get("id")) }
         routes.delete("api/v1/dead-letters/:id") { _, context in
-            try await self.delete(context.parameters.get("id"))
+            try await self.delete(context.parameters.get("id"), actor: self.actor(context))
         }
         self.refuseOtherMethods("api/v1/dead-letters/:id", allowed: [.get, .delete], on: routes)
-        routes.post("api/v1/redrive") { request, _ in try await self.redrive(request) }
+        routes.post("api/v1/redrive") { request, context in try await self.redrive(request, actor: self.actor(context)) }
         self.refuseOtherMethods("api/v1/redrive", allowed: [.post], on: routes)
-        routes.post("api/v1/purge") { request, _ in try await self.purge(request) }
+        routes.post("api/v1/park") { request, context in try await self.park(request, actor: self.actor(context)) }
+        self.refuseOtherMethods("api/v1/park", allowed: [.post], on: routes)
+        routes.post("api/v1/purge") { request, context in try await self.purge(request, actor: self.actor(context)) }
         self.refuseOtherMethods("api/v1/purge", allowed: [.post], on: routes)
         routes.get("api/v1/stats") { request, _ in try await self.stats(request) }
         self.refuseOtherMethods("api/v1/stats", allowed: [.get], on: routes)
@@ -65,20 +67,33 @@ extension DeadLetterAdminRoutes {
         return Self.json(bytes)
     }
 
-    func delete(_ id: String?) async throws -> Response {
-        guard let id, try await self.queue.delete(ids: [id]) > 0 else {
+    func delete(_ id: String?, actor: String) async throws -> Response {
+        guard let id, try await self.queue.delete(ids: [id], actor: actor) > 0 else {
             throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id ?? ""))'")
         }
         return Self.json(Array(#"{"deleted":1}"#.utf8) + [UInt8(ascii: "\n")])
     }
 
-    func redrive(_ request: Request) async throws -> Response {
+    func redrive(_ request: Request, actor: String) async throws -> Response {
         let body = try await self.actionBody(request, allowing: ["filter", "dryRun", "limit"])
-        let matched = try await self.queue.redrive(body.filter, limit: body.limit, dryRun: body.dryRun)
+        let matched = try await self.queue.redrive(body.filter, limit: body.limit, dryRun: body.dryRun, actor: actor)
         return Self.json(Array(#"{"matched":\#(matched)}"#.utf8) + [UInt8(ascii: "\n")])
     }
 
-    func purge(_ request: Request) async throws -> Response {
+    /// `POST /api/v1/park`: parks the letters the filter selects (a filter, or `"all":true`).
+    func park(_ request: Request, actor: String) async throws -> Response {
+        let body = try await self.actionBody(request, allowing: ["filter", "dryRun", "limit", "all"])
+        if body.filter.isEmpty, !body.all {
+            throw DeadLetterAdminError.badRequest(
+                "park needs a filter, or \"all\":true to park every letter",
+                code: "filterRequired"
+            )
+        }
+        let matched = try await self.queue.park(body.filter, limit: body.limit, dryRun: body.dryRun, actor: actor)
+        return Self.json(Array(#"{"matched":\#(matched)}"#.utf8) + [UInt8(ascii: "\n")])
+    }
+
+    func purge(_ request: Request, actor: String) async throws -> Response {
         let body = try await self.actionBody(request, allowing: ["filter", "dryRun", "limit", "all"])
         if body.filter.isEmpty, !body.all {
             throw DeadLetterAdminError.badRequest(
@@ -92,7 +107,7 @@ extension DeadLetterAdminRoutes {
                 code: "invalidBody"
             )
         }
-        let matched = try await self.queue.purge(body.filter, limit: body.limit, dryRun: body.dryRun)
+        let matched = try await self.queue.purge(body.filter, limit: body.limit, dryRun: body.dryRun, actor: actor)
         return Self.json(Array(#"{"matched":\#(matched)}"#.utf8) + [UInt8(ascii: "\n")])
     }
 

@@ -11,11 +11,12 @@ import Foundation
 /// The dashboard's actions (a confirmation page, then a POSTed form) and its sign-in.
 extension DeadLetterAdminRoutes {
     enum Action: String {
-        case redrive, purge, delete
+        case redrive, park, purge, delete
 
         var verb: String {
             switch self {
             case .redrive: "Redrive"
+            case .park: "Park"
             case .purge: "Purge"
             case .delete: "Delete"
             }
@@ -37,7 +38,7 @@ extension DeadLetterAdminRoutes {
 
     func action(_ name: String?) throws -> Action {
         guard let name, let action = Action(rawValue: name) else {
-            throw DeadLetterAdminError.invalidParameter("action", "must be redrive, purge or delete")
+            throw DeadLetterAdminError.invalidParameter("action", "must be redrive, park, purge or delete")
         }
         return action
     }
@@ -50,6 +51,7 @@ extension DeadLetterAdminRoutes {
         let count: Int
         switch action {
         case .redrive: count = try await self.queue.redrive(filter, dryRun: true)
+        case .park: count = try await self.queue.park(filter, dryRun: true)
         case .purge: count = try await self.queue.purge(filter, dryRun: true)
         case .delete:
             guard !filter.ids.isEmpty else { throw DeadLetterAdminError.invalidParameter("id", "delete needs an id") }
@@ -62,13 +64,17 @@ extension DeadLetterAdminRoutes {
         values["count"] = count
         values["none"] = count == 0
         values["verb"] = action.verb
-        values["danger"] = action != .redrive
+        values["danger"] = action == .purge || action == .delete
         values["all"] = all
         values["explanation"] =
             switch action {
             case .redrive:
                 "They become due now (status retrying) and the running service retries them. Parked letters "
-                    + "are left alone unless the filter selects the parked status."
+                    + "are left alone unless the filter selects the parked status (they are then unparked). "
+                    + "Each letter's history records the redrive and who did it."
+            case .park:
+                "They stop being retried and are kept: the running service, redrives and replays leave them "
+                    + "alone until they are redriven with the parked status. Each letter's history records it."
             case .purge:
                 all
                     ? "This removes every letter in the store. Letters go to the configured archive, if any."
@@ -88,22 +94,24 @@ extension DeadLetterAdminRoutes {
     }
 
     /// Does a confirmed action and sends the browser to the list with what was done.
-    func act(_ request: Request, action name: String) async throws -> Response {
+    func act(_ request: Request, action name: String, actor: String) async throws -> Response {
         let action = try self.action(name)
         let form = try await self.form(request)
         let (filter, _) = try self.actionFilter(form)
         let count: Int
         switch action {
         case .redrive:
-            count = try await self.queue.redrive(filter)
+            count = try await self.queue.redrive(filter, actor: actor)
+        case .park:
+            count = try await self.queue.park(filter, actor: actor)
         case .purge:
             if filter.isEmpty, form.last("all") != "1" {
                 throw DeadLetterAdminError.badRequest("purge needs a filter, or all=1", code: "filterRequired")
             }
-            count = try await self.queue.purge(filter)
+            count = try await self.queue.purge(filter, actor: actor)
         case .delete:
             guard !filter.ids.isEmpty else { throw DeadLetterAdminError.invalidParameter("id", "delete needs an id") }
-            count = try await self.queue.delete(ids: filter.ids)
+            count = try await self.queue.delete(ids: filter.ids, actor: actor)
         }
         return Self.redirect(self.views.link("/letters?done=\(action.rawValue)&count=\(count)"))
     }

@@ -13,10 +13,13 @@ extension DeadLetterAdminRoutes {
         routes.get("") { _, _ in try await self.overview() }
         routes.get("letters") { request, _ in try await self.letterList(request) }
         routes.get("letters/:id") { _, context in try await self.letterDetail(context.parameters.get("id")) }
+        routes.post("letters/:id/edit") { request, context in
+            try await self.editPayload(request, id: context.parameters.get("id"), actor: self.actor(context))
+        }
         routes.get("groups") { _, _ in try await self.groupList() }
         routes.get("confirm") { request, _ in try await self.confirm(request) }
         routes.post("actions/:action") { request, context in
-            try await self.act(request, action: context.parameters.get("action") ?? "")
+            try await self.act(request, action: context.parameters.get("action") ?? "", actor: self.actor(context))
         }
         routes.get("signin") { request, _ in try self.signInPage(request) }
         routes.post("signin") { request, _ in try await self.signIn(request) }
@@ -212,16 +215,46 @@ extension DeadLetterAdminRoutes {
         values["hasCauses"] = !letter.causes.isEmpty
         values["metadata"] = letter.metadata.sorted { $0.key < $1.key }.map { ["key": $0.key, "value": $0.value] }
         values["hasMetadata"] = !letter.metadata.isEmpty
-        values["history"] = letter.history.map {
-            [
-                "event": $0.event, "at": DashboardViews.time($0.at), "outcome": $0.outcome,
-                "errorMessage": $0.errorMessage ?? "",
+        values["history"] = letter.history.enumerated().map { index, entry in
+            var row: [String: Any] = [
+                "event": entry.event.rawValue, "at": DashboardViews.time(entry.at),
+                "outcome": entry.outcome?.rawValue ?? "", "message": entry.message ?? "",
+                "who": entry.actor ?? "", "operation": entry.operation ?? "",
+                "error": entry.errorMessage.map { message in entry.errorType.map { "\($0): \(message)" } ?? message } ?? "",
+                "reason": entry.event == .failed ? entry.reason?.rawValue ?? "" : "",
             ]
+            if index == 0, letter.historyOmitted > 0 { row["omitted"] = DashboardViews.count(letter.historyOmitted) }
+            return row
         }
-        values["hasHistory"] = !letter.history.isEmpty
-        values["redriveLink"] = self.views.link("/confirm?action=redrive&\(idFilter)")
+        let parked = letter.status == .parked
+        values["redriveLink"] = self.views.link(
+            "/confirm?action=redrive&\(idFilter)" + (parked ? "&status=parked" : "")
+        )
+        values["redriveLabel"] = parked ? "Unpark and redrive…" : "Redrive…"
+        values["parkLink"] = parked ? "" : self.views.link("/confirm?action=park&\(idFilter)")
         values["deleteLink"] = self.views.link("/confirm?action=delete&\(idFilter)")
+        // Text payloads can be edited in place; binary and sealed ones with `dlq edit`.
+        if sealed == nil, String(data: letter.payload, encoding: .utf8) != nil, letter.payload.count <= 256 * 1024 {
+            var detail = values["letter"] as? [String: Any] ?? [:]
+            detail["editable"] = true
+            detail["editURL"] = self.views.link("/letters/\(FormItems.encode(letter.id))/edit")
+            detail["csrf"] = self.formToken
+            values["letter"] = detail
+        }
         return try self.views.page("letter", values)
+    }
+
+    /// The letter page's edit form: replaces a text payload, then shows the letter (its history has the edit).
+    func editPayload(_ request: Request, id: String?, actor: String) async throws -> Response {
+        guard let id else { throw DeadLetterAdminError.notFound("no dead letter has this id") }
+        let form = try await self.form(request)
+        let payload = Data((form.last("payload") ?? "").utf8)
+        do {
+            try await self.queue.edit(id: id, payload: payload, redrive: form.last("redrive") == "1", actor: actor)
+        } catch let error as DeadLetterError where error.code == .notFound {
+            throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id))'")
+        }
+        return Self.redirect(self.views.link("/letters/\(FormItems.encode(id))"))
     }
 
     func groupList() async throws -> Response {

@@ -113,7 +113,7 @@ public struct DeadLetterAdminServer: Service {
 
     /// The Hummingbird application: the routes, with JSON 404 answers for unknown paths.
     public func makeApplication() -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: AdminRequestContext.self)
         router.add(middleware: AdminNotFoundMiddleware())
         self.routes.register(on: router)
         let onServerRunning = self.onServerRunning

@@ -18,7 +18,8 @@ extension PostgresDeadLetterStore {
         guard limit > 0, !sources.isEmpty else { return [] }
         return try await self.perform("claimDue") {
             let sql = """
-                UPDATE \(self.schema).letters AS l SET lease_owner = $1, lease_until = $2
+                UPDATE \(self.schema).letters AS l SET lease_owner = $1, lease_until = $2,
+                    abandoned_claims = \(Self.abandonedClaimsSQL)
                 WHERE l.id IN (
                     SELECT id FROM \(self.schema).letters
                     WHERE status = 'retrying' AND next_attempt_at <= $3
@@ -49,7 +50,8 @@ extension PostgresDeadLetterStore {
         guard !ids.isEmpty else { return [] }
         return try await self.perform("claim") {
             let sql = """
-                UPDATE \(self.schema).letters AS l SET lease_owner = $1, lease_until = $2
+                UPDATE \(self.schema).letters AS l SET lease_owner = $1, lease_until = $2,
+                    abandoned_claims = \(Self.abandonedClaimsSQL)
                 WHERE l.id IN (
                     SELECT id FROM \(self.schema).letters
                     WHERE id = ANY($4::text[]) AND (lease_until IS NULL OR lease_until <= $3)
@@ -63,6 +65,13 @@ extension PostgresDeadLetterStore {
                 .sorted { $0.id < $1.id }
         }
     }
+
+    /// A claim's new `abandoned_claims`: one more when a lease is still recorded (it ran out without an
+    /// outcome), stopping at ``DeadLetterLifecycle/maxCount``.
+    static let abandonedClaimsSQL = """
+        CASE WHEN l.lease_owner IS NOT NULL AND l.abandoned_claims < \(DeadLetterLifecycle.maxCount) \
+        THEN l.abandoned_claims + 1 ELSE l.abandoned_claims END
+        """
 
     public func complete(id: String, owner: String) async throws -> Bool {
         guard !id.utf8.contains(0), !owner.utf8.contains(0) else { return false }
@@ -150,7 +159,7 @@ extension PostgresDeadLetterStore {
                     causes = $7::jsonb, attempts = $8, first_failed_at = $9, last_failed_at = $10,
                     next_attempt_at = $11, expires_at = $12, status = $13, fingerprint = $14, replay_count = $15,
                     metadata = $16::jsonb, content_type = $17, payload = $18, history = $19::jsonb, size = $20,
-                    lease_owner = NULL, lease_until = NULL
+                    abandoned_claims = $21, lease_owner = NULL, lease_until = NULL
                 FROM (SELECT id, size FROM \(self.schema).letters WHERE id = $1 AND lease_owner = $2 FOR UPDATE) AS old
                 WHERE l.id = old.id
                 RETURNING old.size AS old_size
@@ -163,7 +172,7 @@ extension PostgresDeadLetterStore {
                 )
                 SELECT count(*) FROM released
                 """
-            var binds = PostgresBindings(capacity: 20)
+            var binds = PostgresBindings(capacity: 21)
             binds.append(letter.id)
             binds.append(owner)
             binds.append(letter.source)
@@ -184,34 +193,12 @@ extension PostgresDeadLetterStore {
             binds.append(columns.payloads[0])
             binds.append(columns.history[0])
             binds.append(columns.sizes[0])
+            binds.append(Int64(letter.abandonedClaims))
             let rows = try await self.rows(PostgresQuery(unsafeSQL: statement, binds: binds))
             return try rows.first?.decode(Int64.self) == 1
         }
     }
 
-    public func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int {
-        if let limit, limit <= 0 { return 0 }
-        return try await self.perform("redrive") {
-            var clause = FilterClause(filter)
-            let now = clause.bind(now.millisecondsSince1970)
-            clause.add("(lease_until IS NULL OR lease_until <= \(now))")
-            let limitSQL = limit.map { " LIMIT \(clause.bind(Int64($0)))" } ?? ""
-            let sql = """
-                WITH changed AS (
-                    UPDATE \(self.schema).letters AS l
-                    SET status = 'retrying', next_attempt_at = \(now), lease_owner = NULL, lease_until = NULL
-                    WHERE l.id IN (
-                        SELECT id FROM \(self.schema).letters WHERE \(clause.sql) ORDER BY id\(limitSQL)
-                        FOR UPDATE SKIP LOCKED
-                    )
-                    RETURNING 1
-                )
-                SELECT count(*) FROM changed
-                """
-            let rows = try await self.rows(PostgresQuery(unsafeSQL: sql, binds: clause.binds))
-            return Int(try rows.first?.decode(Int64.self) ?? 0)
-        }
-    }
 }
 
 /// A letter removed by `complete`, and the owner whose lease it was.

@@ -12,14 +12,14 @@ extension PostgresDeadLetterStore {
     static let letterColumns = """
         id, source, reason, error_type, error_message, causes::text, attempts, first_failed_at, last_failed_at, \
         next_attempt_at, expires_at, status, fingerprint, replay_count, metadata::text, content_type, payload, \
-        history::text
+        history::text, abandoned_claims
         """
 
     /// The same columns, qualified by the table alias `l`.
     static let qualifiedLetterColumns = """
         l.id, l.source, l.reason, l.error_type, l.error_message, l.causes::text, l.attempts, l.first_failed_at, \
         l.last_failed_at, l.next_attempt_at, l.expires_at, l.status, l.fingerprint, l.replay_count, \
-        l.metadata::text, l.content_type, l.payload, l.history::text
+        l.metadata::text, l.content_type, l.payload, l.history::text, l.abandoned_claims
         """
 
     static func decodeLetter(_ row: PostgresRow) throws -> DeadLetter {
@@ -38,6 +38,13 @@ extension PostgresDeadLetterStore {
                     field: field
                 )
             }
+        }
+        let historyText = try cells[17].decode(String.self)
+        let history: (entries: [DeadLetter.HistoryEntry], omitted: Int)
+        do {
+            history = historyText == "[]" ? ([], 0) : try DeadLetter.storedHistory(fromJSON: historyText)
+        } catch {
+            throw DeadLetterError(code: .invalidFormat, message: "the stored history is not valid", id: id, field: "history")
         }
         let statusText = try cells[11].decode(String.self)
         guard let status = DeadLetterStatus(rawValue: statusText) else {
@@ -66,7 +73,9 @@ extension PostgresDeadLetterStore {
             metadata: try json(14, [String: String].self, "metadata", empty: [:]),
             contentType: try cells[15].decode(String?.self),
             payload: try cells[16].decode(Data.self),
-            history: try json(17, [DeadLetter.HistoryEntry].self, "history", empty: [])
+            history: history.entries,
+            historyOmitted: history.omitted,
+            abandonedClaims: Int(try cells[18].decode(Int64.self))
         )
     }
 
@@ -96,9 +105,9 @@ extension PostgresDeadLetterStore {
         return out + "}"
     }
 
-    static func jsonHistory(_ history: [DeadLetter.HistoryEntry]) throws -> String {
-        guard !history.isEmpty else { return "[]" }
-        return String(decoding: try JSONEncoder().encode(history), as: UTF8.self)
+    /// The letter's ``DeadLetter/storedHistoryJSON``, or `[]`.
+    static func jsonHistory(_ letter: DeadLetter) -> String {
+        letter.storedHistoryJSON ?? "[]"
     }
 
     private static func appendJSONString(_ string: String, to out: inout String) {
@@ -143,10 +152,13 @@ extension PostgresDeadLetterStore {
             try check(key, "metadata")
             try check(value, "metadata")
         }
-        for entry in letter.history {
-            try check(entry.event, "history")
-            try check(entry.outcome, "history")
-            try check(entry.errorMessage ?? "", "history")
+        for entry in letter.storedHistory {
+            for text in [entry.event.rawValue, entry.outcome?.rawValue, entry.errorType, entry.errorMessage,
+                entry.reason?.rawValue, entry.fingerprint, entry.actor, entry.operation, entry.message]
+            {
+                try check(text ?? "", "history")
+            }
+            for cause in entry.causes { try check(cause, "history") }
         }
     }
 }
@@ -197,7 +209,7 @@ struct LetterColumns {
         self.contentTypes.append(letter.contentType ?? "")
         self.hasContentType.append(letter.contentType != nil)
         self.payloads.append(ByteBuffer(bytes: letter.payload))
-        self.history.append(try PostgresDeadLetterStore.jsonHistory(letter.history))
+        self.history.append(PostgresDeadLetterStore.jsonHistory(letter))
         self.sizes.append(Int64(letter.storageSize))
     }
 

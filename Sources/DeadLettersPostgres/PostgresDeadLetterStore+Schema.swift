@@ -5,7 +5,7 @@ import Synchronization
 
 extension PostgresDeadLetterStore {
     /// The newest schema version this code writes and reads.
-    public static let schemaVersion = 3
+    public static let schemaVersion = 4
 
     /// The migrations, in order: version N's statements turn version N-1 into N. `$schema` is replaced by the
     /// quoted, validated schema name. Never change a released migration; add one.
@@ -56,6 +56,9 @@ extension PostgresDeadLetterStore {
         ),
         (2, talliesMigration),
         (3, insertTotalsMigration),
+        // The letter's lifecycle: claims that ended without an outcome are counted. Histories keep stored
+        // format version 2's entries in the same column (version-1 histories read as they are).
+        (4, ["ALTER TABLE $schema.letters ADD COLUMN abandoned_claims bigint NOT NULL DEFAULT 0"]),
     ]
 
     /// Creates or upgrades the store's schema to ``schemaVersion``, in one transaction.
@@ -65,11 +68,15 @@ extension PostgresDeadLetterStore {
     /// - Throws: ``DeadLetters/DeadLetterError/Code/incompatibleStore`` when the schema was written by a newer
     ///   version of this package; ``DeadLetters/DeadLetterError/Code/storeUnavailable`` when the server cannot be
     ///   reached or refuses the login.
-    public func migrate() async throws {
+    /// - Returns: the schema version before the migration: 0 for a new store, ``schemaVersion`` when it was
+    ///   already current.
+    @discardableResult
+    public func migrate() async throws -> Int {
         do {
             try await self.probe()
-            try await self.applyMigrations()
+            let previous = try await self.applyMigrations()
             self.opened.store(true, ordering: .releasing)
+            return previous
         } catch {
             throw self.storeError(error, "migrate")
         }
@@ -83,7 +90,7 @@ extension PostgresDeadLetterStore {
             {
                 try await self.probe()
                 if self.configuration.migrate {
-                    try await self.applyMigrations()
+                    _ = try await self.applyMigrations()
                 } else {
                     try await self.checkVersion()
                 }
@@ -105,9 +112,9 @@ extension PostgresDeadLetterStore {
         try? await connection.close()
     }
 
-    private func applyMigrations() async throws {
+    private func applyMigrations() async throws -> Int {
         let lockKey = Self.advisoryLockKey(self.configuration.schema)
-        try await self.transaction { connection in
+        return try await self.transaction { connection in
             try await self.rows(connection, "SELECT pg_advisory_xact_lock(\(lockKey))")
             try await self.execute(connection, "CREATE SCHEMA IF NOT EXISTS \(self.schema)")
             try await self.execute(
@@ -142,6 +149,7 @@ extension PostgresDeadLetterStore {
                     binds: Self.binds(Int64(Self.schemaVersion))
                 )
             )
+            return Int(current)
         }
     }
 

@@ -26,7 +26,7 @@ extension SQLiteDeadLetterStore {
         let (condition, arguments) = try SQLiteRows.condition(DeadLetterFilter(sources: sources))
         let now = now.millisecondsSince1970
         let sql = """
-            SELECT \(SQLiteRows.columns), seq FROM dlq_letters INDEXED BY dlq_letters_due
+            SELECT \(SQLiteRows.columns), seq, lease_owner IS NOT NULL FROM dlq_letters INDEXED BY dlq_letters_due
             WHERE status = 'retrying' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
                 AND \(condition)
             ORDER BY next_attempt_at, id LIMIT ?
@@ -43,7 +43,7 @@ extension SQLiteDeadLetterStore {
         guard !ids.isEmpty else { return [] }
         let (condition, arguments) = try SQLiteRows.condition(DeadLetterFilter(ids: ids))
         let sql = """
-            SELECT \(SQLiteRows.columns), seq FROM dlq_letters
+            SELECT \(SQLiteRows.columns), seq, lease_owner IS NOT NULL FROM dlq_letters
             WHERE \(condition) AND (lease_expires_at IS NULL OR lease_expires_at <= ?) ORDER BY id
             """
         let lease: StatementArguments = [owner, leaseUntil.millisecondsSince1970]
@@ -95,37 +95,32 @@ extension SQLiteDeadLetterStore {
         lease: StatementArguments
     ) throws -> [DeadLetter] {
         var letters: [DeadLetter] = []
-        var seqs: [Int64] = []
+        var seqs: [(seq: Int64, abandoned: Bool)] = []
         let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
         while let row = try rows.next() {
-            letters.append(try SQLiteRows.decode(row))
-            seqs.append(try row.decode(Int64.self, atIndex: 18))
+            var letter = try SQLiteRows.decode(row)
+            // A lease still recorded ran out without an outcome: an abandoned claim.
+            let abandoned = try row.decode(Bool.self, atIndex: 20)
+            if abandoned { letter.abandonedClaims = DeadLetterLifecycle.increment(letter.abandonedClaims) }
+            letters.append(letter)
+            seqs.append((try row.decode(Int64.self, atIndex: 19), abandoned))
         }
         let update = try db.cachedStatement(
             sql: "UPDATE dlq_letters SET lease_owner = ?, lease_expires_at = ? WHERE seq = ?"
         )
-        for seq in seqs { try update.execute(arguments: lease + [seq]) }
-        return letters
-    }
-
-    /// Makes the selected letters without a live lease due now (status `retrying`, `nextAttemptAt` = `now`),
-    /// oldest first, at most `limit` of them (`nil`: all).
-    public func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int {
-        if let limit, limit <= 0 { return 0 }
-        let (condition, arguments) = try SQLiteRows.condition(filter)
-        let now = now.millisecondsSince1970
-        let sql = """
-            UPDATE dlq_letters SET status = 'retrying', next_attempt_at = ?, lease_owner = NULL,
-                lease_expires_at = NULL
-            WHERE seq IN (
-                SELECT seq FROM dlq_letters
-                WHERE \(condition) AND (lease_expires_at IS NULL OR lease_expires_at <= ?) ORDER BY id LIMIT ?
-            )
-            """
-        let all: StatementArguments = [now] + arguments + [now, limit ?? -1]
-        return try await self.write { db in
-            try db.cachedStatement(sql: sql).execute(arguments: all)
-            return db.changesCount
+        let abandon = try db.cachedStatement(
+            sql: """
+                UPDATE dlq_letters SET lease_owner = ?, lease_expires_at = ?,
+                    abandoned_claims = min(abandoned_claims + 1, max(abandoned_claims, ?)) WHERE seq = ?
+                """
+        )
+        for (seq, abandoned) in seqs {
+            if abandoned {
+                try abandon.execute(arguments: lease + [DeadLetterLifecycle.maxCount, seq])
+            } else {
+                try update.execute(arguments: lease + [seq])
+            }
         }
+        return letters
     }
 }

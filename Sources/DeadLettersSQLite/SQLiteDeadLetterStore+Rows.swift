@@ -13,7 +13,7 @@ enum SQLiteRows {
     static let columns = """
         id, source, reason, error_type, error_message, attempts, first_failed_at, last_failed_at, \
         next_attempt_at, expires_at, status, fingerprint, replay_count, content_type, causes, metadata, \
-        history, payload
+        history, payload, abandoned_claims
         """
 
     /// The insert of one letter, with ``insertArguments(_:)``.
@@ -21,7 +21,8 @@ enum SQLiteRows {
         """
         INSERT INTO dlq_letters (id, source, reason, error_type, error_message, attempts, first_failed_at, \
         last_failed_at, next_attempt_at, expires_at, status, fingerprint, replay_count, content_type, size, \
-        causes, metadata, history, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        causes, metadata, history, payload, abandoned_claims) \
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """ + (skipDuplicates ? " ON CONFLICT (id) DO NOTHING" : "")
     }
 
@@ -43,8 +44,9 @@ enum SQLiteRows {
             letter.storageSize,
             letter.causes.isEmpty ? nil : SQLiteJSON.encode(letter.causes),
             letter.metadata.isEmpty ? nil : SQLiteJSON.encode(letter.metadata),
-            letter.history.isEmpty ? nil : try self.json(letter.history),
+            letter.storedHistoryJSON,
             letter.payload,
+            letter.abandonedClaims,
         ]
     }
 
@@ -70,7 +72,7 @@ enum SQLiteRows {
         UPDATE dlq_letters SET source = ?, reason = ?, error_type = ?, error_message = ?, attempts = ?, \
         first_failed_at = ?, last_failed_at = ?, next_attempt_at = ?, expires_at = ?, status = ?, fingerprint = ?, \
         replay_count = ?, content_type = ?, size = ?, causes = ?, metadata = ?, history = ?, payload = ?, \
-        lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?
+        abandoned_claims = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?
         """
 
     static func releaseArguments(_ letter: DeadLetter, owner: String) throws -> StatementArguments {
@@ -90,7 +92,7 @@ enum SQLiteRows {
         let expiresAt = try row.decode(Int64?.self, atIndex: 9)
         let causes = try row.decode(String?.self, atIndex: 14)
         let metadata = try row.decode(String?.self, atIndex: 15)
-        let history = try row.decode(String?.self, atIndex: 16)
+        let history = try row.decode(String?.self, atIndex: 16).map(DeadLetter.storedHistory(fromJSON:))
         return DeadLetter(
             id: try row.decode(String.self, atIndex: 0),
             source: try self.string(row, 1),
@@ -110,7 +112,9 @@ enum SQLiteRows {
                 ?? [:],
             contentType: try row.hasNull(atIndex: 13) ? nil : self.string(row, 13),
             payload: try row.decode(Data?.self, atIndex: 17) ?? Data(),
-            history: try history.map { try self.unjson([DeadLetter.HistoryEntry].self, $0) } ?? []
+            history: history?.entries ?? [],
+            historyOmitted: history?.omitted ?? 0,
+            abandonedClaims: try row.decode(Int.self, atIndex: 18)
         )
     }
 

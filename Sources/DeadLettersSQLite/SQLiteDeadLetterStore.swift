@@ -25,6 +25,12 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
     /// Set when a claim could not put the writer back at full sync after its relaxed commit; the next write
     /// restores it before it commits anything (see ``restoreFullSyncIfNeeded(_:)``).
     let syncRelaxed = SQLiteLock(false)
+    /// The schema version the file had before this open migrated it: `0` when the open created the file,
+    /// `nil` when it was already at ``schemaVersion``.
+    public let previousSchemaVersion: Int?
+
+    /// The schema version this code writes.
+    public static var schemaVersion: Int { SQLiteSchema.version }
 
     /// Opens the store at `configuration.path`, creating it when missing (if `createIfMissing`), and migrates
     /// its schema to the newest version.
@@ -42,6 +48,7 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
                 file: path
             )
         }
+        var created = false
         if try SQLiteStoreFile.inspect(path: path) == .missing {
             guard configuration.createIfMissing else {
                 throw DeadLetterError(
@@ -51,6 +58,7 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
                 )
             }
             try Self.create(at: path, configuration: configuration)
+            created = true
             logger.info("created a dead-letter store", metadata: ["dlq.store.path": "\(path)"])
             // Another process may have created it meanwhile: look again.
             _ = try SQLiteStoreFile.inspect(path: path)
@@ -61,9 +69,10 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
             throw Self.storeError(error, path: path)
         }
         do {
-            try self.pool.writeWithoutTransaction { db in
+            let migrated = try self.pool.writeWithoutTransaction { db in
                 try Self.prepareWriter(db, configuration: configuration)
             }
+            self.previousSchemaVersion = created ? 0 : migrated
         } catch {
             try? self.pool.close()
             throw Self.storeError(error, path: path)
@@ -136,7 +145,8 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
 
     /// Sets and verifies the durability of the writing connection, checks that the file is a store, and
     /// migrates it.
-    private static func prepareWriter(_ db: Database, configuration: Configuration) throws {
+    /// - Returns: the schema version the file had when this migrated it, `nil` when it was up to date.
+    private static func prepareWriter(_ db: Database, configuration: Configuration) throws -> Int? {
         let path = configuration.path
         let durability = configuration.durability
         try db.execute(sql: "PRAGMA synchronous = \(durability.synchronousPragma)")
@@ -172,10 +182,12 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
             if version > SQLiteSchema.version { throw SQLiteSchema.newerError(version, path: path) }
             return version
         }
-        guard try check() < SQLiteSchema.version else { return }
+        guard try check() < SQLiteSchema.version else { return nil }
+        var migratedFrom: Int?
         try db.inTransaction(.immediate) {
             let version = try check()
             if version < SQLiteSchema.version {
+                migratedFrom = version
                 configuration.logger.info(
                     "migrating a dead-letter store",
                     metadata: ["dlq.store.path": "\(path)", "dlq.store.schema": "\(version)"]
@@ -184,6 +196,7 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
             }
             return .commit
         }
+        return migratedFrom
     }
 }
 

@@ -18,7 +18,7 @@ import Darwin
 
 /// The insert of one letter into `dlq_letters`, bound with `sqlite3_bind_*` on GRDB's statement handle.
 ///
-/// Appends and imports run this once per letter on the writer thread: binding the 19 values directly costs a
+/// Appends and imports run this once per letter on the writer thread: binding the 20 values directly costs a
 /// fraction of building `StatementArguments` (an array of existentials, boxed and retained per value).
 struct SQLiteInsertStatement {
     private let raw: SQLiteRawStatement
@@ -50,8 +50,9 @@ struct SQLiteInsertStatement {
         raw.bindInt(letter.storageSize, 15)
         raw.bindText(letter.causes.isEmpty ? nil : SQLiteJSON.encode(letter.causes), 16)
         raw.bindText(letter.metadata.isEmpty ? nil : SQLiteJSON.encode(letter.metadata), 17)
-        raw.bindText(letter.history.isEmpty ? nil : try SQLiteRows.json(letter.history), 18)
+        raw.bindText(letter.storedHistoryJSON, 18)
         raw.bindBlob(letter.payload, 19)
+        raw.bindInt(letter.abandonedClaims, 20)
         return try raw.run() > 0
     }
 }

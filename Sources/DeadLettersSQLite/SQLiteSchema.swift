@@ -17,12 +17,14 @@ import GRDB
 /// - `dlq_groups`: letters per (fingerprint, source), for the groups of the whole store.
 /// - `dlq_meta`: key / value facts about the file.
 ///
+/// Version 3 adds `abandoned_claims` (see ``version3``).
+///
 /// Version 2 drops the indexes on `reason` and `error_type`: each letter written updated every index (most
 /// of a commit's pages), and filters by reason or error type are served by the source and status indexes
 /// (DESIGN's filters pair them with a source) or, alone, by walking the id order.
 enum SQLiteSchema {
     /// The newest schema this code reads and writes.
-    static let version = 2
+    static let version = 3
 
     static func newerError(_ found: Int, path: String) -> DeadLetterError {
         DeadLetterError(
@@ -42,6 +44,9 @@ enum SQLiteSchema {
         }
         if current < 2 {
             try db.execute(sql: self.version2)
+        }
+        if current < 3 {
+            try db.execute(sql: self.version3)
         }
         try db.execute(sql: "PRAGMA user_version = \(Self.version)")
     }
@@ -114,6 +119,16 @@ enum SQLiteSchema {
             \(self.subtract("OLD"))
             \(self.add("NEW"))
         END;
+        """
+    }
+
+    /// Version 3, the letter's lifecycle: `abandoned_claims` counts claims that ended without an outcome (a
+    /// lease still recorded when the letter is claimed again). The history column keeps stored format
+    /// version 2's entries, without the first failure while it is still the letter's own error (version-1
+    /// histories read as they are), so no row is rewritten.
+    private static var version3: String {
+        """
+        ALTER TABLE dlq_letters ADD COLUMN abandoned_claims INTEGER NOT NULL DEFAULT 0;
         """
     }
 

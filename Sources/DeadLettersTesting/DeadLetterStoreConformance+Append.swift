@@ -55,12 +55,20 @@ extension DeadLetterStoreConformance {
             payload: Data([0, 1, 2, 254, 255]),
             history: [
                 DeadLetter.HistoryEntry(
-                    event: "replayed",
+                    event: .replayed,
                     at: start.adding(.seconds(10)),
-                    outcome: "failed",
-                    errorMessage: "still broken"
+                    outcome: .failed,
+                    errorType: "ReplayError",
+                    errorMessage: "still broken",
+                    causes: ["IOError: reset", "é \u{0} 🚀"],
+                    reason: .timeout,
+                    fingerprint: "fp-replay",
+                    actor: "alice@ops-1",
+                    operation: "0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d",
+                    message: "a message with \"quotes\" and\nlines"
                 ),
-                DeadLetter.HistoryEntry(event: "redriven", at: start.adding(.seconds(20)), outcome: "succeeded"),
+                DeadLetter.HistoryEntry(event: .redriven, at: start.adding(.seconds(20)), outcome: .succeeded),
+                DeadLetter.HistoryEntry(event: "somethingNew", at: start.adding(.seconds(30))),
             ]
         )
         let other = DeadLetterFixtures.letter(firstFailedAt: start.adding(.seconds(1)))

@@ -302,7 +302,7 @@ extension DeadLetterStoreConformance {
         next.fingerprint = "fp-new"
         next.replayCount = 1
         next.expiresAt = now.adding(.seconds(86_400)).roundedToMilliseconds
-        next.history = [DeadLetter.HistoryEntry(event: "redriven", at: now, outcome: "failed", errorMessage: "again")]
+        next.history = [DeadLetter.HistoryEntry(event: .retried, at: now, outcome: .failed, errorMessage: "again")]
         #expect(try await store.release(next, owner: "w1"))
         #expect(try await store.letter(id: next.id) == next)
         #expect(try await store.usage() == usageOf([next, letters[1]]))

@@ -44,6 +44,8 @@ struct DLQ: AsyncParsableCommand {
               dlq redrive --fingerprint 9f2c41d07a3b5e81
               dlq replay --source orders --exec './reprocess.sh' --dry-run
               dlq replay --source orders --rate 10/s --exec './reprocess.sh'
+              dlq park --fingerprint 9f2c41d07a3b5e81
+              dlq edit 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d --payload-file fixed.json --redrive
               dlq delete 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d
               dlq purge --status dead --until 30d --yes
               dlq export --source orders --output orders.jsonl
@@ -62,7 +64,8 @@ struct DLQ: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             AddCommand.self, ListCommand.self, ShowCommand.self, StatsCommand.self, GroupsCommand.self,
-            RedriveCommand.self, ReplayCommand.self, DeleteCommand.self, PurgeCommand.self, ExportCommand.self,
+            RedriveCommand.self, ReplayCommand.self, ParkCommand.self, EditCommand.self, DeleteCommand.self,
+            PurgeCommand.self, ExportCommand.self,
             ImportCommand.self, ServeCommand.self, DemoCommand.self, MigrateCommand.self,
         ]
     )

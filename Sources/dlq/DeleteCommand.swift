@@ -37,7 +37,7 @@ struct DeleteCommand: AsyncParsableCommand {
                     "no dead letter with id \(missing.joined(separator: ", ")) (nothing was deleted)"
                 )
             }
-            return try await queue.delete(ids: ids)
+            return try await queue.delete(ids: ids, actor: CommandActor.current)
         }
         Terminal.line("\(deleted)")
     }

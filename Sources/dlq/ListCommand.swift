@@ -139,11 +139,13 @@ enum LetterView {
         for (key, value) in letter.metadata.sorted(by: { $0.key < $1.key }) {
             rows.append(("metadata", "\(key)=\(value)"))
         }
-        for entry in letter.history {
-            var text = "\(Timestamp.format(entry.at))  \(entry.event) \(entry.outcome)"
-            if let message = entry.errorMessage { text += ": \(message)" }
-            rows.append(("history", text))
+        for (index, entry) in letter.history.enumerated() {
+            rows.append(("history", Self.describe(entry, style: style)))
+            if index == 0, letter.historyOmitted > 0 {
+                rows.append(("history", style.dim("… \(Human.count(letter.historyOmitted, "earlier entry")) left out")))
+            }
         }
+        if letter.abandonedClaims > 0 { rows.append(("abandoned claims", "\(letter.abandonedClaims)")) }
         let size = sealed == nil ? Human.bytes(letter.payload.count) : "encrypted, not shown"
         rows.append(("payload", size + (letter.contentType.map { ", \($0)" } ?? "")))
         let width = rows.map(\.0.count).max() ?? 0
@@ -154,6 +156,20 @@ enum LetterView {
         let preview = sealed.map { style.dim("(\($0))") } ?? Self.payloadPreview(letter.payload, style: style)
         output += "\n" + preview + "\n"
         return output
+    }
+
+    /// One history entry on one line: when, what, how it ended, the error, why, who and which operation.
+    static func describe(_ entry: DeadLetter.HistoryEntry, style: Style) -> String {
+        var text = "\(Timestamp.format(entry.at))  \(entry.event)"
+        if let outcome = entry.outcome {
+            text += " " + (outcome == .failed ? style.red(outcome.rawValue) : style.green(outcome.rawValue))
+        }
+        if let message = entry.errorMessage { text += ": \(entry.errorType.map { "\($0): " } ?? "")\(message)" }
+        if let reason = entry.reason, entry.event == .failed { text += style.dim(" (\(reason))") }
+        if let message = entry.message { text += " — \(message)" }
+        if let actor = entry.actor { text += style.dim(" by \(actor)") }
+        if let operation = entry.operation { text += style.dim(" [operation \(operation)]") }
+        return text
     }
 
     /// The payload as text when it is UTF-8 (pretty-printed when it is JSON), else a note and a hex preview.

@@ -11,7 +11,8 @@ struct MigrateCommand: AsyncParsableCommand {
         abstract: "Create the store, or migrate its schema to this version.",
         discussion: """
             A SQLite file is created (mode 0600) when missing and migrated when opened; PostgreSQL tables are \
-            created or upgraded in one transaction. Running it again changes nothing.
+            created or upgraded in one transaction. It says what it did: created, migrated from version N, or \
+            already up to date. Running it again changes nothing.
 
             Examples:
               dlq migrate --store /var/lib/orders/dead-letters.sqlite
@@ -23,10 +24,36 @@ struct MigrateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let location = try self.storeOptions.location
-        let count = try await self.storeOptions.withStore(.migrate) { store in
-            if let postgres = store as? PostgresDeadLetterStore { try await postgres.migrate() }
-            return try await store.count(DeadLetterFilter())
+        let (previous, current, count): (Int?, Int, Int)
+        switch location {
+        case .sqlite(let path):
+            let store = try StoreOptions.openSQLite(path: path, access: .migrate)
+            defer { try? store.close() }
+            previous = store.previousSchemaVersion
+            current = SQLiteDeadLetterStore.schemaVersion
+            count = try await store.count(DeadLetterFilter())
+        case .postgres(let url):
+            var configuration = PostgresDeadLetterStore.Configuration()
+            configuration.migrate = false
+            (previous, count) = try await PostgresDeadLetterStore.withStore(url: url, configuration: configuration) {
+                store in
+                let before = try await store.migrate()
+                return (before == PostgresDeadLetterStore.schemaVersion ? nil : before, try await store.count(DeadLetterFilter()))
+            }
+            current = PostgresDeadLetterStore.schemaVersion
         }
-        Terminal.line("\(location): schema up to date (\(Human.count(count, "letter")))")
+        Terminal.line("\(location): \(Self.describe(previous: previous, current: current, count: count))")
+    }
+
+    /// What the migration did, in words.
+    static func describe(previous: Int?, current: Int, count: Int) -> String {
+        let letters = Human.count(count, "letter")
+        switch previous {
+        case nil: return "schema version \(current), already up to date; nothing changed (\(letters))"
+        case 0: return "created, schema version \(current) (\(letters))"
+        case let version?:
+            return "migrated schema version \(version) to \(current); \(letters) kept with their history "
+                + "(letters of version 1 read their first failure from their own error fields)"
+        }
     }
 }

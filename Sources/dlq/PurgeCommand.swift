@@ -90,6 +90,7 @@ struct PurgeCommand: AsyncParsableCommand {
                     filter,
                     limit: limit,
                     archive: archivePath.map { JSONLinesArchive(path: $0) },
+                    actor: CommandActor.current,
                     progress: { bar.update($0) }
                 )
             }

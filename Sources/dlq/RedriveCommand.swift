@@ -10,7 +10,9 @@ struct RedriveCommand: AsyncParsableCommand {
         discussion: """
             The selected letters become 'retrying' and due now, so the service's queue (DeadLetterQueue.run) \
             takes them at its next poll, through the handler registered for their source. Parked letters are \
-            left alone unless --status parked selects them. --dry-run only counts.
+            left alone unless --status parked selects them (they are unparked). --dry-run only counts. Each \
+            letter's history gets a 'redriven' (or 'unparked') entry naming who did it: DLQ_ACTOR, else \
+            user@host.
 
             Examples:
               dlq redrive --source orders --reason timeout --dry-run
@@ -28,7 +30,7 @@ struct RedriveCommand: AsyncParsableCommand {
         let filter = self.filters.filter()
         let (limit, dryRun) = (self.filters.limit, self.dryRun)
         let count = try await self.storeOptions.withQueue { queue in
-            try await queue.redrive(filter, limit: limit, dryRun: dryRun)
+            try await queue.redrive(filter, limit: limit, dryRun: dryRun, actor: CommandActor.current)
         }
         Terminal.line("\(count)")
     }

@@ -18,6 +18,17 @@ struct ReplayCommand: AsyncParsableCommand {
             left alone unless --status parked selects them. Ctrl-C stops starting new commands and waits for \
             those running.
 
+            Before any letter is claimed (and with --dry-run too), the command's first word must be something \
+            sh can run: a file that exists and is executable, a name on PATH, or a shell built-in; otherwise \
+            dlq exits 2 naming it and no letter changes. A command that exits 126 or 127 while running \
+            (something it calls is missing) is the operator's error, not the letter's: the replay stops, that \
+            letter is handed back unchanged, and dlq exits 2.
+
+            Each letter is leased while it runs (--lease, default 5m). A letter whose lease ran out without \
+            an outcome (dlq was killed or hung while running it) 3 times is parked instead of run again, \
+            with an 'abandoned' history entry. Every letter's history records the replay with its actor \
+            (DLQ_ACTOR, else user@host) and the replay's operation id.
+
             Prints matched / succeeded / failed / skipped; exits 1 when failures remain.
 
             Examples:
@@ -52,16 +63,28 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Stop after this many failures in a row.", valueName: "n"))
     var maxFailures: Int = 10
 
+    @Option(
+        help: ArgumentHelp(
+            "How long each letter stays leased while its command runs, e.g. 30s, 5m (default 5m).",
+            valueName: "duration"
+        )
+    )
+    var lease: DurationArgument?
+
     func validate() throws {
         if self.exec.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--exec must not be empty") }
         if self.concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
         if self.maxFailures < 1 { throw ValidationError("--max-failures must be at least 1") }
         if self.timeout.duration <= .zero { throw ValidationError("--timeout must be positive") }
+        if let lease = self.lease, lease.duration <= .zero { throw ValidationError("--lease must be positive") }
     }
 
     func run() async throws {
+        if let problem = ExecCheck.problem(self.exec) {
+            throw CLIError.usage("--exec: \(problem); no letter was changed")
+        }
         let filter = self.filters.filter()
-        let options = ReplayOptions(
+        var options = ReplayOptions(
             rate: self.rate?.perSecond,
             concurrency: self.concurrency,
             dryRun: self.dryRun,
@@ -70,17 +93,26 @@ struct ReplayCommand: AsyncParsableCommand {
             limit: self.filters.limit,
             sampleSize: 5
         )
+        options.actor = CommandActor.current
+        options.leaseDuration = self.lease?.duration
+        let settings = options
         let (command, timeout) = (self.exec, self.timeout.duration)
-        let report = try await self.storeOptions.withQueue { queue in
-            try await Interrupts.cancellingOnInterrupt {
-                try await Self.replay(
-                    queue: queue,
-                    filter: filter,
-                    options: options,
-                    command: command,
-                    timeout: timeout
-                )
+        let report: ReplayReport
+        do {
+            report = try await self.storeOptions.withQueue { queue in
+                try await Interrupts.cancellingOnInterrupt {
+                    try await Self.replay(
+                        queue: queue,
+                        filter: filter,
+                        options: settings,
+                        command: command,
+                        timeout: timeout
+                    )
+                }
             }
+        } catch let stopped as ReplayStoppedError {
+            if let report = stopped.report { Self.print(report) }
+            throw CLIError.usage(stopped.message)
         }
         Self.print(report)
         if Interrupts.wasInterrupted { throw SilentExit(status: ExitStatus.interrupted) }
@@ -123,6 +155,13 @@ struct ReplayCommand: AsyncParsableCommand {
                     environment: environment,
                     timeout: timeout
                 )
+                if case .exited(let code) = result.outcome, code == 126 || code == 127 {
+                    let detail = result.lastErrorLine.map { ": \($0)" } ?? ""
+                    throw ReplayStoppedError(
+                        "replay stopped: the command exited \(code)\(detail) (something it runs is missing or "
+                            + "not executable); letter \(letter.id) was handed back unchanged"
+                    )
+                }
                 guard result.succeeded else {
                     throw ReplayCommandError(
                         message: result.failureMessage(timeout: timeout),

@@ -85,9 +85,9 @@ struct ShieldedStore: DeadLetterStore {
         return try await self.shielded { try await base.release(letter, owner: owner) }
     }
 
-    func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int {
+    func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool] {
         let base = self.base
-        return try await self.shielded { try await base.redrive(filter, now: now, limit: limit) }
+        return try await self.shielded { try await base.write(outcomes, owner: owner) }
     }
 
     func delete(ids: [String]) async throws -> Int {

@@ -1,0 +1,188 @@
+import CoreMetrics
+import Logging
+
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
+
+extension DeadLetterQueue {
+    /// Applies a lifecycle event to a letter, with the queue's clock and random source; the actor defaults to
+    /// this instance.
+    func transition(
+        _ event: DeadLetterLifecycle.Event,
+        _ letter: DeadLetter,
+        actor: String? = nil,
+        operation: String? = nil
+    ) -> DeadLetterLifecycle.Transition {
+        let context = DeadLetterLifecycle.Context(
+            now: self.clock.now(),
+            actor: actor ?? self.configuration.instanceID,
+            operation: operation
+        )
+        let lifecycle = self.configuration.lifecycle
+        return self.withRandom { rng in lifecycle.apply(event, to: letter, context: context, using: &rng) }
+    }
+
+    /// A new operation id: everything one redrive, replay, park or purge records carries it.
+    func newOperationID() -> String {
+        self.ids.next(at: self.clock.now())
+    }
+
+    /// Parks a claimed letter whose claims ended without an outcome `parkAfterAbandonedClaims` times (a
+    /// poison letter), instead of running it again.
+    /// - Returns: whether the letter was parked (the caller then does not run it); a letter whose park could
+    ///   not be written stays leased until its lease ends, and is not run either.
+    func parkIfPoisoned(_ letter: DeadLetter, owner: String, actor: String? = nil, operation: String? = nil) async
+        -> Bool
+    {
+        guard letter.abandonedClaims >= self.configuration.parkAfterAbandonedClaims, letter.status != .parked else {
+            return false
+        }
+        let parked = self.transition(.claimAbandoned, letter, actor: actor, operation: operation)
+        do {
+            if try await self.store.write([.release(parked.letter)], owner: owner).first == true {
+                self.metrics.counter("dlq_poison_total", [("source", letter.source)]).increment()
+                self.logger.warning(
+                    "letter parked: its claims ended without an outcome too often",
+                    metadata: ["dlq.message.id": "\(letter.id)", "dlq.claims.abandoned": "\(letter.abandonedClaims)"]
+                )
+                self.emit(.parked, id: letter.id, source: letter.source, status: .parked)
+            }
+        } catch {
+            self.logger.error(
+                "could not park a poison letter",
+                metadata: ["dlq.message.id": "\(letter.id)", "error": "\(error)"]
+            )
+        }
+        return true
+    }
+
+    /// Claims the letters `filter` selects, page by page, applies `event` to each and writes them back.
+    ///
+    /// A letter leased by someone else (being run) is left alone.
+    /// - Returns: the letters as written.
+    func changeSelected(
+        _ filter: DeadLetterFilter,
+        limit: Int?,
+        actor: String?,
+        operation: String,
+        event: (DeadLetter) -> DeadLetterLifecycle.Event
+    ) async throws -> [DeadLetter] {
+        let owner = "\(self.configuration.instanceID)/\(operation)"
+        var cursor: String?
+        var changed: [DeadLetter] = []
+        while limit.map({ changed.count < $0 }) ?? true {
+            let want = min(500, (limit ?? .max) - changed.count)
+            let page = try await self.metrics.measure("page") {
+                try await self.store.pageWithoutPayloads(filter, after: cursor, limit: want)
+            }
+            guard let last = page.letters.last else { break }
+            cursor = last.id
+            let now = self.clock.now()
+            let claimed = try await self.metrics.measure("claim") {
+                try await self.store.claim(
+                    ids: page.letters.map(\.id),
+                    now: now,
+                    owner: owner,
+                    leaseUntil: now.adding(self.configuration.leaseDuration)
+                )
+            }
+            let letters = claimed.map { self.transition(event($0), $0, actor: actor, operation: operation).letter }
+            let written = try await self.metrics.measure("release") {
+                try await self.store.write(letters.map { .release($0) }, owner: owner)
+            }
+            for (letter, done) in zip(letters, written) where done { changed.append(letter) }
+            if page.nextCursor == nil { break }
+        }
+        return changed
+    }
+
+    /// Parks the selected letters now: retries, redrives and replays leave them alone until they are
+    /// redriven with a filter that selects `parked`. Each gets a `parked` history entry with its actor.
+    /// - Parameters:
+    ///   - filter: which letters; parked letters are left as they are.
+    ///   - limit: at most this many, oldest first; `nil` for all.
+    ///   - dryRun: only count what would be parked.
+    ///   - actor: who parks them; this instance by default.
+    ///   - message: why, in words, for the history.
+    /// - Returns: how many letters were (or would be) parked.
+    @discardableResult
+    public func park(
+        _ filter: DeadLetterFilter,
+        limit: Int? = nil,
+        dryRun: Bool = false,
+        actor: String? = nil,
+        message: String? = nil
+    ) async throws -> Int {
+        var filter = filter
+        filter.statuses = (filter.statuses.isEmpty ? DeadLetterStatus.allCases : filter.statuses).filter {
+            $0 != .parked
+        }
+        if filter.statuses.isEmpty { return 0 }
+        if dryRun {
+            let count = try await self.count(filter)
+            return limit.map { min($0, count) } ?? count
+        }
+        let parked = try await self.changeSelected(
+            filter,
+            limit: limit,
+            actor: actor,
+            operation: self.newOperationID()
+        ) { _ in .parked(message: message) }
+        for letter in parked { self.emit(.parked, id: letter.id, source: letter.source, status: .parked) }
+        if !parked.isEmpty { self.logger.info("letters parked", metadata: ["dlq.count": "\(parked.count)"]) }
+        return parked.count
+    }
+
+    /// Replaces a letter's payload (and content type, when given), keeping the previous payload's size and
+    /// SHA-256 in an `edited` history entry; with `redrive`, the letter is also made due now.
+    /// - Parameters:
+    ///   - id: the letter.
+    ///   - payload: the new payload.
+    ///   - contentType: the new content type; `nil` keeps the current one.
+    ///   - redrive: also hand the letter back to the running service now.
+    ///   - actor: who edits it; this instance by default.
+    /// - Returns: the letter as written.
+    /// - Throws: ``DeadLetterError`` `notFound` when no such letter is stored, `leaseLost` when it is being run
+    ///   (leased), or the store's error (a sealed payload without its key among them).
+    @discardableResult
+    public func edit(
+        id: String,
+        payload: Data,
+        contentType: String? = nil,
+        redrive: Bool = false,
+        actor: String? = nil
+    ) async throws -> DeadLetter {
+        let operation = self.newOperationID()
+        let owner = "\(self.configuration.instanceID)/\(operation)"
+        let now = self.clock.now()
+        let claimed = try await self.store.claim(
+            ids: [id],
+            now: now,
+            owner: owner,
+            leaseUntil: now.adding(self.configuration.leaseDuration)
+        )
+        guard let letter = claimed.first else {
+            if try await self.store.count(DeadLetterFilter(ids: [id])) == 0 {
+                throw DeadLetterError(code: .notFound, message: "no dead letter has this id", id: id)
+            }
+            throw DeadLetterError(code: .leaseLost, message: "the letter is being run (leased); try again", id: id)
+        }
+        var edited = self.transition(
+            .edited(payload: payload, contentType: contentType),
+            letter,
+            actor: actor,
+            operation: operation
+        ).letter
+        if redrive {
+            edited = self.transition(.redriven(dueAt: now), edited, actor: actor, operation: operation).letter
+        }
+        guard try await self.store.write([.release(edited)], owner: owner).first == true else {
+            throw DeadLetterError(code: .leaseLost, message: "the letter's lease was lost before the edit", id: id)
+        }
+        if redrive { self.wakeups.signal() }
+        return edited
+    }
+}
