@@ -64,7 +64,12 @@ extension DeadLetter {
         /// Creates a history entry as version 1 of the stored format wrote it.
         @available(*, deprecated, message: "use init(event:at:outcome:errorType:errorMessage:…) with Event and Outcome")
         public init(event: String, at: Date, outcome: String, errorMessage: String? = nil) {
-            self.init(event: Event(rawValue: event), at: at, outcome: Outcome(rawValue: outcome), errorMessage: errorMessage)
+            self.init(
+                event: Event(rawValue: event),
+                at: at,
+                outcome: Outcome(rawValue: outcome),
+                errorMessage: errorMessage
+            )
         }
 
         /// The entry of a letter's first failure, made from its own error fields.

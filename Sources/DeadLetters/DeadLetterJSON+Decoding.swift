@@ -355,7 +355,7 @@ extension DeadLetterJSON {
                     break
                 }
             }
-            guard let event, !event.isEmpty else { throw historyError("missing required field", "event") }
+            guard let event else { throw historyError("missing required field", "event") }
             guard let at else { throw historyError("missing required field", "at") }
             entry.event = .init(rawValue: event)
             entry.at = at.roundedToMilliseconds

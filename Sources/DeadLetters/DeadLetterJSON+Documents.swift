@@ -5,7 +5,7 @@ import Foundation
 #endif
 
 /// The JSON of answers that are not letters: `stats` and `groups`, as `dlq --json` and the HTTP API write them,
-/// with keys in DESIGN.md's order and strings escaped as the stored format escapes them.
+/// with keys in the stored format's order (docs/stored-format.md) and strings escaped as the stored format escapes them.
 extension DeadLetterJSON {
     /// `value` as a JSON string literal.
     /// - Parameter escapingHTML: also escape `<`, `>`, `&`, U+2028 and U+2029, for JSON that may be read as HTML.

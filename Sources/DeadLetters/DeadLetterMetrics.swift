@@ -6,7 +6,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The queue's metrics, with DESIGN.md's names; the handles are made once per label set and reused.
+/// The queue's metrics, with the names the README lists; the handles are made once per label set and reused.
 final class DeadLetterMetrics: Sendable {
     /// A label and up to two dimensions, hashed as they are: looking a handle up allocates nothing.
     private struct Key: Hashable {

@@ -34,7 +34,12 @@ extension DeadLetterQueue {
     /// poison letter), instead of running it again.
     /// - Returns: whether the letter was parked (the caller then does not run it); a letter whose park could
     ///   not be written stays leased until its lease ends, and is not run either.
-    func parkIfPoisoned(_ letter: DeadLetter, owner: String, actor: String? = nil, operation: String? = nil) async
+    func parkIfPoisoned(
+        _ letter: DeadLetter,
+        owner: String,
+        actor: String? = nil,
+        operation: String? = nil
+    ) async
         -> Bool
     {
         guard letter.abandonedClaims >= self.configuration.parkAfterAbandonedClaims, letter.status != .parked else {

@@ -236,8 +236,12 @@ extension DeadLetterQueue {
                         // A poison letter: parked instead of run.
                         live += 1
                         group.addTask {
-                            if await self.parkIfPoisoned(letter, owner: owner, actor: options.actor, operation: operation)
-                            {
+                            if await self.parkIfPoisoned(
+                                letter,
+                                owner: owner,
+                                actor: options.actor,
+                                operation: operation
+                            ) {
                                 tally.withLock { $0.parked += 1 }
                             }
                         }

@@ -9,7 +9,7 @@ import Foundation
 /// Reads a ``DeadLetterFilter`` from query parameters or a JSON body, strictly: a bad value is a 400 naming
 /// the parameter; nothing is ever put into SQL (stores bind every value).
 enum AdminFilter {
-    /// The filter parameters, with the DESIGN's names.
+    /// The filter parameters, with the names the README documents.
     static let names = [
         "source", "reason", "errorType", "fingerprint", "status", "since", "until", "minAttempts", "search",
     ]

@@ -1,7 +1,6 @@
 import Hummingbird
 import NIOCore
 
-
 /// The request context of ``DeadLetterAdminServer``: Hummingbird's basic context and the peer's address, so
 /// that a server without a token can name who acted (`anonymous@127.0.0.1`) in the letters' history.
 struct AdminRequestContext: RequestContext, RemoteAddressRequestContext {

@@ -21,7 +21,8 @@ extension DeadLetterAdminRoutes {
             try await self.delete(context.parameters.get("id"), actor: self.actor(context))
         }
         self.refuseOtherMethods("api/v1/dead-letters/:id", allowed: [.get, .delete], on: routes)
-        routes.post("api/v1/redrive") { request, context in try await self.redrive(request, actor: self.actor(context)) }
+        routes.post("api/v1/redrive") { request, context in try await self.redrive(request, actor: self.actor(context))
+        }
         self.refuseOtherMethods("api/v1/redrive", allowed: [.post], on: routes)
         routes.post("api/v1/park") { request, context in try await self.park(request, actor: self.actor(context)) }
         self.refuseOtherMethods("api/v1/park", allowed: [.post], on: routes)

@@ -220,7 +220,8 @@ extension DeadLetterAdminRoutes {
                 "event": entry.event.rawValue, "at": DashboardViews.time(entry.at),
                 "outcome": entry.outcome?.rawValue ?? "", "message": entry.message ?? "",
                 "who": entry.actor ?? "", "operation": entry.operation ?? "",
-                "error": entry.errorMessage.map { message in entry.errorType.map { "\($0): \(message)" } ?? message } ?? "",
+                "error": entry.errorMessage.map { message in entry.errorType.map { "\($0): \(message)" } ?? message }
+                    ?? "",
                 "reason": entry.event == .failed ? entry.reason?.rawValue ?? "" : "",
             ]
             if index == 0, letter.historyOmitted > 0 { row["omitted"] = DashboardViews.count(letter.historyOmitted) }

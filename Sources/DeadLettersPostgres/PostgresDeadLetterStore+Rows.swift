@@ -44,7 +44,12 @@ extension PostgresDeadLetterStore {
         do {
             history = historyText == "[]" ? ([], 0) : try DeadLetter.storedHistory(fromJSON: historyText)
         } catch {
-            throw DeadLetterError(code: .invalidFormat, message: "the stored history is not valid", id: id, field: "history")
+            throw DeadLetterError(
+                code: .invalidFormat,
+                message: "the stored history is not valid",
+                id: id,
+                field: "history"
+            )
         }
         let statusText = try cells[11].decode(String.self)
         guard let status = DeadLetterStatus(rawValue: statusText) else {
@@ -153,9 +158,10 @@ extension PostgresDeadLetterStore {
             try check(value, "metadata")
         }
         for entry in letter.storedHistory {
-            for text in [entry.event.rawValue, entry.outcome?.rawValue, entry.errorType, entry.errorMessage,
-                entry.reason?.rawValue, entry.fingerprint, entry.actor, entry.operation, entry.message]
-            {
+            for text in [
+                entry.event.rawValue, entry.outcome?.rawValue, entry.errorType, entry.errorMessage,
+                entry.reason?.rawValue, entry.fingerprint, entry.actor, entry.operation, entry.message,
+            ] {
                 try check(text ?? "", "history")
             }
             for cause in entry.causes { try check(cause, "history") }

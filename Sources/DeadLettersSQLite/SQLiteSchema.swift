@@ -21,7 +21,7 @@ import GRDB
 ///
 /// Version 2 drops the indexes on `reason` and `error_type`: each letter written updated every index (most
 /// of a commit's pages), and filters by reason or error type are served by the source and status indexes
-/// (DESIGN's filters pair them with a source) or, alone, by walking the id order.
+/// (filters usually pair them with a source) or, alone, by walking the id order.
 enum SQLiteSchema {
     /// The newest schema this code reads and writes.
     static let version = 3

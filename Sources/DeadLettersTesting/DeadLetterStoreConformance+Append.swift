@@ -106,7 +106,8 @@ extension DeadLetterStoreConformance {
         #expect(read.errorMessage == "")
         #expect(read.causes.isEmpty)
         #expect(read.metadata.isEmpty)
-        #expect(read.history.isEmpty)
+        #expect(read.storedHistory.isEmpty)
+        #expect(read.history == [DeadLetter.HistoryEntry(firstFailureOf: letter)])
         #expect(read.payload.isEmpty)
     }
 

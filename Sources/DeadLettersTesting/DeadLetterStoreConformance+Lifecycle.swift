@@ -26,7 +26,12 @@ extension DeadLetterStoreConformance {
         configuration.timeToLive = nil
         configuration.instanceID = "conformance"
         configuration.leaseDuration = .seconds(60)
-        return try DeadLetterQueue(store: store, configuration: configuration, clock: clock, random: SeededRandom(seed: 3))
+        return try DeadLetterQueue(
+            store: store,
+            configuration: configuration,
+            clock: clock,
+            random: SeededRandom(seed: 3)
+        )
     }
 
     struct ReplayFailure: Error, CustomStringConvertible {
@@ -87,12 +92,11 @@ extension DeadLetterStoreConformance {
     static func lifecycleHistoryBoundedRoundTrip(_ makeStore: MakeStore) async throws {
         let store = try await makeStore()
         var letter = DeadLetterFixtures.letter(errorMessage: "first")
-        let lifecycle = DeadLetterLifecycle(timeToLive: nil)
+        let lifecycle = DeadLetterLifecycle(parkAfterFailedReplays: .max, timeToLive: nil)
         for index in 0..<150 {
             let context = DeadLetterLifecycle.Context(now: Self.now.adding(.seconds(index)), actor: "actor-\(index)")
             let failure = CapturedError(type: "RetryError", message: "attempt \(index) failed")
             letter = lifecycle.apply(.replayFailed(failure, reason: .processing), to: letter, context: context).letter
-            letter.status = .dead
         }
         #expect(letter.history.count == 1 + DeadLetter.maxRecentHistory)
         #expect(letter.historyOmitted == 50)

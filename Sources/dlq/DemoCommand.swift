@@ -116,7 +116,10 @@ struct DemoRun: Sendable {
         let world = self.world
         world.fixed.store(true, ordering: .relaxed)
         Terminal.line(
-            s.dim("   $ dlq replay --reason timeout --reason dependency\(since) --concurrency 8 --exec ./consume")
+            s.dim(
+                "   replayed in process through the demo's own consumer: queue.replay(filter, options: "
+                    + "ReplayOptions(concurrency: 8)) { letter in try await consume(letter) }"
+            )
         )
         let matched = try await self.queue.count(replayFilter)
         let bar = ProgressBar("   replaying", total: matched)

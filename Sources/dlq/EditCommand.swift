@@ -54,7 +54,13 @@ struct EditCommand: AsyncParsableCommand {
         }
         let (id, contentType, redrive) = (self.id, self.contentType, self.redrive)
         let edited = try await self.storeOptions.withQueue { queue in
-            try await queue.edit(id: id, payload: payload, contentType: contentType, redrive: redrive, actor: CommandActor.current)
+            try await queue.edit(
+                id: id,
+                payload: payload,
+                contentType: contentType,
+                redrive: redrive,
+                actor: CommandActor.current
+            )
         }
         let due = redrive ? "; due now for the running service" : ""
         Terminal.line("edited \(edited.id): payload of \(Human.bytes(payload.count))\(due)")

@@ -2,7 +2,7 @@ import DeadLetters
 import Foundation
 
 /// The JSON documents `--json` writes are made by ``DeadLetterJSON``: letters in the stored format, and the
-/// `stats` and `groups` objects of DESIGN.md (the HTTP API writes the same ones).
+/// `stats` and `groups` objects the README documents (the HTTP API writes the same ones).
 enum JSONOutput {
     /// A JSON array, one element per line.
     static func array(_ elements: [String]) -> String {

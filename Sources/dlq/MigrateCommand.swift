@@ -38,7 +38,10 @@ struct MigrateCommand: AsyncParsableCommand {
             (previous, count) = try await PostgresDeadLetterStore.withStore(url: url, configuration: configuration) {
                 store in
                 let before = try await store.migrate()
-                return (before == PostgresDeadLetterStore.schemaVersion ? nil : before, try await store.count(DeadLetterFilter()))
+                return (
+                    before == PostgresDeadLetterStore.schemaVersion ? nil : before,
+                    try await store.count(DeadLetterFilter())
+                )
             }
             current = PostgresDeadLetterStore.schemaVersion
         }

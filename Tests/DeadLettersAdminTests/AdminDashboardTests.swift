@@ -82,10 +82,11 @@ struct AdminDashboardTests {
             metadata: ["tenant": "acme"],
             history: [
                 DeadLetter.HistoryEntry(
-                    event: "replayed",
+                    event: .replayed,
                     at: DeadLetterFixtures.epoch.addingTimeInterval(60),
-                    outcome: "failed",
-                    errorMessage: "still down"
+                    outcome: .failed,
+                    errorMessage: "still down",
+                    actor: "alice"
                 )
             ]
         )

@@ -21,12 +21,15 @@ import Testing
     )
 
     static let knownJSON =
-        #"{"v":1,"id":"0193a0b4-5c2e-7000-8000-000000000001","source":"orders","reason":"validation","#
+        #"{"v":2,"id":"0193a0b4-5c2e-7000-8000-000000000001","source":"orders","reason":"validation","#
         + #""errorType":"DecodingError","errorMessage":"keyNotFound: total","causes":["Underlying: \"quoted\"\n"],"#
         + #""attempts":3,"firstFailedAt":"2026-11-23T10:00:00.123Z","lastFailedAt":"2026-11-23T10:00:07.456Z","#
         + #""nextAttemptAt":null,"expiresAt":"2026-11-30T10:00:07.456Z","status":"dead","#
         + #""fingerprint":"9f2c00000000abcd","replayCount":0,"metadata":{"region":"eu","tenant":"acme"},"#
-        + #""contentType":"application/json","payload":"eyJ0b3RhbCI6MX0="}"#
+        + #""contentType":"application/json","payload":"eyJ0b3RhbCI6MX0=","#
+        + #""history":[{"event":"failed","at":"2026-11-23T10:00:00.123Z","errorType":"DecodingError","#
+        + #""errorMessage":"keyNotFound: total","causes":["Underlying: \"quoted\"\n"],"reason":"validation","#
+        + #""fingerprint":"9f2c00000000abcd"}]}"#
 
     static let escaped = DeadLetter(
         id: "id-2",
@@ -44,22 +47,25 @@ import Testing
         payload: Data(),
         history: [
             .init(
-                event: "replayed",
+                event: .replayed,
                 at: Date(millisecondsSince1970: 951_782_400_999),
-                outcome: "failed",
+                outcome: .failed,
                 errorMessage: "boom"
             ),
-            .init(event: "redriven", at: Date(millisecondsSince1970: 951_782_401_000), outcome: "succeeded"),
+            .init(event: .redriven, at: Date(millisecondsSince1970: 951_782_401_000), outcome: .succeeded),
         ]
     )
 
     static let escapedJSON =
-        #"{"v":1,"id":"id-2","source":"webhooks/🎉","reason":"myOwnReason","errorType":"Err","#
+        #"{"v":2,"id":"id-2","source":"webhooks/🎉","reason":"myOwnReason","errorType":"Err","#
         + #""errorMessage":"tab\there \u0001\u001f \\ / "# + "\u{2028} \u{7F} é" + #"","causes":[],"attempts":12345,"#
         + #""firstFailedAt":"2000-02-29T00:00:00.000Z","lastFailedAt":"2000-02-29T00:00:00.001Z","#
         + #""nextAttemptAt":"2000-02-29T00:01:00.010Z","expiresAt":null,"status":"retrying","fingerprint":"f","#
         + #""replayCount":2,"metadata":{},"contentType":null,"payload":"","#
-        + #""history":[{"event":"replayed","at":"2000-02-29T00:00:00.999Z","outcome":"failed","errorMessage":"boom"},"#
+        + #""history":[{"event":"failed","at":"2000-02-29T00:00:00.000Z","errorType":"Err","#
+        + #""errorMessage":"tab\there \u0001\u001f \\ / "# + "\u{2028} \u{7F} é"
+        + #"","reason":"myOwnReason","fingerprint":"f"},"#
+        + #"{"event":"replayed","at":"2000-02-29T00:00:00.999Z","outcome":"failed","errorMessage":"boom"},"#
         + #"{"event":"redriven","at":"2000-02-29T00:00:01.000Z","outcome":"succeeded"}]}"#
 
     @Test func writesTheExactStoredFormat() throws {
@@ -123,7 +129,7 @@ import Testing
             #expect(letter.status == .dead)
             #expect(letter.nextAttemptAt == nil && letter.expiresAt == nil && letter.contentType == nil)
             #expect(letter.replayCount == 0)
-            #expect(letter.metadata.isEmpty && letter.history.isEmpty)
+            #expect(letter.metadata.isEmpty && letter.history == [DeadLetter.HistoryEntry(firstFailureOf: letter)])
             #expect(letter.fingerprint == Fingerprint.compute(errorType: "Error", message: "took 30 s"))
             #expect(letter.payload == Data([0, 1, 2]))
             #expect(letter.reason == .timeout && letter.reason.isRetryable)
@@ -140,7 +146,11 @@ import Testing
         let fast = try DeadLetterJSON.decode(json)
         let codable = try JSONDecoder().decode(DeadLetter.self, from: Data(json.utf8))
         #expect(fast == codable)
-        #expect(fast.status == .dead && fast.errorType == "Error" && fast.history.isEmpty)
+        #expect(fast.status == .dead && fast.errorType == "Error" && fast.storedHistory.isEmpty)
+        #expect(
+            fast.history == [DeadLetter.HistoryEntry(firstFailureOf: fast)],
+            "a version-1 letter gets a first failed entry"
+        )
     }
 
     @Test func ignoresUnknownFields() throws {
@@ -195,7 +205,19 @@ import Testing
         var metadata: [String: String] = [:]
         for _ in 0..<Int(random.next() % 4) { metadata[text(8)] = text(12) }
         let history: [DeadLetter.HistoryEntry] = (0..<Int(random.next() % 3)).map { _ in
-            DeadLetter.HistoryEntry(event: text(6), at: date(), outcome: text(4), errorMessage: maybe { text(10) })
+            DeadLetter.HistoryEntry(
+                event: .init(rawValue: text(6)),
+                at: date(),
+                outcome: maybe { .init(rawValue: text(4)) },
+                errorType: maybe { text(5) },
+                errorMessage: maybe { text(10) },
+                causes: maybe { [text(4)] } ?? [],
+                reason: maybe { FailureReason(rawValue: text(5)) },
+                fingerprint: maybe { text(16) },
+                actor: maybe { text(7) },
+                operation: maybe { text(9) },
+                message: maybe { text(12) }
+            )
         }
         return DeadLetter(
             id: "id-\(index)-\(text(3))",

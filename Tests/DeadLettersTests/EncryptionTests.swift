@@ -130,7 +130,7 @@ struct EncryptionTests {
         #expect(parked.status == .parked)
         #expect(parked.nextAttemptAt == nil)
         #expect(parked.history.last?.event == "parked")
-        #expect(parked.history.last?.errorMessage?.contains("not among the configured keys") == true)
+        #expect(parked.history.last?.message?.contains("not among the configured keys") == true)
         #expect(PayloadEncryption.isSealed(parked.payload), "the sealed payload is kept as it was")
         let again = try await store.claimDue(
             now: now + 120,

@@ -52,8 +52,8 @@ struct QueueReplayTests {
         }
         #expect(kept.succeeded == 1)
         let letter = try #require(try await h.queue.letter(id: ids[2]))
-        #expect(letter.history.map(\.outcome) == ["succeeded"])
-        #expect(letter.history.first?.event == "replayed")
+        #expect(letter.history.map(\.outcome) == [nil, "succeeded"])
+        #expect(letter.history.map(\.event) == [.failed, .replayed])
         #expect(
             h.metrics.counterValue(
                 label: "dlq_replays_total",
@@ -74,7 +74,9 @@ struct QueueReplayTests {
             #expect(letter.errorMessage == "still broken \(round)")
             #expect(letter.attempts == 1 + round)
             #expect(letter.lastFailedAt.millisecondsSince1970 == h.clock.now().millisecondsSince1970)
-            #expect(letter.history.count == round)
+            // The first failure, a replayed entry per round, and a parked entry at the third.
+            #expect(letter.history.count == 1 + round + (round == 3 ? 1 : 0))
+            #expect(letter.history[0].errorMessage != letter.errorMessage, "the first failure is kept")
             #expect(letter.status == (round == 3 ? .parked : .dead))
             #expect(report.parked == (round == 3 ? 1 : 0))
         }
