@@ -257,8 +257,8 @@ extension SQLiteDeadLetterStore {
         while excessCount > 0 || excessBytes > 0, let row = try rows.next() {
             evicted.append(try SQLiteRows.decode(row))
             excessCount -= 1
-            excessBytes -= try row.decode(Int.self, atIndex: 18)
-            seqs.append(try row.decode(Int64.self, atIndex: 19))
+            excessBytes -= try row.decode(Int.self, atIndex: 19)
+            seqs.append(try row.decode(Int64.self, atIndex: 20))
         }
         let delete = try db.cachedStatement(sql: "DELETE FROM dlq_letters WHERE seq = ?")
         for seq in seqs { try delete.execute(arguments: [seq]) }

@@ -58,7 +58,7 @@ struct LifecycleCommandTests {
         try space.add()
         try space.add()
         let before = try space.letters()
-        let run = try space.run(["replay", "--exec", "./missing-helper-it-calls 2>/dev/null; exit 127"])
+        let run = try space.run(["replay", "--exec", "sh -c 'exit 127'"])
         #expect(run.status == 2, "\(run)")
         #expect(run.stderr.contains("exited 127"), "\(run.stderr)")
         #expect(try space.letters() == before, "the letters are unchanged")

@@ -95,11 +95,11 @@ struct AdminDashboardTests {
             let html = try await client.send(.get, "/letters/\(letter.id)").text
             #expect(html.contains("<li>connection reset by peer</li><li>TLS handshake failed</li>"))
             #expect(html.contains(#"<td class="mono">tenant</td><td class="msg">acme</td>"#))
-            #expect(
-                html.contains(
-                    "<tr><td>2026-01-01 00:01:00 UTC</td><td>replayed</td><td>failed</td><td class=\"msg\">still down</td></tr>"
-                )
-            )
+            // The history is a timeline: the first failure, then the replay with its outcome, error and actor.
+            #expect(html.contains(#"<li class="entry failed"><div class="when">2026-01-01 00:00:00 UTC</div>"#))
+            #expect(html.contains(#"<li class="entry replayed"><div class="when">2026-01-01 00:01:00 UTC</div>"#))
+            #expect(html.contains(#"<span class="badge failed">failed</span> <span class="msg">still down</span>"#))
+            #expect(html.contains("by alice"))
         }
     }
 

@@ -44,6 +44,7 @@ struct SQLiteSchemaTests {
         try await queue.writeWithoutTransaction { db in
             try db.execute(sql: "CREATE INDEX dlq_letters_reason ON dlq_letters (reason, id)")
             try db.execute(sql: "CREATE INDEX dlq_letters_error_type ON dlq_letters (error_type, id)")
+            try db.execute(sql: "ALTER TABLE dlq_letters DROP COLUMN abandoned_claims")
             try db.execute(sql: "PRAGMA user_version = 1")
         }
         try queue.close()
@@ -58,7 +59,7 @@ struct SQLiteSchemaTests {
         let reader = try DatabaseQueue(path: path)
         let version = try await reader.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }
         try reader.close()
-        #expect(version == 2)
+        #expect(version == 3)
         #expect(try await store.usage().count == 30)
         let timeouts = letters.filter { $0.reason == .timeout }.sorted { $0.id < $1.id }
         let page = try await store.page(
