@@ -160,6 +160,11 @@ extension DeadLetterQueue {
         redrive: Bool = false,
         actor: String? = nil
     ) async throws -> DeadLetter {
+        // Read first: an unknown id is `notFound`, and a payload sealed with a key that is not configured fails
+        // here with `encryption` (a claim would park such a letter instead).
+        guard try await self.store.letter(id: id) != nil else {
+            throw DeadLetterError(code: .notFound, message: "no dead letter has this id", id: id)
+        }
         let operation = self.newOperationID()
         let owner = "\(self.configuration.instanceID)/\(operation)"
         let now = self.clock.now()

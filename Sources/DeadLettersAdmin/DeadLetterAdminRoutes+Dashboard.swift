@@ -139,6 +139,7 @@ extension DeadLetterAdminRoutes {
         if cursor != nil { values["firstLink"] = self.views.link("/letters?\(encodedFilter)") }
         if matching > 0 {
             values["redriveLink"] = self.views.link("/confirm?action=redrive\(separator)\(encodedFilter)")
+            values["parkLink"] = self.views.link("/confirm?action=park\(separator)\(encodedFilter)")
             values["purgeLink"] = self.views.link("/confirm?action=purge\(separator)\(encodedFilter)")
         }
         values["notice"] = Self.notice(query)
@@ -163,6 +164,7 @@ extension DeadLetterAdminRoutes {
         let letters = count == 1 ? "1 letter" : "\(DashboardViews.count(count)) letters"
         switch done {
         case "redrive": return "Redriven: \(letters) will be retried by the running service."
+        case "park": return "Parked: \(letters) set aside; retries, redrives and replays leave them alone."
         case "purge": return "Purged: \(letters) removed."
         case "delete": return "Deleted: \(letters) removed."
         default: return nil

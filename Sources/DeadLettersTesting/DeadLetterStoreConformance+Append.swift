@@ -60,7 +60,7 @@ extension DeadLetterStoreConformance {
                     outcome: .failed,
                     errorType: "ReplayError",
                     errorMessage: "still broken",
-                    causes: ["IOError: reset", "é \u{0} 🚀"],
+                    causes: ["IOError: reset", "é 🚀 \\u0000 as text"],
                     reason: .timeout,
                     fingerprint: "fp-replay",
                     actor: "alice@ops-1",
