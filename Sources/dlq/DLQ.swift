@@ -48,6 +48,8 @@ struct DLQ: AsyncParsableCommand {
               dlq purge --status dead --until 30d --yes
               dlq export --source orders --output orders.jsonl
               dlq import orders.jsonl
+              dlq export --store old.sqlite | dlq import --store new.sqlite -
+              dlq check --store /var/lib/orders/dead-letters.sqlite
               dlq serve --port 8080
               dlq migrate --store postgres://dlq:secret@db:5432/dlq
 
@@ -63,7 +65,7 @@ struct DLQ: AsyncParsableCommand {
         subcommands: [
             AddCommand.self, ListCommand.self, ShowCommand.self, StatsCommand.self, GroupsCommand.self,
             RedriveCommand.self, ReplayCommand.self, DeleteCommand.self, PurgeCommand.self, ExportCommand.self,
-            ImportCommand.self, ServeCommand.self, DemoCommand.self, MigrateCommand.self,
+            ImportCommand.self, CheckCommand.self, ServeCommand.self, DemoCommand.self, MigrateCommand.self,
         ]
     )
 
