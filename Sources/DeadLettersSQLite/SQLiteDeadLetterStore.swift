@@ -83,6 +83,7 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
         do {
             self.pool = try DatabasePool(path: location, configuration: grdb)
         } catch {
+            fileGuard.release()
             throw Self.storeError(error, path: path)
         }
         do {
@@ -98,6 +99,7 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
             }
         } catch {
             try? self.pool.close()
+            fileGuard.release()
             throw Self.storeError(error, path: path)
         }
         logger.debug(
@@ -115,8 +117,10 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
     ///
     /// The write-ahead log is first copied into the file and truncated (`PRAGMA wal_checkpoint(TRUNCATE)`), so
     /// that a closed store is one file (a copy of it alone holds every letter) and leaves no large `-wal`
-    /// behind. When another process is reading or writing the file at that moment, the checkpoint waits
-    /// at most 200 ms and is otherwise left to whichever connection closes last.
+    /// behind; then the reading connections close before the writing one, so that, when no other process has
+    /// the file open, SQLite removes the `-wal` and `-shm` files as the last connection closes. When another
+    /// process is reading or writing the file at that moment, the checkpoint waits at most 200 ms and is
+    /// otherwise left to whichever connection closes last.
     public func close() throws {
         if !self.configuration.readOnly, !self.fileGuard.isDamaged, (try? self.fileGuard.checkFile()) != nil {
             try? self.pool.writeWithoutTransaction { db in
@@ -124,7 +128,10 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
                 try db.checkpoint(.truncate)
             }
         }
+        // GRDB closes the writer first: read-only connections closing last could not remove the log.
+        self.pool.releaseMemory()
         do { try self.pool.close() } catch { throw Self.storeError(error, path: self.configuration.path) }
+        self.fileGuard.release()
     }
 
     /// The value of `PRAGMA synchronous` on the connection that writes: 2 (`FULL`) when durable, 1 (`NORMAL`)

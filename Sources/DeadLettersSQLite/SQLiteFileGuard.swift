@@ -22,14 +22,36 @@ import Darwin
 ///
 /// It is installed as a GRDB transaction observer on the writing connection: ``databaseWillCommit()`` throws,
 /// which rolls the transaction back, so no path that writes can commit past it.
+///
+/// It also keeps the process-wide list of the files stores have open. POSIX locks belong to a process and a
+/// file: closing *any* descriptor of a file drops every lock the process holds on it, SQLite's included. With
+/// SQLite's locks gone, another process closing its last connection believes it is the last one and removes
+/// the log that an open transaction here is writing to. So nothing in this process may open and close a
+/// store file that SQLite has open: ``SQLiteStoreFile/inspect(path:)`` asks ``isOpenInProcess(_:)`` first.
 final class SQLiteFileGuard: TransactionObserver, @unchecked Sendable {
-    // @unchecked Sendable: `identity` is set once in `init`; `damage` is behind a lock.
+    // @unchecked Sendable: `identity` is set once in `init`; `damage` and `released` are behind locks.
+
+    /// A file, by device and inode.
+    struct FileID: Hashable {
+        var device: UInt64
+        var inode: UInt64
+
+        init(_ info: stat) {
+            self.device = UInt64(info.st_dev)
+            self.inode = UInt64(info.st_ino)
+        }
+    }
+
+    /// How many open stores of this process use each file.
+    private static let openFiles = SQLiteLock<[FileID: Int]>([:])
 
     let path: String
-    private let identity: (device: UInt64, inode: UInt64)
+    private let identity: FileID
     private let damage = SQLiteLock<DeadLetterError?>(nil)
+    private let released = SQLiteLock(false)
 
-    /// Remembers the identity of the file now at `path`.
+    /// Remembers the identity of the file now at `path`, and counts it open in this process until
+    /// ``release()``.
     /// - Throws: `storeUnavailable` when the path names no file.
     init(path: String) throws {
         self.path = path
@@ -41,14 +63,41 @@ final class SQLiteFileGuard: TransactionObserver, @unchecked Sendable {
                 file: path
             )
         }
-        self.identity = (UInt64(info.st_dev), UInt64(info.st_ino))
+        let identity = FileID(info)
+        self.identity = identity
+        Self.openFiles.withLock { $0[identity, default: 0] += 1 }
+    }
+
+    deinit {
+        self.release()
+    }
+
+    /// Stops counting the file open in this process: once SQLite's connections to it are closed.
+    func release() {
+        let first = self.released.withLock { released -> Bool in
+            if released { return false }
+            released = true
+            return true
+        }
+        guard first else { return }
+        let identity = self.identity
+        Self.openFiles.withLock { files in
+            let count = (files[identity] ?? 1) - 1
+            files[identity] = count > 0 ? count : nil
+        }
+    }
+
+    /// Whether a store of this process has the file described by `info` open.
+    static func isOpenInProcess(_ info: stat) -> Bool {
+        let identity = FileID(info)
+        return Self.openFiles.withLock { $0[identity] != nil }
     }
 
     /// Throws `storeUnavailable` when the path no longer names the file the store opened.
     func checkFile() throws {
         var info = stat()
         let found = stat(self.path, &info) == 0
-        if found, UInt64(info.st_dev) == self.identity.device, UInt64(info.st_ino) == self.identity.inode { return }
+        if found, FileID(info) == self.identity { return }
         let what = found ? "replaced by another file" : "deleted"
         throw DeadLetterError(
             code: .storeUnavailable,

@@ -13,8 +13,8 @@ import GRDB
 public struct SQLiteStoreCheck: Sendable {
     /// The store file checked.
     public var path: String
-    /// The schema version the file records (`PRAGMA user_version`).
-    public var schemaVersion: Int
+    /// The schema version the file records (`PRAGMA user_version`), if it could be read.
+    public var schemaVersion: Int?
     /// How many letters the file holds (rows of `dlq_letters`), if it could be counted.
     public var letters: Int?
     /// What is wrong, one sentence each; empty for a sound store.
@@ -34,10 +34,10 @@ public struct SQLiteStoreCheck: Sendable {
     ///   not a store, or its header is damaged (`notAStore`); it was written by a newer version
     ///   (`incompatibleStore`).
     public static func run(path: String) throws -> SQLiteStoreCheck {
-        guard case .store(let version) = try SQLiteStoreFile.inspect(path: path) else {
+        guard try SQLiteStoreFile.inspect(path: path) == .store else {
             throw DeadLetterError(code: .storeUnavailable, message: "no store file exists", file: path)
         }
-        var check = SQLiteStoreCheck(path: path, schemaVersion: version, letters: nil, problems: [], notes: [])
+        var check = SQLiteStoreCheck(path: path, schemaVersion: nil, letters: nil, problems: [], notes: [])
         var configuration = Configuration()
         configuration.label = "dead-letters.check"
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA query_only = 1") }
@@ -52,6 +52,14 @@ public struct SQLiteStoreCheck: Sendable {
             return check
         }
         defer { try? queue.close() }
+        let version: Int
+        do {
+            version = try queue.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
+        } catch {
+            check.problems.append("the schema version cannot be read: \(Self.describe(error))")
+            return check
+        }
+        check.schemaVersion = version
         if version < SQLiteSchema.version {
             check.notes.append(
                 "schema version \(version), older than \(SQLiteSchema.version): dlq migrate (or any command "

@@ -20,7 +20,7 @@ enum SQLiteStoreFile {
     /// What is at the path.
     enum State: Equatable {
         case missing
-        case store(userVersion: Int)
+        case store
     }
 
     /// Looks at the file at `path`, throwing when it exists and is not a store this code can open.
@@ -41,6 +41,9 @@ enum SQLiteStoreFile {
         var pathInfo = stat()
         if stat(path, &pathInfo) == 0 {
             try self.requireRegularFile(pathInfo.st_mode, path: path, what: "the store")
+            // Opening and closing it here would drop the locks SQLite holds on it (see SQLiteFileGuard); a
+            // store of this process has it open, so it was checked when that store opened it.
+            if SQLiteFileGuard.isOpenInProcess(pathInfo) { return .store }
         }
         for suffix in ["-wal", "-shm"] where stat(path + suffix, &pathInfo) == 0 {
             try self.requireRegularFile(pathInfo.st_mode, path: path, what: "its '\(suffix)' file")
@@ -108,7 +111,7 @@ enum SQLiteStoreFile {
                 file: path
             )
         }
-        return .store(userVersion: userVersion)
+        return .store
     }
 
     /// Throws `notAStore` unless `mode` is a regular file's: a FIFO, a device, a socket or a folder is refused

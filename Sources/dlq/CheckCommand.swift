@@ -34,17 +34,18 @@ struct CheckCommand: AsyncParsableCommand {
         }
         try StoreOptions.checkStorePath(path, access: .read)
         let check = try SQLiteStoreCheck.run(path: path)
-        var summary = ["schema version \(check.schemaVersion)"]
+        var summary: [String] = []
+        if let version = check.schemaVersion { summary.append("schema version \(version)") }
         if let letters = check.letters { summary.append(Human.count(letters, "letter")) }
         let style = Style.stdout
         if check.isSound {
             Terminal.line(
-                "\(path): \(style.green("sound")) · " + summary.joined(separator: " · ")
+                ([path + ": " + style.green("sound")] + summary).joined(separator: " · ")
                     + " · SQLite's integrity check, the running totals and every letter's row are fine"
             )
         } else {
             let problems = Human.count(check.problems.count, "problem")
-            Terminal.line("\(path): \(style.red(problems)) · " + summary.joined(separator: " · "))
+            Terminal.line(([path + ": " + style.red(problems)] + summary).joined(separator: " · "))
             for problem in check.problems { Terminal.line("  ✗ \(problem)") }
         }
         for note in check.notes { Terminal.line("  note: \(note)") }

@@ -1,5 +1,6 @@
 import DeadLetters
 import DeadLettersSQLite
+import DeadLettersTesting
 import Foundation
 import Testing
 
@@ -129,6 +130,24 @@ struct StoreFileCommandTests {
         #expect(archived.split(separator: "\n").count == 3)
     }
 
+    @Test("a second store opened on a file in one process keeps the first one's locks, and its commit")
+    func secondStoreKeepsLocks() async throws {
+        let space = try Workspace()
+        defer { space.remove() }
+        _ = try self.populate(space)
+        // A long import holds the write lock; another store of the same process opens and closes the file.
+        let holder = try await WriteLockHolder(path: space.store)
+        let second = try SQLiteDeadLetterStore(path: space.store)
+        try second.close()
+        // Another process closes the file: it must see that it is not the last connection (the import's log
+        // stays), and it must still find the store locked.
+        try space.ok(["list"])
+        let locked = try space.run(["delete", try #require(try space.letters().first?.id)])
+        expectOneLineError(locked, status: 4, containing: "locked")
+        await holder.release(adding: DeadLetterFixtures.letter(source: "late"))
+        #expect(try space.letters(["--source", "late"]).count == 1, "the import's commit is in the store")
+    }
+
     @Test(
         "a store that cannot be written (immutable file and folder) is read: stats, list, show, export, check",
         .enabled(if: Immutable.available, "needs chattr +i (root with CAP_LINUX_IMMUTABLE on ext4 or similar)")
@@ -142,13 +161,19 @@ struct StoreFileCommandTests {
         try Immutable.set([space.store, space.folder])
         defer { try? Immutable.clear([space.store, space.folder]) }
 
-        #expect(try space.ok(["stats", "--json"]).output.contains(#""total":3"#))
-        #expect(try space.letters().count == 3)
-        try space.ok(["show", id])
-        try space.ok(["groups"])
-        #expect(try space.ok(["export"]).stdout == export)
-        #expect(try space.ok(["check"]).output.contains("sound"))
-        let add = try space.run(["add", "--source", "a", "--reason", "b", "--error-message", "c"])
+        @discardableResult
+        func ok(_ arguments: [String]) throws -> DLQRun {
+            let run = try space.run(arguments, timeout: .seconds(60))
+            #expect(run.status == 0, "dlq \(arguments.joined(separator: " ")): \(run)")
+            return run
+        }
+        #expect(try ok(["stats", "--json"]).output.contains(#""total":3"#))
+        #expect(try JSONDecoder().decode([DeadLetter].self, from: ok(["list", "--json"]).stdout).count == 3)
+        try ok(["show", id])
+        try ok(["groups"])
+        #expect(try ok(["export"]).stdout == export)
+        #expect(try ok(["check"]).output.contains("sound"))
+        let add = try space.run(["add", "--source", "a", "--reason", "b", "--error-message", "c"], timeout: .seconds(60))
         expectOneLineError(add, status: 4, containing: "cannot be written")
         #expect(try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted() == before)
     }
@@ -174,7 +199,8 @@ struct StoreFileCommandTests {
         #expect(add.stderr.contains("dlq check"), "\(add)")
         let check = try space.run(["check"])
         #expect(check.status == 4, "\(check)")
-        #expect(check.output.contains("integrity check"), "\(check)")
+        #expect(check.output.hasPrefix("dead-letters.sqlite: "), "\(check)")
+        #expect(check.output.contains("  ✗ "), "\(check)")
         #expect(check.stderrLines.count == 1 && check.stderr.contains("the store is damaged"), "\(check)")
     }
 
@@ -215,7 +241,8 @@ extension Workspace {
         environment.removeValue(forKey: "DLQ_STORE")
         environment["NO_COLOR"] = "1"
         process.environment = environment
-        let outputs = "\(self.folder)/.run-\(UUID().uuidString)"
+        // Outside the folder, which a test may have made immutable.
+        let outputs = FileManager.default.temporaryDirectory.path + "/dlq-run-\(UUID().uuidString)"
         _ = FileManager.default.createFile(atPath: outputs + ".out", contents: nil)
         _ = FileManager.default.createFile(atPath: outputs + ".err", contents: nil)
         defer {
@@ -272,7 +299,9 @@ private final class WriteLockHolder: Sendable {
         }
     }
 
-    func release() async {
+    /// Ends the import, storing `letter` if given.
+    func release(adding letter: DeadLetter? = nil) async {
+        if let letter { self.letters.yield(letter) }
         self.letters.finish()
         _ = try? await self.importing.value
         try? self.store.close()

@@ -75,7 +75,9 @@ struct SQLiteFileSafetyTests {
         try await store.append([DeadLetterFixtures.letter()])
         let replacement = try SQLiteDeadLetterStore(path: other)
         try replacement.close()
+        // As a restore would: the new file in place, the old one's log gone.
         #expect(rename(other, path) == 0)
+        for suffix in ["-wal", "-shm"] { unlink(path + suffix) }
 
         let error = await #expect(throws: DeadLetterError.self) {
             try await store.append([DeadLetterFixtures.letter()])
@@ -153,7 +155,7 @@ struct SQLiteFileSafetyTests {
         #expect(sound.notes.isEmpty)
 
         let queue = try DatabaseQueue(path: path)
-        try queue.write { db in
+        try await queue.write { db in
             try db.execute(sql: "UPDATE dlq_tallies SET count = count + 2 WHERE source = 'emails'")
             try db.execute(sql: "UPDATE dlq_groups SET count = count - 1 WHERE source = 'orders'")
             try db.execute(sql: "UPDATE dlq_letters SET status = 'zombie' WHERE id = ?", arguments: [letters[4].id])
@@ -191,7 +193,7 @@ struct SQLiteFileSafetyTests {
         try handle.write(contentsOf: Data(repeating: 0x5A, count: 300))
         try handle.close()
         let queue = try DatabaseQueue(path: path)
-        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = 1") }
+        try await queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = 1") }
         try queue.close()
 
         let check = try SQLiteStoreCheck.run(path: path)
@@ -210,7 +212,7 @@ struct SQLiteFileSafetyTests {
         let letter = DeadLetterFixtures.letter()
         try await store.append([letter])
         let queue = try DatabaseQueue(path: path)
-        try queue.write { db in
+        try await queue.write { db in
             try db.execute(sql: "UPDATE dlq_letters SET status = 'zombie' WHERE id = ?", arguments: [letter.id])
         }
         try queue.close()
@@ -246,7 +248,7 @@ struct SQLiteFileSafetyTests {
 
         // An older schema is not migrated read-only: it is refused, and the file is left as it was.
         let queue = try DatabaseQueue(path: path)
-        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = 1") }
+        try await queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = 1") }
         try queue.close()
         let old = #expect(throws: DeadLetterError.self) {
             try SQLiteDeadLetterStore(configuration: .init(path: path, readOnly: true))
@@ -254,7 +256,7 @@ struct SQLiteFileSafetyTests {
         #expect(old?.code == .incompatibleStore)
         #expect(old?.description.contains("schema version 1") == true, "\(String(describing: old))")
         #expect(old?.description.contains("read-only") == true)
-        let version = try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }
+        let version = try await DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }
         #expect(version == 1)
     }
 
