@@ -149,7 +149,10 @@ public struct SQLiteStoreCheck: Sendable {
                 """
             let keyList = keyColumns.joined(separator: ", ")
             let count =
-                try Int.fetchOne(db, sql: "\(differing) SELECT count(*) FROM (SELECT DISTINCT \(keyList) FROM differing)")
+                try Int.fetchOne(
+                    db,
+                    sql: "\(differing) SELECT count(*) FROM (SELECT DISTINCT \(keyList) FROM differing)"
+                )
                 ?? 0
             guard count > 0,
                 let example = try Row.fetchOne(

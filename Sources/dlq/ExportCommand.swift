@@ -52,7 +52,12 @@ struct ExportCommand: AsyncParsableCommand {
                 }
                 let (staged, descriptor) = try StagedFile.create(for: output)
                 do {
-                    let writer = JSONLinesWriter(fileDescriptor: descriptor, name: output, closeWhenDone: true, format: format)
+                    let writer = JSONLinesWriter(
+                        fileDescriptor: descriptor,
+                        name: output,
+                        closeWhenDone: true,
+                        format: format
+                    )
                     let count = try await Self.export(store, filter, limit, writer, total: total, sync: true)
                     try staged.publish()
                     return count

@@ -46,7 +46,9 @@ final class ImportInput: @unchecked Sendable {
             guard stat(argument, &info) == 0 else {
                 throw CLIError.store("\(argument): \(errno == ENOENT ? "no such file" : Self.errnoText())")
             }
-            if info.st_mode & S_IFMT == S_IFDIR { throw CLIError.store("\(argument): is a folder, not a JSON Lines file") }
+            if info.st_mode & S_IFMT == S_IFDIR {
+                throw CLIError.store("\(argument): is a folder, not a JSON Lines file")
+            }
             // A FIFO waits here for its writer, as reading a named pipe does.
             fd = open(argument, O_RDONLY | O_CLOEXEC)
         }

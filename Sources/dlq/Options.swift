@@ -205,7 +205,9 @@ extension StoreOptions {
             case S_IFDIR: throw CLIError.store("\(path): is a folder, not a store file")
             default:
                 // Refused before anything opens it: opening a FIFO would wait for a writer forever.
-                throw CLIError.store("\(path): is \(Self.kind(info.st_mode)), not a store file (a store is a regular file)")
+                throw CLIError.store(
+                    "\(path): is \(Self.kind(info.st_mode)), not a store file (a store is a regular file)"
+                )
             }
         } else if access == .existing || access == .read {
             throw CLIError.store(

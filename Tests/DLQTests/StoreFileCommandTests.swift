@@ -100,9 +100,13 @@ struct StoreFileCommandTests {
 
         let retry = try space.run(["export", "--output", "e.jsonl"], environment: ["DLQ_ENCRYPTION_KEY": key])
         #expect(retry.status == 0, "\(retry)")
-        let exported = try DeadLetterJSON.decode(String(decoding: try #require(space.contents("e.jsonl")), as: UTF8.self))
+        let exported = try DeadLetterJSON.decode(
+            String(decoding: try #require(space.contents("e.jsonl")), as: UTF8.self)
+        )
         #expect(exported.payload == Data("secret".utf8))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: space.folder).filter { $0.contains("partial") }.isEmpty)
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: space.folder).filter { $0.contains("partial") }.isEmpty
+        )
     }
 
     @Test("a purge that deletes nothing (the store stays locked) leaves the archive as it was")
@@ -173,7 +177,10 @@ struct StoreFileCommandTests {
         try ok(["groups"])
         #expect(try ok(["export"]).stdout == export)
         #expect(try ok(["check"]).output.contains("sound"))
-        let add = try space.run(["add", "--source", "a", "--reason", "b", "--error-message", "c"], timeout: .seconds(60))
+        let add = try space.run(
+            ["add", "--source", "a", "--reason", "b", "--error-message", "c"],
+            timeout: .seconds(60)
+        )
         expectOneLineError(add, status: 4, containing: "cannot be written")
         #expect(try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted() == before)
     }
