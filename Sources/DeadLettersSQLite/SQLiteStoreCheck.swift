@@ -83,9 +83,12 @@ public struct SQLiteStoreCheck: Sendable {
     /// SQLite's integrity check, one problem per line it reports.
     private static func integrity(_ db: Database) throws -> [String] {
         do {
-            let lines = try String.fetchAll(db, sql: "PRAGMA integrity_check(\(Self.listed))")
-            if lines == ["ok"] { return [] }
-            return lines.map { "SQLite's integrity check: \($0)" }
+            let rows = try String.fetchAll(db, sql: "PRAGMA integrity_check(\(Self.listed))")
+            if rows == ["ok"] { return [] }
+            // A row may hold several lines, under a "*** in database main ***" heading.
+            let lines = rows.flatMap { $0.split(whereSeparator: \.isNewline) }.map(String.init)
+                .filter { !$0.isEmpty && !$0.hasPrefix("*** in database") }
+            return (lines.isEmpty ? rows : lines).map { "SQLite's integrity check: \($0)" }
         } catch {
             return ["SQLite's integrity check failed: \(Self.describe(error))"]
         }
