@@ -11,7 +11,11 @@ import Logging
 ///   claimed letters (replays, retries) are coalesced the same way.
 /// - Files: a new file is created with mode 0600 and never in a missing folder. A file that is not a store
 ///   (garbage, an empty file, another application's database, a truncated file, a store of a newer schema)
-///   is reported as `notAStore` / `incompatibleStore` naming the path, and never written to.
+///   is reported as `notAStore` / `incompatibleStore` naming the path, and never written to; so is anything
+///   at the path that is not a regular file (a FIFO, a device), without opening it. A file deleted or replaced
+///   while the store is open is neither read nor written any more (`storeUnavailable`), and once SQLite
+///   reports the file damaged nothing more is committed to it (see ``SQLiteStoreCheck`` for a full check).
+///   ``Configuration/readOnly`` opens a file for reading only.
 /// - Claims take leases in `BEGIN IMMEDIATE` transactions, so several stores or processes on one file never
 ///   claim the same letter at once.
 /// - Memory: queries stream from indexes; counts, usage and the summary of the whole store read running
