@@ -185,6 +185,30 @@ struct StoreFileCommandTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted() == before)
     }
 
+    @Test(
+        "as another user, a store file of mode 0644 in a folder of mode 0755 is read, and nothing is created",
+        .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"))
+    )
+    func storeOfAnotherUser() throws {
+        let space = try Workspace()
+        defer { space.remove() }
+        let export = try self.populate(space)
+        #expect(chmod(space.store, 0o644) == 0 && chmod(space.folder, 0o755) == 0)
+        let before = try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted()
+        let nobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        let stats = try space.run(["stats", "--json"], timeout: .seconds(60), wrapper: nobody)
+        #expect(stats.status == 0 && stats.output.contains(#""total":3"#), "\(stats)")
+        let exported = try space.run(["export"], timeout: .seconds(60), wrapper: nobody)
+        #expect(exported.status == 0 && exported.stdout == export, "\(exported)")
+        let add = try space.run(
+            ["add", "--source", "a", "--reason", "b", "--error-message", "c"],
+            timeout: .seconds(60),
+            wrapper: nobody
+        )
+        expectOneLineError(add, status: 4, containing: "cannot be written")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted() == before)
+    }
+
     @Test("a damaged store: writes stop with an error naming dlq check; dlq check lists what is wrong (exit 4)")
     func damagedStore() throws {
         let space = try Workspace()
@@ -237,12 +261,13 @@ struct StoreFileCommandTests {
 }
 
 extension Workspace {
-    /// Runs `dlq ARGUMENTS` and kills it at `timeout` (a hang then fails the test instead of blocking it).
-    func run(_ arguments: [String], timeout: Duration) throws -> DLQRun {
+    /// Runs `dlq ARGUMENTS` (through `wrapper`, a command and its arguments, if given) and kills it at
+    /// `timeout` (a hang then fails the test instead of blocking it).
+    func run(_ arguments: [String], timeout: Duration, wrapper: [String] = []) throws -> DLQRun {
         let executable = try #require(DLQBinary.path, "the dlq executable was not found; run swift build first")
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: wrapper.first ?? executable)
+        process.arguments = wrapper.isEmpty ? arguments : Array(wrapper.dropFirst()) + [executable] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: self.folder)
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "DLQ_STORE")
