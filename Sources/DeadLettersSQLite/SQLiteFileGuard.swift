@@ -46,6 +46,9 @@ final class SQLiteFileGuard: TransactionObserver, @unchecked Sendable {
     private static let openFiles = SQLiteLock<[FileID: Int]>([:])
 
     let path: String
+    /// `path` made absolute when the store opened, as SQLite does, so that a later change of the working
+    /// folder does not look like a replaced file.
+    private let absolutePath: String
     private let identity: FileID
     private let damage = SQLiteLock<DeadLetterError?>(nil)
     private let released = SQLiteLock(false)
@@ -55,8 +58,17 @@ final class SQLiteFileGuard: TransactionObserver, @unchecked Sendable {
     /// - Throws: `storeUnavailable` when the path names no file.
     init(path: String) throws {
         self.path = path
+        var absolutePath = path
+        if !path.hasPrefix("/") {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            if getcwd(&buffer, buffer.count) != nil {
+                let folder = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+                absolutePath = String(decoding: folder, as: UTF8.self) + "/" + path
+            }
+        }
+        self.absolutePath = absolutePath
         var info = stat()
-        guard stat(path, &info) == 0 else {
+        guard stat(absolutePath, &info) == 0 else {
             throw DeadLetterError(
                 code: .storeUnavailable,
                 message: "the store file disappeared while it was being opened (\(SQLiteStoreFile.errnoText()))",
@@ -96,7 +108,7 @@ final class SQLiteFileGuard: TransactionObserver, @unchecked Sendable {
     /// Throws `storeUnavailable` when the path no longer names the file the store opened.
     func checkFile() throws {
         var info = stat()
-        let found = stat(self.path, &info) == 0
+        let found = stat(self.absolutePath, &info) == 0
         if found, FileID(info) == self.identity { return }
         let what = found ? "replaced by another file" : "deleted"
         throw DeadLetterError(
