@@ -54,6 +54,16 @@ public struct PayloadEncryption: Sendable {
         /// - Throws: ``DeadLetterError`` `invalidConfiguration`.
         public init(base64 text: String, name: String = "payloadEncryption") throws {
             let trimmed = text.utf8.drop(while: Self.isSpace).reversed().drop(while: Self.isSpace).reversed()
+            guard !trimmed.isEmpty else {
+                throw DeadLetterError(
+                    code: .invalidConfiguration,
+                    message: text.isEmpty
+                        ? "is empty: a key is 32 bytes in base64 (make one with: head -c 32 /dev/urandom | base64)"
+                        : "holds only blanks: a key is 32 bytes in base64 (make one with: head -c 32 /dev/urandom "
+                            + "| base64); to use no key, leave the setting empty or unset",
+                    field: name
+                )
+            }
             guard let bytes = Data(base64Encoded: String(decoding: trimmed, as: UTF8.self)) else {
                 throw DeadLetterError(
                     code: .invalidConfiguration,

@@ -44,12 +44,13 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
             switch error.code {
             case .notFound: answer = .notFound(error.message)
             case .invalidFilter, .invalidFormat: answer = .badRequest(error.message)
-            case .storeUnavailable:
+            case .storeUnavailable, .notAStore:
+                // The reason (a replaced or damaged store file, a refused login), without the file's path.
                 context.logger.info("store unavailable", metadata: ["dlq.error": "\(error)"])
                 answer = DeadLetterAdminError(
                     status: .serviceUnavailable,
                     code: "storeUnavailable",
-                    message: "the store cannot be reached"
+                    message: "the store cannot be used: \(error.message)"
                 )
             case .encryption:
                 context.logger.error("payload cannot be decrypted", metadata: ["dlq.error": "\(error)"])

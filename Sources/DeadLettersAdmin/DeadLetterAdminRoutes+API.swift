@@ -147,10 +147,12 @@ extension DeadLetterAdminRoutes {
             _ = try await self.queue.letters(limit: 1, includingPayloads: false)
             return Self.json(Array(#"{"status":"ok"}"#.utf8) + [UInt8(ascii: "\n")])
         } catch {
-            return Self.json(
-                Array(#"{"status":"unavailable"}"#.utf8) + [UInt8(ascii: "\n")],
-                status: .serviceUnavailable
-            )
+            // /healthz needs no token: the reason is given only when no route needs one either.
+            var body = #"{"status":"unavailable""#
+            if self.configuration.token == nil, let error = error as? DeadLetterError {
+                body += #","reason":"# + JSONText.string(error.message)
+            }
+            return Self.json(Array((body + "}\n").utf8), status: .serviceUnavailable)
         }
     }
 

@@ -5,6 +5,14 @@ import NIOCore
 public import Prometheus
 public import ServiceLifecycle
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A ready admin server: the ``DeadLetterAdminRoutes`` of a queue in a Hummingbird application, as a `Service`.
 ///
 /// `dlq serve` runs it in a `ServiceGroup` that shuts it down gracefully on SIGINT and SIGTERM; the server itself
@@ -129,8 +137,43 @@ public struct DeadLetterAdminServer: Service {
     }
 
     /// Serves until graceful shutdown.
+    /// - Throws: ``DeadLetters/DeadLetterError`` `invalidConfiguration` with field `port` (the port is in use, or
+    ///   needs privileges) or `host` (the address is not this machine's) when the server cannot listen.
     public func run() async throws {
-        try await self.makeApplication().run()
+        do {
+            try await self.makeApplication().run()
+        } catch let error as IOError {
+            throw self.listenError(error) ?? error
+        }
+    }
+
+    /// Says why the server cannot listen, naming the address, instead of the system call's name.
+    func listenError(_ error: IOError) -> DeadLetterError? {
+        let host = self.configuration.host
+        let address = (host.contains(":") ? "[\(host)]" : host) + ":\(self.configuration.port)"
+        switch error.errnoCode {
+        case EADDRINUSE:
+            return DeadLetterError(
+                code: .invalidConfiguration,
+                message: "cannot listen on \(address): the port \(self.configuration.port) is already in use by "
+                    + "another program",
+                field: "port"
+            )
+        case EACCES:
+            return DeadLetterError(
+                code: .invalidConfiguration,
+                message: "cannot listen on \(address): permission denied (ports below 1024 need privileges)",
+                field: "port"
+            )
+        case EADDRNOTAVAIL:
+            return DeadLetterError(
+                code: .invalidConfiguration,
+                message: "cannot listen on \(address): the address is not one of this machine's",
+                field: "host"
+            )
+        default:
+            return nil
+        }
     }
 }
 

@@ -23,17 +23,30 @@ extension SQLiteDeadLetterStore {
 
     /// Runs `body` on the writing connection, outside of any transaction.
     func writeWithoutTransaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        let path = self.configuration.path
-        return try await withCheckedThrowingContinuation { continuation in
+        try await withCheckedThrowingContinuation { continuation in
             self.pool.asyncWriteWithoutTransaction { db in
                 do {
-                    try self.restoreFullSyncIfNeeded(db)
+                    try self.prepareToWrite(db)
                     continuation.resume(returning: try body(db))
                 } catch {
-                    continuation.resume(throwing: Self.storeError(error, path: path))
+                    continuation.resume(throwing: self.failure(error))
                 }
             }
         }
+    }
+
+    /// Throws unless the store may write: it was opened read-only, or its file was damaged, deleted or
+    /// replaced (``SQLiteFileGuard``); then puts the writer back at full sync if needed.
+    func prepareToWrite(_ db: Database) throws {
+        if self.configuration.readOnly {
+            throw DeadLetterError(
+                code: .unsupported,
+                message: "the store was opened read-only; nothing can be written to it",
+                file: self.configuration.path
+            )
+        }
+        try self.fileGuard.checkWritable()
+        try self.restoreFullSyncIfNeeded(db)
     }
 
     /// Puts the writer back at full sync if a claim could not (``syncRelaxed``); throws, so that the write
@@ -47,10 +60,31 @@ extension SQLiteDeadLetterStore {
     /// Runs `body` on a reading connection, in a snapshot of the last commit.
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
+            try self.fileGuard.checkFile()
             return try await self.pool.read(body)
         } catch {
-            throw Self.storeError(error, path: self.configuration.path)
+            throw self.failure(error)
         }
+    }
+
+    /// ``storeError(_:path:)``, remembering damage SQLite reported (so that nothing more is written), and
+    /// naming the file in a damaged row's error.
+    func failure(_ error: any Error) -> any Error {
+        let path = self.configuration.path
+        if let error = error as? DatabaseError, Self.isDamage(error) {
+            return self.fileGuard.noteDamage(error.message ?? "\(error.resultCode)")
+        }
+        let translated = Self.storeError(error, path: path)
+        if var failure = translated as? DeadLetterError, failure.code == .invalidFormat, failure.file == nil {
+            failure.file = path
+            return failure
+        }
+        return translated
+    }
+
+    /// Whether SQLite reported the file damaged.
+    static func isDamage(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
     }
 
     /// A ``DeadLetterError`` naming the path for an error of SQLite or GRDB; other errors pass unchanged.
@@ -60,11 +94,7 @@ extension SQLiteDeadLetterStore {
         let detail = error.message ?? "\(error.resultCode)"
         switch error.resultCode {
         case .SQLITE_NOTADB, .SQLITE_CORRUPT:
-            return DeadLetterError(
-                code: .notAStore,
-                message: "the file is damaged or not a dead-letter store (SQLite: \(detail))",
-                file: path
-            )
+            return SQLiteFileGuard.damageError(detail, path: path)
         case .SQLITE_BUSY, .SQLITE_LOCKED:
             return DeadLetterError(
                 code: .storeUnavailable,

@@ -98,7 +98,7 @@ extension SQLiteDeadLetterStore {
         let path = self.configuration.path
         let outcomes: [Result<DeadLetterAppendResult, any Error>]
         do {
-            try self.restoreFullSyncIfNeeded(db)
+            try self.prepareToWrite(db)
             // Usually every caller's letters go in: insert them all without savepoints (a savepoint costs a
             // statement journal of every page it changes). If one caller fails, the whole transaction is rolled
             // back and redone with a savepoint per caller, so that the others are still committed.
@@ -108,7 +108,7 @@ extension SQLiteDeadLetterStore {
                 outcomes = try Self.commitSeparately(batch, db, path: path)
             }
         } catch {
-            let error = Self.storeError(error, path: path)
+            let error = self.failure(error)
             for request in batch { request.continuation.resume(throwing: error) }
             return
         }

@@ -18,6 +18,12 @@ extension SQLiteDeadLetterStore {
         public var maximumReaderCount: Int
         /// Where the store logs what it does (opening, migrations). Default: a logger that drops everything.
         public var logger: Logger
+        /// Whether the store only reads: the file is opened read-only, never created nor migrated (a store of
+        /// an older schema is refused with `incompatibleStore`), and every write throws `unsupported`. When this
+        /// process can write neither the file nor its folder (a read-only copy, an immutable file, a read-only
+        /// file system), the file is opened with SQLite's `immutable` parameter, so that nothing is created
+        /// beside it; changes another process makes meanwhile are then not seen. Default `false`.
+        public var readOnly: Bool
 
         /// Creates a configuration; every parameter has the default stated on its property.
         public init(
@@ -26,7 +32,8 @@ extension SQLiteDeadLetterStore {
             busyTimeout: Duration = .seconds(5),
             createIfMissing: Bool = true,
             maximumReaderCount: Int = 4,
-            logger: Logger = Logger(label: "dead-letters.sqlite", factory: { _ in SwiftLogNoOpLogHandler() })
+            logger: Logger = Logger(label: "dead-letters.sqlite", factory: { _ in SwiftLogNoOpLogHandler() }),
+            readOnly: Bool = false
         ) {
             self.path = path
             self.durability = durability
@@ -34,6 +41,7 @@ extension SQLiteDeadLetterStore {
             self.createIfMissing = createIfMissing
             self.maximumReaderCount = maximumReaderCount
             self.logger = logger
+            self.readOnly = readOnly
         }
     }
 

@@ -86,7 +86,11 @@ enum SQLiteRows {
     static func decode(_ row: Row) throws -> DeadLetter {
         let statusName = try row.decode(String.self, atIndex: 10)
         guard let status = DeadLetterStatus(rawValue: statusName) else {
-            throw DeadLetterError(code: .invalidFormat, message: "unknown status '\(statusName)' in the store")
+            throw DeadLetterError(
+                code: .invalidFormat,
+                message: "unknown status '\(statusName)' in the store",
+                id: try? row.decode(String.self, atIndex: 0)
+            )
         }
         let nextAttemptAt = try row.decode(Int64?.self, atIndex: 8)
         let expiresAt = try row.decode(Int64?.self, atIndex: 9)

@@ -11,7 +11,11 @@ import Logging
 ///   claimed letters (replays, retries) are coalesced the same way.
 /// - Files: a new file is created with mode 0600 and never in a missing folder. A file that is not a store
 ///   (garbage, an empty file, another application's database, a truncated file, a store of a newer schema)
-///   is reported as `notAStore` / `incompatibleStore` naming the path, and never written to.
+///   is reported as `notAStore` / `incompatibleStore` naming the path, and never written to; so is anything
+///   at the path that is not a regular file (a FIFO, a device), without opening it. A file deleted or replaced
+///   while the store is open is neither read nor written any more (`storeUnavailable`), and once SQLite
+///   reports the file damaged nothing more is committed to it (see ``SQLiteStoreCheck`` for a full check).
+///   ``Configuration/readOnly`` opens a file for reading only.
 /// - Claims take leases in `BEGIN IMMEDIATE` transactions, so several stores or processes on one file never
 ///   claim the same letter at once.
 /// - Memory: queries stream from indexes; counts, usage and the summary of the whole store read running
@@ -20,6 +24,8 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
     /// The configuration the store was opened with.
     public let configuration: Configuration
     let pool: DatabasePool
+    /// Refuses reads and commits once the file was deleted or replaced, and commits once it was damaged.
+    let fileGuard: SQLiteFileGuard
     let appends = SQLiteLock(AppendQueue())
     let completions = SQLiteLock(OutcomeQueue())
     /// Set when a claim could not put the writer back at full sync after its relaxed commit; the next write
@@ -49,7 +55,15 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
             )
         }
         var created = false
-        if try SQLiteStoreFile.inspect(path: path) == .missing {
+        let found = try SQLiteStoreFile.inspect(path: path)
+        if found == .missing, configuration.readOnly {
+            throw DeadLetterError(
+                code: .storeUnavailable,
+                message: "no store file exists (a store opened read-only is never created)",
+                file: path
+            )
+        }
+        if found == .missing {
             guard configuration.createIfMissing else {
                 throw DeadLetterError(
                     code: .storeUnavailable,
@@ -63,18 +77,44 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
             // Another process may have created it meanwhile: look again.
             _ = try SQLiteStoreFile.inspect(path: path)
         }
+        var grdb = Self.grdbConfiguration(configuration)
+        var location = path
+        if configuration.readOnly {
+            switch try SQLiteStoreFile.readOnlyOpening(path: path) {
+            case .queryOnly: break
+            case .shared: grdb.readonly = true
+            case .immutable:
+                grdb.readonly = true
+                location = SQLiteStoreFile.immutableURI(path)
+            }
+        } else {
+            try SQLiteStoreFile.requireWritable(path: path)
+        }
+        let fileGuard = try SQLiteFileGuard(path: path)
+        self.fileGuard = fileGuard
         do {
-            self.pool = try DatabasePool(path: path, configuration: Self.grdbConfiguration(configuration))
+            self.pool = try DatabasePool(path: location, configuration: grdb)
         } catch {
+            fileGuard.release()
             throw Self.storeError(error, path: path)
         }
         do {
-            let migrated = try self.pool.writeWithoutTransaction { db in
-                try Self.prepareWriter(db, configuration: configuration)
+            let migrated = try self.pool.writeWithoutTransaction { db -> Int? in
+                if configuration.readOnly {
+                    // The writing connection of a pool opened read-write (readers are read-only) changes nothing.
+                    try db.execute(sql: "PRAGMA query_only = 1")
+                    try Self.checkReadOnly(db, path: path)
+                    return nil
+                } else {
+                    let migrated = try Self.prepareWriter(db, configuration: configuration)
+                    db.add(transactionObserver: fileGuard, extent: .databaseLifetime)
+                    return migrated
+                }
             }
             self.previousSchemaVersion = created ? 0 : migrated
         } catch {
             try? self.pool.close()
+            fileGuard.release()
             throw Self.storeError(error, path: path)
         }
         logger.debug(
@@ -89,8 +129,24 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
     }
 
     /// Closes the file. Later calls throw `storeUnavailable`.
+    ///
+    /// The write-ahead log is first copied into the file and truncated (`PRAGMA wal_checkpoint(TRUNCATE)`), so
+    /// that a closed store is one file (a copy of it alone holds every letter) and leaves no large `-wal`
+    /// behind; then the reading connections close before the writing one, so that, when no other process has
+    /// the file open, SQLite removes the `-wal` and `-shm` files as the last connection closes. When another
+    /// process is reading or writing the file at that moment, the checkpoint waits at most 200 ms and is
+    /// otherwise left to whichever connection closes last.
     public func close() throws {
+        if !self.configuration.readOnly, !self.fileGuard.isDamaged, (try? self.fileGuard.checkFile()) != nil {
+            try? self.pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA busy_timeout = 200")
+                try db.checkpoint(.truncate)
+            }
+        }
+        // GRDB closes the writer first: read-only connections closing last could not remove the log.
+        self.pool.releaseMemory()
         do { try self.pool.close() } catch { throw Self.storeError(error, path: self.configuration.path) }
+        self.fileGuard.release()
     }
 
     /// The value of `PRAGMA synchronous` on the connection that writes: 2 (`FULL`) when durable, 1 (`NORMAL`)
@@ -141,6 +197,29 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
             throw Self.storeError(error, path: path)
         }
         _ = try SQLiteStoreFile.publish(temporary, at: path)
+    }
+
+    /// Checks a store opened read-only: a store of this code's schema version; an older one is refused, since
+    /// it cannot be migrated without writing.
+    private static func checkReadOnly(_ db: Database, path: String) throws {
+        guard try Int32.fetchOne(db, sql: "PRAGMA application_id") == SQLiteStoreFile.applicationID else {
+            throw DeadLetterError(
+                code: .notAStore,
+                message: "the file is a SQLite database of another application, not a dead-letter store",
+                file: path
+            )
+        }
+        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        if version > SQLiteSchema.version { throw SQLiteSchema.newerError(version, path: path) }
+        if version < SQLiteSchema.version {
+            throw DeadLetterError(
+                code: .incompatibleStore,
+                message: "the store has schema version \(version), older than version \(SQLiteSchema.version) that "
+                    + "this version reads, and a store opened read-only is never migrated; open it once with "
+                    + "write access (dlq migrate) to upgrade it",
+                file: path
+            )
+        }
     }
 
     /// Sets and verifies the durability of the writing connection, checks that the file is a store, and

@@ -20,7 +20,7 @@ enum SQLiteStoreFile {
     /// What is at the path.
     enum State: Equatable {
         case missing
-        case store(userVersion: Int)
+        case store
     }
 
     /// Looks at the file at `path`, throwing when it exists and is not a store this code can open.
@@ -37,7 +37,19 @@ enum SQLiteStoreFile {
         guard folderInfo.st_mode & S_IFMT == S_IFDIR else {
             throw DeadLetterError(code: .storeUnavailable, message: "'\(folder)' is not a folder", file: path)
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Look before opening: opening a FIFO waits for a writer, a device may do anything.
+        var pathInfo = stat()
+        if stat(path, &pathInfo) == 0 {
+            try self.requireRegularFile(pathInfo.st_mode, path: path, what: "the store")
+            // Opening and closing it here would drop the locks SQLite holds on it (see SQLiteFileGuard); a
+            // store of this process has it open, so it was checked when that store opened it.
+            if SQLiteFileGuard.isOpenInProcess(pathInfo) { return .store }
+        }
+        for suffix in ["-wal", "-shm"] where stat(path + suffix, &pathInfo) == 0 {
+            try self.requireRegularFile(pathInfo.st_mode, path: path, what: "its '\(suffix)' file")
+        }
+        // O_NONBLOCK: should a FIFO appear at the path after the look, opening it still returns at once.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {
             if errno == ENOENT { return .missing }
             throw DeadLetterError(
@@ -51,9 +63,7 @@ enum SQLiteStoreFile {
         guard fstat(fd, &info) == 0 else {
             throw DeadLetterError(code: .io, message: "cannot inspect the file: \(self.errnoText())", file: path)
         }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            throw DeadLetterError(code: .notAStore, message: "not a regular file", file: path)
-        }
+        try self.requireRegularFile(info.st_mode, path: path, what: "the store")
         let size = Int(info.st_size)
         if size == 0 {
             throw DeadLetterError(
@@ -101,7 +111,33 @@ enum SQLiteStoreFile {
                 file: path
             )
         }
-        return .store(userVersion: userVersion)
+        return .store
+    }
+
+    /// Throws `notAStore` unless `mode` is a regular file's: a FIFO, a device, a socket or a folder is refused
+    /// at once, before anything opens it.
+    static func requireRegularFile(_ mode: mode_t, path: String, what: String) throws {
+        guard mode & S_IFMT != S_IFREG else { return }
+        throw DeadLetterError(
+            code: .notAStore,
+            message: "\(what) is \(self.kind(mode)), not a regular file; a store is one regular file "
+                + "(it was left untouched)",
+            file: path
+        )
+    }
+
+    /// What a file of `mode` is, for people: "a FIFO (named pipe)", "a folder", …
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFREG: "a regular file"
+        case S_IFDIR: "a folder"
+        case S_IFIFO: "a FIFO (named pipe)"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFSOCK: "a socket"
+        case S_IFLNK: "a symbolic link"
+        default: "of an unknown kind"
+        }
     }
 
     /// Creates an empty file with mode 0600 at a fresh temporary path next to `path`, for a new store to be

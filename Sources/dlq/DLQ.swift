@@ -19,7 +19,9 @@ struct DLQ: AsyncParsableCommand {
         discussion: """
             Every command works on one store: --store PATH|URL (before or after the command), else the \
             DLQ_STORE environment variable, else dead-letters.sqlite in the working directory. A SQLite \
-            file's folder must exist; postgres://user:pass@host:port/db selects PostgreSQL.
+            file's folder must exist; postgres://user:pass@host:port/db selects PostgreSQL. Commands that only \
+            read (list, show, stats, groups, export, check) open a SQLite store read-only, so a read-only copy \
+            can be inspected; 'dlq check' reads a whole store file and says what is damaged.
 
             Filters, shared by the commands that select letters: --source, --reason, --error-type, \
             --fingerprint, --status, --since, --until (ISO 8601, a date, or an age like 30m, 2h, 7d), \
@@ -50,13 +52,16 @@ struct DLQ: AsyncParsableCommand {
               dlq purge --status dead --until 30d --yes
               dlq export --source orders --output orders.jsonl
               dlq import orders.jsonl
+              dlq export --store old.sqlite | dlq import --store new.sqlite -
+              dlq check --store /var/lib/orders/dead-letters.sqlite
               dlq serve --port 8080
               dlq migrate --store postgres://dlq:secret@db:5432/dlq
 
             Exit status: 0 success; 1 a replay left failures, or a purge was declined; 2 usage error (bad \
-            flag or value); 3 a letter id was not found; 4 a store or file problem (missing folder, not a \
-            store, malformed import file, store unreachable, a payload that cannot be decrypted); 5 another error; 130 interrupted. Errors are \
-            one line on standard error: "dlq: error: …".
+            flag or value, a port in use); 3 a letter id was not found; 4 a store or file problem (missing \
+            folder, not a store, not a regular file, a damaged store, a store that cannot be written, \
+            malformed import file, store unreachable, a payload that cannot be decrypted); 5 another error; \
+            130 interrupted. Errors are one line on standard error: "dlq: error: …".
 
             Start with: dlq demo
             Shell completion: dlq --generate-completion-script bash|zsh|fish
@@ -65,8 +70,8 @@ struct DLQ: AsyncParsableCommand {
         subcommands: [
             AddCommand.self, ListCommand.self, ShowCommand.self, StatsCommand.self, GroupsCommand.self,
             RedriveCommand.self, ReplayCommand.self, ParkCommand.self, EditCommand.self, DeleteCommand.self,
-            PurgeCommand.self, ExportCommand.self,
-            ImportCommand.self, ServeCommand.self, DemoCommand.self, MigrateCommand.self,
+            PurgeCommand.self, ExportCommand.self, ImportCommand.self, CheckCommand.self, ServeCommand.self,
+            DemoCommand.self, MigrateCommand.self,
         ]
     )
 

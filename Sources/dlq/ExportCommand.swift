@@ -9,8 +9,9 @@ struct ExportCommand: AsyncParsableCommand {
         abstract: "Export letters in the stored format: JSON Lines (default) or a JSON array.",
         discussion: """
             Writes to standard output, or to --output FILE (created with mode 0600; an existing file is never \
-            overwritten). Letters are read page by page, so memory stays flat. 'dlq import' reads the JSON \
-            Lines back.
+            overwritten). FILE is written under a hidden temporary name in its folder and appears only once the \
+            export is complete, so a failed or interrupted export leaves nothing behind. Letters are read page \
+            by page, so memory stays flat; the store is opened read-only. 'dlq import' reads the JSON Lines back.
 
             Examples:
               dlq export --output orders.jsonl --source orders
@@ -42,35 +43,60 @@ struct ExportCommand: AsyncParsableCommand {
         let format: JSONLinesWriter.Format = self.format == .json ? .jsonArray : .jsonLines
         let output = self.output
         if let output { try Self.checkFolder(of: output) }
-        let count = try await self.storeOptions.withStore { store in
+        let count = try await self.storeOptions.withStore(.read) { store in
             try await Interrupts.cancellingOnInterrupt {
                 let total = try await store.count(filter)
-                let writer: JSONLinesWriter
-                if let output {
-                    writer = try JSONLinesWriter(path: output, format: format)
-                } else {
-                    writer = JSONLinesWriter.standardOutput(format: format)
+                guard let output else {
+                    let writer = JSONLinesWriter.standardOutput(format: format)
+                    return try await Self.export(store, filter, limit, writer, total: total, sync: false)
                 }
-                let bar = ProgressBar("exporting", total: limit.map { min($0, total) } ?? total)
-                defer { bar.finish() }
-                var cursor: String?
-                repeat {
-                    try Task.checkCancellation()
-                    let want = min(1000, (limit ?? Int.max) - writer.count)
-                    guard want > 0 else { break }
-                    let page = try await store.page(filter, after: cursor, limit: want)
-                    try writer.write(contentsOf: page.letters)
-                    bar.update(writer.count)
-                    cursor = page.nextCursor
-                } while cursor != nil
-                if output != nil { try writer.sync() }
-                try writer.close()
-                return writer.count
+                let (staged, descriptor) = try StagedFile.create(for: output)
+                do {
+                    let writer = JSONLinesWriter(
+                        fileDescriptor: descriptor,
+                        name: output,
+                        closeWhenDone: true,
+                        format: format
+                    )
+                    let count = try await Self.export(store, filter, limit, writer, total: total, sync: true)
+                    try staged.publish()
+                    return count
+                } catch {
+                    staged.discard()
+                    throw error
+                }
             }
         }
         if let output {
             Terminal.err("exported \(Human.count(count, "letter")) to \(output)\n")
         }
+    }
+
+    /// Writes the letters `filter` selects, page by page, syncs them to disk when asked, and closes the writer.
+    private static func export(
+        _ store: any DeadLetterStore,
+        _ filter: DeadLetterFilter,
+        _ limit: Int?,
+        _ writer: JSONLinesWriter,
+        total: Int,
+        sync: Bool
+    ) async throws -> Int {
+        defer { try? writer.close() }
+        let bar = ProgressBar("exporting", total: limit.map { min($0, total) } ?? total)
+        defer { bar.finish() }
+        var cursor: String?
+        repeat {
+            try Task.checkCancellation()
+            let want = min(1000, (limit ?? Int.max) - writer.count)
+            guard want > 0 else { break }
+            let page = try await store.page(filter, after: cursor, limit: want)
+            try writer.write(contentsOf: page.letters)
+            bar.update(writer.count)
+            cursor = page.nextCursor
+        } while cursor != nil
+        if sync { try writer.sync() }
+        try writer.close()
+        return writer.count
     }
 
     static func checkFolder(of path: String) throws {

@@ -29,7 +29,7 @@ struct GroupsCommand: AsyncParsableCommand {
     func run() async throws {
         let filter = self.filters.filter()
         let limit = self.filters.limit ?? 100
-        let groups = try await self.storeOptions.withStore { store in
+        let groups = try await self.storeOptions.withStore(.read) { store in
             try await store.groups(filter, limit: limit)
         }
         if self.json {

@@ -25,7 +25,7 @@ struct ListCommand: AsyncParsableCommand {
         let filter = self.filters.filter()
         let limit = self.filters.limit
         let json = self.json
-        try await self.storeOptions.withStore { store in
+        try await self.storeOptions.withStore(.read) { store in
             if json {
                 try await Self.writeJSON(store: store, filter: filter, limit: limit)
             } else {

@@ -95,7 +95,10 @@ enum StoreLocation: CustomStringConvertible {
 
 /// Whether a command may create the store when it is missing.
 enum StoreAccess {
-    /// The store must exist (reading, changing letters).
+    /// The store must exist and is only read: a SQLite file is opened read-only (never created nor
+    /// migrated), so a read-only copy, file or folder can be inspected and exported.
+    case read
+    /// The store must exist (changing letters).
     case existing
     /// A missing SQLite file is created (a new, empty store); the folder must still exist.
     case create
@@ -179,22 +182,50 @@ extension StoreOptions {
     }
 
     static func openSQLite(path: String, access: StoreAccess) throws -> SQLiteDeadLetterStore {
+        try Self.checkStorePath(path, access: access)
+        var configuration = SQLiteDeadLetterStore.Configuration(
+            path: path,
+            createIfMissing: access == .create || access == .migrate
+        )
+        configuration.readOnly = access == .read
+        return try SQLiteDeadLetterStore(configuration: configuration)
+    }
+
+    /// Refuses, before anything opens it, a store path whose folder is missing, that is not a regular file,
+    /// or (unless `access` creates stores) that does not exist.
+    static func checkStorePath(_ path: String, access: StoreAccess) throws {
         let folder = Self.folder(of: path)
         var info = stat()
         guard stat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
             throw CLIError.store("\(path): the folder '\(folder)' does not exist (dlq never creates folders)")
         }
         if stat(path, &info) == 0 {
-            if (info.st_mode & S_IFMT) == S_IFDIR {
-                throw CLIError.store("\(path): is a folder, not a store file")
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: break
+            case S_IFDIR: throw CLIError.store("\(path): is a folder, not a store file")
+            default:
+                // Refused before anything opens it: opening a FIFO would wait for a writer forever.
+                throw CLIError.store(
+                    "\(path): is \(Self.kind(info.st_mode)), not a store file (a store is a regular file)"
+                )
             }
-        } else if access == .existing {
+        } else if access == .existing || access == .read {
             throw CLIError.store(
                 "\(path): no store here (dlq add, import, demo or migrate create one; or set --store / DLQ_STORE)"
             )
         }
-        let configuration = SQLiteDeadLetterStore.Configuration(path: path, createIfMissing: access != .existing)
-        return try SQLiteDeadLetterStore(configuration: configuration)
+    }
+
+    /// What a file of `mode` is, for people: "a FIFO (named pipe)", "a character device", …
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: "a FIFO (named pipe)"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFSOCK: "a socket"
+        case S_IFDIR: "a folder"
+        default: "not a regular file"
+        }
     }
 
     static func folder(of path: String) -> String {

@@ -11,7 +11,8 @@ struct PurgeCommand: AsyncParsableCommand {
             Needs a selector: a filter, --expired (letters past their expiry) or --all; with none it refuses \
             (exit 2). On a terminal it shows the count and asks; declining exits 1 with nothing changed. \
             Anywhere else --yes is required. --archive FILE appends the letters to FILE as JSON Lines (synced \
-            to disk) before they are deleted; 'dlq import FILE' restores them.
+            to disk) before they are deleted; 'dlq import FILE' restores them. A new FILE appears only with \
+            its first letters in it, and a purge that fails before deleting anything leaves FILE as it was.
 
             Examples:
               dlq purge --source orders --until 30d --archive orders-archive.jsonl
@@ -83,16 +84,28 @@ struct PurgeCommand: AsyncParsableCommand {
                     throw SilentExit(status: ExitStatus.incomplete)
                 }
             }
-            return try await Interrupts.cancellingOnInterrupt {
-                let bar = ProgressBar("purging", total: matched)
-                defer { bar.finish() }
-                return try await queue.purge(
-                    filter,
-                    limit: limit,
-                    archive: archivePath.map { JSONLinesArchive(path: $0) },
-                    actor: CommandActor.current,
-                    progress: { bar.update($0) }
-                )
+            let archive = archivePath.map { StagedArchive(path: $0) }
+            let removedSoFar = SharedBox(0)
+            do {
+                return try await Interrupts.cancellingOnInterrupt {
+                    let bar = ProgressBar("purging", total: matched)
+                    defer { bar.finish() }
+                    return try await queue.purge(
+                        filter,
+                        limit: limit,
+                        archive: archive,
+                        actor: CommandActor.current,
+                        progress: { removed in
+                            removedSoFar.withLock { $0 = removed }
+                            bar.update(removed)
+                        }
+                    )
+                }
+            } catch {
+                // Nothing deleted: every archived letter is still in the store, so the archive goes back to how
+                // it was, and the purge can simply be run again.
+                if removedSoFar.withLock({ $0 }) == 0 { archive?.rollBack() }
+                throw error
             }
         }
         if dryRun {

@@ -105,7 +105,15 @@ struct ServeCommand: AsyncParsableCommand {
                     logger: serverLogger
                 )
             )
-            try await group.run()
+            do {
+                try await group.run()
+            } catch let error as DeadLetterError where error.field == "port" || error.field == "host" {
+                let hint =
+                    error.field == "port"
+                    ? "choose another with --port, or --port 0 for a free one"
+                    : "choose an address of this machine with --host"
+                throw CLIError.usage("\(error.message); \(hint)")
+            }
         }
     }
 }

@@ -33,7 +33,7 @@ struct ShowCommand: AsyncParsableCommand {
     func run() async throws {
         let id = self.id
         let people = !self.json && !self.raw
-        let found = try await self.storeOptions.withStore(.existing) { store -> DeadLetter? in
+        let found = try await self.storeOptions.withStore(.read) { store -> DeadLetter? in
             do {
                 return try await store.letter(id: id)
             } catch let error as DeadLetterError where error.code == .encryption && people {

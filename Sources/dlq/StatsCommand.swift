@@ -26,7 +26,7 @@ struct StatsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let filter = self.filters.filter()
-        let summary = try await self.storeOptions.withStore { store in
+        let summary = try await self.storeOptions.withStore(.read) { store in
             try await store.summary(filter, now: Date())
         }
         if self.json {

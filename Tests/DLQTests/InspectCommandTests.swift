@@ -217,7 +217,7 @@ struct InspectCommandTests {
         defer { space.remove() }
         let commands = [
             "add", "list", "show", "stats", "groups", "redrive", "replay", "delete", "purge", "export", "import",
-            "demo", "migrate",
+            "check", "demo", "migrate",
         ]
         let root = try space.ok(["--help"]).output
         for command in commands + ["serve"] { #expect(root.contains(command), "\(command) in dlq --help") }

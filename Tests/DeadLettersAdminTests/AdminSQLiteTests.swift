@@ -44,4 +44,31 @@ struct AdminSQLiteTests {
             #expect(try await store.letter(id: harness.letters[0].id) == nil)
         }
     }
+
+    @Test("A store file deleted under the server: /healthz and the API answer 503 with the reason; nothing is written")
+    func deletedStoreFile() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dlq-admin-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("store.sqlite").path
+        let store = try SQLiteDeadLetterStore(configuration: .init(path: path))
+        defer { try? store.close() }
+        let harness = try await AdminHarness(store: store)
+        try await harness.run { client in
+            #expect(try await client.send(.get, "/healthz").status == .ok)
+            for suffix in ["", "-wal", "-shm"] { try FileManager.default.removeItem(atPath: path + suffix) }
+
+            let health = try await client.send(.get, "/healthz")
+            #expect(health.status == .serviceUnavailable)
+            let reason = try #require(try health.object()["reason"] as? String)
+            #expect(reason.contains("deleted"), "\(reason)")
+            #expect(!reason.contains(path), "no path in the answer")
+
+            let redrive = try await client.postJSON("/api/v1/redrive", #"{"filter":{"reason":"validation"}}"#)
+            #expect(redrive.status == .serviceUnavailable)
+            #expect(try redrive.errorCode() == "storeUnavailable")
+            #expect(redrive.text.contains("deleted"), "\(redrive.text)")
+            #expect(!FileManager.default.fileExists(atPath: path), "nothing recreated the file")
+        }
+    }
 }
