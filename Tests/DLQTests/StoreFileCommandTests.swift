@@ -214,7 +214,7 @@ struct StoreFileCommandTests {
         let space = try Workspace()
         defer { space.remove() }
         _ = try self.populate(space)
-        #expect(try space.ok(["check"]).output.contains("dead-letters.sqlite: sound · schema version 2 · 3 letters"))
+        #expect(try space.ok(["check"]).output.contains("dead-letters.sqlite: sound · schema version 3 · 3 letters"))
         #expect(!space.exists("dead-letters.sqlite-wal") || space.contents("dead-letters.sqlite-wal")?.isEmpty == true)
         // Every page but the first (the schema): its page type byte becomes invalid.
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: space.store))

@@ -154,7 +154,7 @@ struct SQLiteFileSafetyTests {
         let sound = try SQLiteStoreCheck.run(path: path)
         #expect(sound.isSound, "\(sound.problems)")
         #expect(sound.letters == 30)
-        #expect(sound.schemaVersion == 2)
+        #expect(sound.schemaVersion == SQLiteDeadLetterStore.schemaVersion)
         #expect(sound.notes.isEmpty)
 
         let queue = try DatabaseQueue(path: path)
