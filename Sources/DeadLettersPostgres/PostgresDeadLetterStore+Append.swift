@@ -117,6 +117,8 @@ extension PostgresDeadLetterStore {
                 try columns.append(letter)
             }
         }
+        // A letter that arrives with abandoned claims (an import) takes the careful path, which writes them.
+        if columns.hasAbandonedClaims { return nil }
         let query = columns.add(into: self.schema)
         do {
             try await self.rows(query)
@@ -211,6 +213,7 @@ extension PostgresDeadLetterStore {
             if inserted.count != columns.count { throw InsertRace() }
             try await self.addUsage(connection, count: columns.count, bytes: columns.sizes.reduce(0, +))
             try await self.rows(connection, columns.totals().add(into: self.schema))
+            if let update = columns.abandonedClaimsUpdate(in: self.schema) { try await self.rows(connection, update) }
         }
         if !evictionPlans.isEmpty {
             try await self.evict(evictionPlans, limits: limits, into: &results, on: connection)

@@ -116,6 +116,12 @@ extension PostgresDeadLetterStore {
         totalBytes += bytes
         let totals = columns.totals { insertedIDs.contains(ExactText(columns.ids[$0])) }
         if !totals.isEmpty { try await self.rows(connection, totals.add(into: self.schema)) }
+        // Only rows this import inserted: a skipped id keeps the stored letter's count.
+        var arrived = columns
+        for index in arrived.ids.indices where !insertedIDs.contains(ExactText(arrived.ids[index])) {
+            arrived.abandonedClaims[index] = 0
+        }
+        if let update = arrived.abandonedClaimsUpdate(in: self.schema) { try await self.rows(connection, update) }
     }
 
     /// An import of at least this many letters refreshes the planner's statistics.

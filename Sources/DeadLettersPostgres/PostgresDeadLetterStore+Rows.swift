@@ -193,6 +193,9 @@ struct LetterColumns {
     var payloads: [ByteBuffer] = []
     var history: [String] = []
     var sizes: [Int64] = []
+    /// Not among the insert's arrays (a new letter has none): written afterwards by ``abandonedClaimsUpdate(in:)``
+    /// for the rare letter that arrives with some (an import of an exported letter).
+    var abandonedClaims: [Int64] = []
 
     var count: Int { self.ids.count }
 
@@ -217,6 +220,31 @@ struct LetterColumns {
         self.payloads.append(ByteBuffer(bytes: letter.payload))
         self.history.append(PostgresDeadLetterStore.jsonHistory(letter))
         self.sizes.append(Int64(letter.storageSize))
+        self.abandonedClaims.append(Int64(letter.abandonedClaims))
+    }
+
+    /// Whether some letter arrives with abandoned claims.
+    var hasAbandonedClaims: Bool { self.abandonedClaims.contains { $0 != 0 } }
+
+    /// Sets `abandoned_claims` of the inserted letters that arrived with some; `nil` when none did.
+    func abandonedClaimsUpdate(in schema: String) -> PostgresQuery? {
+        var ids: [String] = []
+        var counts: [Int64] = []
+        for (index, count) in self.abandonedClaims.enumerated() where count != 0 {
+            ids.append(self.ids[index])
+            counts.append(count)
+        }
+        guard !ids.isEmpty else { return nil }
+        var binds = PostgresBindings(capacity: 2)
+        binds.append(ids)
+        binds.append(counts)
+        return PostgresQuery(
+            unsafeSQL: """
+                UPDATE \(schema).letters AS l SET abandoned_claims = u.n
+                FROM unnest($1::text[], $2::int8[]) AS u(id, n) WHERE l.id = u.id
+                """,
+            binds: binds
+        )
     }
 
     /// `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id` of every row; without `onConflict`, a stored id

@@ -18,7 +18,32 @@ extension DeadLetterStoreConformance {
         ("lifecyclePoisonLetterParked", lifecyclePoisonLetterParked),
         ("lifecycleParkAndUnpark", lifecycleParkAndUnpark),
         ("lifecycleEditKeepsTrace", lifecycleEditKeepsTrace),
+        ("lifecycleCountersSurviveAppendAndImport", lifecycleCountersSurviveAppendAndImport),
     ]
+
+    /// A letter that arrives with abandoned claims and left-out history entries (an exported letter) keeps
+    /// them through `append` and `importLetters`, on every path (bounded or not).
+    static func lifecycleCountersSurviveAppendAndImport(_ makeStore: MakeStore) async throws {
+        let store = try await makeStore()
+        let letters = Self.make(4) { index, letter in
+            letter.abandonedClaims = index + 1
+            letter.historyOmitted = 10 * index
+            letter.record(DeadLetter.HistoryEntry(event: .redriven, at: Self.now, actor: "someone"))
+        }
+        try await store.append([letters[0]])
+        _ = try await store.append([letters[1]], onConflict: .skip, limits: DeadLetterLimits(maxEntries: 100))
+        let imported = try await store.importLetters(
+            ThrowingLetters(letters: Array(letters[2...]), failAfter: nil),
+            onConflict: .skip
+        )
+        #expect(imported.inserted == 2)
+        for letter in letters {
+            let read = try #require(try await store.letter(id: letter.id))
+            #expect(read.abandonedClaims == letter.abandonedClaims)
+            #expect(read.historyOmitted == letter.historyOmitted)
+            #expect(read == letter)
+        }
+    }
 
     /// A queue on `store` with a manual clock; letters never expire.
     static func queue(on store: any DeadLetterStore, clock: ManualClock) throws -> DeadLetterQueue {
