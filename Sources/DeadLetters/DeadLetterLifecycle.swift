@@ -234,6 +234,31 @@ public struct DeadLetterLifecycle: Sendable {
         return Transition(letter: letter, removes: removes, entries: entries)
     }
 
+    /// A letter being stored after its immediate attempts failed (its first failure): `retrying`, due after the
+    /// first delayed attempt's backoff, when the retry policy has delayed attempts for its reason; else `dead`.
+    public func stored(
+        _ letter: DeadLetter,
+        now: Date,
+        using rng: inout some RandomNumberGenerator
+    ) -> DeadLetter {
+        var letter = letter
+        if self.retryPolicy.isRetryable(letter.reason),
+            let delay = self.retryPolicy.delayedDelay(
+                afterDelayedAttempt: 1,
+                reason: letter.reason,
+                previous: nil,
+                using: &rng
+            )
+        {
+            letter.status = .retrying
+            letter.nextAttemptAt = now.adding(delay).roundedToMilliseconds
+        } else {
+            letter.status = .dead
+            letter.nextAttemptAt = nil
+        }
+        return letter
+    }
+
     /// Applies `event` with the system's random source; see ``apply(_:to:context:using:)``.
     public func apply(_ event: Event, to letter: DeadLetter, context: Context) -> Transition {
         var rng = SystemRandomNumberGenerator()

@@ -174,14 +174,8 @@ extension DeadLetterQueue {
             contentType: contentType,
             payload: payload
         )
-        if policy.isRetryable(reason),
-            let delay = self.withRandom({ rng in
-                policy.delayedDelay(afterDelayedAttempt: 1, reason: reason, previous: nil, using: &rng)
-            })
-        {
-            letter.status = .retrying
-            letter.nextAttemptAt = now.adding(delay).roundedToMilliseconds
-        }
+        let lifecycle = self.configuration.lifecycle
+        letter = self.withRandom { rng in lifecycle.stored(letter, now: now, using: &rng) }
         try await self.store(letter)
         return .deadLettered(id: letter.id, status: letter.status)
     }
