@@ -259,6 +259,47 @@ def run(base, token, shots):
         stats = json.loads(http(base, "/api/v1/stats", token)[1])
         checks.expect(stats["byStatus"].get("retrying") == 4, f"4 letters are now retrying: {stats['byStatus']}")
         shot("08-after-redrive")
+
+        print("a letter's life: park, edit, the timeline")
+        driver.get(base + f"/letters/{orders_id}")
+        submit_link = driver.find_element(By.ID, "park-letter")
+        old_page = driver.find_element(By.TAG_NAME, "html")
+        submit_link.click()
+        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old_page))
+        checks.expect(text("#question") == "Park 1 letter?", f"parking asks first: {text('#question')}")
+        submit("confirm")
+        letter = json.loads(http(base, f"/api/v1/dead-letters/{orders_id}", token)[1])
+        checks.expect(letter["status"] == "parked", f"the letter is parked: {letter['status']}")
+        checks.expect(letter["history"][0]["event"] == "failed" and letter["history"][-1]["event"] == "parked"
+                      and letter["history"][-1].get("actor") == "admin",
+                      f"its history: the first failure, then parked by admin: {letter['history']}")
+        driver.get(base + f"/letters/{orders_id}")
+        events = [e.get_attribute("class") for e in driver.find_elements(By.CSS_SELECTOR, "#history li.entry")]
+        checks.expect(events == ["entry failed", "entry parked"], f"the timeline shows both: {events}")
+        checks.expect("by admin" in text("#history"), "the timeline names who parked it")
+        checks.expect(text("#redrive-letter") == "Unpark and redrive…", "a parked letter offers to unpark")
+        driver.find_element(By.CSS_SELECTOR, "#edit-payload summary").click()
+        editor = driver.find_element(By.CSS_SELECTOR, "#edit-payload textarea")
+        editor.clear()
+        editor.send_keys('{"order": 1040, "total": 12.5}')
+        submit("save-payload")
+        letter = json.loads(http(base, f"/api/v1/dead-letters/{orders_id}", token)[1])
+        payload = base64.b64decode(letter["payload"]).decode()
+        checks.expect(payload == '{"order": 1040, "total": 12.5}', f"the edited payload is stored: {payload}")
+        checks.expect(letter["history"][-1]["event"] == "edited"
+                      and "SHA-256" in letter["history"][-1].get("message", ""),
+                      f"the edit is in the history with the old payload's digest: {letter['history'][-1]}")
+        shot("09-letter-timeline")
+        driver.set_window_size(400, 1000)
+        driver.get(base + f"/letters/{orders_id}")
+        overflow, wide = driver.execute_script("""
+            const width = document.documentElement.clientWidth;
+            const wide = [...document.querySelectorAll('body *')]
+                .filter(e => e.getBoundingClientRect().right > width + 1)
+                .map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 8);
+            return [document.documentElement.scrollWidth - width, wide];""")
+        checks.expect(overflow <= 0, f"the letter page fits a 400 px phone: {overflow} px too wide: {wide}")
+        driver.set_window_size(1280, 1000)
     except Exception as error:  # a missing element or a timeout: record it, keep the page for the artifacts
         checks.expect(False, f"the browser steps ran to the end ({type(error).__name__}: {str(error).splitlines()[0]})")
         driver.save_screenshot(os.path.join(shots, "99-failure.png"))
