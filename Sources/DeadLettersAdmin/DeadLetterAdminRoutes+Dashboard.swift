@@ -218,14 +218,14 @@ extension DeadLetterAdminRoutes {
         values["metadata"] = letter.metadata.sorted { $0.key < $1.key }.map { ["key": $0.key, "value": $0.value] }
         values["hasMetadata"] = !letter.metadata.isEmpty
         values["history"] = letter.history.enumerated().map { index, entry in
-            var row: [String: Any] = [
-                "event": entry.event.rawValue, "at": DashboardViews.time(entry.at),
-                "outcome": entry.outcome?.rawValue ?? "", "message": entry.message ?? "",
-                "who": entry.actor ?? "", "operation": entry.operation ?? "",
-                "error": entry.errorMessage.map { message in entry.errorType.map { "\($0): \(message)" } ?? message }
-                    ?? "",
-                "reason": entry.event == .failed ? entry.reason?.rawValue ?? "" : "",
-            ]
+            // Only what the entry has: a template section shows for any value, an empty string too.
+            var row: [String: Any] = ["event": entry.event.rawValue, "at": DashboardViews.time(entry.at)]
+            row["outcome"] = entry.outcome?.rawValue
+            row["message"] = entry.message
+            row["who"] = entry.actor
+            row["operation"] = entry.operation
+            row["error"] = entry.errorMessage.map { message in entry.errorType.map { "\($0): \(message)" } ?? message }
+            if entry.event == .failed { row["reason"] = entry.reason?.rawValue }
             if index == 0, letter.historyOmitted > 0 { row["omitted"] = DashboardViews.count(letter.historyOmitted) }
             return row
         }
@@ -234,7 +234,7 @@ extension DeadLetterAdminRoutes {
             "/confirm?action=redrive&\(idFilter)" + (parked ? "&status=parked" : "")
         )
         values["redriveLabel"] = parked ? "Unpark and redrive…" : "Redrive…"
-        values["parkLink"] = parked ? "" : self.views.link("/confirm?action=park&\(idFilter)")
+        if !parked { values["parkLink"] = self.views.link("/confirm?action=park&\(idFilter)") }
         values["deleteLink"] = self.views.link("/confirm?action=delete&\(idFilter)")
         // Text payloads can be edited in place; binary and sealed ones with `dlq edit`.
         if sealed == nil, String(data: letter.payload, encoding: .utf8) != nil, letter.payload.count <= 256 * 1024 {
