@@ -184,6 +184,28 @@ extension DeadLetter {
         self.recordedHistory.insert(entry, at: 0)
     }
 
+    /// An error field changed from the old value given: the first failure is written out from the old values
+    /// (once), and dropped again if the fields are back to exactly the first failure (so that a letter reads
+    /// back from a store equal to itself).
+    mutating func errorChanged(
+        reason: FailureReason? = nil,
+        errorType: String? = nil,
+        errorMessage: String? = nil,
+        causes: [String]? = nil,
+        fingerprint: String? = nil
+    ) {
+        self.keepFirstFailure(
+            reason: reason,
+            errorType: errorType,
+            errorMessage: errorMessage,
+            causes: causes,
+            fingerprint: fingerprint
+        )
+        if let first = self.recordedHistory.first, first == HistoryEntry(firstFailureOf: self) {
+            self.recordedHistory.removeFirst()
+        }
+    }
+
     /// `history` as given to the initializer or setter, without a first entry that is the letter's own error.
     mutating func setHistory(_ history: [HistoryEntry]) {
         if let first = history.first, first.event == .failed, first == HistoryEntry(firstFailureOf: self) {

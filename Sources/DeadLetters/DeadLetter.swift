@@ -24,19 +24,19 @@ public struct DeadLetter: Sendable, Hashable, Identifiable {
     public var source: String
     /// Why it failed.
     public var reason: FailureReason {
-        didSet { if oldValue != self.reason { self.keepFirstFailure(reason: oldValue) } }
+        didSet { if oldValue != self.reason { self.errorChanged(reason: oldValue) } }
     }
     /// The type of the last error, as `String(describing: type(of: error))` writes it.
     public var errorType: String {
-        didSet { if oldValue != self.errorType { self.keepFirstFailure(errorType: oldValue) } }
+        didSet { if oldValue != self.errorType { self.errorChanged(errorType: oldValue) } }
     }
     /// The last error's message.
     public var errorMessage: String {
-        didSet { if oldValue != self.errorMessage { self.keepFirstFailure(errorMessage: oldValue) } }
+        didSet { if oldValue != self.errorMessage { self.errorChanged(errorMessage: oldValue) } }
     }
     /// The chain of errors beneath the last one, outermost first, as `"Type: message"`.
     public var causes: [String] {
-        didSet { if oldValue != self.causes { self.keepFirstFailure(causes: oldValue) } }
+        didSet { if oldValue != self.causes { self.errorChanged(causes: oldValue) } }
     }
     /// How many times processing was attempted.
     public var attempts: Int
@@ -53,7 +53,7 @@ public struct DeadLetter: Sendable, Hashable, Identifiable {
     /// A stable hash of the error type and the normalized message, shared by letters that failed the
     /// same way (see ``Fingerprint``).
     public var fingerprint: String {
-        didSet { if oldValue != self.fingerprint { self.keepFirstFailure(fingerprint: oldValue) } }
+        didSet { if oldValue != self.fingerprint { self.errorChanged(fingerprint: oldValue) } }
     }
     /// How many replays or redrives of this letter failed.
     public var replayCount: Int

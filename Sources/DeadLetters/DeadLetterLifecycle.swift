@@ -267,7 +267,7 @@ public struct DeadLetterLifecycle: Sendable {
 
     /// Records a new failure in the letter's error fields (its first failure is kept in the history).
     private func fail(_ letter: inout DeadLetter, _ error: CapturedError, reason: FailureReason, now: Date) {
-        letter.keepFirstFailure()
+        // The error fields' observers write the first failure out before they change it.
         letter.attempts = Self.increment(letter.attempts)
         letter.lastFailedAt = now
         letter.reason = reason

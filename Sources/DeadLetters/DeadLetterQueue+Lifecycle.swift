@@ -30,21 +30,22 @@ extension DeadLetterQueue {
         self.ids.next(at: self.clock.now())
     }
 
-    /// Parks a claimed letter whose claims ended without an outcome `parkAfterAbandonedClaims` times (a
-    /// poison letter), instead of running it again.
-    /// - Returns: whether the letter was parked (the caller then does not run it); a letter whose park could
-    ///   not be written stays leased until its lease ends, and is not run either.
-    func parkIfPoisoned(
+    /// Whether a claimed letter is a poison letter: its claims ended without an outcome
+    /// `parkAfterAbandonedClaims` times and it is not parked yet (a parked letter replayed on purpose runs).
+    func isPoisoned(_ letter: DeadLetter) -> Bool {
+        letter.abandonedClaims >= self.configuration.parkAfterAbandonedClaims && letter.status != .parked
+    }
+
+    /// Parks a claimed poison letter (``isPoisoned(_:)``) instead of running it again.
+    /// - Returns: whether the park was written; either way the caller does not run the letter (one whose park
+    ///   could not be written stays leased until its lease ends).
+    @discardableResult
+    func parkPoisoned(
         _ letter: DeadLetter,
         owner: String,
         actor: String? = nil,
         operation: String? = nil
-    ) async
-        -> Bool
-    {
-        guard letter.abandonedClaims >= self.configuration.parkAfterAbandonedClaims, letter.status != .parked else {
-            return false
-        }
+    ) async -> Bool {
         let parked = self.transition(.claimAbandoned, letter, actor: actor, operation: operation)
         do {
             if try await self.store.write([.release(parked.letter)], owner: owner).first == true {
@@ -54,6 +55,7 @@ extension DeadLetterQueue {
                     metadata: ["dlq.message.id": "\(letter.id)", "dlq.claims.abandoned": "\(letter.abandonedClaims)"]
                 )
                 self.emit(.parked, id: letter.id, source: letter.source, status: .parked)
+                return true
             }
         } catch {
             self.logger.error(
@@ -61,19 +63,21 @@ extension DeadLetterQueue {
                 metadata: ["dlq.message.id": "\(letter.id)", "error": "\(error)"]
             )
         }
-        return true
+        return false
     }
 
-    /// Claims the letters `filter` selects, page by page, applies `event` to each and writes them back.
+    /// Claims the letters `filter` selects, page by page, applies `event` to each and writes them back, without
+    /// reading or changing their payloads (``DeadLetterStore/changeState(ids:now:owner:leaseUntil:_:)``).
     ///
-    /// A letter leased by someone else (being run) is left alone.
-    /// - Returns: the letters as written.
+    /// A letter leased by someone else (being run) is left alone, and so is one that no longer matches the
+    /// filter when it is claimed (it failed again and was parked meanwhile, say).
+    /// - Returns: the letters as written, without their payloads.
     func changeSelected(
         _ filter: DeadLetterFilter,
         limit: Int?,
         actor: String?,
         operation: String,
-        event: (DeadLetter) -> DeadLetterLifecycle.Event
+        event: @escaping @Sendable (DeadLetter) -> DeadLetterLifecycle.Event
     ) async throws -> [DeadLetter] {
         let owner = "\(self.configuration.instanceID)/\(operation)"
         var cursor: String?
@@ -86,19 +90,19 @@ extension DeadLetterQueue {
             guard let last = page.letters.last else { break }
             cursor = last.id
             let now = self.clock.now()
-            let claimed = try await self.metrics.measure("claim") {
-                try await self.store.claim(
-                    ids: page.letters.map(\.id),
+            let remaining = (limit ?? .max) - changed.count
+            let written = try await self.metrics.measure("release") {
+                try await self.store.changeState(
+                    ids: Array(page.letters.map(\.id).prefix(remaining)),
                     now: now,
                     owner: owner,
                     leaseUntil: now.adding(self.configuration.leaseDuration)
-                )
+                ) { letter in
+                    guard filter.matches(letter) else { return nil }
+                    return self.transition(event(letter), letter, actor: actor, operation: operation).letter
+                }
             }
-            let letters = claimed.map { self.transition(event($0), $0, actor: actor, operation: operation).letter }
-            let written = try await self.metrics.measure("release") {
-                try await self.store.write(letters.map { .release($0) }, owner: owner)
-            }
-            for (letter, done) in zip(letters, written) where done { changed.append(letter) }
+            changed += written
             if page.nextCursor == nil { break }
         }
         return changed

@@ -232,16 +232,12 @@ extension DeadLetterQueue {
                         handBack.append(letter)
                         continue
                     }
-                    if letter.abandonedClaims >= self.configuration.parkAfterAbandonedClaims {
+                    if self.isPoisoned(letter) {
                         // A poison letter: parked instead of run.
                         live += 1
                         group.addTask {
-                            if await self.parkIfPoisoned(
-                                letter,
-                                owner: owner,
-                                actor: options.actor,
-                                operation: operation
-                            ) {
+                            if await self.parkPoisoned(letter, owner: owner, actor: options.actor, operation: operation)
+                            {
                                 tally.withLock { $0.parked += 1 }
                             }
                         }

@@ -179,7 +179,10 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
             self.wakeups.signal()
         }
         let owner = self.configuration.instanceID
-        if await self.parkIfPoisoned(letter, owner: owner) { return }
+        if self.isPoisoned(letter) {
+            await self.parkPoisoned(letter, owner: owner)
+            return
+        }
         guard let handler = self.handlers.withLock({ $0[letter.source] }) else {
             _ = try? await self.store.release(letter, owner: owner)
             return

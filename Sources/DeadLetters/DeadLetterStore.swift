@@ -94,6 +94,22 @@ public protocol DeadLetterStore: Sendable {
     /// - Returns: for each outcome, in order, whether it was written (`false`: the lease was lost).
     func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool]
 
+    /// Claims the letters with these ids that have no live lease, applies `change` to each and writes them
+    /// back, ending the lease: a change of state only (a redrive, a park), which never reads or changes the
+    /// payload. `change` returns `nil` to leave a letter as it was.
+    ///
+    /// A store that transforms payloads (``EncryptedDeadLetterStore``) passes the letters through without
+    /// opening them, so that a letter sealed with a key that is not configured can still be redriven or
+    /// parked. The default implementation claims, applies `change` and calls ``write(_:owner:)``.
+    /// - Returns: the changed letters as written (their payloads are not to be used).
+    func changeState(
+        ids: [String],
+        now: Date,
+        owner: String,
+        leaseUntil: Date,
+        _ change: @escaping @Sendable (DeadLetter) -> DeadLetter?
+    ) async throws -> [DeadLetter]
+
     /// Makes the selected letters without a live lease due now: status `retrying`, `nextAttemptAt` = `now`.
     ///
     /// The queue no longer calls this: its redrive goes through ``DeadLetterLifecycle`` (claim, record a
@@ -355,6 +371,21 @@ extension DeadLetterStore {
         }
     }
 
+    public func changeState(
+        ids: [String],
+        now: Date,
+        owner: String,
+        leaseUntil: Date,
+        _ change: @escaping @Sendable (DeadLetter) -> DeadLetter?
+    ) async throws -> [DeadLetter] {
+        let claimed = try await self.claim(ids: ids, now: now, owner: owner, leaseUntil: leaseUntil)
+        guard !claimed.isEmpty else { return [] }
+        let changed = claimed.map(change)
+        let outcomes = zip(claimed, changed).map { DeadLetterOutcome.release($1 ?? $0) }
+        let written = try await self.write(outcomes, owner: owner)
+        return zip(changed, written).compactMap { letter, done in done ? letter : nil }
+    }
+
     public func redrive(_ filter: DeadLetterFilter, now: Date, limit: Int?) async throws -> Int {
         let lifecycle = DeadLetterLifecycle()
         let owner = "redrive-" + DeadLetterIDGenerator().next(at: now)
@@ -365,17 +396,16 @@ extension DeadLetterStore {
             let page = try await self.pageWithoutPayloads(filter, after: cursor, limit: want)
             guard let last = page.letters.last else { break }
             cursor = last.id
-            let claimed = try await self.claim(
+            let context = DeadLetterLifecycle.Context(now: now)
+            changed += try await self.changeState(
                 ids: page.letters.map(\.id),
                 now: now,
                 owner: owner,
                 leaseUntil: now.adding(.seconds(300))
-            )
-            let context = DeadLetterLifecycle.Context(now: now)
-            let outcomes = claimed.map { letter in
-                DeadLetterOutcome.release(lifecycle.apply(.redriven(dueAt: now), to: letter, context: context).letter)
-            }
-            changed += try await self.write(outcomes, owner: owner).filter { $0 }.count
+            ) { letter in
+                filter.matches(letter)
+                    ? lifecycle.apply(.redriven(dueAt: now), to: letter, context: context).letter : nil
+            }.count
             if page.nextCursor == nil { break }
         }
         return changed

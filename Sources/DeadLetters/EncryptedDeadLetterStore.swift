@@ -196,6 +196,21 @@ public struct EncryptedDeadLetterStore: DeadLetterStore {
         return try await self.base.write(sealed, owner: owner)
     }
 
+    /// Changes the letters' state in the base store without opening their payloads: a letter sealed with a key
+    /// that is not configured is redriven or parked like the others, its payload written back as it was.
+    public func changeState(
+        ids: [String],
+        now: Date,
+        owner: String,
+        leaseUntil: Date,
+        _ change: @escaping @Sendable (DeadLetter) -> DeadLetter?
+    ) async throws -> [DeadLetter] {
+        var changed = try await self.base.changeState(ids: ids, now: now, owner: owner, leaseUntil: leaseUntil, change)
+        // Never hand ciphertext out as a payload.
+        for index in changed.indices { changed[index].payload = Data() }
+        return changed
+    }
+
     public func delete(ids: [String]) async throws -> Int {
         try await self.base.delete(ids: ids)
     }

@@ -237,9 +237,12 @@ extension DeadLetterAdminRoutes {
         if !parked { values["parkLink"] = self.views.link("/confirm?action=park&\(idFilter)") }
         values["deleteLink"] = self.views.link("/confirm?action=delete&\(idFilter)")
         // Text payloads can be edited in place; binary and sealed ones with `dlq edit`.
-        if sealed == nil, String(data: letter.payload, encoding: .utf8) != nil, letter.payload.count <= 256 * 1024 {
+        if sealed == nil, let raw = String(data: letter.payload, encoding: .utf8), letter.payload.count <= 256 * 1024 {
             var detail = values["letter"] as? [String: Any] ?? [:]
             detail["editable"] = true
+            // The bytes as stored, not the pretty-printed view: an edit changes only what the person changed. (A
+            // browser drops the line break right after <textarea>, which the template writes for that reason.)
+            detail["rawPayload"] = raw
             detail["editURL"] = self.views.link("/letters/\(FormItems.encode(letter.id))/edit")
             detail["csrf"] = self.formToken
             values["letter"] = detail
@@ -251,7 +254,12 @@ extension DeadLetterAdminRoutes {
     func editPayload(_ request: Request, id: String?, actor: String) async throws -> Response {
         guard let id else { throw DeadLetterAdminError.notFound("no dead letter has this id") }
         let form = try await self.form(request)
-        let payload = Data((form.last("payload") ?? "").utf8)
+        var text = form.last("payload") ?? ""
+        // Browsers send a textarea's line breaks as CRLF: keep LF when the payload had no CR.
+        if let current = try? await self.queue.letter(id: id), !current.payload.contains(UInt8(ascii: "\r")) {
+            text = String(text.split(separator: "\r\n", omittingEmptySubsequences: false).joined(separator: "\n"))
+        }
+        let payload = Data(text.utf8)
         do {
             try await self.queue.edit(id: id, payload: payload, redrive: form.last("redrive") == "1", actor: actor)
         } catch let error as DeadLetterError where error.code == .notFound {

@@ -90,6 +90,19 @@ struct ShieldedStore: DeadLetterStore {
         return try await self.shielded { try await base.write(outcomes, owner: owner) }
     }
 
+    func changeState(
+        ids: [String],
+        now: Date,
+        owner: String,
+        leaseUntil: Date,
+        _ change: @escaping @Sendable (DeadLetter) -> DeadLetter?
+    ) async throws -> [DeadLetter] {
+        let base = self.base
+        return try await self.shielded {
+            try await base.changeState(ids: ids, now: now, owner: owner, leaseUntil: leaseUntil, change)
+        }
+    }
+
     func delete(ids: [String]) async throws -> Int {
         let base = self.base
         return try await self.shielded { try await base.delete(ids: ids) }

@@ -51,4 +51,28 @@ struct AdminLifecycleTests {
             #expect(html.contains("by admin"))
         }
     }
+
+    @Test("the edit form holds the payload's own bytes and saves what was typed, line breaks as the payload had them")
+    func editForm() async throws {
+        let harness = try await AdminHarness()
+        try await harness.run { client in
+            let letter = harness.letters[0]
+            let page = try await client.send(.get, "/letters/\(letter.id)").text
+            let raw = String(decoding: letter.payload, as: UTF8.self)
+            let escaped = raw.replacingOccurrences(of: "\"", with: "&quot;")
+            #expect(page.contains("class=\"mono\">\n\(escaped)</textarea>"), "the stored bytes, not the pretty view")
+            let csrf = try formToken(in: page)
+            // What a browser sends for two typed lines: CRLF.
+            let saved = try await client.postForm(
+                "/letters/\(letter.id)/edit",
+                "csrf=\(csrf)&payload=%7B%22order%22%3A1%7D%0D%0A%7B%22order%22%3A2%7D&redrive=1"
+            )
+            #expect(saved.status == .seeOther)
+            let edited = try #require(try await harness.store.letter(id: letter.id))
+            #expect(edited.payload == Data("{\"order\":1}\n{\"order\":2}".utf8), "LF, as the payload had no CR")
+            #expect(edited.status == .retrying)
+            #expect(edited.history.map(\.event) == [.failed, .edited, .redriven])
+            #expect(edited.history[1].actor == "anonymous@127.0.0.1")
+        }
+    }
 }

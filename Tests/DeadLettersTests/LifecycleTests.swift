@@ -113,4 +113,50 @@ struct LifecycleTests {
         #expect(dead.status == .dead)
         #expect(dead.nextAttemptAt == nil)
     }
+
+    @Test("an error that changes and changes back reads back from a store equal to itself")
+    func errorChangedBack() async throws {
+        let store = MemoryDeadLetterStore()
+        var letter = DeadLetterFixtures.letter(errorMessage: "first")
+        letter.errorMessage = "second"
+        #expect(letter.storedHistory.first?.errorMessage == "first", "written out when it changed")
+        letter.errorMessage = "first"
+        #expect(letter.storedHistory.isEmpty, "implicit again")
+        try await store.append([letter])
+        #expect(try await store.letter(id: letter.id) == letter)
+    }
+
+    @Test("without a key, redrive and park change sealed letters without opening them; their payloads stay sealed")
+    func sealedLettersWithoutKey() async throws {
+        let base = MemoryDeadLetterStore()
+        let encryption = PayloadEncryption(
+            key: try PayloadEncryption.Key(base64: String(repeating: "A", count: 43) + "=")
+        )
+        let sealing = EncryptedDeadLetterStore(base: base, encryption: encryption)
+        let letters = DeadLetterFixtures.letters(count: 2, seed: 5)
+        try await sealing.append(letters)
+        let queue = try DeadLetterQueue(store: EncryptedDeadLetterStore.withoutKey(base: base), clock: ManualClock())
+        #expect(try await queue.redrive(DeadLetterFilter(ids: [letters[0].id]), actor: "alice") == 1)
+        #expect(try await queue.park(DeadLetterFilter(ids: [letters[1].id]), actor: "alice") == 1)
+        let redriven = try #require(try await base.letter(id: letters[0].id))
+        #expect(redriven.status == .retrying)
+        #expect(PayloadEncryption.isSealed(redriven.payload))
+        #expect(try await sealing.letter(id: letters[0].id)?.payload == letters[0].payload, "still opens")
+        let parked = try #require(try await sealing.letter(id: letters[1].id))
+        #expect(parked.status == .parked)
+        #expect(parked.history.last?.message == "parked by hand")
+        #expect(parked.payload == letters[1].payload)
+    }
+
+    @Test("a parked poison letter replayed on purpose runs, instead of being left leased")
+    func parkedPoisonReplayedOnPurpose() async throws {
+        let store = MemoryDeadLetterStore()
+        var letter = DeadLetterFixtures.letter(status: .parked)
+        letter.abandonedClaims = 5
+        try await store.append([letter])
+        let queue = try DeadLetterQueue(store: store, clock: ManualClock())
+        let report = try await queue.replay(DeadLetterFilter(statuses: [.parked])) { _ in }
+        #expect(report.succeeded == 1)
+        #expect(try await store.count(DeadLetterFilter()) == 0)
+    }
 }
