@@ -14,249 +14,258 @@ import Darwin
 
 /// The files `dlq` reads and writes when they are not what they should be: pipes, FIFOs, damaged, read-only
 /// and half-written files.
-@Suite("dlq and the files around a store")
-struct StoreFileCommandTests {
-    /// Three letters in the default store of `space`, and their export.
-    private func populate(_ space: Workspace) throws -> Data {
-        try space.add(source: "orders")
-        try space.add(source: "payments", reason: "timeout")
-        try space.add(source: "shipments", reason: "dependency")
-        return try space.ok(["export"]).stdout
-    }
-
-    @Test("import reads standard input: '-' and /dev/stdin on a pipe import every letter, a bad pipe nothing")
-    func importFromPipe() throws {
-        let space = try Workspace()
-        defer { space.remove() }
-        let export = try self.populate(space)
-
-        let dash = try space.ok(["import", "-", "--store", "dash.sqlite"], stdin: export)
-        #expect(dash.output.contains("imported 3, skipped 0 already present (3 letters in stdin)"), "\(dash)")
-        #expect(try space.letters(["--store", "dash.sqlite"]).count == 3)
-
-        let devStdin = try space.ok(["import", "/dev/stdin", "--store", "dev.sqlite"], stdin: export)
-        #expect(devStdin.output.contains("imported 3, skipped 0"), "\(devStdin)")
-        #expect(try space.letters(["--store", "dev.sqlite"]).count == 3)
-
-        // A malformed line in a pipe: nothing stored, no store created, no spooled copy left behind.
-        let lines = String(decoding: export, as: UTF8.self).split(separator: "\n")
-        let bad = Data((lines[0] + "\n" + lines[1] + "\n{\"id\":\n").utf8)
-        let run = try space.run(["import", "-", "--store", "bad.sqlite"], stdin: bad)
-        expectOneLineError(run, status: 4, containing: "stdin:3")
-        #expect(!space.exists("bad.sqlite"))
-        let left = try FileManager.default.contentsOfDirectory(atPath: space.folder).filter { $0.contains("import") }
-        #expect(left.isEmpty, "\(left)")
-    }
-
-    @Test("import reads a FIFO once, and stores what it checked")
-    func importFromFIFO() throws {
-        let space = try Workspace()
-        defer { space.remove() }
-        let export = try self.populate(space)
-        let fifo = space.path("letters.fifo")
-        #expect(mkfifo(fifo, 0o600) == 0)
-        let writer = Thread {
-            // Blocks until dlq opens the FIFO for reading.
-            let fd = open(fifo, O_WRONLY)
-            guard fd >= 0 else { return }
-            export.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
-            close(fd)
+extension DLQCommandSuites {
+    @Suite("dlq and the files around a store")
+    struct StoreFileCommandTests {
+        /// Three letters in the default store of `space`, and their export.
+        private func populate(_ space: Workspace) throws -> Data {
+            try space.add(source: "orders")
+            try space.add(source: "payments", reason: "timeout")
+            try space.add(source: "shipments", reason: "dependency")
+            return try space.ok(["export"]).stdout
         }
-        writer.start()
-        let run = try space.ok(["import", "letters.fifo", "--store", "copy.sqlite"])
-        #expect(run.output.contains("imported 3, skipped 0 already present (3 letters in letters.fifo)"), "\(run)")
-        #expect(try space.ok(["export", "--store", "copy.sqlite"]).stdout == export)
-    }
 
-    @Test("a FIFO, a device or a socket at the store path is refused at once, without opening it")
-    func storeThatIsNotARegularFile() throws {
-        let space = try Workspace()
-        defer { space.remove() }
-        #expect(mkfifo(space.path("s.sqlite"), 0o600) == 0)
-        for command in [["stats"], ["list"], ["add", "--source", "a", "--reason", "b", "--error-message", "c"]] {
-            let run = try space.run(command + ["--store", "s.sqlite"], timeout: .seconds(20))
-            #expect(run.elapsed < .seconds(10), "dlq \(command[0]) waited on the FIFO")
-            expectOneLineError(run, status: 4, containing: "s.sqlite: is a FIFO (named pipe), not a store file")
+        @Test("import reads standard input: '-' and /dev/stdin on a pipe import every letter, a bad pipe nothing")
+        func importFromPipe() throws {
+            let space = try Workspace()
+            defer { space.remove() }
+            let export = try self.populate(space)
+
+            let dash = try space.ok(["import", "-", "--store", "dash.sqlite"], stdin: export)
+            #expect(dash.output.contains("imported 3, skipped 0 already present (3 letters in stdin)"), "\(dash)")
+            #expect(try space.letters(["--store", "dash.sqlite"]).count == 3)
+
+            let devStdin = try space.ok(["import", "/dev/stdin", "--store", "dev.sqlite"], stdin: export)
+            #expect(devStdin.output.contains("imported 3, skipped 0"), "\(devStdin)")
+            #expect(try space.letters(["--store", "dev.sqlite"]).count == 3)
+
+            // A malformed line in a pipe: nothing stored, no store created, no spooled copy left behind.
+            let lines = String(decoding: export, as: UTF8.self).split(separator: "\n")
+            let bad = Data((lines[0] + "\n" + lines[1] + "\n{\"id\":\n").utf8)
+            let run = try space.run(["import", "-", "--store", "bad.sqlite"], stdin: bad)
+            expectOneLineError(run, status: 4, containing: "stdin:3")
+            #expect(!space.exists("bad.sqlite"))
+            let left = try FileManager.default.contentsOfDirectory(atPath: space.folder).filter {
+                $0.contains("import")
+            }
+            #expect(left.isEmpty, "\(left)")
         }
-        let device = try space.run(["stats", "--store", "/dev/null"], timeout: .seconds(20))
-        expectOneLineError(device, status: 4, containing: "/dev/null: is a character device, not a store file")
-        let check = try space.run(["check", "--store", "s.sqlite"], timeout: .seconds(20))
-        expectOneLineError(check, status: 4, containing: "is a FIFO")
-    }
 
-    @Test("a failed export leaves no file behind, so that the retry is not refused")
-    func failedExportLeavesNothing() throws {
-        let space = try Workspace()
-        defer { space.remove() }
-        let key = Data((0..<32).map { UInt8($0 * 5 % 256) }).base64EncodedString()
-        try space.ok(
-            ["add", "--source", "orders", "--reason", "validation", "--error-message", "m", "--payload", "secret"],
-            environment: ["DLQ_ENCRYPTION_KEY": key]
-        )
-        let failed = try space.run(["export", "--output", "e.jsonl"])
-        expectOneLineError(failed, status: 4, containing: "DLQ_ENCRYPTION_KEY")
-        let names = try FileManager.default.contentsOfDirectory(atPath: space.folder)
-        #expect(!names.contains { $0.contains("e.jsonl") }, "\(names)")
-
-        let retry = try space.run(["export", "--output", "e.jsonl"], environment: ["DLQ_ENCRYPTION_KEY": key])
-        #expect(retry.status == 0, "\(retry)")
-        let exported = try DeadLetterJSON.decode(
-            String(decoding: try #require(space.contents("e.jsonl")), as: UTF8.self)
-        )
-        #expect(exported.payload == Data("secret".utf8))
-        #expect(
-            try FileManager.default.contentsOfDirectory(atPath: space.folder).filter { $0.contains("partial") }.isEmpty
-        )
-    }
-
-    @Test("a purge that deletes nothing (the store stays locked) leaves the archive as it was")
-    func failedPurgeLeavesNoArchive() async throws {
-        let space = try Workspace()
-        defer { space.remove() }
-        _ = try self.populate(space)
-        space.write("old.jsonl", "")
-        // Another connection holds the write lock past dlq's busy timeout (5 s): the deletes fail.
-        let holder = try await WriteLockHolder(path: space.store)
-        let run = try space.run(["purge", "--all", "--archive", "a.jsonl", "--yes"])
-        expectOneLineError(run, status: 4, containing: "locked")
-        #expect(!space.exists("a.jsonl"), "the archive of a purge that removed nothing is removed")
-        let existing = try space.run(["purge", "--all", "--archive", "old.jsonl", "--yes"])
-        expectOneLineError(existing, status: 4, containing: "locked")
-        #expect(space.contents("old.jsonl") == Data(), "an existing archive is cut back to what it was")
-        await holder.release()
-        #expect(try space.letters().count == 3)
-        let names = try FileManager.default.contentsOfDirectory(atPath: space.folder)
-        #expect(!names.contains { $0.contains("partial") }, "\(names)")
-
-        let purged = try space.ok(["purge", "--all", "--archive", "a.jsonl", "--yes"])
-        #expect(purged.output.contains("purged 3 letters (archived to a.jsonl)"), "\(purged)")
-        let archived = String(decoding: try #require(space.contents("a.jsonl")), as: UTF8.self)
-        #expect(archived.split(separator: "\n").count == 3)
-    }
-
-    @Test("a second store opened on a file in one process keeps the first one's locks, and its commit")
-    func secondStoreKeepsLocks() async throws {
-        let space = try Workspace()
-        defer { space.remove() }
-        _ = try self.populate(space)
-        // A long import holds the write lock; another store of the same process opens and closes the file.
-        let holder = try await WriteLockHolder(path: space.store)
-        let second = try SQLiteDeadLetterStore(path: space.store)
-        try second.close()
-        // Another process closes the file: it must see that it is not the last connection (the import's log
-        // stays), and it must still find the store locked.
-        try space.ok(["list"])
-        let locked = try space.run(["delete", try #require(try space.letters().first?.id)])
-        expectOneLineError(locked, status: 4, containing: "locked")
-        await holder.release(adding: DeadLetterFixtures.letter(source: "late"))
-        #expect(try space.letters(["--source", "late"]).count == 1, "the import's commit is in the store")
-    }
-
-    @Test(
-        "a store that cannot be written (immutable file and folder) is read: stats, list, show, export, check",
-        .enabled(if: Immutable.available, "needs chattr +i (root with CAP_LINUX_IMMUTABLE on ext4 or similar)")
-    )
-    func readOnlyStore() throws {
-        let space = try Workspace()
-        defer { space.remove() }
-        let export = try self.populate(space)
-        let id = try #require(try space.letters().first?.id)
-        let before = try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted()
-        try Immutable.set([space.store, space.folder])
-        defer { try? Immutable.clear([space.store, space.folder]) }
-
-        @discardableResult
-        func ok(_ arguments: [String]) throws -> DLQRun {
-            let run = try space.run(arguments, timeout: .seconds(60))
-            #expect(run.status == 0, "dlq \(arguments.joined(separator: " ")): \(run)")
-            return run
+        @Test("import reads a FIFO once, and stores what it checked")
+        func importFromFIFO() throws {
+            let space = try Workspace()
+            defer { space.remove() }
+            let export = try self.populate(space)
+            let fifo = space.path("letters.fifo")
+            #expect(mkfifo(fifo, 0o600) == 0)
+            let writer = Thread {
+                // Blocks until dlq opens the FIFO for reading.
+                let fd = open(fifo, O_WRONLY)
+                guard fd >= 0 else { return }
+                export.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+            }
+            writer.start()
+            let run = try space.ok(["import", "letters.fifo", "--store", "copy.sqlite"])
+            #expect(run.output.contains("imported 3, skipped 0 already present (3 letters in letters.fifo)"), "\(run)")
+            #expect(try space.ok(["export", "--store", "copy.sqlite"]).stdout == export)
         }
-        #expect(try ok(["stats", "--json"]).output.contains(#""total":3"#))
-        #expect(try JSONDecoder().decode([DeadLetter].self, from: ok(["list", "--json"]).stdout).count == 3)
-        try ok(["show", id])
-        try ok(["groups"])
-        #expect(try ok(["export"]).stdout == export)
-        #expect(try ok(["check"]).output.contains("sound"))
-        let add = try space.run(
-            ["add", "--source", "a", "--reason", "b", "--error-message", "c"],
-            timeout: .seconds(60)
-        )
-        expectOneLineError(add, status: 4, containing: "cannot be written")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted() == before)
-    }
 
-    @Test(
-        "as another user, a store file of mode 0644 in a folder of mode 0755 is read, and nothing is created",
-        .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"))
-    )
-    func storeOfAnotherUser() throws {
-        let space = try Workspace()
-        defer { space.remove() }
-        let export = try self.populate(space)
-        #expect(chmod(space.store, 0o644) == 0 && chmod(space.folder, 0o755) == 0)
-        let before = try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted()
-        let nobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-        let stats = try space.run(["stats", "--json"], timeout: .seconds(60), wrapper: nobody)
-        #expect(stats.status == 0 && stats.output.contains(#""total":3"#), "\(stats)")
-        let exported = try space.run(["export"], timeout: .seconds(60), wrapper: nobody)
-        #expect(exported.status == 0 && exported.stdout == export, "\(exported)")
-        let add = try space.run(
-            ["add", "--source", "a", "--reason", "b", "--error-message", "c"],
-            timeout: .seconds(60),
-            wrapper: nobody
-        )
-        expectOneLineError(add, status: 4, containing: "cannot be written")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted() == before)
-    }
-
-    @Test("a damaged store: writes stop with an error naming dlq check; dlq check lists what is wrong (exit 4)")
-    func damagedStore() throws {
-        let space = try Workspace()
-        defer { space.remove() }
-        _ = try self.populate(space)
-        #expect(try space.ok(["check"]).output.contains("dead-letters.sqlite: sound · schema version 3 · 3 letters"))
-        #expect(!space.exists("dead-letters.sqlite-wal") || space.contents("dead-letters.sqlite-wal")?.isEmpty == true)
-        // Every page but the first (the schema): its page type byte becomes invalid.
-        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: space.store))
-        let size = try handle.seekToEnd()
-        for page in stride(from: UInt64(4096), to: size, by: 4096) {
-            try handle.seek(toOffset: page)
-            try handle.write(contentsOf: Data([0x07]))
+        @Test("a FIFO, a device or a socket at the store path is refused at once, without opening it")
+        func storeThatIsNotARegularFile() throws {
+            let space = try Workspace()
+            defer { space.remove() }
+            #expect(mkfifo(space.path("s.sqlite"), 0o600) == 0)
+            for command in [["stats"], ["list"], ["add", "--source", "a", "--reason", "b", "--error-message", "c"]] {
+                let run = try space.run(command + ["--store", "s.sqlite"], timeout: .seconds(20))
+                #expect(run.elapsed < .seconds(10), "dlq \(command[0]) waited on the FIFO")
+                expectOneLineError(run, status: 4, containing: "s.sqlite: is a FIFO (named pipe), not a store file")
+            }
+            let device = try space.run(["stats", "--store", "/dev/null"], timeout: .seconds(20))
+            expectOneLineError(device, status: 4, containing: "/dev/null: is a character device, not a store file")
+            let check = try space.run(["check", "--store", "s.sqlite"], timeout: .seconds(20))
+            expectOneLineError(check, status: 4, containing: "is a FIFO")
         }
-        try handle.close()
 
-        let add = try space.run(["add", "--source", "a", "--reason", "b", "--error-message", "c"])
-        expectOneLineError(add, status: 4, containing: "damaged")
-        #expect(add.stderr.contains("dlq check"), "\(add)")
-        let check = try space.run(["check"])
-        #expect(check.status == 4, "\(check)")
-        #expect(check.output.hasPrefix("dead-letters.sqlite: "), "\(check)")
-        #expect(check.output.contains("  ✗ "), "\(check)")
-        #expect(check.stderrLines.count == 1 && check.stderr.contains("the store is damaged"), "\(check)")
-    }
+        @Test("a failed export leaves no file behind, so that the retry is not refused")
+        func failedExportLeavesNothing() throws {
+            let space = try Workspace()
+            defer { space.remove() }
+            let key = Data((0..<32).map { UInt8($0 * 5 % 256) }).base64EncodedString()
+            try space.ok(
+                ["add", "--source", "orders", "--reason", "validation", "--error-message", "m", "--payload", "secret"],
+                environment: ["DLQ_ENCRYPTION_KEY": key]
+            )
+            let failed = try space.run(["export", "--output", "e.jsonl"])
+            expectOneLineError(failed, status: 4, containing: "DLQ_ENCRYPTION_KEY")
+            let names = try FileManager.default.contentsOfDirectory(atPath: space.folder)
+            #expect(!names.contains { $0.contains("e.jsonl") }, "\(names)")
 
-    @Test("a blank DLQ_ENCRYPTION_KEY is called blank, not a key of 0 bytes")
-    func blankKey() throws {
-        let space = try Workspace()
-        defer { space.remove() }
-        try space.add()
-        let run = try space.run(["list"], environment: ["DLQ_ENCRYPTION_KEY": "   "])
-        expectOneLineError(run, status: 2, containing: "DLQ_ENCRYPTION_KEY")
-        #expect(run.stderr.contains("only blanks"), "\(run)")
-        #expect(!run.stderr.contains("0 bytes"), "\(run)")
-    }
+            let retry = try space.run(["export", "--output", "e.jsonl"], environment: ["DLQ_ENCRYPTION_KEY": key])
+            #expect(retry.status == 0, "\(retry)")
+            let exported = try DeadLetterJSON.decode(
+                String(decoding: try #require(space.contents("e.jsonl")), as: UTF8.self)
+            )
+            #expect(exported.payload == Data("secret".utf8))
+            #expect(
+                try FileManager.default.contentsOfDirectory(atPath: space.folder).filter { $0.contains("partial") }
+                    .isEmpty
+            )
+        }
 
-    @Test("serve on a port in use names the port and --port, not the system call")
-    func servePortInUse() throws {
-        let space = try Workspace()
-        defer { space.remove() }
-        try space.add()
-        let listener = try Listener()
-        defer { listener.close() }
-        let run = try space.run(["serve", "--port", "\(listener.port)"], timeout: .seconds(30))
-        expectOneLineError(run, status: 2, containing: "127.0.0.1:\(listener.port)")
-        #expect(run.stderr.contains("already in use") && run.stderr.contains("--port"), "\(run)")
-        #expect(!run.stderr.contains("bind("), "\(run)")
+        @Test("a purge that deletes nothing (the store stays locked) leaves the archive as it was")
+        func failedPurgeLeavesNoArchive() async throws {
+            let space = try Workspace()
+            defer { space.remove() }
+            _ = try self.populate(space)
+            space.write("old.jsonl", "")
+            // Another connection holds the write lock past dlq's busy timeout (5 s): the deletes fail.
+            let holder = try await WriteLockHolder(path: space.store)
+            let run = try space.run(["purge", "--all", "--archive", "a.jsonl", "--yes"])
+            expectOneLineError(run, status: 4, containing: "locked")
+            #expect(!space.exists("a.jsonl"), "the archive of a purge that removed nothing is removed")
+            let existing = try space.run(["purge", "--all", "--archive", "old.jsonl", "--yes"])
+            expectOneLineError(existing, status: 4, containing: "locked")
+            #expect(space.contents("old.jsonl") == Data(), "an existing archive is cut back to what it was")
+            await holder.release()
+            #expect(try space.letters().count == 3)
+            let names = try FileManager.default.contentsOfDirectory(atPath: space.folder)
+            #expect(!names.contains { $0.contains("partial") }, "\(names)")
+
+            let purged = try space.ok(["purge", "--all", "--archive", "a.jsonl", "--yes"])
+            #expect(purged.output.contains("purged 3 letters (archived to a.jsonl)"), "\(purged)")
+            let archived = String(decoding: try #require(space.contents("a.jsonl")), as: UTF8.self)
+            #expect(archived.split(separator: "\n").count == 3)
+        }
+
+        @Test("a second store opened on a file in one process keeps the first one's locks, and its commit")
+        func secondStoreKeepsLocks() async throws {
+            let space = try Workspace()
+            defer { space.remove() }
+            _ = try self.populate(space)
+            // A long import holds the write lock; another store of the same process opens and closes the file.
+            let holder = try await WriteLockHolder(path: space.store)
+            let second = try SQLiteDeadLetterStore(path: space.store)
+            try second.close()
+            // Another process closes the file: it must see that it is not the last connection (the import's log
+            // stays), and it must still find the store locked.
+            try space.ok(["list"])
+            let locked = try space.run(["delete", try #require(try space.letters().first?.id)])
+            expectOneLineError(locked, status: 4, containing: "locked")
+            await holder.release(adding: DeadLetterFixtures.letter(source: "late"))
+            #expect(try space.letters(["--source", "late"]).count == 1, "the import's commit is in the store")
+        }
+
+        @Test(
+            "a store that cannot be written (immutable file and folder) is read: stats, list, show, export, check",
+            .enabled(if: Immutable.available, "needs chattr +i (root with CAP_LINUX_IMMUTABLE on ext4 or similar)")
+        )
+        func readOnlyStore() throws {
+            let space = try Workspace()
+            defer { space.remove() }
+            let export = try self.populate(space)
+            let id = try #require(try space.letters().first?.id)
+            let before = try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted()
+            try Immutable.set([space.store, space.folder])
+            defer { try? Immutable.clear([space.store, space.folder]) }
+
+            @discardableResult
+            func ok(_ arguments: [String]) throws -> DLQRun {
+                let run = try space.run(arguments, timeout: .seconds(60))
+                #expect(run.status == 0, "dlq \(arguments.joined(separator: " ")): \(run)")
+                return run
+            }
+            #expect(try ok(["stats", "--json"]).output.contains(#""total":3"#))
+            #expect(try JSONDecoder().decode([DeadLetter].self, from: ok(["list", "--json"]).stdout).count == 3)
+            try ok(["show", id])
+            try ok(["groups"])
+            #expect(try ok(["export"]).stdout == export)
+            #expect(try ok(["check"]).output.contains("sound"))
+            let add = try space.run(
+                ["add", "--source", "a", "--reason", "b", "--error-message", "c"],
+                timeout: .seconds(60)
+            )
+            expectOneLineError(add, status: 4, containing: "cannot be written")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted() == before)
+        }
+
+        @Test(
+            "as another user, a store file of mode 0644 in a folder of mode 0755 is read, and nothing is created",
+            .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"))
+        )
+        func storeOfAnotherUser() throws {
+            let space = try Workspace()
+            defer { space.remove() }
+            let export = try self.populate(space)
+            #expect(chmod(space.store, 0o644) == 0 && chmod(space.folder, 0o755) == 0)
+            let before = try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted()
+            let nobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            let stats = try space.run(["stats", "--json"], timeout: .seconds(60), wrapper: nobody)
+            #expect(stats.status == 0 && stats.output.contains(#""total":3"#), "\(stats)")
+            let exported = try space.run(["export"], timeout: .seconds(60), wrapper: nobody)
+            #expect(exported.status == 0 && exported.stdout == export, "\(exported)")
+            let add = try space.run(
+                ["add", "--source", "a", "--reason", "b", "--error-message", "c"],
+                timeout: .seconds(60),
+                wrapper: nobody
+            )
+            expectOneLineError(add, status: 4, containing: "cannot be written")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: space.folder).sorted() == before)
+        }
+
+        @Test("a damaged store: writes stop with an error naming dlq check; dlq check lists what is wrong (exit 4)")
+        func damagedStore() throws {
+            let space = try Workspace()
+            defer { space.remove() }
+            _ = try self.populate(space)
+            #expect(
+                try space.ok(["check"]).output.contains("dead-letters.sqlite: sound · schema version 3 · 3 letters")
+            )
+            #expect(
+                !space.exists("dead-letters.sqlite-wal") || space.contents("dead-letters.sqlite-wal")?.isEmpty == true
+            )
+            // Every page but the first (the schema): its page type byte becomes invalid.
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: space.store))
+            let size = try handle.seekToEnd()
+            for page in stride(from: UInt64(4096), to: size, by: 4096) {
+                try handle.seek(toOffset: page)
+                try handle.write(contentsOf: Data([0x07]))
+            }
+            try handle.close()
+
+            let add = try space.run(["add", "--source", "a", "--reason", "b", "--error-message", "c"])
+            expectOneLineError(add, status: 4, containing: "damaged")
+            #expect(add.stderr.contains("dlq check"), "\(add)")
+            let check = try space.run(["check"])
+            #expect(check.status == 4, "\(check)")
+            #expect(check.output.hasPrefix("dead-letters.sqlite: "), "\(check)")
+            #expect(check.output.contains("  ✗ "), "\(check)")
+            #expect(check.stderrLines.count == 1 && check.stderr.contains("the store is damaged"), "\(check)")
+        }
+
+        @Test("a blank DLQ_ENCRYPTION_KEY is called blank, not a key of 0 bytes")
+        func blankKey() throws {
+            let space = try Workspace()
+            defer { space.remove() }
+            try space.add()
+            let run = try space.run(["list"], environment: ["DLQ_ENCRYPTION_KEY": "   "])
+            expectOneLineError(run, status: 2, containing: "DLQ_ENCRYPTION_KEY")
+            #expect(run.stderr.contains("only blanks"), "\(run)")
+            #expect(!run.stderr.contains("0 bytes"), "\(run)")
+        }
+
+        @Test("serve on a port in use names the port and --port, not the system call")
+        func servePortInUse() throws {
+            let space = try Workspace()
+            defer { space.remove() }
+            try space.add()
+            let listener = try Listener()
+            defer { listener.close() }
+            let run = try space.run(["serve", "--port", "\(listener.port)"], timeout: .seconds(30))
+            expectOneLineError(run, status: 2, containing: "127.0.0.1:\(listener.port)")
+            #expect(run.stderr.contains("already in use") && run.stderr.contains("--port"), "\(run)")
+            #expect(!run.stderr.contains("bind("), "\(run)")
+        }
     }
 }
 
