@@ -21,8 +21,9 @@ extension DeadLetter: Codable {
     /// to empty, `nextAttemptAt`, `expiresAt` and `contentType` to `nil`, `status` to `dead`, `replayCount` to
     /// 0, and `fingerprint` to the one ``Fingerprint`` computes. Unknown keys are ignored.
     /// - Throws: ``DeadLetterError`` with code `invalidFormat` naming the field: a missing required field, a
-    ///   value of the wrong type, a timestamp that is not ISO 8601, payload that is not base64, or `v` newer
-    ///   than ``formatVersion``.
+    ///   value of the wrong type, a timestamp that is not ISO 8601, payload that is not base64, `v` newer
+    ///   than ``formatVersion``, an empty id or one holding a control character, or `attempts` or
+    ///   `replayCount` negative or above ``maximumCount``.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let version = try Self.required(Int.self, .v, in: container, expected: "an integer")
@@ -135,15 +136,6 @@ extension DeadLetter: Codable {
 extension DeadLetter {
     static func formatError(_ message: String, _ key: CodingKeys) -> DeadLetterError {
         DeadLetterError(code: .invalidFormat, message: message, field: key.rawValue)
-    }
-
-    /// Checks what the types alone do not: shared by the `Codable` conformance and ``DeadLetterJSON``.
-    static func validate(id: String, source: String, reason: String, attempts: Int, replayCount: Int) throws {
-        if id.isEmpty { throw formatError("must not be empty", .id) }
-        if source.isEmpty { throw formatError("must not be empty", .source) }
-        if reason.isEmpty { throw formatError("must not be empty", .reason) }
-        if attempts < 0 { throw formatError("must not be negative", .attempts) }
-        if replayCount < 0 { throw formatError("must not be negative", .replayCount) }
     }
 
     private static func required<T: Decodable>(

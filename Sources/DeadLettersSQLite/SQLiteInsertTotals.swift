@@ -35,7 +35,7 @@ struct SQLiteInsertTotals {
         )
         let size = letter.storageSize
         if let tally = self.tallies[key] {
-            self.tallies[key] = (tally.count + 1, tally.bytes + size, tally.attempts + letter.attempts)
+            self.tallies[key] = (tally.count + 1, tally.bytes + size, Self.sum(tally.attempts, letter.attempts))
         } else {
             self.tallies[key] = (1, size, letter.attempts)
         }
@@ -47,10 +47,20 @@ struct SQLiteInsertTotals {
             1
     }
 
+    /// `a + b`, saturated at the bounds of `Int`: the attempts of letters appended straight to the store
+    /// (``DeadLetters/DeadLetter/maximumCount`` bounds only what the queue and imports accept) may reach
+    /// `Int.max`. The totals' own upsert turns an overflowing sum into a `REAL`, which the summary reads.
+    static func sum(_ a: Int, _ b: Int) -> Int {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (b > 0 ? .max : .min) : sum
+    }
+
     mutating func merge(_ other: SQLiteInsertTotals) {
         for (key, tally) in other.tallies {
             if let mine = self.tallies[key] {
-                self.tallies[key] = (mine.count + tally.count, mine.bytes + tally.bytes, mine.attempts + tally.attempts)
+                self.tallies[key] = (
+                    mine.count + tally.count, mine.bytes + tally.bytes, Self.sum(mine.attempts, tally.attempts)
+                )
             } else {
                 self.tallies[key] = tally
             }
