@@ -1,4 +1,4 @@
-public import DeadLetters
+import DeadLetters
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
