@@ -125,9 +125,14 @@ let package = Package(
 // links libFuzzer's `main`. Their checks live in DeadLettersTesting (FuzzChecks), whose regression tests run
 // the kept inputs (Fuzz/corpus, Fuzz/regressions) in every `swift test`.
 if ProcessInfo.processInfo.environment["DLQ_FUZZ"] == "1" {
+    package.targets.append(.target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"))
     for name in ["FuzzDecoder", "FuzzParsers"] {
         package.targets.append(
-            .executableTarget(name: name, dependencies: ["DeadLetters", "DeadLettersTesting"], path: "Fuzz/\(name)")
+            .executableTarget(
+                name: name,
+                dependencies: ["CLibFuzzer", "DeadLetters", "DeadLettersTesting"],
+                path: "Fuzz/\(name)"
+            )
         )
         package.products.append(.executable(name: name, targets: [name]))
     }
