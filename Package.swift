@@ -125,6 +125,24 @@ let package = Package(
     ]
 )
 
+// Fuzzing only (scripts/fuzz): `DLQ_FUZZ=1 swift build --product FuzzDecoder -Xswiftc -sanitize=fuzzer,address
+// --scratch-path .build-fuzz`. libFuzzer targets, each its own product, declared only then: no other build
+// links libFuzzer's `main`. Their checks live in DeadLettersTesting (FuzzChecks), whose regression tests run
+// the kept inputs (Fuzz/corpus, Fuzz/regressions) in every `swift test`.
+if ProcessInfo.processInfo.environment["DLQ_FUZZ"] == "1" {
+    package.targets.append(.target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"))
+    for name in ["FuzzDecoder", "FuzzParsers"] {
+        package.targets.append(
+            .executableTarget(
+                name: name,
+                dependencies: ["CLibFuzzer", "DeadLetters", "DeadLettersTesting"],
+                path: "Fuzz/\(name)"
+            )
+        )
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}
+
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),

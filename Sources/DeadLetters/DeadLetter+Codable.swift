@@ -23,8 +23,9 @@ extension DeadLetter: Codable {
     /// 0, and `fingerprint` to the one ``Fingerprint`` computes. Unknown keys are ignored. A history that does
     /// not begin with a `failed` entry (every version-1 letter) gets one made from the top-level error.
     /// - Throws: ``DeadLetterError`` with code `invalidFormat` naming the field: a missing required field, a
-    ///   value of the wrong type, a timestamp that is not ISO 8601, payload that is not base64, or `v` newer
-    ///   than ``formatVersion``.
+    ///   value of the wrong type, a timestamp that is not ISO 8601, payload that is not base64, `v` newer
+    ///   than ``formatVersion``, an empty id or one holding a control character, or `attempts` or
+    ///   `replayCount` negative or above ``maximumCount``.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let version = try Self.required(Int.self, .v, in: container, expected: "an integer")
@@ -147,19 +148,16 @@ extension DeadLetter {
         DeadLetterError(code: .invalidFormat, message: message, field: key.rawValue)
     }
 
-    /// Checks what the types alone do not: shared by the `Codable` conformance and ``DeadLetterJSON``.
-    static func validate(id: String, source: String, reason: String, attempts: Int, replayCount: Int) throws {
-        if id.isEmpty { throw formatError("must not be empty", .id) }
-        if source.isEmpty { throw formatError("must not be empty", .source) }
-        if reason.isEmpty { throw formatError("must not be empty", .reason) }
-        if attempts < 0 { throw formatError("must not be negative", .attempts) }
-        if replayCount < 0 { throw formatError("must not be negative", .replayCount) }
-    }
-
-    /// Checks the counters of the lifecycle.
+    /// Checks the counters of the lifecycle: not negative, at most ``maximumCount``.
     static func validate(historyOmitted: Int, abandonedClaims: Int) throws {
         if historyOmitted < 0 { throw formatError("must not be negative", .historyOmitted) }
         if abandonedClaims < 0 { throw formatError("must not be negative", .abandonedClaims) }
+        if historyOmitted > maximumCount {
+            throw formatError("must be at most \(maximumCount), not \(historyOmitted)", .historyOmitted)
+        }
+        if abandonedClaims > maximumCount {
+            throw formatError("must be at most \(maximumCount), not \(abandonedClaims)", .abandonedClaims)
+        }
     }
 
     private static func required<T: Decodable>(

@@ -243,6 +243,56 @@ extension DeadLetterJSON.Parser {
 }
 
 extension DeadLetterJSON {
+    /// The offset of the first byte of `bytes` that does not start or continue a well-formed UTF-8 sequence
+    /// (Unicode's table 3-7: no overlong forms, no surrogates, nothing above U+10FFFF), or `nil` when all of
+    /// `bytes` is valid UTF-8.
+    static func invalidUTF8Offset(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        let count = bytes.count
+        var index = 0
+        while index < count {
+            // ASCII eight bytes at a time: most of a line (base64 payloads, ids, times) is ASCII.
+            if let base = UnsafeRawPointer(bytes.baseAddress) {
+                while index + 8 <= count,
+                    base.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 == 0
+                {
+                    index += 8
+                }
+            }
+            guard index < count else { return nil }
+            let lead = bytes[index]
+            if lead < 0x80 {
+                index += 1
+                continue
+            }
+            let length: Int
+            var second: ClosedRange<UInt8> = 0x80...0xBF
+            switch lead {
+            case 0xC2...0xDF: length = 2
+            case 0xE0:
+                length = 3
+                second = 0xA0...0xBF
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED:
+                length = 3
+                second = 0x80...0x9F
+            case 0xF0:
+                length = 4
+                second = 0x90...0xBF
+            case 0xF1...0xF3: length = 4
+            case 0xF4:
+                length = 4
+                second = 0x80...0x8F
+            default: return index
+            }
+            guard index + 1 < count, second.contains(bytes[index + 1]) else { return index }
+            for offset in 2..<length {
+                guard index + offset < count, (0x80...0xBF).contains(bytes[index + offset]) else { return index }
+            }
+            index += length
+        }
+        return nil
+    }
+
     /// Standard base64 with padding, as `Data(base64Encoded:)` reads it; `nil` when `text` is not base64.
     static func decodeBase64(_ text: UnsafeBufferPointer<UInt8>) -> Data? {
         let count = text.count

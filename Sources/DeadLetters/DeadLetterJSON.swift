@@ -46,11 +46,19 @@ public enum DeadLetterJSON {
     ///   - bytes: the object's bytes, a line of a JSON Lines file without its line break.
     ///   - line: the line number to put in errors, if any.
     /// - Throws: ``DeadLetterError`` with code `invalidFormat` naming the line (when given), the field and the
-    ///   problem: not valid JSON at a column, a missing required field, a value of the wrong type, a timestamp
-    ///   that is not ISO 8601, invalid base64, or a format version newer than ``DeadLetter/formatVersion``.
+    ///   problem: bytes that are not valid UTF-8 (anywhere, field names included) or not valid JSON at a
+    ///   column, a missing required field, a value of the wrong type, a timestamp that is not ISO 8601, invalid
+    ///   base64, a format version newer than ``DeadLetter/formatVersion``, an empty id or one holding a control
+    ///   character, or `attempts` or `replayCount` negative or above ``DeadLetter/maximumCount``.
     public static func decode(_ bytes: UnsafeRawBufferPointer, line: Int? = nil) throws -> DeadLetter {
         do {
-            var parser = Parser(bytes.assumingMemoryBound(to: UInt8.self))
+            let bytes = bytes.assumingMemoryBound(to: UInt8.self)
+            // Checked whole first: a field name the parser does not know is skipped unread, and must not hide
+            // a known one whose name was damaged ("expi\xC4esAt").
+            if let offset = invalidUTF8Offset(bytes) {
+                throw DeadLetterError(code: .invalidFormat, message: "not valid UTF-8 at column \(offset + 1)")
+            }
+            var parser = Parser(bytes)
             return try parser.letter()
         } catch var error as DeadLetterError {
             error.line = line

@@ -98,7 +98,7 @@ public struct DeadLetterLifecycle: Sendable {
 
     /// The largest count the lifecycle writes (attempts, replays, abandoned claims): counters stop there
     /// instead of overflowing.
-    public static let maxCount = 1_000_000
+    public static let maxCount = DeadLetter.maximumCount
 
     /// Applies `event` to `letter`.
     /// - Parameters:

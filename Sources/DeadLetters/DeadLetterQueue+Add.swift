@@ -48,8 +48,8 @@ extension DeadLetterQueue {
     ///   - metadata: context to keep; configured secret keys are redacted.
     ///   - contentType: the payload's media type, if known.
     /// - Returns: the new letter's id.
-    /// - Throws: ``DeadLetterError`` `capacityExceeded` under `rejectNew`, or the store's error: the letter is
-    ///   then not stored.
+    /// - Throws: ``DeadLetterError`` `capacityExceeded` under `rejectNew`, `invalidFormat` when `attempts` is
+    ///   above ``DeadLetter/maximumCount``, or the store's error: the letter is then not stored.
     @discardableResult
     public func add(
         payload: Data,
@@ -75,7 +75,8 @@ extension DeadLetterQueue {
 
     /// Stores a failed item described by its parts (as `dlq add` does); it is `dead`.
     /// - Returns: the new letter's id.
-    /// - Throws: as ``add(payload:source:error:attempts:metadata:contentType:)``.
+    /// - Throws: ``DeadLetterError`` `invalidFormat` when `attempts` is above ``DeadLetter/maximumCount``, or
+    ///   as ``add(payload:source:error:attempts:metadata:contentType:)``.
     @discardableResult
     public func add(
         payload: Data,
@@ -88,6 +89,7 @@ extension DeadLetterQueue {
         metadata: [String: String] = [:],
         contentType: String? = nil
     ) async throws -> String {
+        try DeadLetter.checkAttempts(attempts)
         let now = self.clock.now()
         let id = self.ids.next(at: now)
         var letter = DeadLetter(
@@ -201,8 +203,11 @@ extension DeadLetterQueue {
 
     /// Stores letters as given (ids, times and status kept), applying redaction, the time-to-live (when the
     /// letter has no `expiresAt`) and the limits. Used by imports and tools; most code wants `add` or `process`.
-    /// - Throws: ``DeadLetterError`` `duplicateID` when an id is already stored, or as `add` does.
+    /// - Throws: ``DeadLetterError`` `invalidFormat` when a letter is refused by ``DeadLetter/validate()`` (an
+    ///   id with a control character, `attempts` or `replayCount` above ``DeadLetter/maximumCount``; then none
+    ///   is stored), `duplicateID` when an id is already stored, or as `add` does.
     public func add(_ letters: [DeadLetter]) async throws {
+        for letter in letters { try letter.validate() }
         try await self.store(letters)
     }
 

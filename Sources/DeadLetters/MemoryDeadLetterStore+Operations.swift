@@ -10,7 +10,8 @@ extension MemoryDeadLetterStore {
         let matcher = Matcher(filter)
         return self.state.withLock { state in
             var total = 0
-            var attempts = 0
+            // In floating point: the attempts of letters stored before their bound cannot overflow the sum.
+            var attempts = 0.0
             var oldest = Int64.max
             var newest = Int64.min
             var byReason: [String: Int] = [:]
@@ -24,7 +25,7 @@ extension MemoryDeadLetterStore {
             for index in state.head..<state.records.count where state.matches(matcher, at: index) {
                 let record = state.records[index]
                 total += 1
-                attempts += record.attempts
+                attempts += Double(record.attempts)
                 reasonCounts[record.reason, default: 0] += 1
                 sourceCounts[record.source, default: 0] += 1
                 errorTypeCounts[record.errorType, default: 0] += 1
@@ -52,7 +53,7 @@ extension MemoryDeadLetterStore {
                 byAge: ["<1h": byAge[0], "1h-6h": byAge[1], "6h-24h": byAge[2], ">24h": byAge[3]],
                 oldestFailedAt: total > 0 ? Date(millisecondsSince1970: oldest) : nil,
                 newestFailedAt: total > 0 ? Date(millisecondsSince1970: newest) : nil,
-                averageAttempts: total > 0 ? Double(attempts) / Double(total) : 0
+                averageAttempts: total > 0 ? attempts / Double(total) : 0
             )
         }
     }

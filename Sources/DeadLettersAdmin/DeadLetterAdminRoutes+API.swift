@@ -16,9 +16,9 @@ extension DeadLetterAdminRoutes {
     func addAPIRoutes<Context: RequestContext>(to routes: RouteCollection<Context>) {
         routes.get("api/v1/dead-letters") { request, _ in try await self.list(request) }
         self.refuseOtherMethods("api/v1/dead-letters", allowed: [.get], on: routes)
-        routes.get("api/v1/dead-letters/:id") { _, context in try await self.show(context.parameters.get("id")) }
+        routes.get("api/v1/dead-letters/:id") { _, context in try await self.show(Self.pathID(context)) }
         routes.delete("api/v1/dead-letters/:id") { _, context in
-            try await self.delete(context.parameters.get("id"), actor: self.actor(context))
+            try await self.delete(Self.pathID(context), actor: self.actor(context))
         }
         self.refuseOtherMethods("api/v1/dead-letters/:id", allowed: [.get, .delete], on: routes)
         routes.post("api/v1/redrive") { request, context in try await self.redrive(request, actor: self.actor(context))
@@ -59,18 +59,18 @@ extension DeadLetterAdminRoutes {
         return Self.json(bytes)
     }
 
-    func show(_ id: String?) async throws -> Response {
-        guard let id, let letter = try await self.queue.letter(id: id) else {
-            throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id ?? ""))'")
+    func show(_ id: String) async throws -> Response {
+        guard let letter = try await self.queue.letter(id: id) else {
+            throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id))'")
         }
         var bytes = DeadLetterJSON.encode(letter)
         bytes.append(UInt8(ascii: "\n"))
         return Self.json(bytes)
     }
 
-    func delete(_ id: String?, actor: String) async throws -> Response {
-        guard let id, try await self.queue.delete(ids: [id], actor: actor) > 0 else {
-            throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id ?? ""))'")
+    func delete(_ id: String, actor: String) async throws -> Response {
+        guard try await self.queue.delete(ids: [id], actor: actor) > 0 else {
+            throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id))'")
         }
         return Self.json(Array(#"{"deleted":1}"#.utf8) + [UInt8(ascii: "\n")])
     }
@@ -157,6 +157,19 @@ extension DeadLetterAdminRoutes {
     }
 
     // MARK: Reading requests
+
+    /// The letter id of the path's `:id` segment, percent-decoded as a path is (`%20` is a space, `%2F` a
+    /// slash, `+` itself): ids that arrive by import may hold any character but a control character.
+    /// - Throws: ``DeadLetterAdminError`` 400 `invalidParameter` when the segment is not valid percent-encoded
+    ///   UTF-8 or the id holds a control character.
+    static func pathID(_ context: some RequestContext) throws -> String {
+        let raw = context.parameters.get("id") ?? ""
+        guard let id = FormItems.decode(raw[...], plusIsSpace: false) else {
+            throw DeadLetterAdminError.invalidParameter("id", "not valid URL encoding")
+        }
+        if let problem = DeadLetter.idProblem(id) { throw DeadLetterAdminError.invalidParameter("id", problem) }
+        return id
+    }
 
     /// The query parameters, refusing names not in `allowed` (a misspelt filter must not select everything).
     func query(_ request: Request, allowing allowed: [String]) throws -> FormItems {

@@ -33,6 +33,9 @@ extension DeadLetterAdminRoutes {
         if filter.ids.count > AdminFilter.maximumValueCount {
             throw DeadLetterAdminError.invalidParameter("id", "more than \(AdminFilter.maximumValueCount) values")
         }
+        for id in filter.ids {
+            if let problem = DeadLetter.idProblem(id) { throw DeadLetterAdminError.invalidParameter("id", problem) }
+        }
         return (filter, kept)
     }
 

@@ -12,9 +12,9 @@ extension DeadLetterAdminRoutes {
     func addDashboardRoutes<Context: RequestContext>(to routes: RouteCollection<Context>) {
         routes.get("") { _, _ in try await self.overview() }
         routes.get("letters") { request, _ in try await self.letterList(request) }
-        routes.get("letters/:id") { _, context in try await self.letterDetail(context.parameters.get("id")) }
+        routes.get("letters/:id") { _, context in try await self.letterDetail(Self.pathID(context)) }
         routes.post("letters/:id/edit") { request, context in
-            try await self.editPayload(request, id: context.parameters.get("id"), actor: self.actor(context))
+            try await self.editPayload(request, id: Self.pathID(context), actor: self.actor(context))
         }
         routes.get("groups") { _, _ in try await self.groupList() }
         routes.get("confirm") { request, _ in try await self.confirm(request) }
@@ -182,9 +182,9 @@ extension DeadLetterAdminRoutes {
         }
     }
 
-    func letterDetail(_ id: String?) async throws -> Response {
-        guard let id, let (letter, sealed) = try await self.readForDetail(id) else {
-            throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id ?? ""))'")
+    func letterDetail(_ id: String) async throws -> Response {
+        guard let (letter, sealed) = try await self.readForDetail(id) else {
+            throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id))'")
         }
         let now = self.clock.now()
         let payload =

@@ -150,6 +150,35 @@ public struct DeadLetterAdminRoutes: Sendable {
 
     var mountPath: String { self.configuration.basePath.isEmpty ? "/" : self.configuration.basePath }
 
+    /// Every route's path, relative to the base path (`:name` for any one segment), and the methods it takes;
+    /// `HEAD` is answered wherever `GET` is.
+    static let routeMethods: [(path: [Substring], methods: [HTTPRequest.Method])] = [
+        ("", [.get]), ("letters", [.get]), ("letters/:id", [.get]), ("groups", [.get]), ("confirm", [.get]),
+        ("actions/:action", [.post]), ("signin", [.get, .post]), ("signout", [.post]),
+        ("api/v1/dead-letters", [.get]), ("api/v1/dead-letters/:id", [.get, .delete]),
+        ("api/v1/redrive", [.post]), ("api/v1/purge", [.post]), ("api/v1/stats", [.get]),
+        ("api/v1/groups", [.get]), ("metrics", [.get]), ("healthz", [.get]),
+    ].map { (path: $0.0.split(separator: "/"), methods: $0.1) }
+
+    /// The methods the route at `path` (the request's path, base path included) takes, or `nil` when no
+    /// route has that path.
+    func allowedMethods(at path: String) -> [HTTPRequest.Method]? {
+        var path = Substring(path)
+        let base = self.configuration.basePath
+        if !base.isEmpty {
+            guard path.hasPrefix(base) else { return nil }
+            path = path.dropFirst(base.count)
+        }
+        let segments = path.split(separator: "/")
+        for route in Self.routeMethods where route.path.count == segments.count {
+            let matches = zip(route.path, segments).allSatisfy { pattern, segment in
+                pattern.hasPrefix(":") || pattern == segment
+            }
+            if matches { return route.methods }
+        }
+        return nil
+    }
+
     /// Adds handlers answering 405 for the methods `path` does not take.
     func refuseOtherMethods<Context>(
         _ path: String,

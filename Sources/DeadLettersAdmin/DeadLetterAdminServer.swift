@@ -122,11 +122,14 @@ public struct DeadLetterAdminServer: Service {
     /// The Hummingbird application: the routes, with JSON 404 answers for unknown paths.
     public func makeApplication() -> some ApplicationProtocol {
         let router = Router(context: AdminRequestContext.self)
-        router.add(middleware: AdminNotFoundMiddleware())
+        router.add(middleware: AdminNotFoundMiddleware(routes: self.routes))
         self.routes.register(on: router)
         let onServerRunning = self.onServerRunning
         return Application(
             router: router,
+            server: .http1(
+                configuration: .init(additionalChannelHandlers: [AdminMalformedRequestHandler()])
+            ),
             configuration: .init(
                 address: .hostname(self.configuration.host, port: self.configuration.port),
                 serverName: "dlq"
@@ -182,8 +185,12 @@ extension DeadLetterAdminServer: CustomStringConvertible {
     public var description: String { "DeadLetterAdminServer(\(self.configuration.host):\(self.configuration.port))" }
 }
 
-/// Answers paths no route takes with the API's JSON 404.
+/// Answers what no route takes with the API's JSON errors: a path no route has with 404, a method its route
+/// does not take (`CONNECT`, `OPTIONS`, `PROPFIND`, …) with 405 and `Allow`. A browser asking for a dashboard
+/// page gets the dashboard's HTML error page instead.
 struct AdminNotFoundMiddleware<Context: RequestContext>: RouterMiddleware {
+    let routes: DeadLetterAdminRoutes
+
     func handle(
         _ request: Request,
         context: Context,
@@ -192,10 +199,22 @@ struct AdminNotFoundMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as any HTTPResponseError where error.status == .notFound {
-            return try DeadLetterAdminError.notFound(
-                "no such path: \(DeadLetterAdminRoutes.shortened(request.uri.path))"
-            )
-            .response(from: request, context: context)
+            let path = request.uri.path
+            let answer: DeadLetterAdminError
+            if let allowed = self.routes.allowedMethods(at: path) {
+                answer = .methodNotAllowed(request.method, allowed: allowed.contains(.get) ? allowed + [.head] : allowed)
+            } else {
+                answer = .notFound("no such path: \(DeadLetterAdminRoutes.shortened(path))")
+            }
+            let relative = path.dropFirst(self.routes.configuration.basePath.count)
+            let isAPI = relative.hasPrefix("/api/") || relative == "/metrics" || relative == "/healthz"
+            if !isAPI, request.method == .get, request.headers[.accept]?.contains("text/html") == true,
+                var page = self.routes.views.errorPage(answer)
+            {
+                DashboardViews.addSecurityHeaders(to: &page.headers)
+                return page
+            }
+            return try answer.response(from: request, context: context)
         }
     }
 }

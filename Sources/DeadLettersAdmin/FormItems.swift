@@ -68,13 +68,15 @@ struct FormItems: Sendable, Hashable {
         FormItems(self.items.filter { !names.contains($0.name) })
     }
 
-    private static func decode(_ text: Substring) -> String? {
+    /// The text of `%XX`-escaped `text`, with `+` for a space when `plusIsSpace` (a query or a form; a path
+    /// keeps its `+`); `nil` when an escape is invalid or the result is not UTF-8.
+    static func decode(_ text: Substring, plusIsSpace: Bool = true) -> String? {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
             switch byte {
-            case UInt8(ascii: "+"):
+            case UInt8(ascii: "+") where plusIsSpace:
                 bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
                 guard let high = iterator.next().flatMap(Self.hexValue),

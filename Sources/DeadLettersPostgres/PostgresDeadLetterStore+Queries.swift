@@ -149,8 +149,10 @@ extension PostgresDeadLetterStore {
                     guard count > 0 else { continue }
                     summary.oldestFailedAt = Date(millisecondsSince1970: try cells[3].decode(Int64.self))
                     summary.newestFailedAt = Date(millisecondsSince1970: try cells[4].decode(Int64.self))
+                    // A numeric, read as a Double: a sum beyond Int64 (letters stored before
+                    // DeadLetter.maximumCount bounded them) is not lost.
                     let attempts = try cells[5].decode(String.self)
-                    summary.averageAttempts = Double(Int(attempts) ?? 0) / Double(count)
+                    summary.averageAttempts = (Double(attempts) ?? 0) / Double(count)
                 }
             }
             return summary

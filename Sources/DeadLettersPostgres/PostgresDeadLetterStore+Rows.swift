@@ -404,7 +404,9 @@ struct LetterTotals {
             status: ExactText(status)
         )
         let tally = self.tallies[key] ?? (0, 0)
-        self.tallies[key] = (tally.count + 1, tally.attempts + attempts)
+        // Saturated: letters appended straight to the store may hold up to Int64.max attempts.
+        let (sum, overflow) = tally.attempts.addingReportingOverflow(attempts)
+        self.tallies[key] = (tally.count + 1, overflow ? (attempts > 0 ? .max : .min) : sum)
         self.buckets[PostgresDeadLetterStore.bucket(ofMilliseconds: firstFailedAt), default: 0] += 1
     }
 

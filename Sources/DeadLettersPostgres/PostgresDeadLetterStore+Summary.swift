@@ -35,12 +35,12 @@ extension PostgresDeadLetterStore {
         }
         let sql = """
             WITH t AS (
-                SELECT source, reason, error_type, status, sum(count)::int8 AS n, sum(attempts)::int8 AS a
+                SELECT source, reason, error_type, status, sum(count)::int8 AS n, sum(attempts)::float8 AS a
                 FROM \(self.schema).tallies GROUP BY source, reason, error_type, status HAVING sum(count) <> 0
             )
             SELECT coalesce(array_agg(t.source), '{}'::text[]), coalesce(array_agg(t.reason), '{}'::text[]),
                 coalesce(array_agg(t.error_type), '{}'::text[]), coalesce(array_agg(t.status), '{}'::text[]),
-                coalesce(array_agg(t.n), '{}'::int8[]), coalesce(array_agg(t.a), '{}'::int8[]),
+                coalesce(array_agg(t.n), '{}'::int8[]), coalesce(array_agg(t.a), '{}'::float8[]),
                 (SELECT min(first_failed_at) FROM \(self.schema).letters),
                 (SELECT max(last_failed_at) FROM \(self.schema).letters),
                 \(olderThan.joined(separator: ",\n"))
@@ -56,7 +56,7 @@ extension PostgresDeadLetterStore {
         let errorTypes = try cells[2].decode([String].self)
         let statuses = try cells[3].decode([String].self)
         let counts = try cells[4].decode([Int64].self)
-        let attempts = try cells[5].decode([Int64].self)
+        let attempts = try cells[5].decode([Double].self)
         let oldest = try cells[6].decode(Int64?.self)
         let newest = try cells[7].decode(Int64?.self)
         let older = try (8..<11).map { Int(try cells[$0].decode(Int64.self)) }
@@ -72,11 +72,13 @@ extension PostgresDeadLetterStore {
             newestFailedAt: nil,
             averageAttempts: 0
         )
-        var attemptsTotal = 0
+        // In floating point: letters stored before DeadLetter.maximumCount bounded them may hold up to
+        // Int64.max attempts, and their sum must not overflow.
+        var attemptsTotal = 0.0
         for index in counts.indices {
             let count = Int(counts[index])
             summary.total += count
-            attemptsTotal += Int(attempts[index])
+            attemptsTotal += attempts[index]
             summary.bySource[sources[index], default: 0] += count
             summary.byReason[reasons[index], default: 0] += count
             summary.byErrorType[errorTypes[index], default: 0] += count
@@ -91,7 +93,7 @@ extension PostgresDeadLetterStore {
         if summary.total > 0 {
             summary.oldestFailedAt = oldest.map { Date(millisecondsSince1970: $0) }
             summary.newestFailedAt = newest.map { Date(millisecondsSince1970: $0) }
-            summary.averageAttempts = Double(attemptsTotal) / Double(summary.total)
+            summary.averageAttempts = attemptsTotal / Double(summary.total)
         }
         return summary
     }

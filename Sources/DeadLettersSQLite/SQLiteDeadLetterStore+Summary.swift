@@ -22,7 +22,7 @@ extension SQLiteDeadLetterStore {
         }
         let (condition, arguments) = try SQLiteRows.condition(filter)
         let sql = """
-            SELECT source, reason, error_type, status, count(*), sum(attempts), min(first_failed_at),
+            SELECT source, reason, error_type, status, count(*), total(attempts), min(first_failed_at),
                 max(last_failed_at), sum(first_failed_at <= ?), sum(first_failed_at <= ?), sum(first_failed_at <= ?)
             FROM dlq_letters WHERE \(condition) GROUP BY source, reason, error_type, status
             """
@@ -73,9 +73,13 @@ extension SQLiteDeadLetterStore {
 }
 
 /// Sums rows of (source, reason, error type, status, count, attempts) into a summary.
+///
+/// Attempts are added up in floating point (SQLite's `total()`, a `REAL` in the totals): letters stored before
+/// ``DeadLetters/DeadLetter/maximumCount`` bounded them may hold up to `Int64.max`, and their sum must not
+/// overflow (SQLite's `sum()` fails, and its `+` turns a running total into a `REAL`).
 private struct SummaryTally {
     var total = 0
-    var attempts = 0
+    var attempts = 0.0
     var byReason: [String: Int] = [:]
     var bySource: [String: Int] = [:]
     var byErrorType: [String: Int] = [:]
@@ -87,7 +91,7 @@ private struct SummaryTally {
         let count = try row.decode(Int.self, atIndex: 4)
         guard count > 0 else { return }
         self.total += count
-        self.attempts += try row.decode(Int.self, atIndex: 5)
+        self.attempts += try row.decode(Double.self, atIndex: 5)
         self.bySource[try row.decode(String.self, atIndex: 0), default: 0] += count
         self.byReason[try row.decode(String.self, atIndex: 1), default: 0] += count
         self.byErrorType[try row.decode(String.self, atIndex: 2), default: 0] += count
@@ -111,7 +115,7 @@ private struct SummaryTally {
             byAge: byAge,
             oldestFailedAt: self.total == 0 ? nil : self.oldest.map { Date(millisecondsSince1970: $0) },
             newestFailedAt: self.total == 0 ? nil : self.newest.map { Date(millisecondsSince1970: $0) },
-            averageAttempts: self.total == 0 ? 0 : Double(self.attempts) / Double(self.total)
+            averageAttempts: self.total == 0 ? 0 : self.attempts / Double(self.total)
         )
     }
 }

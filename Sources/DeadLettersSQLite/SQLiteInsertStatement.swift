@@ -104,6 +104,15 @@ struct SQLiteRawStatement {
         if let value { sqlite3_bind_int64(self.handle, index, value) } else { sqlite3_bind_null(self.handle, index) }
     }
 
+    /// Binds `value` as an integer when it is a whole number within `Int64`, else as a `REAL`.
+    func bindNumber(_ value: Double, _ index: CInt) {
+        if let exact = Int64(exactly: value) {
+            sqlite3_bind_int64(self.handle, index, exact)
+        } else {
+            sqlite3_bind_double(self.handle, index, value)
+        }
+    }
+
     func bindBlob(_ data: Data, _ index: CInt) {
         let handle = self.handle
         data.withUnsafeBytes { bytes in

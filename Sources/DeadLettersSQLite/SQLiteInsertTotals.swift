@@ -16,7 +16,11 @@ struct SQLiteInsertTotals {
         var source: ExactText
     }
 
-    private var tallies: [TallyKey: (count: Int, bytes: Int, attempts: Int)] = [:]
+    /// Attempts are added up in floating point (exact to 2^53): letters appended straight to the store
+    /// (``DeadLetters/DeadLetter/maximumCount`` bounds only what the queue and imports accept) may hold up to
+    /// `Int.max`, and their sum must not overflow. A sum beyond `Int64` is written as a `REAL`, as SQLite's own
+    /// `+` in the totals' upsert does; the summary reads it as a `Double`.
+    private var tallies: [TallyKey: (count: Int, bytes: Int, attempts: Double)] = [:]
     private var minutes: [Int64: Int] = [:]
     private var groups: [GroupKey: Int] = [:]
 
@@ -35,9 +39,9 @@ struct SQLiteInsertTotals {
         )
         let size = letter.storageSize
         if let tally = self.tallies[key] {
-            self.tallies[key] = (tally.count + 1, tally.bytes + size, tally.attempts + letter.attempts)
+            self.tallies[key] = (tally.count + 1, tally.bytes + size, tally.attempts + Double(letter.attempts))
         } else {
-            self.tallies[key] = (1, size, letter.attempts)
+            self.tallies[key] = (1, size, Double(letter.attempts))
         }
         self.minutes[SQLiteSchema.minute(ofMilliseconds: letter.firstFailedAt.millisecondsSince1970), default: 0] += 1
         self.groups[
@@ -71,7 +75,7 @@ struct SQLiteInsertTotals {
                 statement.bindText(key.status.string, 4)
                 statement.bindInt(tally.count, 5)
                 statement.bindInt(tally.bytes, 6)
-                statement.bindInt(tally.attempts, 7)
+                statement.bindNumber(tally.attempts, 7)
                 _ = try statement.run()
             }
         }

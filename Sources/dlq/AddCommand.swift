@@ -37,7 +37,7 @@ struct AddCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The error's type.", valueName: "type"))
     var errorType: String = DeadLetter.defaultErrorType
 
-    @Option(help: ArgumentHelp("How many times it was tried.", valueName: "n"))
+    @Option(help: ArgumentHelp("How many times it was tried: 1 to 1000000.", valueName: "n"))
     var attempts: Int = 1
 
     @Option(help: ArgumentHelp("Context to keep, as key=value (repeatable).", valueName: "key=value"))
@@ -56,7 +56,9 @@ struct AddCommand: AsyncParsableCommand {
         if self.source.isEmpty { throw ValidationError("--source must not be empty") }
         if self.reason.isEmpty { throw ValidationError("--reason must not be empty") }
         if self.errorType.isEmpty { throw ValidationError("--error-type must not be empty") }
-        if self.attempts < 1 { throw ValidationError("--attempts must be at least 1") }
+        if !(1...DeadLetter.maximumCount).contains(self.attempts) {
+            throw ValidationError("--attempts must be from 1 to \(DeadLetter.maximumCount), not \(self.attempts)")
+        }
         if self.payload != nil, self.payloadFile != nil {
             throw ValidationError("give --payload or --payload-file, not both")
         }

@@ -24,6 +24,9 @@ struct DeleteCommand: AsyncParsableCommand {
 
     func validate() throws {
         if self.ids.isEmpty { throw ValidationError("give at least one id") }
+        for id in self.ids {
+            if let problem = DeadLetter.idProblem(id) { throw ValidationError("the id \(problem)") }
+        }
     }
 
     func run() async throws {

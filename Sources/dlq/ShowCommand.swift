@@ -28,6 +28,7 @@ struct ShowCommand: AsyncParsableCommand {
 
     func validate() throws {
         if self.json, self.raw { throw ValidationError("give --json or --raw, not both") }
+        if let problem = DeadLetter.idProblem(self.id) { throw ValidationError("the id \(problem)") }
     }
 
     func run() async throws {

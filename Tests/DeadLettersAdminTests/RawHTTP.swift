@@ -24,6 +24,9 @@ func rawHTTP(port: Int, _ request: String) throws -> String {
         let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
         if fd >= 0, connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
             defer { close(fd) }
+            // A server that never answers fails the test instead of hanging it.
+            var timeout = timeval(tv_sec: 20, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             var bytes = Array(request.utf8)
             _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
             var answer: [UInt8] = []
@@ -39,4 +42,12 @@ func rawHTTP(port: Int, _ request: String) throws -> String {
         candidate = info.pointee.ai_next
     }
     throw ConnectFailed()
+}
+
+/// ``rawHTTP(port:_:)`` on a thread of its own: its blocking reads must not hold one of the few threads that
+/// run the server's request handlers (with tests in parallel, they could all be blocked).
+func rawHTTPOffPool(port: Int, _ request: String) async throws -> String {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try rawHTTP(port: port, request) }) }.start()
+    }
 }
