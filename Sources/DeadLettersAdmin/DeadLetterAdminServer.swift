@@ -159,7 +159,10 @@ struct AdminNotFoundMiddleware<Context: RequestContext>: RouterMiddleware {
             let path = request.uri.path
             let answer: DeadLetterAdminError
             if let allowed = self.routes.allowedMethods(at: path) {
-                answer = .methodNotAllowed(request.method, allowed: allowed.contains(.get) ? allowed + [.head] : allowed)
+                answer = .methodNotAllowed(
+                    request.method,
+                    allowed: allowed.contains(.get) ? allowed + [.head] : allowed
+                )
             } else {
                 answer = .notFound("no such path: \(DeadLetterAdminRoutes.shortened(path))")
             }
