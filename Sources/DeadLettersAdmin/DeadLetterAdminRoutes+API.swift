@@ -113,7 +113,20 @@ extension DeadLetterAdminRoutes {
         guard let registry = self.registry else {
             throw DeadLetterAdminError.notFound("metrics are not configured: pass a PrometheusCollectorRegistry")
         }
-        await self.queue.updateGauges()
+        // Answers whatever the store does: its state as a gauge, and the queue's gauges only when it answers
+        // in time (else the last values stay).
+        let up = await self.storeAnswers()
+        let descriptor = MetricNameDescriptor(
+            namespace: "dlq",
+            metricName: "store",
+            unitName: "up",
+            helpText: "1 when the store answers, 0 when it does not"
+        )
+        registry.makeGauge(descriptor: descriptor).set(to: up ? 1.0 : 0.0)
+        if up {
+            let queue = self.queue
+            _ = await AdminDeadline.race(self.configuration.healthTimeout) { await queue.updateGauges() }
+        }
         var bytes: [UInt8] = []
         registry.emit(into: &bytes)
         return Response(
@@ -124,16 +137,24 @@ extension DeadLetterAdminRoutes {
     }
 
     func health() async -> Response {
-        do {
-            // Without payloads: a letter sealed with a key this server lacks does not make it look down.
-            _ = try await self.queue.letters(limit: 1, includingPayloads: false)
+        if await self.storeAnswers() {
             return Self.json(Array(#"{"status":"ok"}"#.utf8) + [UInt8(ascii: "\n")])
-        } catch {
-            return Self.json(
-                Array(#"{"status":"unavailable"}"#.utf8) + [UInt8(ascii: "\n")],
-                status: .serviceUnavailable
-            )
         }
+        return Self.json(
+            Array(#"{"status":"unavailable"}"#.utf8) + [UInt8(ascii: "\n")],
+            status: .serviceUnavailable
+        )
+    }
+
+    /// Whether the store answers a read of one letter within ``Configuration/healthTimeout``; never waits longer.
+    func storeAnswers() async -> Bool {
+        let queue = self.queue
+        // Without payloads: a letter sealed with a key this server lacks does not make it look down.
+        let result = await AdminDeadline.race(self.configuration.healthTimeout) {
+            _ = try await queue.letters(limit: 1, includingPayloads: false)
+        }
+        if case .success = result { return true }
+        return false
     }
 
     // MARK: Reading requests

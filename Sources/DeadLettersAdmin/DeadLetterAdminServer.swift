@@ -26,6 +26,10 @@ public struct DeadLetterAdminServer: Service {
         public var token: String?
         /// The largest request body accepted, in bytes. Default 1 MiB.
         public var maximumBodySize: Int
+        /// How long a read may take before it is answered 503 `timeout`. Default 30 s.
+        public var requestTimeout: Duration = .seconds(30)
+        /// How long `/healthz` and `/metrics` wait for the store. Default 1.5 s.
+        public var healthTimeout: Duration = .milliseconds(1500)
 
         /// Creates a configuration.
         /// - Parameters:
@@ -101,12 +105,13 @@ public struct DeadLetterAdminServer: Service {
     ) throws {
         try configuration.validate()
         self.configuration = configuration
-        self.routes = try DeadLetterAdminRoutes(
-            queue: queue,
-            registry: registry,
-            configuration: .init(token: configuration.token, maximumBodySize: configuration.maximumBodySize),
-            clock: clock
+        var routes = DeadLetterAdminRoutes.Configuration(
+            token: configuration.token,
+            maximumBodySize: configuration.maximumBodySize
         )
+        routes.requestTimeout = configuration.requestTimeout
+        routes.healthTimeout = configuration.healthTimeout
+        self.routes = try DeadLetterAdminRoutes(queue: queue, registry: registry, configuration: routes, clock: clock)
         self.logger = logger
         self.onServerRunning = onServerRunning
     }
