@@ -10,13 +10,17 @@ import _ConnectionPoolModule
 ///
 /// postgres-nio's pool queues a request for a connection until it has one: while the server is down that is
 /// until its circuit breaker trips (60 s), and when it is back, until its backoff lets it try again (up to 60 s
-/// more). So the store waits for a pooled connection at most ``Configuration/connectTimeout``; then, and for
-/// every operation while the pool is failing (the store is *degraded*), it connects directly, with the same
-/// timeout, so that an operation either works on the server that is back or fails with the cause (connection
-/// refused, the server shutting down, a timeout) at once. The first operation that gets a pooled connection
-/// quickly again ends the degraded mode.
+/// more). So an operation waits for a pooled connection at most 1 s (100 ms while the pool is failing: the
+/// store is then *degraded*), then connects directly, within ``Configuration/connectTimeout``: it either works
+/// on the server that is back or fails at once with the cause (connection refused, the server shutting down,
+/// a timeout). At most 4 direct connections are open at once; beyond, operations wait for the pool, at most
+/// ``Configuration/connectTimeout``. The first operation that gets a pooled connection quickly again ends the
+/// degraded mode. A store on a client you pass has no URL to connect with: it waits for the pool at most
+/// ``Configuration/connectTimeout``.
 extension PostgresDeadLetterStore {
-    /// How long a degraded store waits for a pooled connection before it connects directly.
+    /// How long an operation waits for a pooled connection before it connects directly.
+    static let poolWait: Duration = .seconds(1)
+    /// The same while the pool is failing.
     static let degradedPoolWait: Duration = .milliseconds(100)
     /// At most this many direct connections at once; beyond, operations wait for the pool.
     static let maximumDirectConnections = 4
@@ -28,7 +32,10 @@ extension PostgresDeadLetterStore {
     func withConnection<R: Sendable>(_ body: (PostgresConnection) async throws -> R) async throws -> R {
         let degraded = self.degraded.load(ordering: .relaxed)
         let canConnectDirectly = self.endpoint != nil
-        let wait = degraded && canConnectDirectly ? Self.degradedPoolWait : self.configuration.connectTimeout
+        let wait =
+            canConnectDirectly
+            ? min(degraded ? Self.degradedPoolWait : Self.poolWait, self.configuration.connectTimeout)
+            : self.configuration.connectTimeout
         let pooled: PooledOutcome<R>
         do {
             pooled = try await self.withPooledConnection(within: wait, body)
