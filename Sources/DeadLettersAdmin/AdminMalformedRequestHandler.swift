@@ -149,6 +149,10 @@ final class AdminMalformedRequestHandler: ChannelDuplexHandler, RemovableChannel
             problem = "invalid character or line ending"
         default: problem = "it cannot be parsed"
         }
-        return Refusal(status: .badRequest, code: "invalidRequest", message: "the request is not valid HTTP/1.1: \(problem)")
+        return Refusal(
+            status: .badRequest,
+            code: "invalidRequest",
+            message: "the request is not valid HTTP/1.1: \(problem)"
+        )
     }
 }

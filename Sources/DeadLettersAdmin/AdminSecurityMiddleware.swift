@@ -30,7 +30,16 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
                     return redirect
                 }
             }
-            var response = try await next(request, context)
+            var response: Response
+            if request.method == .get || request.method == .head, path != "/healthz", path != "/metrics" {
+                // Reads have a deadline (those two keep shorter ones of their own); changes are bounded by the
+                // store's deadlines, and are not cut short between their steps.
+                response = try await AdminDeadline.run(self.admin.configuration.requestTimeout) {
+                    try await next(request, context)
+                }
+            } else {
+                response = try await next(request, context)
+            }
             if isAPI {
                 response.headers[.xContentTypeOptions] = "nosniff"
             } else {

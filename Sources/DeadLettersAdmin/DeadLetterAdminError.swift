@@ -98,6 +98,18 @@ extension DeadLetterAdminError {
         )
     }
 
+    /// A read that did not finish within the server's deadline: the store is slow or unreachable.
+    static func timeout(_ limit: Duration) -> Self {
+        let (seconds, attoseconds) = limit.components
+        let value = Double(seconds) + Double(attoseconds) / 1e18
+        let text = value == value.rounded() ? "\(Int(value))" : "\(value)"
+        return Self(
+            status: .serviceUnavailable,
+            code: "timeout",
+            message: "the store did not answer within \(text) s; try again later"
+        )
+    }
+
     static let internalError = Self(
         status: .internalServerError,
         code: "internalError",

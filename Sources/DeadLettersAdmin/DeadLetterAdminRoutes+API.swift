@@ -131,7 +131,20 @@ extension DeadLetterAdminRoutes {
         guard let registry = self.registry else {
             throw DeadLetterAdminError.notFound("metrics are not configured: pass a PrometheusCollectorRegistry")
         }
-        await self.queue.updateGauges()
+        // Answers whatever the store does: its state as a gauge, and the queue's gauges only when it answers
+        // in time (else the last values stay).
+        let up = await self.storeAnswers()
+        let descriptor = MetricNameDescriptor(
+            namespace: "dlq",
+            metricName: "store",
+            unitName: "up",
+            helpText: "1 when the store answers, 0 when it does not"
+        )
+        registry.makeGauge(descriptor: descriptor).set(to: up ? 1.0 : 0.0)
+        if up {
+            let queue = self.queue
+            _ = await AdminDeadline.race(self.configuration.healthTimeout) { await queue.updateGauges() }
+        }
         var bytes: [UInt8] = []
         registry.emit(into: &bytes)
         return Response(
@@ -142,17 +155,33 @@ extension DeadLetterAdminRoutes {
     }
 
     func health() async -> Response {
-        do {
-            // Without payloads: a letter sealed with a key this server lacks does not make it look down.
-            _ = try await self.queue.letters(limit: 1, includingPayloads: false)
+        guard let problem = await self.storeProblem() else {
             return Self.json(Array(#"{"status":"ok"}"#.utf8) + [UInt8(ascii: "\n")])
-        } catch {
-            // /healthz needs no token: the reason is given only when no route needs one either.
-            var body = #"{"status":"unavailable""#
-            if self.configuration.token == nil, let error = error as? DeadLetterError {
-                body += #","reason":"# + JSONText.string(error.message)
-            }
-            return Self.json(Array((body + "}\n").utf8), status: .serviceUnavailable)
+        }
+        // /healthz needs no token: the reason is given only when no route needs one either.
+        var body = #"{"status":"unavailable""#
+        if self.configuration.token == nil { body += #","reason":"# + JSONText.string(problem) }
+        return Self.json(Array((body + "}\n").utf8), status: .serviceUnavailable)
+    }
+
+    /// Whether the store answers a read of one letter within ``Configuration/healthTimeout``; never waits longer.
+    func storeAnswers() async -> Bool {
+        await self.storeProblem() == nil
+    }
+
+    /// Why the store does not answer a read of one letter within ``Configuration/healthTimeout`` (the store's
+    /// own message, or that it did not answer in time), or `nil` when it does; never waits longer.
+    func storeProblem() async -> String? {
+        let queue = self.queue
+        // Without payloads: a letter sealed with a key this server lacks does not make it look down.
+        let result = await AdminDeadline.race(self.configuration.healthTimeout) {
+            _ = try await queue.letters(limit: 1, includingPayloads: false)
+        }
+        switch result {
+        case .success: return nil
+        case .failure(let error as DeadLetterError): return error.message
+        case .failure: return "the store failed"
+        case nil: return "the store did not answer within \(self.configuration.healthTimeout)"
         }
     }
 

@@ -48,6 +48,12 @@ public struct DeadLetterAdminRoutes: Sendable {
         public var dashboardPageSize: Int
         /// How long a dashboard sign-in lasts. Default 12 hours.
         public var sessionDuration: Duration
+        /// How long a read (`GET`, `HEAD`) may take before it is answered 503 `timeout`; changes are bounded by
+        /// the store's own deadlines (a connection, a statement). Default 30 s.
+        public var requestTimeout: Duration
+        /// How long `/healthz` waits for the store before it answers 503, and `/metrics` before it renders what
+        /// it has with `dlq_store_up 0`. Default 1.5 s.
+        public var healthTimeout: Duration
         /// Without a ``token``, refuse (403) requests whose `Host` is not a loopback name (`localhost`,
         /// `127.0.0.0/8`, `[::1]`), so that a web page cannot reach the routes through DNS rebinding.
         /// Default `true`.
@@ -65,6 +71,8 @@ public struct DeadLetterAdminRoutes: Sendable {
             self.defaultPageSize = 100
             self.dashboardPageSize = 50
             self.sessionDuration = .seconds(12 * 3600)
+            self.requestTimeout = .seconds(30)
+            self.healthTimeout = .milliseconds(1500)
             self.loopbackHostsOnlyWithoutToken = true
         }
 
@@ -91,6 +99,8 @@ public struct DeadLetterAdminRoutes: Sendable {
                 throw invalid("dashboardPageSize", "must be between 1 and 1000")
             }
             if self.sessionDuration <= .zero { throw invalid("sessionDuration", "must be positive") }
+            if self.requestTimeout <= .zero { throw invalid("requestTimeout", "must be positive") }
+            if self.healthTimeout <= .zero { throw invalid("healthTimeout", "must be positive") }
         }
     }
 

@@ -34,6 +34,10 @@ public struct DeadLetterAdminServer: Service {
         public var token: String?
         /// The largest request body accepted, in bytes. Default 1 MiB.
         public var maximumBodySize: Int
+        /// How long a read may take before it is answered 503 `timeout`. Default 30 s.
+        public var requestTimeout: Duration = .seconds(30)
+        /// How long `/healthz` and `/metrics` wait for the store. Default 1.5 s.
+        public var healthTimeout: Duration = .milliseconds(1500)
 
         /// Creates a configuration.
         /// - Parameters:
@@ -109,12 +113,13 @@ public struct DeadLetterAdminServer: Service {
     ) throws {
         try configuration.validate()
         self.configuration = configuration
-        self.routes = try DeadLetterAdminRoutes(
-            queue: queue,
-            registry: registry,
-            configuration: .init(token: configuration.token, maximumBodySize: configuration.maximumBodySize),
-            clock: clock
+        var routes = DeadLetterAdminRoutes.Configuration(
+            token: configuration.token,
+            maximumBodySize: configuration.maximumBodySize
         )
+        routes.requestTimeout = configuration.requestTimeout
+        routes.healthTimeout = configuration.healthTimeout
+        self.routes = try DeadLetterAdminRoutes(queue: queue, registry: registry, configuration: routes, clock: clock)
         self.logger = logger
         self.onServerRunning = onServerRunning
     }
@@ -202,7 +207,10 @@ struct AdminNotFoundMiddleware<Context: RequestContext>: RouterMiddleware {
             let path = request.uri.path
             let answer: DeadLetterAdminError
             if let allowed = self.routes.allowedMethods(at: path) {
-                answer = .methodNotAllowed(request.method, allowed: allowed.contains(.get) ? allowed + [.head] : allowed)
+                answer = .methodNotAllowed(
+                    request.method,
+                    allowed: allowed.contains(.get) ? allowed + [.head] : allowed
+                )
             } else {
                 answer = .notFound("no such path: \(DeadLetterAdminRoutes.shortened(path))")
             }

@@ -24,8 +24,14 @@ extension PostgresDeadLetterStore {
         /// fixed cost. On a 2-core machine running the server too, 64 concurrent adders reached 21,800–23,900
         /// letters/s with 1, 26,500–30,000/s with 2 and 25,000–30,000/s with 4 (paired runs on one server).
         public var maxConcurrentCommits: Int
-        /// How long connecting to the server may take before the store reports it unreachable. Default 10 s.
+        /// How long connecting to the server may take before the store reports it unreachable, and how long an
+        /// operation waits for a pooled connection before it connects directly (see
+        /// ``PostgresDeadLetterStore/withConnection(_:)``). Default 10 s.
         public var connectTimeout: Duration
+        /// How long the server may take to answer one statement before the store closes the connection and
+        /// reports it unreachable (a server that went silent); `nil` for no limit, as `dlq migrate` runs
+        /// migrations (building indexes on a large store may take longer). Default 60 s.
+        public var queryTimeout: Duration?
         /// The largest number of connections the store's own client opens (with ``PostgresDeadLetterStore/init(url:configuration:logger:)``).
         /// Default 20.
         public var maximumConnections: Int
@@ -37,7 +43,8 @@ extension PostgresDeadLetterStore {
             maxBatchSize: Int = 2000,
             maxConcurrentCommits: Int = 2,
             connectTimeout: Duration = .seconds(10),
-            maximumConnections: Int = 20
+            maximumConnections: Int = 20,
+            queryTimeout: Duration? = .seconds(60)
         ) {
             self.schema = schema
             self.migrate = migrate
@@ -45,6 +52,7 @@ extension PostgresDeadLetterStore {
             self.maxConcurrentCommits = maxConcurrentCommits
             self.connectTimeout = connectTimeout
             self.maximumConnections = maximumConnections
+            self.queryTimeout = queryTimeout
         }
 
         /// Checks every field.
@@ -58,6 +66,9 @@ extension PostgresDeadLetterStore {
             if self.maxConcurrentCommits < 1 { throw invalid("maxConcurrentCommits", "must be at least 1") }
             if self.connectTimeout <= .zero { throw invalid("connectTimeout", "must be positive") }
             if self.maximumConnections < 1 { throw invalid("maximumConnections", "must be at least 1") }
+            if let queryTimeout = self.queryTimeout, queryTimeout <= .zero {
+                throw invalid("queryTimeout", "must be positive, or nil for no limit")
+            }
         }
 
         /// Throws unless `name` matches `^[a-z_][a-z0-9_]{0,62}$`.

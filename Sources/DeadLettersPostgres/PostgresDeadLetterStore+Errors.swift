@@ -1,5 +1,6 @@
 import DeadLetters
 import PostgresNIO
+import _ConnectionPoolModule
 
 extension PostgresDeadLetterStore {
     /// Turns what postgres-nio throws into a ``DeadLetters/DeadLetterError`` that names the server, the
@@ -14,7 +15,7 @@ extension PostgresDeadLetterStore {
         guard let error = error as? PSQLError else {
             return DeadLetterError(
                 code: .storeUnavailable,
-                message: "\(operation) failed on \(self.place): \(String(describing: type(of: error)))"
+                message: "\(operation) failed on \(self.place): \(Self.describe(error))"
             )
         }
         let user = self.endpoint.map { "'\($0.username)'" } ?? "the configured user"
@@ -52,7 +53,7 @@ extension PostgresDeadLetterStore {
         }
         switch error.code {
         case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown:
-            let cause = error.underlying.map { String(describing: $0) } ?? error.code.description
+            let cause = Self.describe(error)
             return DeadLetterError(
                 code: .storeUnavailable,
                 message: "cannot reach \(server) (database \(database), user \(user)): \(cause)"
@@ -80,5 +81,34 @@ extension PostgresDeadLetterStore {
                 message: "\(operation) failed on \(self.place): \(error.code)"
             )
         }
+    }
+
+    /// What went wrong, in words: the server's message and SQLSTATE, or the cause beneath postgres-nio's
+    /// errors (whose own description is a generic sentence that names nothing), or the error itself.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? DeadLetterError { return error.message }
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+                return "the server said: \(message)\(state)"
+            }
+            if let underlying = error.underlying { return Self.describe(underlying) }
+            switch error.code {
+            case .serverClosedConnection: return "the server closed the connection"
+            case .uncleanShutdown: return "the connection ended without a clean shutdown"
+            case .clientClosedConnection: return "the connection was closed"
+            default: return "\(error.code)"
+            }
+        }
+        if let pool = error as? ConnectionPoolError {
+            switch pool {
+            case .connectionCreationCircuitBreakerTripped:
+                return "the connection pool stopped trying after its connections kept failing"
+            case .poolShutdown: return "the connection pool has shut down"
+            default: return "the request for a connection was cancelled"
+            }
+        }
+        let text = String(describing: error)
+        return text.contains("Generic description") ? String(describing: type(of: error)) : text
     }
 }

@@ -27,6 +27,10 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
     let logger: Logger
     let schema: String
     let opened = Atomic<Bool>(false)
+    /// Whether the pool is failing and operations connect directly (see `PostgresDeadLetterStore+Connections.swift`).
+    let degraded = Atomic<Bool>(false)
+    /// Direct connections open now.
+    let directConnections = Atomic<Int>(0)
     /// Letters this instance appended, for ``countInserted(_:)``.
     let inserted = Atomic<Int>(0)
     let gate = OpenGate()
@@ -165,7 +169,7 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
         while true {
             attempt += 1
             do {
-                return try await self.client.withConnection { connection in
+                return try await self.withConnection { connection in
                     try await self.execute(connection, "BEGIN")
                     do {
                         let result = try await body(connection)
@@ -191,13 +195,13 @@ public final class PostgresDeadLetterStore: DeadLetterStore, Service, CustomStri
     /// task for each batch of rows it reads).
     @discardableResult
     func rows(_ connection: PostgresConnection, _ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await connection.query(query, logger: self.logger).get().rows
+        try await self.rowsWithTimeout(connection, query)
     }
 
     /// Runs a statement on a pooled connection and reads all its rows.
     @discardableResult
     func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await self.client.withConnection { connection in try await self.rows(connection, query) }
+        try await self.withConnection { connection in try await self.rows(connection, query) }
     }
 
     func execute(_ connection: PostgresConnection, _ sql: String) async throws {

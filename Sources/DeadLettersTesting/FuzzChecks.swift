@@ -33,7 +33,9 @@ public enum FuzzChecks {
             try self.readBack(try DeadLetterJSON.decode(bytes, line: 1))
         } catch let error as DeadLetterError {
             guard error.code == .invalidFormat, error.line == 1 else {
-                throw Failure(description: "decode threw \(error.code) at line \(error.line.map(String.init) ?? "none")")
+                throw Failure(
+                    description: "decode threw \(error.code) at line \(error.line.map(String.init) ?? "none")"
+                )
             }
         }
         // As a file, through a pipe: whatever fits in the pipe's buffer without a reader.
@@ -56,7 +58,9 @@ public enum FuzzChecks {
         var previous = 0
         do {
             while let (line, letter) = try reader.next() {
-                guard line > previous else { throw Failure(description: "line numbers went from \(previous) to \(line)") }
+                guard line > previous else {
+                    throw Failure(description: "line numbers went from \(previous) to \(line)")
+                }
                 previous = line
                 try self.readBack(letter)
             }
@@ -81,7 +85,10 @@ public enum FuzzChecks {
             throw Failure(description: "the canonical JSON of a letter read does not read back: \(error)")
         }
         guard again == letter else {
-            throw Failure(description: "a letter changed through its canonical JSON: \(String(decoding: canonical, as: UTF8.self))")
+            throw Failure(
+                description:
+                    "a letter changed through its canonical JSON: \(String(decoding: canonical, as: UTF8.self))"
+            )
         }
         let viaCodable: DeadLetter
         do {
@@ -123,7 +130,9 @@ public enum FuzzChecks {
         guard fingerprint.utf8.count == 16, fingerprint.utf8.allSatisfy({ Self.isLowerHex($0) }) else {
             throw Failure(description: "a fingerprint that is not 16 hex digits: \(fingerprint)")
         }
-        if DeadLetter.idProblem(text) == nil, text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        if DeadLetter.idProblem(text) == nil,
+            text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        {
             throw Failure(description: "an id with a control character is accepted")
         }
         let tail = Array(text.utf8.suffix(text.utf8.count / 2))

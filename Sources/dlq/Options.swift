@@ -129,6 +129,8 @@ extension StoreOptions {
         case .postgres(let url):
             var configuration = PostgresDeadLetterStore.Configuration()
             configuration.migrate = access == .migrate
+            // A migration of a large store may build indexes for longer than a statement is otherwise given.
+            if access == .migrate { configuration.queryTimeout = nil }
             return try await PostgresDeadLetterStore.withStore(url: url, configuration: configuration) { store in
                 try await body(wrapped(store))
             }

@@ -67,7 +67,10 @@ struct InputCommandTests {
     func importRefusesInvalidUTF8() throws {
         let space = try Workspace()
         defer { space.remove() }
-        for (name, key) in [("expiry", Array("expi".utf8) + [0xC4] + Array("esAt".utf8)), ("status", Array("stat".utf8) + [0xBC, 0x73])] {
+        for (name, key) in [
+            ("expiry", Array("expi".utf8) + [0xC4] + Array("esAt".utf8)),
+            ("status", Array("stat".utf8) + [0xBC, 0x73]),
+        ] {
             var bytes = Array((Self.line() + "\n").utf8)
             bytes += Array(Self.line(id: #""b""#, extra: #","KEY":"parked""#).utf8)
             let marker = Array("KEY".utf8)
@@ -87,7 +90,11 @@ struct InputCommandTests {
         defer { space.remove() }
         let id = try space.add()
         for bad in ["a\u{1}b", "tab\there", "new\nline"] {
-            expectOneLineError(try space.run(["show", bad]), status: 2, containing: "the id must not contain a control character")
+            expectOneLineError(
+                try space.run(["show", bad]),
+                status: 2,
+                containing: "the id must not contain a control character"
+            )
             expectOneLineError(
                 try space.run(["delete", id, bad]),
                 status: 2,

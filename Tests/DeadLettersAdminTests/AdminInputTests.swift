@@ -98,7 +98,10 @@ struct AdminInputTests {
             "a malformed Content-Length",
             "POST /api/v1/redrive HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n", "400", "invalidRequest"
         ),
-        ("a NUL in a header", "GET /api/v1/stats HTTP/1.1\r\nHost: localhost\r\nX-A: a\u{0}b\r\n\r\n", "400", "invalidRequest"),
+        (
+            "a NUL in a header", "GET /api/v1/stats HTTP/1.1\r\nHost: localhost\r\nX-A: a\u{0}b\r\n\r\n", "400",
+            "invalidRequest"
+        ),
         ("a lower-case method", "get /api/v1/stats HTTP/1.1\r\nHost: localhost\r\n\r\n", "400", "invalidRequest"),
         ("an unknown method", "FROB /api/v1/stats HTTP/1.1\r\nHost: localhost\r\n\r\n", "400", "invalidRequest"),
         (
@@ -106,13 +109,19 @@ struct AdminInputTests {
             "GET /api/v1/dead-letters?search=\(String(repeating: "a", count: 100_000)) HTTP/1.1\r\nHost: localhost\r\n\r\n",
             "431", "requestTooLarge"
         ),
-        ("CONNECT to an authority", "CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\n", "405", "methodNotAllowed"),
+        (
+            "CONNECT to an authority", "CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\n", "405",
+            "methodNotAllowed"
+        ),
         ("CONNECT to a route", "CONNECT /api/v1/stats HTTP/1.1\r\nHost: localhost\r\n\r\n", "405", "methodNotAllowed"),
         (
             "a method a route does not take",
             "PROPFIND /api/v1/stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "405", "methodNotAllowed"
         ),
-        ("OPTIONS", "OPTIONS /api/v1/dead-letters/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "405", "methodNotAllowed"),
+        (
+            "OPTIONS", "OPTIONS /api/v1/dead-letters/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "405",
+            "methodNotAllowed"
+        ),
         ("TRACE", "TRACE / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "405", "methodNotAllowed"),
         (
             "a dashboard page's wrong method",

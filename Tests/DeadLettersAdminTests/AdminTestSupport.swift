@@ -31,7 +31,8 @@ struct AdminHarness: Sendable {
         token: String? = nil,
         maximumBodySize: Int = 4096,
         seed: Bool = true,
-        store: (any DeadLetterStore)? = nil
+        store: (any DeadLetterStore)? = nil,
+        requestTimeout: Duration = .seconds(30)
     ) async throws {
         // The clock is 20 hours after the letters' epoch, so ages are known.
         let clock = ManualClock(now: DeadLetterFixtures.epoch.addingTimeInterval(72_000))
@@ -43,10 +44,17 @@ struct AdminHarness: Sendable {
         self.queue = try DeadLetterQueue(store: self.store, configuration: configuration, clock: clock)
         self.letters = seed ? Self.seedLetters() : []
         if !self.letters.isEmpty { _ = try await self.store.append(self.letters) }
+        var server = DeadLetterAdminServer.Configuration(
+            host: "127.0.0.1",
+            port: 0,
+            token: token,
+            maximumBodySize: maximumBodySize
+        )
+        server.requestTimeout = requestTimeout
         self.server = try DeadLetterAdminServer(
             queue: self.queue,
             registry: self.registry,
-            configuration: .init(host: "127.0.0.1", port: 0, token: token, maximumBodySize: maximumBodySize),
+            configuration: server,
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
             clock: clock
         )

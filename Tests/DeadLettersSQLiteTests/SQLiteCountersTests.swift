@@ -19,7 +19,9 @@ struct SQLiteCountersTests {
         ]
         try await store.append(letters)
         try await self.expectSummaries(store, count: 2)
-        #expect(try await store.page(DeadLetterFilter(), after: nil, limit: 10).letters.map(\.attempts) == [.max, .max])
+        #expect(
+            try await store.page(DeadLetterFilter(), after: nil, limit: 10).letters.map(\.attempts) == [.max, .max]
+        )
     }
 
     @Test("Letters of Int.max attempts appended one by one, then one deleted: stats still work")

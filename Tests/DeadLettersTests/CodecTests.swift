@@ -221,7 +221,8 @@ import Testing
         }
         return DeadLetter(
             // Any character but a control character, which ids may not hold.
-            id: "id-\(index)-" + text(3).filter { !$0.unicodeScalars.contains { $0.properties.generalCategory == .control } },
+            id: "id-\(index)-"
+                + text(3).filter { !$0.unicodeScalars.contains { $0.properties.generalCategory == .control } },
             source: "source-" + text(10),
             reason: FailureReason(rawValue: reasons[Int(random.next() % UInt64(reasons.count))]),
             errorType: text(10),

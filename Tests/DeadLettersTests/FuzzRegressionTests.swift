@@ -28,7 +28,9 @@ struct FuzzRegressionTests {
         let inputs = try Self.inputs("FuzzDecoder")
         #expect(inputs.count >= 5, "the seed corpus is in Fuzz/corpus/FuzzDecoder")
         for input in inputs {
-            #expect(throws: Never.self, "\(input.name)") { try input.bytes.withUnsafeBytes { try FuzzChecks.decoder($0) } }
+            #expect(throws: Never.self, "\(input.name)") {
+                try input.bytes.withUnsafeBytes { try FuzzChecks.decoder($0) }
+            }
         }
     }
 
@@ -37,7 +39,9 @@ struct FuzzRegressionTests {
         let inputs = try Self.inputs("FuzzParsers")
         #expect(inputs.count >= 5, "the seed corpus is in Fuzz/corpus/FuzzParsers")
         for input in inputs {
-            #expect(throws: Never.self, "\(input.name)") { try input.bytes.withUnsafeBytes { try FuzzChecks.parsers($0) } }
+            #expect(throws: Never.self, "\(input.name)") {
+                try input.bytes.withUnsafeBytes { try FuzzChecks.parsers($0) }
+            }
         }
     }
 }

@@ -35,7 +35,9 @@ struct InputHardeningTests {
                 #expect(error.field == field)
                 #expect(error.line == 7)
                 #expect(error.description == "line 7: field '\(field)': must be at most 1000000, not \(value)")
-                #expect(throws: DeadLetterError.self) { try JSONDecoder().decode(DeadLetter.self, from: Data(json.utf8)) }
+                #expect(throws: DeadLetterError.self) {
+                    try JSONDecoder().decode(DeadLetter.self, from: Data(json.utf8))
+                }
             }
         }
     }
@@ -106,7 +108,9 @@ struct InputHardeningTests {
 
     // MARK: Ids (case 4)
 
-    static let controlIDs = ["\u{0}", "a\u{0}b", "a\u{0}c", "tab\there", "line\nbreak", "\u{1B}[31m", "del\u{7F}", "c1\u{85}"]
+    static let controlIDs = [
+        "\u{0}", "a\u{0}b", "a\u{0}c", "tab\there", "line\nbreak", "\u{1B}[31m", "del\u{7F}", "c1\u{85}",
+    ]
 
     @Test("Ids holding a control character are refused by the decoder, Codable and add(_:)", arguments: controlIDs)
     func controlCharactersInIDsAreRefused(id: String) async throws {
@@ -133,7 +137,9 @@ struct InputHardeningTests {
         let ids = ["id with space", "é", "🎉", "a/b", "what?", "\"quoted\"", "100%", "a+b", "#frag"]
         for id in ids {
             #expect(DeadLetter.idProblem(id) == nil, "\(id)")
-            #expect(try DeadLetterJSON.decode(Self.line(["id": DeadLetterJSON.quoted(id, escapingHTML: false)])).id == id)
+            #expect(
+                try DeadLetterJSON.decode(Self.line(["id": DeadLetterJSON.quoted(id, escapingHTML: false)])).id == id
+            )
         }
         try await harness.queue.add(ids.map { DeadLetterFixtures.letter(id: $0) })
         #expect(try await harness.store.count(DeadLetterFilter()) == ids.count)
@@ -146,9 +152,10 @@ struct InputHardeningTests {
     func invalidUTF8InFieldNames() throws {
         let expiring = Self.line(["expiresAt": #""2026-12-01T00:00:00.000Z""#, "status": #""parked""#])
         #expect(try DeadLetterJSON.decode(expiring).status == .parked)
-        for (name, damaged) in [("expiresAt", [0x65, 0x78, 0x70, 0x69, 0xC4, 0x65, 0x73, 0x41, 0x74] as [UInt8]),
-            ("status", [0x73, 0x74, 0x61, 0x74, 0xBC, 0x73])]
-        {
+        for (name, damaged) in [
+            ("expiresAt", [0x65, 0x78, 0x70, 0x69, 0xC4, 0x65, 0x73, 0x41, 0x74] as [UInt8]),
+            ("status", [0x73, 0x74, 0x61, 0x74, 0xBC, 0x73]),
+        ] {
             var bytes = Array(expiring.utf8)
             let key = Array("\"\(name)\"".utf8)
             let start = try #require(Self.find(key, in: bytes))

@@ -1,0 +1,92 @@
+import DeadLetters
+import DeadLettersTesting
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+@testable import DeadLettersPostgres
+
+/// The server goes away and comes back (a proxy in front of it refuses connections and cuts the open ones, as
+/// `pg_ctl stop -m fast` does): operations fail at once with the cause, and work again as soon as it is back,
+/// without waiting for the pool's backoff.
+@Suite(
+    "PostgreSQL outage",
+    .enabled(if: PostgresTestServer.isAvailable, PostgresTestServer.skipMessage)
+)
+struct PostgresOutageTests {
+    @Test("While the server is away, operations fail within 2 s naming the cause; within 2 s of its return, they work")
+    func awayAndBack() async throws {
+        let endpoint = try PostgresTestServer.endpoint()
+        let proxy = try TCPProxy(targetPort: endpoint.port)
+        defer { proxy.takeAway() }
+        let schema = PostgresTestServer.freshSchema()
+        let url = try PostgresTestServer.url(port: proxy.port) + "?sslmode=disable&schema=\(schema)"
+        let store = try PostgresDeadLetterStore(url: url, configuration: .init(migrate: true))
+        let clock = ContinuousClock()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await store.run() }
+            defer { group.cancelAll() }
+            try await store.append([DeadLetterFixtures.letter()])
+            let before = try await store.count(DeadLetterFilter())
+            #expect(before == 1)
+
+            proxy.takeAway()
+            for round in 0..<3 {
+                let start = clock.now
+                let error = await #expect(throws: DeadLetterError.self, "round \(round)") {
+                    _ = try await store.count(DeadLetterFilter())
+                }
+                #expect(clock.now - start < .seconds(2), "round \(round): \(clock.now - start)")
+                #expect(error?.code == .storeUnavailable)
+                let message = error?.message ?? ""
+                #expect(message.contains("127.0.0.1:\(proxy.port)"), "\(message)")
+                #expect(message.lowercased().contains("refused") || message.contains("closed"), "\(message)")
+                #expect(!message.contains("Generic description"), "\(message)")
+                let append = await #expect(throws: DeadLetterError.self) {
+                    try await store.append([DeadLetterFixtures.letter()])
+                }
+                #expect(append?.code == .storeUnavailable)
+            }
+
+            // Away long enough for the pool's backoff to grow; then back.
+            try await Task.sleep(for: .seconds(3))
+            try proxy.bringBack()
+            let start = clock.now
+            let back = try await store.count(DeadLetterFilter())
+            #expect(back == 1)
+            #expect(clock.now - start < .seconds(2), "\(clock.now - start)")
+            try await store.append([DeadLetterFixtures.letter()])
+            let after = try await store.count(DeadLetterFilter())
+            #expect(after == 2)
+        }
+        try await PostgresTestServer.withHarness { harness in harness.adopt(schema) }
+    }
+
+    @Test("A statement the server never answers fails after queryTimeout, naming it")
+    func silentServer() async throws {
+        let schema = PostgresTestServer.freshSchema()
+        let url = try PostgresTestServer.url(query: "schema=\(schema)")
+        var configuration = PostgresDeadLetterStore.Configuration(migrate: true)
+        configuration.queryTimeout = .seconds(1)
+        let store = try PostgresDeadLetterStore(url: url, configuration: configuration)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await store.run() }
+            defer { group.cancelAll() }
+            let empty = try await store.count(DeadLetterFilter())
+            #expect(empty == 0)
+            let start = ContinuousClock.now
+            let error = await #expect(throws: DeadLetterError.self) {
+                _ = try await store.rows(.init(unsafeSQL: "SELECT pg_sleep(30)"))
+            }
+            #expect(ContinuousClock.now - start < .seconds(5))
+            #expect(
+                error?.message.contains("did not answer a statement within 1 s") == true,
+                "\(String(describing: error))"
+            )
+            let still = try await store.count(DeadLetterFilter())
+            #expect(still == 0, "the store works on")
+        }
+        try await PostgresTestServer.withHarness { harness in harness.adopt(schema) }
+    }
+}
