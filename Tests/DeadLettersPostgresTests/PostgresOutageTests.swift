@@ -80,7 +80,10 @@ struct PostgresOutageTests {
                 _ = try await store.rows(.init(unsafeSQL: "SELECT pg_sleep(30)"))
             }
             #expect(ContinuousClock.now - start < .seconds(5))
-            #expect(error?.message.contains("did not answer a statement within 1 s") == true, "\(String(describing: error))")
+            #expect(
+                error?.message.contains("did not answer a statement within 1 s") == true,
+                "\(String(describing: error))"
+            )
             let still = try await store.count(DeadLetterFilter())
             #expect(still == 0, "the store works on")
         }

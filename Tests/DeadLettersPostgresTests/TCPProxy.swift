@@ -139,7 +139,12 @@ final class TCPProxy: Sendable {
         private let running = Mutex(2)
         init(_ a: Int32, _ b: Int32) { self.sockets = (a, b) }
         /// Whether the caller ended last.
-        func end() -> Bool { self.running.withLock { $0 -= 1; return $0 == 0 } }
+        func end() -> Bool {
+            self.running.withLock { running in
+                running -= 1
+                return running == 0
+            }
+        }
     }
 
     /// Copies bytes from `source` to `target` until either closes, then cuts both.
