@@ -16,23 +16,25 @@ struct AdminDeadlineTests {
         let stalled = StalledStore()
         let harness = try await AdminHarness(seed: false, store: stalled, requestTimeout: .seconds(2))
         try await harness.run { client in
+            // The deadlines are 1.5 s (health, metrics) and 2 s (reads); the bounds below leave room for a loaded
+            // 2-core machine running the other suites, and still fail on the 45-60 s hang this guards against.
             let clock = ContinuousClock()
             var start = clock.now
             let health = try await client.send(.get, "/healthz")
             #expect(health.status == .serviceUnavailable)
-            #expect(clock.now - start < .seconds(2))
+            #expect(clock.now - start < .seconds(8))
 
             start = clock.now
             let metrics = try await client.send(.get, "/metrics")
             #expect(metrics.status == .ok)
             #expect(metrics.text.contains("dlq_store_up 0"), "\(metrics.text)")
-            #expect(clock.now - start < .seconds(2))
+            #expect(clock.now - start < .seconds(8))
 
             for path in ["/api/v1/stats", "/api/v1/dead-letters", "/api/v1/dead-letters/x", "/letters"] {
                 start = clock.now
                 let response = try await client.send(.get, path)
                 #expect(response.status == .serviceUnavailable, "\(path)")
-                #expect(clock.now - start < .seconds(4), "\(path)")
+                #expect(clock.now - start < .seconds(10), "\(path)")
                 if path.hasPrefix("/api") { #expect(try response.errorCode() == "timeout") }
             }
 
@@ -41,7 +43,7 @@ struct AdminDeadlineTests {
             start = clock.now
             #expect(try await client.send(.get, "/healthz").status == .ok)
             #expect(try await client.send(.get, "/metrics").text.contains("dlq_store_up 1"))
-            #expect(clock.now - start < .seconds(2))
+            #expect(clock.now - start < .seconds(8))
         }
     }
 }
