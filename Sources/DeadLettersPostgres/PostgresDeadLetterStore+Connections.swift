@@ -175,6 +175,7 @@ extension PostgresDeadLetterStore {
             default: return false
             }
         }
+        if error is ClosedConnection { return true }
         // The pool's own errors (its circuit breaker) are not PSQLErrors.
         return error as? ConnectionPoolError == .connectionCreationCircuitBreakerTripped
     }
@@ -200,6 +201,8 @@ extension PostgresDeadLetterStore {
     /// ``Configuration/queryTimeout``: a server that went silent (a lost network), or a connection that died
     /// before the statement reached it, fails the statement instead of hanging it; the connection is closed.
     func rowsWithTimeout(_ connection: PostgresConnection, _ query: PostgresQuery) async throws -> [PostgresRow] {
+        // A statement written to a connection that is already closed is dropped without an answer.
+        guard !connection.isClosed else { throw ClosedConnection() }
         let future: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: self.logger)
         guard let timeout = self.configuration.queryTimeout else { return try await future.get().rows }
         // Whichever comes first completes the answer: the statement's result, or the timeout (which does not
