@@ -54,7 +54,8 @@ public enum Timestamp {
     }
 
     /// Reads an ISO 8601 date-time: `yyyy-MM-ddTHH:mm:ss`, an optional fraction, then `Z` or `±HH:mm`.
-    /// - Returns: the date, or `nil` when `string` is not such a timestamp.
+    /// - Returns: the date, or `nil` when `string` is not such a timestamp, or is one whose offset takes it
+    ///   before 0000-01-01 or after 9999-12-31 in UTC (which the format cannot write).
     public static func parse(_ string: String) -> Date? {
         var string = string
         return string.withUTF8 { parse(utf8: $0) }
@@ -113,8 +114,17 @@ public enum Timestamp {
         guard index == b.count else { return nil }
         let days = Self.days(fromCivil: year, month: month, day: day)
         let seconds = days * 86_400 + Int64(hour * 3600 + minute * 60 + second - offsetSeconds)
-        return Date(millisecondsSince1970: seconds * 1000 + Int64(millisecond))
+        let milliseconds = seconds * 1000 + Int64(millisecond)
+        // An offset can take a time just past 0000-01-01 or 9999-12-31 in UTC, which ``format(_:)`` cannot write
+        // back (it clamps the year): refused, so that a time read is always written as the same time.
+        guard (Self.earliest...Self.latest).contains(milliseconds) else { return nil }
+        return Date(millisecondsSince1970: milliseconds)
     }
+
+    /// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z, in milliseconds since 1970: the times the format
+    /// writes.
+    static let earliest: Int64 = -62_167_219_200_000
+    static let latest: Int64 = 253_402_300_799_999
 
     private static func daysInMonth(year: Int, month: Int) -> Int {
         switch month {

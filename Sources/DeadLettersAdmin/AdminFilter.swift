@@ -75,6 +75,9 @@ enum AdminFilter {
             return values.filter { !$0.isEmpty }
         }
         filter.ids = try values("ids")
+        for id in filter.ids {
+            if let problem = DeadLetter.idProblem(id) { throw DeadLetterAdminError.invalidField("filter.ids", problem) }
+        }
         filter.sources = try values("source")
         filter.reasons = try values("reason")
         filter.errorTypes = try values("errorType")

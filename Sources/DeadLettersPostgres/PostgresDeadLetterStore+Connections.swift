@@ -175,6 +175,7 @@ extension PostgresDeadLetterStore {
             default: return false
             }
         }
+        if error is ClosedConnection { return true }
         // The pool's own errors (its circuit breaker) are not PSQLErrors.
         return error as? ConnectionPoolError == .connectionCreationCircuitBreakerTripped
     }
@@ -196,29 +197,36 @@ extension PostgresDeadLetterStore {
         return value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
     }
 
-    /// Reads all the rows of a statement, closing the connection when the server has not answered within
-    /// ``Configuration/queryTimeout``: a server that went silent (a lost network) fails the statement
-    /// instead of hanging it.
+    /// Reads all the rows of a statement, giving up when the server has not answered within
+    /// ``Configuration/queryTimeout``: a server that went silent (a lost network), or a connection that died
+    /// before the statement reached it, fails the statement instead of hanging it; the connection is closed.
     func rowsWithTimeout(_ connection: PostgresConnection, _ query: PostgresQuery) async throws -> [PostgresRow] {
+        // A statement written to a connection that is already closed is dropped without an answer.
+        guard !connection.isClosed else { throw ClosedConnection() }
         let future: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: self.logger)
         guard let timeout = self.configuration.queryTimeout else { return try await future.get().rows }
-        let timedOut = AcquiredFlag()
+        // Whichever comes first completes the answer: the statement's result, or the timeout (which does not
+        // wait for the statement's future, as that may never complete on a connection that is already dead).
+        let answer = connection.eventLoop.makePromise(of: [PostgresRow].self)
+        let decided = AcquiredFlag()
         let (seconds, attoseconds) = timeout.components
+        let failure = DeadLetterError(
+            code: .storeUnavailable,
+            message: "\(self.place) did not answer a statement within \(Self.seconds(timeout)); "
+                + "the connection was closed"
+        )
         let timer = connection.eventLoop.scheduleTask(
             in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         ) {
-            timedOut.set()
+            guard decided.claim() else { return }
             _ = connection.close() as EventLoopFuture<Void>
+            answer.fail(failure)
         }
-        defer { timer.cancel() }
-        do {
-            return try await future.get().rows
-        } catch  where timedOut.isSet {
-            throw DeadLetterError(
-                code: .storeUnavailable,
-                message: "\(self.place) did not answer a statement within \(Self.seconds(timeout)); "
-                    + "the connection was closed"
-            )
+        future.whenComplete { result in
+            guard decided.claim() else { return }
+            timer.cancel()
+            answer.completeWith(result.map(\.rows))
         }
+        return try await answer.futureResult.get()
     }
 }

@@ -1,4 +1,6 @@
 import DeadLetters
+import NIOCore
+import NIOPosix
 import PostgresNIO
 import _ConnectionPoolModule
 
@@ -107,6 +109,18 @@ extension PostgresDeadLetterStore {
             case .poolShutdown: return "the connection pool has shut down"
             default: return "the request for a connection was cancelled"
             }
+        }
+        if let connect = error as? NIOConnectionError {
+            if let dns = connect.dnsAError ?? connect.dnsAAAAError { return "cannot resolve \(connect.host): \(dns)" }
+            let failures = connect.connectionErrors.map { failure -> String in
+                guard let io = failure.error as? IOError else { return "\(failure.error)" }
+                // "connection refused", not NIO's "connection reset (error set): Connection refused (errno: 111)".
+                return String(cString: strerror(io.errnoCode)).lowercased()
+            }
+            return failures.isEmpty ? "cannot connect" : Array(Set(failures)).sorted().joined(separator: "; ")
+        }
+        if let channel = error as? ChannelError, case .connectTimeout(let limit) = channel {
+            return "no connection within \(limit.nanoseconds / 1_000_000) ms"
         }
         let text = String(describing: error)
         return text.contains("Generic description") ? String(describing: type(of: error)) : text

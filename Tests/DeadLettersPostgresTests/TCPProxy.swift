@@ -140,9 +140,9 @@ final class TCPProxy: Sendable {
         init(_ a: Int32, _ b: Int32) { self.sockets = (a, b) }
         /// Whether the caller ended last.
         func end() -> Bool {
-            self.running.withLock {
-                $0 -= 1
-                return $0 == 0
+            self.running.withLock { running in
+                running -= 1
+                return running == 0
             }
         }
     }

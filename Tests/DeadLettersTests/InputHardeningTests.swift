@@ -199,6 +199,25 @@ struct InputHardeningTests {
         #expect(error.message.hasPrefix("not valid UTF-8 at column"))
     }
 
+    // MARK: Found by fuzzing
+
+    @Test("A time whose offset takes it past 9999-12-31 or before 0000-01-01 in UTC is refused, not changed on export")
+    func timestampsTheFormatCannotWrite() throws {
+        for text in ["9999-12-31T23:59:59-23:59", "9999-12-31T20:00:00-04:00", "0000-01-01T00:00:00+00:01"] {
+            #expect(Timestamp.parse(text) == nil, "\(text)")
+            let error = try #require(
+                Self.decodeError(Array(Self.line(["firstFailedAt": "\"\(text)\""]).utf8)),
+                "\(text)"
+            )
+            #expect(error.field == "firstFailedAt")
+        }
+        // The edges themselves read and write back the same.
+        for text in ["9999-12-31T23:59:59.999Z", "9999-12-31T23:59:59+00:00", "0000-01-01T00:00:00.000Z"] {
+            let date = try #require(Timestamp.parse(text), "\(text)")
+            #expect(Timestamp.parse(Timestamp.format(date)) == date, "\(text)")
+        }
+    }
+
     static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
         guard needle.count <= haystack.count else { return nil }
         return (0...(haystack.count - needle.count)).first { Array(haystack[$0..<($0 + needle.count)]) == needle }
