@@ -160,20 +160,8 @@ public struct DeadLetterLifecycle: Sendable {
                 if letter.replayCount >= self.parkAfterFailedReplays {
                     park("failed again after \(letter.replayCount) redrives or replays")
                 }
-            } else if self.retryPolicy.isRetryable(reason),
-                delayedDone < self.retryPolicy.maxDelayedAttempts(for: reason),
-                let delay = self.retryPolicy.delayedDelay(
-                    afterDelayedAttempt: delayedDone + 1,
-                    reason: reason,
-                    previous: nil,
-                    using: &rng
-                )
-            {
-                letter.status = .retrying
-                letter.nextAttemptAt = now.adding(delay).roundedToMilliseconds
             } else {
-                letter.status = .dead
-                letter.nextAttemptAt = nil
+                self.schedule(&letter, delayedAttempt: delayedDone + 1, reason: reason, now: now, using: &rng)
             }
         case .attemptSucceeded:
             removes = true
@@ -242,13 +230,20 @@ public struct DeadLetterLifecycle: Sendable {
         using rng: inout some RandomNumberGenerator
     ) -> DeadLetter {
         var letter = letter
-        if self.retryPolicy.isRetryable(letter.reason),
-            let delay = self.retryPolicy.delayedDelay(
-                afterDelayedAttempt: 1,
-                reason: letter.reason,
-                previous: nil,
-                using: &rng
-            )
+        self.schedule(&letter, delayedAttempt: 1, reason: letter.reason, now: now, using: &rng)
+        return letter
+    }
+
+    /// `retrying`, due after delayed attempt `n`'s backoff, when the policy has that attempt for `reason`;
+    /// else `dead`.
+    private func schedule(
+        _ letter: inout DeadLetter,
+        delayedAttempt n: Int,
+        reason: FailureReason,
+        now: Date,
+        using rng: inout some RandomNumberGenerator
+    ) {
+        if let delay = self.retryPolicy.delayedDelay(afterDelayedAttempt: n, reason: reason, previous: nil, using: &rng)
         {
             letter.status = .retrying
             letter.nextAttemptAt = now.adding(delay).roundedToMilliseconds
@@ -256,7 +251,6 @@ public struct DeadLetterLifecycle: Sendable {
             letter.status = .dead
             letter.nextAttemptAt = nil
         }
-        return letter
     }
 
     /// Applies `event` with the system's random source; see ``apply(_:to:context:using:)``.
