@@ -57,8 +57,13 @@ extension PostgresDeadLetterStore {
         (2, talliesMigration),
         (3, insertTotalsMigration),
         // The letter's lifecycle: claims that ended without an outcome are counted. Histories keep stored
-        // format version 2's entries in the same column (version-1 histories read as they are).
-        (4, ["ALTER TABLE $schema.letters ADD COLUMN abandoned_claims bigint NOT NULL DEFAULT 0"]),
+        // format version 2's entries in the same column (version-1 histories read as they are). The totals'
+        // functions sum attempts without failing on counts written before attempts were bounded.
+        (
+            4,
+            ["ALTER TABLE $schema.letters ADD COLUMN abandoned_claims bigint NOT NULL DEFAULT 0"]
+                + clampedTotalsFunctions
+        ),
     ]
 
     /// Creates or upgrades the store's schema to ``schemaVersion``, in one transaction.

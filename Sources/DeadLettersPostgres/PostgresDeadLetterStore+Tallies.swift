@@ -38,6 +38,13 @@ extension PostgresDeadLetterStore {
             + "FROM \(table)"
     }
 
+    /// The sum of a `bigint` expression as a `bigint`, stopping at its bounds instead of failing the
+    /// statement: a store written before attempts were bounded may hold counts near `Int64.max`, and a failed
+    /// compaction would fail the writer's transaction it runs in.
+    static func clampedSum(_ expression: String) -> String {
+        "least(greatest(sum(\(expression)), -9223372036854775808), 9223372036854775807)::int8"
+    }
+
     /// Merges the rows of the totals that no other transaction is merging into one row per key, without
     /// waiting for anyone; `$schema` stands for the schema.
     static let compactionSQL = """
@@ -46,7 +53,7 @@ extension PostgresDeadLetterStore {
             RETURNING source, reason, error_type, status, count, attempts
         )
         INSERT INTO $schema.tallies (source, reason, error_type, status, count, attempts)
-        SELECT source, reason, error_type, status, sum(count), sum(attempts) FROM merged
+        SELECT source, reason, error_type, status, \(clampedSum("count")), \(clampedSum("attempts")) FROM merged
         GROUP BY source, reason, error_type, status HAVING sum(count) <> 0 OR sum(attempts) <> 0;
         WITH merged AS (
             DELETE FROM $schema.first_failures
@@ -90,7 +97,7 @@ extension PostgresDeadLetterStore {
         CREATE FUNCTION $schema.\(name)() RETURNS trigger LANGUAGE plpgsql AS $body$
         BEGIN
             INSERT INTO $schema.tallies (source, reason, error_type, status, count, attempts)
-            SELECT d.source, d.reason, d.error_type, d.status, sum(d.n), sum(d.a)
+            SELECT d.source, d.reason, d.error_type, d.status, sum(d.n), \(clampedSum("d.a"))
             FROM (\(deltas)) AS d
             GROUP BY d.source, d.reason, d.error_type, d.status
             HAVING sum(d.n) <> 0 OR sum(d.a) <> 0;
@@ -145,7 +152,7 @@ extension PostgresDeadLetterStore {
         """,
         """
         INSERT INTO $schema.tallies (source, reason, error_type, status, count, attempts)
-        SELECT source, reason, error_type, status, count(*), sum(attempts) FROM $schema.letters
+        SELECT source, reason, error_type, status, count(*), \(clampedSum("attempts")) FROM $schema.letters
         GROUP BY source, reason, error_type, status
         """,
         """
@@ -161,6 +168,15 @@ extension PostgresDeadLetterStore {
         "DROP INDEX IF EXISTS $schema.letters_reason",
         "DROP INDEX IF EXISTS $schema.letters_error_type",
     ]
+
+    /// The stored functions that add to or compact the totals, created anew with ``clampedSum(_:)`` (schema
+    /// version 4): stores migrated before it summed attempts into `bigint` without a bound.
+    static let clampedTotalsFunctions: [String] = [
+        tallyFunction("count_deleted", deltas: deltas("old_rows", "-")),
+        tallyFunction("count_updated", deltas: deltas("new_rows", "") + " UNION ALL " + deltas("old_rows", "-")),
+        LetterTotals.addTotalsFunction,
+        LetterColumns.addLettersFunction,
+    ].map { $0.replacing("CREATE FUNCTION", with: "CREATE OR REPLACE FUNCTION") }
 
     /// Version 3: inserts count themselves. The insert trigger copied every new row into a transition table
     /// and scanned it twice; the group commit now sends what its letters add to the totals (``LetterTotals``)

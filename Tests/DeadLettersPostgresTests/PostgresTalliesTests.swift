@@ -166,6 +166,26 @@ struct PostgresTalliesTests {
         }
     }
 
+    @Test("attempts near Int64.max, as a store written before the bound may hold, fail no write, compaction or summary")
+    func attemptsNearInt64Max() async throws {
+        try await PostgresTestServer.withHarness { harness in
+            let store = try harness.makeStore()
+            try await store.migrate()
+            let letters = DeadLetterFixtures.letters(count: 2)
+            try await store.append(letters)
+            let quoted = "\"\(store.configuration.schema)\""
+            // Two letters of one key: the update trigger sums their attempts, past Int64.max.
+            try await harness.sql("UPDATE \(quoted).letters SET attempts = 9223372036854775000")
+            try await store.compactTotals()
+            let summary = try await store.summary(DeadLetterFilter(), now: DeadLetterFixtures.epoch)
+            #expect(summary.total == 2)
+            #expect(summary.averageAttempts > 1e18)
+            _ = try await store.delete(ids: [letters[0].id])
+            try await store.compactTotals()
+            #expect(try await store.count(DeadLetterFilter()) == 1)
+        }
+    }
+
     @Test("sources that differ only in Unicode normalization are two keys of the totals, as PostgreSQL keeps them")
     func canonicallyEquivalentSourcesStayApart() async throws {
         try await PostgresTestServer.withHarness { harness in
