@@ -199,9 +199,9 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
         _ = try SQLiteStoreFile.publish(temporary, at: path)
     }
 
-    /// Checks a store opened read-only: a store of this code's schema version; an older one is refused, since
-    /// it cannot be migrated without writing.
-    private static func checkReadOnly(_ db: Database, path: String) throws {
+    /// The schema version of a dead-letter store's file.
+    /// - Throws: `notAStore` for another application's database, `incompatibleStore` for a newer schema.
+    private static func schemaVersion(_ db: Database, path: String) throws -> Int {
         guard try Int32.fetchOne(db, sql: "PRAGMA application_id") == SQLiteStoreFile.applicationID else {
             throw DeadLetterError(
                 code: .notAStore,
@@ -211,6 +211,13 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
         }
         let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
         if version > SQLiteSchema.version { throw SQLiteSchema.newerError(version, path: path) }
+        return version
+    }
+
+    /// Checks a store opened read-only: a store of this code's schema version; an older one is refused, since
+    /// it cannot be migrated without writing.
+    private static func checkReadOnly(_ db: Database, path: String) throws {
+        let version = try Self.schemaVersion(db, path: path)
         if version < SQLiteSchema.version {
             throw DeadLetterError(
                 code: .incompatibleStore,
@@ -249,18 +256,7 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
                 file: path
             )
         }
-        func check() throws -> Int {
-            guard try Int32.fetchOne(db, sql: "PRAGMA application_id") == SQLiteStoreFile.applicationID else {
-                throw DeadLetterError(
-                    code: .notAStore,
-                    message: "the file is a SQLite database of another application, not a dead-letter store",
-                    file: path
-                )
-            }
-            let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
-            if version > SQLiteSchema.version { throw SQLiteSchema.newerError(version, path: path) }
-            return version
-        }
+        func check() throws -> Int { try Self.schemaVersion(db, path: path) }
         guard try check() < SQLiteSchema.version else { return nil }
         var migratedFrom: Int?
         try db.inTransaction(.immediate) {
