@@ -58,6 +58,12 @@ extension DeadLetterQueue {
         /// ``EncryptedDeadLetterStore``, so the store holds only sealed payloads. `nil` stores payloads as
         /// received. Default `nil`.
         public var payloadEncryption: PayloadEncryption?
+        /// How long operations (redrives, replays, purges, …: the audit log) are kept after they were created;
+        /// older ones are pruned by the queue's cleanup and by `dlq` commands that write. Default 30 days.
+        public var operationRetention: Duration
+        /// How often a running queue (``DeadLetterQueue/run()``) refreshes its instance record in the store; an
+        /// instance not seen for 3 of these is gone. Default 5 seconds.
+        public var instanceHeartbeat: Duration
 
         /// Creates a configuration with the defaults.
         public init() {
@@ -80,6 +86,8 @@ extension DeadLetterQueue {
             self.logger = Logger(label: "dead-letters")
             self.metricsFactory = nil
             self.payloadEncryption = nil
+            self.operationRetention = .seconds(30 * 86_400)
+            self.instanceHeartbeat = .seconds(5)
         }
 
         /// Checks every value.
@@ -109,6 +117,8 @@ extension DeadLetterQueue {
             if self.parkAfterAbandonedClaims < 1 { throw invalid("parkAfterAbandonedClaims", "must be at least 1") }
             if self.shutdownGracePeriod < .zero { throw invalid("shutdownGracePeriod", "must not be negative") }
             if self.instanceID.isEmpty { throw invalid("instanceID", "must not be empty") }
+            if self.operationRetention <= .zero { throw invalid("operationRetention", "must be positive") }
+            if self.instanceHeartbeat <= .zero { throw invalid("instanceHeartbeat", "must be positive") }
             try self.circuitBreaker?.validate()
         }
 

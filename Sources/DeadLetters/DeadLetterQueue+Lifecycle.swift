@@ -49,6 +49,9 @@ extension DeadLetterQueue {
         let parked = self.transition(.claimAbandoned, letter, actor: actor, operation: operation)
         do {
             if try await self.store.write([.release(parked.letter)], owner: owner).first == true {
+                if let done = Self.operationOutcome(of: parked, at: self.clock.now()) {
+                    await self.recordOutcomes([done])
+                }
                 self.metrics.counter("dlq_poison_total", [("source", letter.source)]).increment()
                 self.logger.warning(
                     "letter parked: its claims ended without an outcome too often",
@@ -70,13 +73,17 @@ extension DeadLetterQueue {
     /// reading or changing their payloads (``DeadLetterStore/changeState(ids:now:owner:leaseUntil:_:)``).
     ///
     /// A letter leased by someone else (being run) is left alone, and so is one that no longer matches the
-    /// filter when it is claimed (it failed again and was parked meanwhile, say).
+    /// filter when it is claimed (it failed again and was parked meanwhile, say). With a `record`, each page's
+    /// letters join its frozen set before they change (so an outcome reported at once finds them): those left
+    /// alone as `skipped`, the changed ones as `pending` or, with `outcome`, as done.
     /// - Returns: the letters as written, without their payloads.
     func changeSelected(
         _ filter: DeadLetterFilter,
         limit: Int?,
         actor: String?,
         operation: String,
+        record: DeadLetterOperation? = nil,
+        outcome: DeadLetterOperationLetter.Outcome = .pending,
         event: @escaping @Sendable (DeadLetter) -> DeadLetterLifecycle.Event
     ) async throws -> [DeadLetter] {
         let owner = "\(self.configuration.instanceID)/\(operation)"
@@ -91,9 +98,11 @@ extension DeadLetterQueue {
             cursor = last.id
             let now = self.clock.now()
             let remaining = (limit ?? .max) - changed.count
+            let ids = Array(page.letters.map(\.id).prefix(remaining))
+            try await self.addLetters(ids, to: record, outcome: .pending)
             let written = try await self.metrics.measure("release") {
                 try await self.store.changeState(
-                    ids: Array(page.letters.map(\.id).prefix(remaining)),
+                    ids: ids,
                     now: now,
                     owner: owner,
                     leaseUntil: now.adding(self.configuration.leaseDuration)
@@ -101,6 +110,22 @@ extension DeadLetterQueue {
                     guard filter.matches(letter) else { return nil }
                     return self.transition(event(letter), letter, actor: actor, operation: operation).letter
                 }
+            }
+            if let record {
+                let writtenIDs = Set(written.map(\.id))
+                let at = self.clock.now()
+                await self.recordOutcomes(
+                    ids.compactMap { id in
+                        let done = writtenIDs.contains(id)
+                        if done, outcome == .pending { return nil }
+                        return DeadLetterOperationLetter(
+                            operation: record.id,
+                            letterID: id,
+                            outcome: done ? outcome : .skipped,
+                            at: at
+                        )
+                    }
+                )
             }
             changed += written
             if page.nextCursor == nil { break }
@@ -134,12 +159,23 @@ extension DeadLetterQueue {
             let count = try await self.count(filter)
             return limit.map { min($0, count) } ?? count
         }
+        let operation = self.newOperationID()
+        let record = await self.beginOperation(
+            operation,
+            kind: .park,
+            filter: filter,
+            parameters: DeadLetterOperation.Parameters(limit: limit),
+            actor: actor
+        )
         let parked = try await self.changeSelected(
             filter,
             limit: limit,
             actor: actor,
-            operation: self.newOperationID()
+            operation: operation,
+            record: record,
+            outcome: .succeeded
         ) { _ in .parked(message: message) }
+        await self.endOperation(record, .finished)
         for letter in parked { self.emit(.parked, id: letter.id, source: letter.source, status: .parked) }
         if !parked.isEmpty { self.logger.info("letters parked", metadata: ["dlq.count": "\(parked.count)"]) }
         return parked.count
@@ -172,6 +208,13 @@ extension DeadLetterQueue {
         let operation = self.newOperationID()
         let owner = "\(self.configuration.instanceID)/\(operation)"
         let now = self.clock.now()
+        let record = await self.beginOperation(
+            operation,
+            kind: .edit,
+            filter: DeadLetterFilter(ids: [id]),
+            actor: actor
+        )
+        try await self.addLetters([id], to: record, outcome: .pending)
         let claimed = try await self.store.claim(
             ids: [id],
             now: now,
@@ -179,6 +222,9 @@ extension DeadLetterQueue {
             leaseUntil: now.adding(self.configuration.leaseDuration)
         )
         guard let letter = claimed.first else {
+            await self.recordOutcomes([DeadLetterOperationLetter(operation: operation, letterID: id, outcome: .skipped)]
+            )
+            await self.endOperation(record, .finished, message: "the letter was gone or being run")
             if try await self.store.count(DeadLetterFilter(ids: [id])) == 0 {
                 throw DeadLetterError(code: .notFound, message: "no dead letter has this id", id: id)
             }
@@ -194,9 +240,25 @@ extension DeadLetterQueue {
             edited = self.transition(.redriven(dueAt: now), edited, actor: actor, operation: operation).letter
         }
         guard try await self.store.write([.release(edited)], owner: owner).first == true else {
+            await self.recordOutcomes([DeadLetterOperationLetter(operation: operation, letterID: id, outcome: .skipped)]
+            )
+            await self.endOperation(record, .finished, message: "the letter's lease was lost")
             throw DeadLetterError(code: .leaseLost, message: "the letter's lease was lost before the edit", id: id)
         }
-        if redrive { self.wakeups.signal() }
+        if redrive {
+            // The edit's operation ends with the attempt that follows (the redriven entry carries its id).
+            await self.handOver(record)
+            self.wakeups.signal()
+        } else {
+            let done = DeadLetterOperationLetter(
+                operation: operation,
+                letterID: id,
+                outcome: .succeeded,
+                at: self.clock.now()
+            )
+            await self.recordOutcomes([done])
+            await self.endOperation(record, .finished)
+        }
         return edited
     }
 }

@@ -67,13 +67,13 @@ extension DeadLetterQueue {
     /// Hands the selected letters back to the running service now: status `retrying`, due now. Parked
     /// letters are left alone unless `filter` selects the `parked` status; those are unparked. Each letter gets
     /// a `redriven` (or `unparked`) history entry with the actor and the operation's id; a letter being run
-    /// (leased) is left alone.
+    /// (leased) is left alone. The redrive is recorded as an operation (see ``startRedrive(_:limit:rate:actor:)``).
     /// - Parameters:
     ///   - filter: which letters.
     ///   - limit: at most this many, oldest first; `nil` for all.
-    ///   - dryRun: only count what would be redriven.
+    ///   - dryRun: only count what would be redriven (no operation is recorded).
     ///   - actor: who redrives them (a person's name, `user@host`, a token's name); this instance by default.
-    ///   - operation: the id the history entries share; a new one by default.
+    ///   - operation: the operation's id; a new one by default.
     /// - Returns: how many letters were (or would be) redriven.
     @discardableResult
     public func redrive(
@@ -83,26 +83,80 @@ extension DeadLetterQueue {
         actor: String? = nil,
         operation: String? = nil
     ) async throws -> Int {
-        let filter = self.excludingParked(filter)
         if dryRun {
-            let count = try await self.count(filter)
+            let count = try await self.count(self.excludingParked(filter))
             return limit.map { min($0, count) } ?? count
         }
-        let dueAt = self.clock.now()
+        return try await self.startRedrive(filter, limit: limit, actor: actor, operation: operation).redriven
+    }
+
+    /// Hands the selected letters back to the running services, as a recorded operation: the letters selected
+    /// now are its frozen set (letters that fail later are not swept in), and each letter's next attempt
+    /// counts for it, so the operation shows how many succeeded, failed again or are still pending, and ends
+    /// `finished` when none is pending. ``cancelOperation(id:actor:)`` returns the letters not yet run to
+    /// `dead`.
+    /// - Parameters:
+    ///   - filter: which letters; parked letters only when it selects `parked` (they are unparked).
+    ///   - limit: at most this many, oldest first; `nil` for all.
+    ///   - rate: letters per second: the letters fall due `1/rate` seconds apart from now, so the running
+    ///     services take them at that pace; `nil` for all due now.
+    ///   - actor: who redrives them; this instance by default.
+    ///   - operation: the operation's id; a new one by default.
+    /// - Returns: the operation (`nil` when the store keeps none), how many letters were redriven and when
+    ///   the last one falls due.
+    /// - Throws: ``DeadLetterError`` `invalidConfiguration` for a rate that is not a positive number, or the
+    ///   store's error.
+    public func startRedrive(
+        _ filter: DeadLetterFilter = DeadLetterFilter(),
+        limit: Int? = nil,
+        rate: Double? = nil,
+        actor: String? = nil,
+        operation: String? = nil
+    ) async throws -> DeadLetterRedrive {
+        if let rate, !(rate > 0 && rate.isFinite) {
+            throw DeadLetterError(code: .invalidConfiguration, message: "must be a positive number", field: "rate")
+        }
+        let id = operation ?? self.newOperationID()
+        let record = await self.beginOperation(
+            id,
+            kind: .redrive,
+            filter: filter,
+            parameters: DeadLetterOperation.Parameters(limit: limit, rate: rate),
+            actor: actor
+        )
+        let start = self.clock.now()
+        let position = Locked(0)
         let redriven = try await self.metrics.measure("redrive") {
             try await self.changeSelected(
-                filter,
+                self.excludingParked(filter),
                 limit: limit,
                 actor: actor,
-                operation: operation ?? self.newOperationID()
-            ) { _ in .redriven(dueAt: dueAt) }
+                operation: id,
+                record: record
+            ) { _ in
+                guard let rate else { return .redriven(dueAt: start) }
+                let index = position.withLock { index in
+                    defer { index += 1 }
+                    return index
+                }
+                return .redriven(dueAt: start.adding(.nanoseconds(Int64((Double(index) / rate * 1e9).rounded()))))
+            }
         }
         if !redriven.isEmpty {
-            self.logger.info("letters redriven", metadata: ["dlq.count": "\(redriven.count)"])
+            self.logger.info(
+                "letters redriven",
+                metadata: ["dlq.count": "\(redriven.count)", "dlq.operation.id": "\(id)"]
+            )
             self.emit(.redriven, count: redriven.count)
             self.wakeups.signal()
         }
-        return redriven.count
+        let handedOver = await self.handOver(record)
+        return DeadLetterRedrive(
+            operation: handedOver,
+            redriven: redriven.count,
+            sources: Set(redriven.map(\.source)).sorted(),
+            lastDueAt: redriven.compactMap(\.nextAttemptAt).max()
+        )
     }
 
     /// Removes the letters with these ids. With a configured archive, each is archived first with a `deleted`
@@ -113,14 +167,27 @@ extension DeadLetterQueue {
     /// - Returns: how many were removed.
     @discardableResult
     public func delete(ids: [String], actor: String? = nil) async throws -> Int {
-        if let archive = self.configuration.archive, !ids.isEmpty {
-            let operation = self.newOperationID()
-            let page = try await self.store.page(DeadLetterFilter(ids: ids), after: nil, limit: ids.count)
-            let copies = page.letters.map { self.transition(.deleted, $0, actor: actor, operation: operation).letter }
+        guard !ids.isEmpty else { return 0 }
+        let operation = self.newOperationID()
+        let filter = DeadLetterFilter(ids: ids)
+        let record = await self.beginOperation(operation, kind: .delete, filter: filter, actor: actor)
+        let page = try await self.store.pageWithoutPayloads(filter, after: nil, limit: ids.count)
+        try await self.addLetters(page.letters.map(\.id), to: record, outcome: .pending)
+        if let archive = self.configuration.archive {
+            let full = try await self.store.page(filter, after: nil, limit: ids.count)
+            let copies = full.letters.map { self.transition(.deleted, $0, actor: actor, operation: operation).letter }
             try await archive.archive(copies, reason: "deleted")
         }
         let count = try await self.metrics.measure("delete") { try await self.store.delete(ids: ids) }
         if count > 0 { self.metrics.counter("dlq_purged_total").increment(by: count) }
+        // The ids removed are the operation's record of what went.
+        let at = self.clock.now()
+        await self.recordOutcomes(
+            page.letters.map {
+                DeadLetterOperationLetter(operation: operation, letterID: $0.id, outcome: .succeeded, at: at)
+            }
+        )
+        await self.endOperation(record, .finished)
         return count
     }
 
@@ -150,14 +217,31 @@ extension DeadLetterQueue {
             let count = try await self.count(filter)
             return limit.map { min($0, count) } ?? count
         }
-        let removed = try await self.removeInPages(
-            filter,
-            limit: limit,
-            archive: archive ?? self.configuration.archive,
-            event: .purged,
-            actor: actor,
-            progress: progress
+        let operation = self.newOperationID()
+        let record = await self.beginOperation(
+            operation,
+            kind: .purge,
+            filter: filter,
+            parameters: DeadLetterOperation.Parameters(limit: limit),
+            actor: actor
         )
+        let removed: Int
+        do {
+            removed = try await self.removeInPages(
+                filter,
+                limit: limit,
+                archive: archive ?? self.configuration.archive,
+                event: .purged,
+                actor: actor,
+                operation: operation,
+                record: record,
+                progress: progress
+            )
+        } catch {
+            await self.endOperation(record, .cancelled, message: "stopped: \(error)")
+            throw error
+        }
+        await self.endOperation(record, .finished)
         if removed > 0 {
             self.metrics.counter("dlq_purged_total").increment(by: removed)
             self.logger.info("letters purged", metadata: ["dlq.count": "\(removed)"])
@@ -176,6 +260,8 @@ extension DeadLetterQueue {
             archive: self.configuration.archive,
             event: .expired,
             actor: nil,
+            operation: self.newOperationID(),
+            record: nil,
             progress: nil
         )
         if removed > 0 {
@@ -192,10 +278,11 @@ extension DeadLetterQueue {
         archive: (any DeadLetterArchive)?,
         event: DeadLetterLifecycle.Event,
         actor: String?,
+        operation: String,
+        record: DeadLetterOperation?,
         progress: (@Sendable (Int) -> Void)?
     ) async throws -> Int {
         let reason = if case .expired = event { "expired" } else { "purged" }
-        let operation = self.newOperationID()
         var removed = 0
         let pageSize = 500
         while limit.map({ removed < $0 }) ?? true {
@@ -214,6 +301,8 @@ extension DeadLetterQueue {
             }
             let ids = page.letters.map(\.id)
             removed += try await self.metrics.measure("delete") { try await self.store.delete(ids: ids) }
+            // The ids removed are the operation's record of what went.
+            try await self.addLetters(ids, to: record, outcome: .succeeded)
             progress?(removed)
             if page.nextCursor == nil { break }
         }
@@ -229,6 +318,7 @@ extension DeadLetterQueue {
             } catch {
                 self.logger.error("could not expire letters", metadata: ["error": "\(error)"])
             }
+            await self.pruneOperationsIfDue()
             await self.updateGauges()
             let interval = await self.nextCleanupInterval()
             await self.cleanupWakeups.wait(until: startedAt.adding(interval), clock: self.clock)
@@ -263,6 +353,7 @@ extension DeadLetterQueue {
             self.metrics.gauge("dlq_oldest_age_seconds", [("source", source)]).record(age)
         }
         self.state.withLock { $0.gaugeSources = known.union(summary.bySource.keys) }
+        self.metrics.gauge("dlq_operations_running").record(await self.runningOperations())
         if self.configuration.limits.isBounded { await self.checkCapacity() }
     }
 }

@@ -40,12 +40,14 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.workLoop() }
                 group.addTask { await self.cleanupLoop() }
+                group.addTask { await self.instanceLoop() }
                 await group.waitForAll()
             }
         } onGracefulShutdown: {
             self.state.withLock { $0.shuttingDown = true }
             self.wakeups.signal()
             self.cleanupWakeups.signal()
+            self.instanceWakeups.signal()
         }
         self.logger.info("dead-letter queue stopped")
     }
@@ -179,8 +181,10 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
             self.wakeups.signal()
         }
         let owner = self.configuration.instanceID
+        // The redrive (an operation) that handed the letter back, if this attempt is its outcome.
+        let handedBackBy = DeadLetterLifecycle.handedBack(letter)?.operation
         if self.isPoisoned(letter) {
-            await self.parkPoisoned(letter, owner: owner)
+            await self.parkPoisoned(letter, owner: owner, operation: handedBackBy)
             return
         }
         guard let handler = self.handlers.withLock({ $0[letter.source] }) else {
@@ -199,8 +203,18 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
         do {
             try await handler(letter)
             breaker?.recordSuccess()
-            _ = try await self.metrics.measure("complete") {
+            let completed = try await self.metrics.measure("complete") {
                 try await self.store.complete(id: letter.id, owner: owner)
+            }
+            if completed, let handedBackBy {
+                await self.recordOutcomes([
+                    DeadLetterOperationLetter(
+                        operation: handedBackBy,
+                        letterID: letter.id,
+                        outcome: .succeeded,
+                        at: self.clock.now()
+                    )
+                ])
             }
             self.metrics.counter("dlq_retries_total", [("source", letter.source), ("outcome", "success")]).increment()
             self.emit(.recovered, id: letter.id, source: letter.source)
@@ -239,6 +253,7 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
             )
             return
         }
+        if let done = Self.operationOutcome(of: transition, at: self.clock.now()) { await self.recordOutcomes([done]) }
         let outcome = updated.status == .retrying ? "rescheduled" : "exhausted"
         self.metrics.counter("dlq_retries_total", [("source", letter.source), ("outcome", outcome)]).increment()
         switch updated.status {

@@ -35,6 +35,7 @@ public final class DeadLetterQueue: Sendable {
     let breakers = PThreadLock<[String: CircuitBreaker]>([:])
     let wakeups: Wakeup
     let cleanupWakeups = Wakeup()
+    let instanceWakeups = Wakeup()
     let state = PThreadLock(RunState())
     let completions = PThreadLock(0)
 
@@ -43,6 +44,7 @@ public final class DeadLetterQueue: Sendable {
         var shuttingDown = false
         var aboveCapacityWarning = false
         var gaugeSources: Set<String> = []
+        var operationsPrunedAt: Date?
     }
 
     /// Creates a queue on `store`.

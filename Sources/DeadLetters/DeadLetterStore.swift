@@ -14,7 +14,7 @@ public import Foundation
 ///   release the letter. A lease whose expiry is at or before `now` is no lease.
 /// - Nothing loads the whole store into memory; a store holding millions of letters opens as fast as an empty one.
 /// - Every method is safe to call from many tasks at once.
-public protocol DeadLetterStore: Sendable {
+public protocol DeadLetterStore: DeadLetterOperationLog {
     /// Stores letters, all or none.
     ///
     /// Durable stores return only once the letters are committed to disk. With `limits`, the store keeps

@@ -19,7 +19,7 @@ public import Foundation
 /// be opened is parked (with a history entry saying why, and an error logged) and left out of the claim, and
 /// a letter evicted to make room, which has already left the store, is returned sealed for the archive
 /// rather than lost.
-public struct EncryptedDeadLetterStore: DeadLetterStore {
+public struct EncryptedDeadLetterStore: DeadLetterStoreWrapper {
     /// The store that holds the sealed payloads.
     public let base: any DeadLetterStore
     /// The keys; `nil` stores payloads in the clear and refuses to hand out sealed ones.

@@ -137,6 +137,8 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
     }
 
     let state = PThreadLock(State())
+    /// Operations and instances, apart from the letters so that neither waits for the other.
+    let log = PThreadLock(OperationLogState())
 
     /// Creates an empty store.
     public init() {}

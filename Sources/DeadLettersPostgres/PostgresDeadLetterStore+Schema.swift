@@ -5,7 +5,7 @@ import Synchronization
 
 extension PostgresDeadLetterStore {
     /// The newest schema version this code writes and reads.
-    public static let schemaVersion = 4
+    public static let schemaVersion = 5
 
     /// The migrations, in order: version N's statements turn version N-1 into N. `$schema` is replaced by the
     /// quoted, validated schema name. Never change a released migration; add one.
@@ -64,6 +64,9 @@ extension PostgresDeadLetterStore {
             ["ALTER TABLE $schema.letters ADD COLUMN abandoned_claims bigint NOT NULL DEFAULT 0"]
                 + clampedTotalsFunctions
         ),
+        // Recovery as operations: each operation (a JSON document beside its creation time and stored state),
+        // its frozen set with one row per letter and outcome, and the instances that run a queue.
+        (5, operationLogMigration),
     ]
 
     /// Creates or upgrades the store's schema to ``schemaVersion``, in one transaction.

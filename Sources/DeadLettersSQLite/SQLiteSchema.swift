@@ -17,14 +17,15 @@ import GRDB
 /// - `dlq_groups`: letters per (fingerprint, source), for the groups of the whole store.
 /// - `dlq_meta`: key / value facts about the file.
 ///
-/// Version 3 adds `abandoned_claims` (see ``version3``).
+/// Version 3 adds `abandoned_claims` (see ``version3``); version 4 the operations and instances
+/// (see ``version4``).
 ///
 /// Version 2 drops the indexes on `reason` and `error_type`: each letter written updated every index (most
 /// of a commit's pages), and filters by reason or error type are served by the source and status indexes
 /// (filters usually pair them with a source) or, alone, by walking the id order.
 enum SQLiteSchema {
     /// The newest schema this code reads and writes.
-    static let version = 3
+    static let version = 4
 
     static func newerError(_ found: Int, path: String) -> DeadLetterError {
         DeadLetterError(
@@ -47,6 +48,9 @@ enum SQLiteSchema {
         }
         if current < 3 {
             try db.execute(sql: self.version3)
+        }
+        if current < 4 {
+            try db.execute(sql: self.version4)
         }
         try db.execute(sql: "PRAGMA user_version = \(Self.version)")
     }
@@ -129,6 +133,37 @@ enum SQLiteSchema {
     private static var version3: String {
         """
         ALTER TABLE dlq_letters ADD COLUMN abandoned_claims INTEGER NOT NULL DEFAULT 0;
+        """
+    }
+
+    /// Version 4, recovery as operations: `dlq_operations` (one JSON document per operation beside its
+    /// creation time and stored state), `dlq_operation_letters` (each operation's frozen set, one row per
+    /// letter with its outcome; counts are read from it), `dlq_instances` (who runs a queue). New tables
+    /// only: no letter row is touched.
+    private static var version4: String {
+        """
+        CREATE TABLE dlq_operations (
+            id TEXT PRIMARY KEY NOT NULL,
+            created_at INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            document TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX dlq_operations_created ON dlq_operations (created_at);
+        CREATE TABLE dlq_operation_letters (
+            operation_id TEXT NOT NULL,
+            letter_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            at INTEGER,
+            error_type TEXT,
+            error_message TEXT,
+            PRIMARY KEY (operation_id, letter_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX dlq_operation_letters_outcome ON dlq_operation_letters (operation_id, outcome, letter_id);
+        CREATE TABLE dlq_instances (
+            id TEXT PRIMARY KEY NOT NULL,
+            last_seen_at INTEGER NOT NULL,
+            document TEXT NOT NULL
+        ) WITHOUT ROWID;
         """
     }
 

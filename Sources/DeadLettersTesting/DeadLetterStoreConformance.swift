@@ -78,7 +78,7 @@ public enum DeadLetterStoreConformance {
             ("lettersSequenceStreamsEverything", lettersSequenceStreamsEverything),
             ("concurrentAppendsGiveExactCount", concurrentAppendsGiveExactCount),
             ("concurrentClaimsNeverOverlap", concurrentClaimsNeverOverlap),
-        ] + lifecycleChecks
+        ] + lifecycleChecks + operationChecks
 
     /// The names of every check, to pass as the arguments of a parameterized test.
     public static let checks: [String] = all.map(\.name)

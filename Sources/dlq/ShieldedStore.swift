@@ -7,7 +7,7 @@ import Foundation
 /// outcome (removed, or the new error recorded) must still be written, but a cancelled task cannot write
 /// to every store (GRDB refuses). Each write therefore runs in its own task, which cancellation does not
 /// reach; reads are passed through as they are.
-struct ShieldedStore: DeadLetterStore {
+struct ShieldedStore: DeadLetterStoreWrapper {
     let base: any DeadLetterStore
 
     init(_ base: any DeadLetterStore) {
