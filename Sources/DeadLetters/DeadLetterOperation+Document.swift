@@ -5,194 +5,177 @@ public import Foundation
 #endif
 
 // How stores keep an operation or an instance (one JSON document beside a few indexed columns), and the JSON
-// that `dlq ops --json`, `dlq instances --json` and the HTTP API write.
+// that `dlq ops --json`, `dlq instances --json` and the HTTP API write. Neither uses Foundation's JSONEncoder:
+// under four replaying engines at once it crashed in `JSONWriter.serializeString` (Swift 6.3.1, Linux).
 
 extension DeadLetterOperation {
-    /// The stored document: everything but the letters and counts (which stores keep per letter).
-    package func document() throws -> String {
-        let document = OperationDocument(
-            v: 1,
-            id: self.id,
-            kind: self.kind.rawValue,
-            state: self.state.rawValue,
-            actor: self.actor,
-            createdAt: self.createdAt.millisecondsSince1970,
-            startedAt: self.startedAt?.millisecondsSince1970,
-            finishedAt: self.finishedAt?.millisecondsSince1970,
-            heartbeatAt: self.heartbeatAt?.millisecondsSince1970,
-            filter: FilterDocument(self.filter),
-            parameters: ParametersDocument(self.parameters),
-            message: self.message
-        )
-        return String(decoding: try JSONEncoder().encode(document), as: UTF8.self)
+    /// The stored document: everything but the letters and counts (which stores keep per letter), times in
+    /// milliseconds since 1970. Written and read by this package's own JSON code, as letters are.
+    package func document() -> String {
+        var w = DeadLetterJSON.Writer(buffer: [])
+        w.raw(#"{"v":1,"id":"#)
+        w.string(self.id)
+        w.raw(#","kind":"#)
+        w.string(self.kind.rawValue)
+        w.raw(#","state":"#)
+        w.string(self.state.rawValue)
+        w.raw(#","actor":"#)
+        w.string(self.actor)
+        w.raw(#","createdAt":"#)
+        w.millisecondsOrNull(self.createdAt)
+        w.raw(#","startedAt":"#)
+        w.millisecondsOrNull(self.startedAt)
+        w.raw(#","finishedAt":"#)
+        w.millisecondsOrNull(self.finishedAt)
+        w.raw(#","heartbeatAt":"#)
+        w.millisecondsOrNull(self.heartbeatAt)
+        let f = self.filter
+        w.raw(#","filter":{"ids":"#)
+        w.strings(f.ids)
+        w.raw(#","sources":"#)
+        w.strings(f.sources)
+        w.raw(#","reasons":"#)
+        w.strings(f.reasons)
+        w.raw(#","errorTypes":"#)
+        w.strings(f.errorTypes)
+        w.raw(#","fingerprints":"#)
+        w.strings(f.fingerprints)
+        w.raw(#","statuses":"#)
+        w.strings(f.statuses.map(\.rawValue))
+        w.raw(#","since":"#)
+        w.millisecondsOrNull(f.since)
+        w.raw(#","until":"#)
+        w.millisecondsOrNull(f.until)
+        w.raw(#","minAttempts":"#)
+        w.intOrNull(f.minAttempts)
+        w.raw(#","search":"#)
+        w.stringOrNull(f.search)
+        w.raw(#","expiresBefore":"#)
+        w.millisecondsOrNull(f.expiresBefore)
+        let p = self.parameters
+        w.raw(#"},"parameters":{"limit":"#)
+        w.intOrNull(p.limit)
+        w.raw(#","rate":"#)
+        if let rate = p.rate, rate.isFinite { w.buffer.append(contentsOf: "\(rate)".utf8) } else { w.raw("null") }
+        w.raw(#","concurrency":"#)
+        w.intOrNull(p.concurrency)
+        w.raw(#","maxFailures":"#)
+        w.intOrNull(p.maxFailures)
+        w.raw(#","command":"#)
+        w.stringOrNull(p.command)
+        w.raw(#","leaseMilliseconds":"#)
+        if let lease = p.lease {
+            let (seconds, attoseconds) = lease.components
+            w.int(Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+        } else {
+            w.raw("null")
+        }
+        w.raw(#","canary":"#)
+        w.intOrNull(p.canary)
+        w.raw(#","keepOnSuccess":"#)
+        switch p.keepOnSuccess {
+        case true?: w.raw("true")
+        case false?: w.raw("false")
+        case nil: w.raw("null")
+        }
+        w.raw(#"},"message":"#)
+        w.stringOrNull(self.message)
+        w.raw("}")
+        return String(decoding: w.buffer, as: UTF8.self)
     }
 
     /// An operation read from its stored document, with `counts`.
     /// - Throws: ``DeadLetterError/Code/invalidFormat`` when the document is not one.
     package init(document: String, counts: Counts) throws {
-        let d: OperationDocument
-        do {
-            d = try JSONDecoder().decode(OperationDocument.self, from: Data(document.utf8))
-        } catch {
-            throw DeadLetterError(code: .invalidFormat, message: "a stored operation is not readable: \(error)")
+        let d = try DeadLetterJSON.node(document)
+        func date(_ node: DeadLetterJSON.Node?) -> Date? { node?.int64.map { Date(millisecondsSince1970: $0) } }
+        guard let id = d["id"]?.string, let kind = d["kind"]?.string, let state = d["state"]?.string,
+            let actor = d["actor"]?.string, let createdAt = date(d["createdAt"])
+        else {
+            throw DeadLetterError(
+                code: .invalidFormat,
+                message: "a stored operation lacks its id, kind, state or actor"
+            )
         }
+        let f = d["filter"]
+        let p = d["parameters"]
         self.init(
-            id: d.id,
-            kind: Kind(rawValue: d.kind),
-            state: State(rawValue: d.state),
-            actor: d.actor,
-            createdAt: Date(millisecondsSince1970: d.createdAt),
-            startedAt: d.startedAt.map { Date(millisecondsSince1970: $0) },
-            finishedAt: d.finishedAt.map { Date(millisecondsSince1970: $0) },
-            heartbeatAt: d.heartbeatAt.map { Date(millisecondsSince1970: $0) },
-            filter: d.filter.filter,
-            parameters: d.parameters.parameters,
+            id: id,
+            kind: Kind(rawValue: kind),
+            state: State(rawValue: state),
+            actor: actor,
+            createdAt: createdAt,
+            startedAt: date(d["startedAt"]),
+            finishedAt: date(d["finishedAt"]),
+            heartbeatAt: date(d["heartbeatAt"]),
+            filter: DeadLetterFilter(
+                ids: f?["ids"]?.strings ?? [],
+                sources: f?["sources"]?.strings ?? [],
+                reasons: f?["reasons"]?.strings ?? [],
+                errorTypes: f?["errorTypes"]?.strings ?? [],
+                fingerprints: f?["fingerprints"]?.strings ?? [],
+                statuses: (f?["statuses"]?.strings ?? []).compactMap(DeadLetterStatus.init(rawValue:)),
+                since: date(f?["since"]),
+                until: date(f?["until"]),
+                minAttempts: f?["minAttempts"]?.int,
+                search: f?["search"]?.string,
+                expiresBefore: date(f?["expiresBefore"])
+            ),
+            parameters: Parameters(
+                limit: p?["limit"]?.int,
+                rate: p?["rate"]?.double,
+                concurrency: p?["concurrency"]?.int,
+                maxFailures: p?["maxFailures"]?.int,
+                command: p?["command"]?.string,
+                lease: p?["leaseMilliseconds"]?.int64.map { .milliseconds($0) },
+                canary: p?["canary"]?.int,
+                keepOnSuccess: p?["keepOnSuccess"]?.bool
+            ),
             counts: counts,
-            message: d.message
+            message: d["message"]?.string
         )
     }
 }
 
 extension DeadLetterInstance {
     /// The stored document.
-    package func document() throws -> String {
-        let document = InstanceDocument(
-            id: self.id,
-            host: self.host,
-            pid: self.pid,
-            version: self.version,
-            sources: self.sources,
-            startedAt: self.startedAt.millisecondsSince1970,
-            lastSeenAt: self.lastSeenAt.millisecondsSince1970
-        )
-        return String(decoding: try JSONEncoder().encode(document), as: UTF8.self)
+    package func document() -> String {
+        var w = DeadLetterJSON.Writer(buffer: [])
+        w.raw(#"{"id":"#)
+        w.string(self.id)
+        w.raw(#","host":"#)
+        w.string(self.host)
+        w.raw(#","pid":"#)
+        w.int(self.pid)
+        w.raw(#","version":"#)
+        w.string(self.version)
+        w.raw(#","sources":"#)
+        w.strings(self.sources)
+        w.raw(#","startedAt":"#)
+        w.millisecondsOrNull(self.startedAt)
+        w.raw(#","lastSeenAt":"#)
+        w.millisecondsOrNull(self.lastSeenAt)
+        w.raw("}")
+        return String(decoding: w.buffer, as: UTF8.self)
     }
 
     /// An instance read from its stored document.
     package init(document: String) throws {
-        let d: InstanceDocument
-        do {
-            d = try JSONDecoder().decode(InstanceDocument.self, from: Data(document.utf8))
-        } catch {
-            throw DeadLetterError(code: .invalidFormat, message: "a stored instance is not readable: \(error)")
+        let d = try DeadLetterJSON.node(document)
+        guard let id = d["id"]?.string, let startedAt = d["startedAt"]?.int64, let lastSeenAt = d["lastSeenAt"]?.int64
+        else {
+            throw DeadLetterError(code: .invalidFormat, message: "a stored instance lacks its id or times")
         }
         self.init(
-            id: d.id,
-            host: d.host,
-            pid: d.pid,
-            version: d.version,
-            sources: d.sources,
-            startedAt: Date(millisecondsSince1970: d.startedAt),
-            lastSeenAt: Date(millisecondsSince1970: d.lastSeenAt)
+            id: id,
+            host: d["host"]?.string ?? "",
+            pid: d["pid"]?.int ?? 0,
+            version: d["version"]?.string ?? "",
+            sources: d["sources"]?.strings ?? [],
+            startedAt: Date(millisecondsSince1970: startedAt),
+            lastSeenAt: Date(millisecondsSince1970: lastSeenAt)
         )
     }
-}
-
-private struct OperationDocument: Codable {
-    var v: Int
-    var id: String
-    var kind: String
-    var state: String
-    var actor: String
-    var createdAt: Int64
-    var startedAt: Int64?
-    var finishedAt: Int64?
-    var heartbeatAt: Int64?
-    var filter: FilterDocument
-    var parameters: ParametersDocument
-    var message: String?
-}
-
-private struct FilterDocument: Codable {
-    var ids: [String]?
-    var sources: [String]?
-    var reasons: [String]?
-    var errorTypes: [String]?
-    var fingerprints: [String]?
-    var statuses: [String]?
-    var since: Int64?
-    var until: Int64?
-    var minAttempts: Int?
-    var search: String?
-    var expiresBefore: Int64?
-
-    init(_ f: DeadLetterFilter) {
-        func list(_ values: [String]) -> [String]? { values.isEmpty ? nil : values }
-        self.ids = list(f.ids)
-        self.sources = list(f.sources)
-        self.reasons = list(f.reasons)
-        self.errorTypes = list(f.errorTypes)
-        self.fingerprints = list(f.fingerprints)
-        self.statuses = list(f.statuses.map(\.rawValue))
-        self.since = f.since?.millisecondsSince1970
-        self.until = f.until?.millisecondsSince1970
-        self.minAttempts = f.minAttempts
-        self.search = f.search
-        self.expiresBefore = f.expiresBefore?.millisecondsSince1970
-    }
-
-    var filter: DeadLetterFilter {
-        DeadLetterFilter(
-            ids: self.ids ?? [],
-            sources: self.sources ?? [],
-            reasons: self.reasons ?? [],
-            errorTypes: self.errorTypes ?? [],
-            fingerprints: self.fingerprints ?? [],
-            statuses: (self.statuses ?? []).compactMap(DeadLetterStatus.init(rawValue:)),
-            since: self.since.map { Date(millisecondsSince1970: $0) },
-            until: self.until.map { Date(millisecondsSince1970: $0) },
-            minAttempts: self.minAttempts,
-            search: self.search,
-            expiresBefore: self.expiresBefore.map { Date(millisecondsSince1970: $0) }
-        )
-    }
-}
-
-private struct ParametersDocument: Codable {
-    var limit: Int?
-    var rate: Double?
-    var concurrency: Int?
-    var maxFailures: Int?
-    var command: String?
-    var leaseMilliseconds: Int64?
-    var canary: Int?
-    var keepOnSuccess: Bool?
-
-    init(_ p: DeadLetterOperation.Parameters) {
-        self.limit = p.limit
-        self.rate = p.rate
-        self.concurrency = p.concurrency
-        self.maxFailures = p.maxFailures
-        self.command = p.command
-        self.leaseMilliseconds = p.lease.map {
-            $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000
-        }
-        self.canary = p.canary
-        self.keepOnSuccess = p.keepOnSuccess
-    }
-
-    var parameters: DeadLetterOperation.Parameters {
-        DeadLetterOperation.Parameters(
-            limit: self.limit,
-            rate: self.rate,
-            concurrency: self.concurrency,
-            maxFailures: self.maxFailures,
-            command: self.command,
-            lease: self.leaseMilliseconds.map { .milliseconds($0) },
-            canary: self.canary,
-            keepOnSuccess: self.keepOnSuccess
-        )
-    }
-}
-
-private struct InstanceDocument: Codable {
-    var id: String
-    var host: String
-    var pid: Int
-    var version: String
-    var sources: [String]
-    var startedAt: Int64
-    var lastSeenAt: Int64
 }
 
 extension DeadLetterJSON {
@@ -264,6 +247,14 @@ extension DeadLetterJSON {
 }
 
 extension DeadLetterJSON.Writer {
+    mutating func millisecondsOrNull(_ date: Date?) {
+        if let date { self.int(Int(date.millisecondsSince1970)) } else { self.raw("null") }
+    }
+
+    mutating func intOrNull(_ value: Int?) {
+        if let value { self.int(value) } else { self.raw("null") }
+    }
+
     mutating func stringOrNull(_ value: String?) {
         if let value { self.string(value) } else { self.raw("null") }
     }

@@ -22,7 +22,8 @@ public protocol DeadLetterOperationLog: Sendable {
     func addOperationLetters(_ letters: [DeadLetterOperationLetter]) async throws
 
     /// Writes an operation's state, times, heartbeat, parameters and message (not its letters or counts).
-    /// - Returns: whether it was stored (`false`: unknown or pruned).
+    /// A cancelled operation is final: it is not written again.
+    /// - Returns: whether it was written (`false`: unknown, pruned or cancelled).
     func updateOperation(_ operation: DeadLetterOperation) async throws -> Bool
 
     /// Records letters' outcomes: each changes only a letter of that operation's set that is still

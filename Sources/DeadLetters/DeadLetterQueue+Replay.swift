@@ -7,141 +7,6 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// How ``DeadLetterQueue/replay(_:options:progress:handler:)`` runs.
-public struct ReplayOptions: Sendable, Hashable {
-    /// At most this many letters started per second; `nil` for no limit. Default `nil`.
-    public var rate: Double?
-    /// At most this many letters at once. Default 1.
-    public var concurrency: Int
-    /// Only count the letters and return a sample. Default `false`.
-    public var dryRun: Bool
-    /// Keep a letter whose replay succeeded (with a history entry) instead of removing it. Default `false`.
-    public var keepOnSuccess: Bool
-    /// Stop the replay (its circuit opens) after this many failures in a row; `nil` never stops. Default 10.
-    public var maxConsecutiveFailures: Int?
-    /// At most this many letters, oldest first; `nil` for all. Default `nil`.
-    public var limit: Int?
-    /// How many letters a dry run returns as a sample. Default 5.
-    public var sampleSize: Int
-    /// Who runs the replay, for the letters' history (`DLQ_ACTOR`, `user@host`, a token's name); `nil` for
-    /// this instance. Default `nil`.
-    public var actor: String?
-    /// How long each letter claimed by the replay stays leased; a replay that dies leaves its letters to be
-    /// claimed again after it (counted as abandoned claims). `nil` for the queue's `leaseDuration`.
-    /// Default `nil`.
-    public var leaseDuration: Duration?
-
-    /// Creates options; every parameter has the default stated on its property.
-    public init(
-        rate: Double? = nil,
-        concurrency: Int = 1,
-        dryRun: Bool = false,
-        keepOnSuccess: Bool = false,
-        maxConsecutiveFailures: Int? = 10,
-        limit: Int? = nil,
-        sampleSize: Int = 5
-    ) {
-        self.rate = rate
-        self.concurrency = concurrency
-        self.dryRun = dryRun
-        self.keepOnSuccess = keepOnSuccess
-        self.maxConsecutiveFailures = maxConsecutiveFailures
-        self.limit = limit
-        self.sampleSize = sampleSize
-        self.actor = nil
-        self.leaseDuration = nil
-    }
-
-    /// Checks the values.
-    /// - Throws: ``DeadLetterError`` `invalidConfiguration` naming the field.
-    public func validate() throws {
-        if let rate = self.rate, !(rate > 0), rate.isFinite || rate.isNaN {
-            throw DeadLetterError(code: .invalidConfiguration, message: "must be a positive number", field: "rate")
-        }
-        if self.concurrency < 1 {
-            throw DeadLetterError(code: .invalidConfiguration, message: "must be at least 1", field: "concurrency")
-        }
-        if let max = self.maxConsecutiveFailures, max < 1 {
-            throw DeadLetterError(
-                code: .invalidConfiguration,
-                message: "must be at least 1",
-                field: "maxConsecutiveFailures"
-            )
-        }
-        if let limit = self.limit, limit < 0 {
-            throw DeadLetterError(code: .invalidConfiguration, message: "must not be negative", field: "limit")
-        }
-        if let lease = self.leaseDuration, lease <= .zero {
-            throw DeadLetterError(code: .invalidConfiguration, message: "must be positive", field: "leaseDuration")
-        }
-    }
-}
-
-/// Thrown by a replay's handler to stop the replay for a reason that is not the letter's (the operator's
-/// command is missing, say): the letter is handed back unchanged, no further letter starts, and
-/// ``DeadLetterQueue/replay(_:options:progress:handler:)`` throws this error once every claimed letter is
-/// handed back.
-public struct ReplayStoppedError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// Why the replay stopped, in words.
-    public var message: String
-
-    /// What the replay had done when it stopped; set by the replay when it throws the error.
-    public var report: ReplayReport?
-
-    /// Creates the error.
-    public init(_ message: String) { self.message = message }
-
-    public var description: String { self.message }
-}
-
-/// What a replay did.
-public struct ReplayReport: Sendable, Hashable {
-    /// Letters the filter selected when the replay started.
-    public var matched: Int
-    /// Letters whose handler succeeded.
-    public var succeeded: Int
-    /// Letters whose handler failed (their new error is recorded).
-    public var failed: Int
-    /// Letters not run: taken by another worker, gone, or left when the replay stopped.
-    public var skipped: Int
-    /// Letters parked by this replay: after too many failed replays (counted in ``failed`` too), or because
-    /// their claims ended without an outcome too often (poison letters, counted in ``skipped``: they did not
-    /// run).
-    public var parked: Int
-    /// The id the replay's history entries share (empty for a dry run).
-    public var operation: String = ""
-    /// Whether the replay stopped early because too many letters failed in a row.
-    public var stoppedByCircuit: Bool
-    /// Whether this was a dry run.
-    public var dryRun: Bool
-    /// A dry run's sample of the letters it would replay.
-    public var sample: [DeadLetter]
-    var consecutiveFailures = 0
-    /// Set when a handler threw ``ReplayStoppedError``: no further letter starts.
-    var stoppedByOperator: String?
-
-    /// Creates a report.
-    public init(
-        matched: Int = 0,
-        succeeded: Int = 0,
-        failed: Int = 0,
-        skipped: Int = 0,
-        parked: Int = 0,
-        stoppedByCircuit: Bool = false,
-        dryRun: Bool = false,
-        sample: [DeadLetter] = []
-    ) {
-        self.matched = matched
-        self.succeeded = succeeded
-        self.failed = failed
-        self.skipped = skipped
-        self.parked = parked
-        self.stoppedByCircuit = stoppedByCircuit
-        self.dryRun = dryRun
-        self.sample = sample
-    }
-}
-
 extension DeadLetterQueue {
     /// Runs the selected letters through `handler` now, at a bounded rate and concurrency.
     ///
@@ -164,28 +29,308 @@ extension DeadLetterQueue {
         handler: @escaping Handler
     ) async throws -> ReplayReport {
         try options.validate()
-        let filter = self.excludingParked(filter)
-        var matched = try await self.count(filter)
+        let selection = self.excludingParked(filter)
+        var matched = try await self.count(selection)
         if let limit = options.limit { matched = min(matched, limit) }
         if options.dryRun {
             let sample = try await self.store.page(
-                filter,
+                selection,
                 after: nil,
                 limit: max(1, min(options.sampleSize, max(matched, 1)))
             )
             return ReplayReport(matched: matched, dryRun: true, sample: Array(sample.letters.prefix(matched)))
         }
+        let id = self.newOperationID()
+        let lease = options.leaseDuration ?? self.configuration.leaseDuration
+        let record = await self.beginOperation(
+            id,
+            kind: .replay,
+            filter: filter,
+            parameters: DeadLetterOperation.Parameters(
+                limit: options.limit,
+                rate: options.rate,
+                concurrency: options.concurrency,
+                maxFailures: options.maxConsecutiveFailures,
+                command: options.command,
+                lease: lease,
+                canary: options.canary,
+                keepOnSuccess: options.keepOnSuccess ? true : nil
+            ),
+            actor: options.actor
+        )
+        var source = ReplaySource.filter(selection)
+        if let record {
+            // The frozen set: the letters selected now; letters that fail later are not swept in.
+            matched = try await self.freeze(selection, limit: matched, into: record)
+            source = .operation(record.id)
+        }
+        return try await self.runReplay(
+            source,
+            matched: matched,
+            operation: id,
+            record: record,
+            options: options,
+            canary: options.canary,
+            progress: progress,
+            handler: handler
+        )
+    }
+
+    /// Goes on with a replay that was interrupted (its process stopped) or paused (its canary failed): runs the
+    /// letters of its frozen set that have no outcome yet, with the parameters it was started with, under the
+    /// same operation, which ends `finished` (or stops as a replay does).
+    /// - Parameters:
+    ///   - id: the replay's operation.
+    ///   - actor: who resumes it; recorded in the letters' history.
+    ///   - progress: called after each letter with the report so far.
+    ///   - handler: the work; for `dlq`, the recorded ``DeadLetterOperation/Parameters/command``.
+    /// - Returns: what this run did (`matched` is the number of letters that were left).
+    /// - Throws: ``DeadLetterError`` `notFound` for an unknown operation, `invalidConfiguration` for one that is
+    ///   not a replay or is running, finished or cancelled; or the store's error.
+    public func resumeReplay(
+        id: String,
+        actor: String? = nil,
+        progress: (@Sendable (ReplayReport) -> Void)? = nil,
+        handler: @escaping Handler
+    ) async throws -> ReplayReport {
+        guard var operation = try await self.store.operation(id: id) else {
+            throw DeadLetterError(code: .notFound, message: "no operation has this id", id: id)
+        }
+        guard operation.kind == .replay else {
+            throw DeadLetterError(
+                code: .invalidConfiguration,
+                message: "the operation is a \(operation.kind), not a replay; only replays resume",
+                id: id
+            )
+        }
+        let state = operation.state(now: self.clock.now())
+        guard state == .interrupted || state == .paused else {
+            throw DeadLetterError(
+                code: .invalidConfiguration,
+                message: "the replay is \(state); only an interrupted or paused replay resumes",
+                id: id
+            )
+        }
+        let parameters = operation.parameters
+        var options = ReplayOptions(
+            rate: parameters.rate,
+            concurrency: parameters.concurrency ?? 1,
+            keepOnSuccess: parameters.keepOnSuccess ?? false,
+            maxConsecutiveFailures: parameters.maxFailures
+        )
+        options.actor = actor ?? operation.actor
+        options.leaseDuration = parameters.lease
+        options.command = parameters.command
+        operation.state = .running
+        operation.heartbeatAt = self.clock.now().roundedToMilliseconds
+        operation.finishedAt = nil
+        operation.message = nil
+        _ = try await self.store.updateOperation(operation)
+        return try await self.runReplay(
+            .operation(id),
+            matched: operation.counts.pending,
+            operation: id,
+            record: operation,
+            options: options,
+            canary: nil,
+            progress: progress,
+            handler: handler
+        )
+    }
+
+    /// Adds the letters `filter` selects (at most `limit`, oldest first) to a replay's frozen set as pending.
+    /// - Returns: how many letters the set holds.
+    private func freeze(_ filter: DeadLetterFilter, limit: Int, into record: DeadLetterOperation) async throws -> Int {
+        var cursor: String?
+        var frozen = 0
+        while frozen < limit {
+            let page = try await self.store.pageWithoutPayloads(filter, after: cursor, limit: min(1000, limit - frozen))
+            guard let last = page.letters.last else { break }
+            cursor = last.id
+            try await self.addLetters(page.letters.map(\.id), to: record, outcome: .pending)
+            frozen += page.letters.count
+            if page.nextCursor == nil { break }
+        }
+        return frozen
+    }
+
+    /// Runs a replay's letters (its canary first, when it has one), with a heartbeat that keeps its operation
+    /// alive, records outcomes and notices a cancel; ends the operation.
+    private func runReplay(
+        _ source: ReplaySource,
+        matched: Int,
+        operation: String,
+        record: DeadLetterOperation?,
+        options: ReplayOptions,
+        canary: Int?,
+        progress: (@Sendable (ReplayReport) -> Void)?,
+        handler: @escaping Handler
+    ) async throws -> ReplayReport {
         var start = ReplayReport(matched: matched)
-        start.operation = self.newOperationID()
-        let operation = start.operation
-        let leaseDuration = options.leaseDuration ?? self.configuration.leaseDuration
-        let tally = Locked(start)
+        start.operation = operation
+        let run = ReplayRun(
+            source: source,
+            owner: "replay/\(operation)",
+            lease: options.leaseDuration ?? self.configuration.leaseDuration,
+            tally: Locked(start),
+            outcomes: Locked([]),
+            cancelled: Locked(false)
+        )
+        let result: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
+            if let record {
+                group.addTask { await self.heartbeat(record, run: run) }
+            }
+            defer { group.cancelAll() }
+            do {
+                var left = matched
+                if let canary, canary < matched {
+                    try await self.replayPass(
+                        run,
+                        limit: canary,
+                        options: options,
+                        progress: progress,
+                        handler: handler
+                    )
+                    if run.tally.withLock({ $0.failed > 0 }) {
+                        run.tally.withLock { $0.paused = true }
+                        return .success(())
+                    }
+                    // A frozen set's next pass reads what is still pending: the canary's outcomes first.
+                    await self.flushOutcomes(run)
+                    if case .filter = source { left -= canary }
+                }
+                try await self.replayPass(run, limit: left, options: options, progress: progress, handler: handler)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        await self.flushOutcomes(run)
+        var report = run.tally.withLock { $0 }
+        report.cancelled = self.isCancelled(run)
+        let interrupted = Task.isCancelled
+        self.state.withLock { _ = $0.cancelledOperations.remove(operation) }
+        let counted = try? await self.store.operation(id: operation)
+        if case .failure(let failure) = result {
+            self.logger.error("replay stopped: the store failed", metadata: ["error": "\(failure)"])
+            await self.endOperation(counted ?? record, .interrupted, message: "stopped: \(failure)")
+            throw failure
+        }
+        report.skipped = max(0, report.matched - report.succeeded - report.failed)
+        if let message = report.stoppedByOperator {
+            report.stoppedByOperator = nil
+            await self.endOperation(counted ?? record, .paused, message: message)
+            var stopped = ReplayStoppedError(message)
+            stopped.report = report
+            self.logger.info("replay stopped by its handler", metadata: ["error": "\(message)"])
+            throw stopped
+        }
+        if report.cancelled {
+            // The canceller recorded the state already; the letters not run are skipped.
+            await self.skipRest(run, record: record)
+        } else if interrupted {
+            // Stopped from outside (Ctrl-C, a shutdown): what was not run stays pending, to resume.
+            await self.endOperation(counted ?? record, .interrupted, message: "stopped before its end; resume it")
+        } else if report.paused {
+            await self.endOperation(counted ?? record, .paused, message: "a canary letter failed")
+        } else if report.stoppedByCircuit {
+            await self.endOperation(
+                counted ?? record,
+                .paused,
+                message: "stopped after \(options.maxConsecutiveFailures ?? 0) failures in a row"
+            )
+        } else {
+            await self.skipRest(run, record: record)
+            await self.endOperation(counted ?? record, .finished)
+        }
+        self.emit(.replayed, count: report.succeeded)
+        self.logger.info(
+            "replay finished",
+            metadata: [
+                "dlq.replay.matched": "\(report.matched)", "dlq.replay.succeeded": "\(report.succeeded)",
+                "dlq.replay.failed": "\(report.failed)", "dlq.replay.skipped": "\(report.skipped)",
+                "dlq.operation.id": "\(operation)",
+            ]
+        )
+        return report
+    }
+
+    /// While a replay runs: refreshes its operation's heartbeat at least three times per lease (and at least
+    /// every second), writes the outcomes gathered so far, and notices a cancel.
+    private func heartbeat(_ record: DeadLetterOperation, run: ReplayRun) async {
+        let interval = min(run.lease / 3, .seconds(1))
+        var operation = record
+        while !Task.isCancelled {
+            do { try await self.clock.sleep(for: interval) } catch { return }
+            await self.flushOutcomes(run)
+            if let stored = try? await self.store.operation(id: record.id), stored.state == .cancelled {
+                run.cancelled.withLock { $0 = true }
+                return
+            }
+            operation.heartbeatAt = self.clock.now().roundedToMilliseconds
+            // A cancelled operation is never written again: the update then finds nothing to change.
+            if (try? await self.store.updateOperation(operation)) == false {
+                run.cancelled.withLock { $0 = true }
+                return
+            }
+        }
+    }
+
+    /// Whether the replay's operation was cancelled: in this process (at once) or in another (noticed by the
+    /// heartbeat).
+    private func isCancelled(_ run: ReplayRun) -> Bool {
+        if run.cancelled.withLock({ $0 }) { return true }
+        let operation = run.tally.withLock { $0.operation }
+        return self.state.withLock { $0.cancelledOperations.contains(operation) }
+    }
+
+    /// Writes the outcomes gathered since the last time.
+    private func flushOutcomes(_ run: ReplayRun) async {
+        let outcomes = run.outcomes.withLock { outcomes in
+            defer { outcomes = [] }
+            return outcomes
+        }
+        await self.recordOutcomes(outcomes)
+    }
+
+    /// A replay that ran to its end: letters of its set still pending (gone, or leased by someone else when
+    /// their turn came) are `skipped`.
+    private func skipRest(_ run: ReplayRun, record: DeadLetterOperation?) async {
+        guard let record else { return }
+        let now = self.clock.now()
+        var cursor: String?
+        while let pending = try? await self.store.operationLetters(
+            id: record.id,
+            outcomes: [.pending],
+            after: cursor,
+            limit: 1000
+        ), let last = pending.last {
+            cursor = last.letterID
+            await self.recordOutcomes(
+                pending.map {
+                    DeadLetterOperationLetter(operation: record.id, letterID: $0.letterID, outcome: .skipped, at: now)
+                }
+            )
+        }
+    }
+
+    /// One pass over the replay's letters: at most `limit` letters started.
+    private func replayPass(
+        _ run: ReplayRun,
+        limit matched: Int,
+        options: ReplayOptions,
+        progress: (@Sendable (ReplayReport) -> Void)?,
+        handler: @escaping Handler
+    ) async throws {
+        let operation = run.tally.withLock { $0.operation }
+        let leaseDuration = run.lease
+        let tally = run.tally
         let limiter = RateLimiter(rate: options.rate, clock: self.clock)
-        let owner = self.configuration.instanceID
+        let owner = run.owner
         // A letter holds a slot while its handler runs; its store write (removal or new state) happens after it
         // gives the slot back, so the next letter starts without waiting for a commit and concurrent writes
         // share commits. At most `concurrency + maxPendingWrites` letters are started and not yet written; the
-        // replay returns only once every write is done.
+        // pass returns only once every write is done.
         let slots = ReplaySlots(options.concurrency)
         let maxLive = options.concurrency + Self.replayMaxPendingWrites
         // Letters are leased when their page is claimed. With a rate limit, a page is as large as half a lease
@@ -207,12 +352,7 @@ extension DeadLetterQueue {
             do {
                 // Stores read a limit below 1 as 1: with nothing matched, nothing is claimed.
                 if matched > 0 {
-                    batch = try await self.replayBatch(
-                        filter,
-                        after: nil,
-                        limit: min(batchSize, matched),
-                        lease: leaseDuration
-                    )
+                    batch = try await self.replayBatch(run, after: nil, limit: min(batchSize, matched))
                 }
             } catch is CancellationError {
                 batch = nil
@@ -225,8 +365,7 @@ extension DeadLetterQueue {
                 let more = !current.isLast && seen < matched
                 let limit = min(batchSize, matched - seen)
                 async let following =
-                    more && prefetch
-                    ? self.replayBatch(filter, after: current.cursor, limit: limit, lease: leaseDuration) : nil
+                    more && prefetch ? self.replayBatch(run, after: current.cursor, limit: limit) : nil
                 for letter in current.claimed {
                     if stop {
                         handBack.append(letter)
@@ -239,13 +378,26 @@ extension DeadLetterQueue {
                             if await self.parkPoisoned(letter, owner: owner, actor: options.actor, operation: operation)
                             {
                                 tally.withLock { $0.parked += 1 }
+                                let now = self.clock.now()
+                                run.outcomes.withLock {
+                                    $0.append(
+                                        DeadLetterOperationLetter(
+                                            operation: operation,
+                                            letterID: letter.id,
+                                            outcome: .parked,
+                                            at: now
+                                        )
+                                    )
+                                }
                             }
                         }
                         continue
                     }
                     while live >= maxLive, await group.next() != nil { live -= 1 }
                     await slots.acquire()
-                    if tally.withLock({ $0.stoppedByCircuit || $0.stoppedByOperator != nil }) || Task.isCancelled {
+                    if tally.withLock({ $0.stoppedByCircuit || $0.stoppedByOperator != nil })
+                        || self.isCancelled(run) || Task.isCancelled
+                    {
                         slots.release()
                         stop = true
                         handBack.append(letter)
@@ -257,21 +409,22 @@ extension DeadLetterQueue {
                         handBack.append(letter)
                         continue
                     }
+                    if self.isCancelled(run) {
+                        slots.release()
+                        stop = true
+                        handBack.append(letter)
+                        continue
+                    }
                     live += 1
                     group.addTask {
-                        await self.replayOne(letter, options: options, tally: tally, slots: slots, handler: handler)
+                        await self.replayOne(letter, run: run, options: options, slots: slots, handler: handler)
                         if let progress { progress(tally.withLock { $0 }) }
                     }
                 }
                 do {
                     batch = try await following
                     if more, !prefetch, !stop, !Task.isCancelled {
-                        batch = try await self.replayBatch(
-                            filter,
-                            after: current.cursor,
-                            limit: limit,
-                            lease: leaseDuration
-                        )
+                        batch = try await self.replayBatch(run, after: current.cursor, limit: limit)
                     }
                 } catch is CancellationError {
                     // Ctrl-C while the next page was read: stop as if it came between two letters.
@@ -302,47 +455,74 @@ extension DeadLetterQueue {
             }
             await group.waitForAll()
         }
-        if let failure {
-            self.logger.error("replay stopped: the store failed", metadata: ["error": "\(failure)"])
-            throw failure
-        }
-        var report = tally.withLock { $0 }
-        report.skipped = max(0, report.matched - report.succeeded - report.failed)
-        if let message = report.stoppedByOperator {
-            report.stoppedByOperator = nil
-            var stopped = ReplayStoppedError(message)
-            stopped.report = report
-            self.logger.info("replay stopped by its handler", metadata: ["error": "\(message)"])
-            throw stopped
-        }
-        self.emit(.replayed, count: report.succeeded)
-        self.logger.info(
-            "replay finished",
-            metadata: [
-                "dlq.replay.matched": "\(report.matched)", "dlq.replay.succeeded": "\(report.succeeded)",
-                "dlq.replay.failed": "\(report.failed)", "dlq.replay.skipped": "\(report.skipped)",
-            ]
-        )
-        return report
+        if let failure { throw failure }
     }
 
-    /// Reads the page of letters after `cursor` and claims those that are free; `nil` when the page is empty.
-    private func replayBatch(
-        _ filter: DeadLetterFilter,
-        after cursor: String?,
-        limit: Int,
-        lease: Duration
-    ) async throws -> ReplayBatch? {
-        let page = try await self.store.page(filter, after: cursor, limit: limit)
-        guard let last = page.letters.last else { return nil }
+    /// Reads the next page of the replay's letters after `cursor` and claims those that are free; `nil` when
+    /// the page is empty. From a frozen set, letters that have an outcome for this operation already (the
+    /// replay was interrupted before it recorded it) get that outcome without running again, and letters that
+    /// could not be claimed stay pending (a replay that ends marks them `skipped`).
+    private func replayBatch(_ run: ReplayRun, after cursor: String?, limit: Int) async throws -> ReplayBatch? {
+        let ids: [String]
+        let isLast: Bool
+        switch run.source {
+        case .filter(let filter):
+            let page = try await self.store.pageWithoutPayloads(filter, after: cursor, limit: limit)
+            ids = page.letters.map(\.id)
+            isLast = page.nextCursor == nil
+        case .operation(let id):
+            let pending = try await self.store.operationLetters(
+                id: id,
+                outcomes: [.pending],
+                after: cursor,
+                limit: limit
+            )
+            ids = pending.map(\.letterID)
+            isLast = pending.count < limit
+        }
+        guard let last = ids.last else { return nil }
         let now = self.clock.now()
-        let claimed = try await self.store.claim(
-            ids: page.letters.map(\.id),
+        var claimed = try await self.store.claim(
+            ids: ids,
             now: now,
-            owner: self.configuration.instanceID,
-            leaseUntil: now.adding(lease)
+            owner: run.owner,
+            leaseUntil: now.adding(run.lease)
         )
-        return ReplayBatch(claimed: claimed, cursor: last.id, count: page.letters.count, isLast: page.nextCursor == nil)
+        if case .operation(let id) = run.source {
+            claimed = await self.settleRecorded(claimed, operation: id, run: run)
+        }
+        return ReplayBatch(claimed: claimed, cursor: last, count: ids.count, isLast: isLast)
+    }
+
+    /// Of claimed letters of a frozen set, those whose history already holds this replay's outcome (written
+    /// before the process stopped, not yet recorded in the set) are recorded and handed back; the rest run.
+    private func settleRecorded(_ claimed: [DeadLetter], operation: String, run: ReplayRun) async -> [DeadLetter] {
+        var toRun: [DeadLetter] = []
+        for letter in claimed {
+            guard let entry = letter.storedHistory.last(where: { $0.operation == operation }),
+                entry.event == .replayed || entry.event == .parked
+            else {
+                toRun.append(letter)
+                continue
+            }
+            let outcome: DeadLetterOperationLetter.Outcome =
+                entry.event == .parked || letter.status == .parked
+                ? .parked : entry.outcome == .succeeded ? .succeeded : .failed
+            run.outcomes.withLock {
+                $0.append(
+                    DeadLetterOperationLetter(
+                        operation: operation,
+                        letterID: letter.id,
+                        outcome: outcome,
+                        at: entry.at,
+                        errorType: entry.errorType,
+                        errorMessage: entry.errorMessage
+                    )
+                )
+            }
+            _ = try? await self.store.release(letter, owner: run.owner)
+        }
+        return toRun
     }
 
     /// How many letters of a replay may wait for their store write (removal or new state) beyond those
@@ -356,13 +536,25 @@ extension DeadLetterQueue {
     /// a write that fails leaves it leased until the lease ends (it then runs again) and is logged.
     private func replayOne(
         _ letter: DeadLetter,
+        run: ReplayRun,
         options: ReplayOptions,
-        tally: Locked<ReplayReport>,
         slots: ReplaySlots,
         handler: Handler
     ) async {
-        let owner = self.configuration.instanceID
+        let owner = run.owner
+        let tally = run.tally
         let operation = tally.withLock { $0.operation }
+        func record(_ outcome: DeadLetterOperationLetter.Outcome, _ failed: DeadLetter? = nil) {
+            let done = DeadLetterOperationLetter(
+                operation: operation,
+                letterID: letter.id,
+                outcome: outcome,
+                at: self.clock.now(),
+                errorType: failed?.errorType,
+                errorMessage: failed?.errorMessage
+            )
+            run.outcomes.withLock { $0.append(done) }
+        }
         let outcome: Result<Void, any Error>
         do {
             try await handler(letter)
@@ -395,7 +587,7 @@ extension DeadLetterQueue {
                 }
             }
             // Not written: the letter is still stored as it was and runs again, so it counts as skipped.
-            if !written { tally.withLock { $0.succeeded -= 1 } }
+            if written { record(.succeeded) } else { tally.withLock { $0.succeeded -= 1 } }
         case .failure(let error as ReplayStoppedError):
             // Not the letter's failure: it is handed back unchanged and the replay stops.
             tally.withLock { report in
@@ -433,8 +625,11 @@ extension DeadLetterQueue {
                     report.failed -= 1
                     if failed.status == .parked { report.parked -= 1 }
                 }
-            } else if failed.status == .parked {
-                self.emit(.parked, id: failed.id, source: failed.source, status: .parked)
+            } else {
+                record(failed.status == .parked ? .parked : .failed, failed)
+                if failed.status == .parked {
+                    self.emit(.parked, id: failed.id, source: failed.source, status: .parked)
+                }
             }
         }
     }
@@ -460,6 +655,27 @@ extension DeadLetterQueue {
         }
         return false
     }
+}
+
+/// Where a replay's letters come from: a filter (a store that keeps no operations), or its operation's
+/// frozen set.
+enum ReplaySource: Sendable {
+    case filter(DeadLetterFilter)
+    case operation(String)
+}
+
+/// The shared state of one replay run.
+struct ReplayRun: Sendable {
+    let source: ReplaySource
+    /// The owner of its leases: the operation, so that a resumed replay takes back letters its stopped
+    /// process still held.
+    let owner: String
+    let lease: Duration
+    let tally: Locked<ReplayReport>
+    /// Outcomes not yet written to the operation.
+    let outcomes: Locked<[DeadLetterOperationLetter]>
+    /// Set when the operation was cancelled: no further letter starts.
+    let cancelled: Locked<Bool>
 }
 
 /// Spaces starts `1/rate` seconds apart on the injected clock.

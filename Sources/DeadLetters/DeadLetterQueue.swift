@@ -45,6 +45,8 @@ public final class DeadLetterQueue: Sendable {
         var aboveCapacityWarning = false
         var gaugeSources: Set<String> = []
         var operationsPrunedAt: Date?
+        /// Operations cancelled in this process, so that its replays stop at their next letter.
+        var cancelledOperations: Set<String> = []
     }
 
     /// Creates a queue on `store`.

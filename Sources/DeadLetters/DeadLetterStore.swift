@@ -73,7 +73,8 @@ public protocol DeadLetterStore: DeadLetterOperationLog {
         sources: [String]
     ) async throws -> [DeadLetter]
 
-    /// Takes a lease on the letters with these ids that have no live lease.
+    /// Takes a lease on the letters with these ids that have no live lease, or whose live lease `owner` holds
+    /// (a resumed replay takes back the letters its stopped process held; that claim counts as abandoned).
     /// - Returns: the letters claimed, as stored; a letter that is gone or leased by another is left out.
     func claim(ids: [String], now: Date, owner: String, leaseUntil: Date) async throws -> [DeadLetter]
 

@@ -50,7 +50,7 @@ extension MemoryDeadLetterStore {
 
     public func updateOperation(_ operation: DeadLetterOperation) async throws -> Bool {
         self.log.withLock { log in
-            guard log.operations[operation.id] != nil else { return false }
+            guard let stored = log.operations[operation.id], stored.state != .cancelled else { return false }
             log.operations[operation.id] = operation
             return true
         }

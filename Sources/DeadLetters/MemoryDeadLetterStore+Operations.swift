@@ -130,7 +130,9 @@ extension MemoryDeadLetterStore {
         return self.state.withLock { state in
             var claimed: [DeadLetter] = []
             for key in keys {
-                guard let index = state.index(of: key), !state.isLeased(key, at: nowMilliseconds) else { continue }
+                guard let index = state.index(of: key),
+                    !state.isLeased(key, at: nowMilliseconds) || state.leases[key]?.owner == owner
+                else { continue }
                 state.lease(key, at: index, lease)
                 claimed.append(state.letter(at: index))
             }

@@ -54,7 +54,7 @@ extension PostgresDeadLetterStore {
                     abandoned_claims = \(Self.abandonedClaimsSQL)
                 WHERE l.id IN (
                     SELECT id FROM \(self.schema).letters
-                    WHERE id = ANY($4::text[]) AND (lease_until IS NULL OR lease_until <= $3)
+                    WHERE id = ANY($4::text[]) AND (lease_until IS NULL OR lease_until <= $3 OR lease_owner = $1)
                     ORDER BY id
                     FOR UPDATE SKIP LOCKED
                 )

@@ -39,7 +39,7 @@ extension PostgresDeadLetterStore {
     ]
 
     public func createOperation(_ operation: DeadLetterOperation, letters: [DeadLetterOperationLetter]) async throws {
-        let document = try operation.document()
+        let document = operation.document()
         try await self.perform("create operation") {
             try await self.transaction { connection in
                 let inserted = try await self.rows(
@@ -77,12 +77,13 @@ extension PostgresDeadLetterStore {
     }
 
     public func updateOperation(_ operation: DeadLetterOperation) async throws -> Bool {
-        let document = try operation.document()
+        let document = operation.document()
         return try await self.perform("update operation") {
             !(try await self.rows(
                 PostgresQuery(
                     unsafeSQL: """
-                        UPDATE \(self.schema).operations SET state = $2, document = $3 WHERE id = $1 RETURNING 1
+                        UPDATE \(self.schema).operations SET state = $2, document = $3
+                        WHERE id = $1 AND state <> 'cancelled' RETURNING 1
                         """,
                     binds: Self.binds(Self.text(operation.id), operation.state.rawValue, Self.text(document))
                 )
@@ -243,7 +244,7 @@ extension PostgresDeadLetterStore {
     }
 
     public func saveInstance(_ instance: DeadLetterInstance) async throws {
-        let document = try instance.document()
+        let document = instance.document()
         _ = try await self.perform("save instance") {
             try await self.rows(
                 PostgresQuery(

@@ -37,19 +37,20 @@ extension SQLiteDeadLetterStore {
         }
     }
 
-    /// Takes a lease on the letters with these ids that have no live lease at `now`.
+    /// Takes a lease on the letters with these ids that have no live lease at `now`, or whose live lease
+    /// `owner` holds.
     /// - Returns: the letters claimed, as stored, in id order; one that is gone or leased is left out.
     public func claim(ids: [String], now: Date, owner: String, leaseUntil: Date) async throws -> [DeadLetter] {
         guard !ids.isEmpty else { return [] }
         let (condition, arguments) = try SQLiteRows.condition(DeadLetterFilter(ids: ids))
         let sql = """
             SELECT \(SQLiteRows.columns), seq, lease_owner IS NOT NULL FROM dlq_letters
-            WHERE \(condition) AND (lease_expires_at IS NULL OR lease_expires_at <= ?) ORDER BY id
+            WHERE \(condition) AND (lease_expires_at IS NULL OR lease_expires_at <= ? OR lease_owner = ?) ORDER BY id
             """
         let lease: StatementArguments = [owner, leaseUntil.millisecondsSince1970]
         let now = now.millisecondsSince1970
         return try await self.writeLeases { db in
-            try Self.lease(db, sql: sql, arguments: arguments + [now], lease: lease)
+            try Self.lease(db, sql: sql, arguments: arguments + [now, owner], lease: lease)
         }
     }
 

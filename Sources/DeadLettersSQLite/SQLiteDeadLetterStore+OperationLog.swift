@@ -10,7 +10,7 @@ public import Foundation
 // Operations and instances in the tables of schema version 4 (see `SQLiteSchema`).
 extension SQLiteDeadLetterStore {
     public func createOperation(_ operation: DeadLetterOperation, letters: [DeadLetterOperationLetter]) async throws {
-        let document = try operation.document()
+        let document = operation.document()
         try await self.write { db in
             let exists = try Bool.fetchOne(
                 db,
@@ -40,10 +40,10 @@ extension SQLiteDeadLetterStore {
     }
 
     public func updateOperation(_ operation: DeadLetterOperation) async throws -> Bool {
-        let document = try operation.document()
+        let document = operation.document()
         return try await self.write { db in
             try db.execute(
-                sql: "UPDATE dlq_operations SET state = ?, document = ? WHERE id = ?",
+                sql: "UPDATE dlq_operations SET state = ?, document = ? WHERE id = ? AND state <> 'cancelled'",
                 arguments: [operation.state.rawValue, document, operation.id]
             )
             return db.changesCount > 0
@@ -158,7 +158,7 @@ extension SQLiteDeadLetterStore {
     }
 
     public func saveInstance(_ instance: DeadLetterInstance) async throws {
-        let document = try instance.document()
+        let document = instance.document()
         try await self.write { db in
             try db.execute(
                 sql: """

@@ -142,14 +142,14 @@ enum SQLiteSchema {
     /// only: no letter row is touched.
     private static var version4: String {
         """
-        CREATE TABLE dlq_operations (
+        CREATE TABLE IF NOT EXISTS dlq_operations (
             id TEXT PRIMARY KEY NOT NULL,
             created_at INTEGER NOT NULL,
             state TEXT NOT NULL,
             document TEXT NOT NULL
         ) WITHOUT ROWID;
-        CREATE INDEX dlq_operations_created ON dlq_operations (created_at);
-        CREATE TABLE dlq_operation_letters (
+        CREATE INDEX IF NOT EXISTS dlq_operations_created ON dlq_operations (created_at);
+        CREATE TABLE IF NOT EXISTS dlq_operation_letters (
             operation_id TEXT NOT NULL,
             letter_id TEXT NOT NULL,
             outcome TEXT NOT NULL,
@@ -158,8 +158,8 @@ enum SQLiteSchema {
             error_message TEXT,
             PRIMARY KEY (operation_id, letter_id)
         ) WITHOUT ROWID;
-        CREATE INDEX dlq_operation_letters_outcome ON dlq_operation_letters (operation_id, outcome, letter_id);
-        CREATE TABLE dlq_instances (
+        CREATE INDEX IF NOT EXISTS dlq_operation_letters_outcome ON dlq_operation_letters (operation_id, outcome, letter_id);
+        CREATE TABLE IF NOT EXISTS dlq_instances (
             id TEXT PRIMARY KEY NOT NULL,
             last_seen_at INTEGER NOT NULL,
             document TEXT NOT NULL

@@ -106,4 +106,119 @@ struct OperationTests {
         #expect(!kept.contains { $0.id == first.id })
         #expect(try await h.queue.operationLetters(id: first.id).isEmpty)
     }
+
+    @Test("a replay is an operation: its frozen set, each letter's outcome, finished with counts that add up")
+    func replayRecordsItsOperation() async throws {
+        let h = try QueueHarness()
+        let letters = try await self.deadLetters(h, count: 4)
+        var options = ReplayOptions(maxConsecutiveFailures: nil)
+        options.actor = "alice"
+        options.command = "./fix.sh"
+        let report = try await h.queue.replay(DeadLetterFilter(sources: ["orders"]), options: options) { letter in
+            if letter.id == letters[2].id { throw TestFailure("still broken") }
+        }
+        let operation = try #require(try await h.queue.operation(id: report.operation))
+        #expect(operation.kind == .replay)
+        #expect(operation.state == .finished)
+        #expect(operation.actor == "alice")
+        #expect(operation.parameters.command == "./fix.sh")
+        #expect(operation.counts == DeadLetterOperation.Counts(selected: 4, succeeded: 3, failed: 1))
+        let failed = try await h.queue.operationLetters(id: operation.id, outcomes: [.failed])
+        #expect(failed.map(\.letterID) == [letters[2].id])
+        #expect(failed.first?.errorType == "TestFailure")
+    }
+
+    @Test("a canary that fails pauses the replay; resuming runs the rest under the same operation")
+    func canaryPausesThenResumes() async throws {
+        let h = try QueueHarness()
+        let letters = try await self.deadLetters(h, count: 6)
+        let fixed = Shared(false)
+        let ran = Shared<[String]>([])
+        var options = ReplayOptions(maxConsecutiveFailures: nil)
+        options.canary = 2
+        let first = try await h.queue.replay(options: options) { letter in
+            ran.withLock { $0.append(letter.id) }
+            if !fixed.withLock({ $0 }) { throw TestFailure("not fixed yet") }
+        }
+        #expect(first.paused)
+        #expect(ran.withLock { $0 } == Array(letters.prefix(2).map(\.id)), "only the canary ran")
+        var operation = try #require(try await h.queue.operation(id: first.operation))
+        #expect(operation.state == .paused)
+        #expect(operation.counts == DeadLetterOperation.Counts(selected: 6, failed: 2, pending: 4))
+        fixed.withLock { $0 = true }
+        let second = try await h.queue.resumeReplay(id: first.operation, actor: "bob") { letter in
+            ran.withLock { $0.append(letter.id) }
+        }
+        #expect(second.operation == first.operation)
+        #expect(second.succeeded == 4)
+        operation = try #require(try await h.queue.operation(id: first.operation))
+        #expect(operation.state == .finished)
+        #expect(operation.counts == DeadLetterOperation.Counts(selected: 6, succeeded: 4, failed: 2))
+        #expect(ran.withLock { $0 }.count == 6, "no letter ran twice")
+        await #expect(throws: DeadLetterError.self) {
+            try await h.queue.resumeReplay(id: first.operation) { _ in }
+        }
+    }
+
+    @Test("a replay stopped from outside is interrupted and resumes over what it had not run")
+    func interruptedReplayResumes() async throws {
+        let h = try QueueHarness()
+        let letters = try await self.deadLetters(h, count: 5)
+        let ran = Shared<[String]>([])
+        let started = AsyncStream<Void>.makeStream()
+        let replay = Task {
+            try await h.queue.replay(options: ReplayOptions(concurrency: 1)) { letter in
+                ran.withLock { $0.append(letter.id) }
+                if letter.id == letters[1].id {
+                    started.continuation.yield()
+                    // Runs until the replay is stopped from outside.
+                    while !Task.isCancelled { await Task.yield() }
+                    throw CancellationError()
+                }
+            }
+        }
+        var iterator = started.stream.makeAsyncIterator()
+        _ = await iterator.next()
+        replay.cancel()
+        let report = try await replay.value
+        let stopped = try #require(try await h.queue.operation(id: report.operation))
+        #expect(stopped.state == .interrupted)
+        #expect(stopped.counts.succeeded == 1)
+        let resumed = try await h.queue.resumeReplay(id: report.operation) { letter in
+            ran.withLock { $0.append(letter.id) }
+        }
+        #expect(resumed.operation == report.operation)
+        let finished = try #require(try await h.queue.operation(id: report.operation))
+        #expect(finished.state == .finished)
+        #expect(finished.counts.selected == 5)
+        #expect(finished.counts.succeeded + finished.counts.failed + finished.counts.skipped == 5)
+        #expect(finished.counts.pending == 0)
+        #expect(Set(ran.withLock { $0 }) == Set(letters.map(\.id)))
+        #expect(try await h.queue.count() == 0 || finished.counts.failed > 0)
+    }
+
+    @Test("cancelling a running replay stops it at its next letter, recorded with who cancelled it")
+    func cancelRunningReplay() async throws {
+        let h = try QueueHarness()
+        _ = try await self.deadLetters(h, count: 5)
+        let ran = Shared(0)
+        let report = try await h.queue.replay(options: ReplayOptions(concurrency: 1)) { letter in
+            let count = ran.withLock { count in
+                count += 1
+                return count
+            }
+            if count == 2, let running = try await h.queue.operations(states: [.running]).first {
+                try await h.queue.cancelOperation(id: running.id, actor: "carol")
+            }
+        }
+        #expect(report.cancelled)
+        #expect(ran.withLock { $0 } == 2)
+        let operation = try #require(try await h.queue.operation(id: report.operation))
+        #expect(operation.state == .cancelled)
+        #expect(operation.message == "cancelled by carol")
+        #expect(operation.counts.succeeded == 2)
+        #expect(operation.counts.skipped == 3)
+        #expect(operation.counts.pending == 0)
+        #expect(try await h.queue.count() == 3)
+    }
 }

@@ -115,7 +115,7 @@ struct QueueReplayTests {
             }
         }
         for _ in 0..<4 {
-            await h.clock.waitForSleepers(1)
+            await h.clock.waitForSleepers(2)  // the rate limiter and the operation's heartbeat
             h.clock.advance(by: .milliseconds(100))
         }
         let report = try await replay.value
@@ -146,7 +146,7 @@ struct QueueReplayTests {
             }
         }
         // The first letter started; the replay waits a second for the second one, which it has claimed.
-        await h.clock.waitForSleepers(1)
+        await h.clock.waitForSleepers(2)  // the rate limiter and the operation's heartbeat
         let now = h.clock.now()
         let taken = try await h.store.claim(ids: ids, now: now, owner: "other", leaseUntil: now.addingTimeInterval(600))
         #expect(taken.map(\.id) == Array(ids.suffix(4)), "1 letter per second × 4 s lease / 2 = pages of 2")
