@@ -22,10 +22,11 @@ struct ListCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let filter = self.filters.filter()
+        let filters = self.filters
         let limit = self.filters.limit
         let json = self.json
         try await self.storeOptions.withStore(.read) { store in
+            let filter = try await filters.resolvedFilter(in: store)
             if json {
                 try await Self.writeJSON(store: store, filter: filter, limit: limit)
             } else {
