@@ -110,7 +110,9 @@ extension FilterOptions {
                     + "groups') or a prefix of \(Self.shortestFingerprintPrefix) or more characters"
                 if !matches.isEmpty {
                     let listed = matches.prefix(3).map(\.fingerprint).joined(separator: ", ")
-                    text += "; it starts " + listed + (matches.count > 3 ? " and \(matches.count - 3) more" : "")
+                    text +=
+                        "; '\(value)' is the start of " + listed
+                        + (matches.count > 3 ? " and \(matches.count - 3) more" : "")
                 }
                 warnings.append(text)
                 resolved.append(value)

@@ -144,7 +144,7 @@ extension DLQCommandSuites {
             let short = try space.ok(["list", "--fingerprint", "0123"])
             #expect(short.output.contains("No dead letters match."))
             #expect(short.stderr.contains("dlq: warning: no letter has fingerprint '0123'"), "\(short)")
-            #expect(short.stderr.contains("a prefix of 8 or more characters; it starts 0123456789abcdef"))
+            #expect(short.stderr.contains("a prefix of 8 or more characters; '0123' is the start of 0123456789abcdef"))
             let none = try space.ok(["list", "--fingerprint", "99999999"])
             #expect(none.stderr.contains("no letter has a fingerprint that starts with '99999999'"), "\(none)")
         }
@@ -232,6 +232,40 @@ extension DLQCommandSuites {
                 }
             }
             #expect(examples > 100)
+        }
+
+        @Suite(
+            "dlq for an operator on PostgreSQL: fingerprint prefixes and unknown values",
+            .enabled(if: CommandTestServer.isAvailable, CommandTestServer.skipMessage)
+        )
+        struct OperatorPostgresCommandTests {
+            @Test("a fingerprint prefix resolves, an ambiguous one is refused, an unknown reason warns")
+            func prefixesAndWarnings() throws {
+                let space = try Workspace()
+                defer { space.remove() }
+                let store = try CommandTestServer.freshStore()
+                try space.ok(["migrate", "--store", store])
+                let now = Date()
+                space.write(
+                    "letters.jsonl",
+                    [
+                        OperatorCommandTests.letter("a", lastFailedAt: now, fingerprint: "ff60bdbeb7820001"),
+                        OperatorCommandTests.letter("b", lastFailedAt: now, fingerprint: "ff60bdbe00000002"),
+                    ].map { DeadLetterJSON.string($0) + "\n" }.joined()
+                )
+                try space.ok(["import", "letters.jsonl", "--store", store])
+                let one = try space.ok(["list", "--json", "--store", store, "--fingerprint", "ff60bdbeb782"])
+                #expect(try JSONDecoder().decode([DeadLetter].self, from: one.stdout).map(\.id) == ["a"])
+                #expect(one.stderr.isEmpty, "\(one)")
+                expectOneLineError(
+                    try space.run(["redrive", "--store", store, "--fingerprint", "ff60bdbe"]),
+                    status: 2,
+                    containing: "--fingerprint ff60bdbe is ambiguous: 2 fingerprints start with it"
+                )
+                let typo = try space.ok(["groups", "--store", store, "--reason", "timout"])
+                #expect(typo.stderr.contains("no letter has reason 'timout' (did you mean 'timeout'?)"), "\(typo)")
+                #expect(typo.output == "No dead letters.\n", "\(typo)")
+            }
         }
     }
 }
