@@ -48,8 +48,14 @@ struct GroupsCommand: AsyncParsableCommand {
 
 /// Groups for people.
 enum GroupView {
-    /// The reasons of each group's letters (those `filter` selects), most letters first: a summary of the
-    /// group's letters (one indexed query per group), since a group does not carry its reasons.
+    /// The reasons of each group's letters (those `filter` selects), most letters first: a summary of each
+    /// group's letters, since a group does not carry its reasons.
+    ///
+    /// Cost: each summary reads the group's letters (through the fingerprint index), so this reads every letter
+    /// of the groups shown once. Measured (debug build, 2 shared cores) at 500,000 letters in 30 groups:
+    /// `dlq groups` took 1.1 s instead of 0.15 s on SQLite and 1.3 s instead of 0.19 s on PostgreSQL (running
+    /// the summaries four at a time gained little). A reason kept with each group's totals in the stores would
+    /// make it free.
     static func reasons(
         of groups: [DeadLetterGroup],
         filter: DeadLetterFilter,
