@@ -55,7 +55,10 @@ struct ReplayCommand: AsyncParsableCommand {
     var concurrency: Int = 1
 
     @Option(
-        help: ArgumentHelp("Kill a command that runs longer than this, e.g. 30s, 2m.", valueName: "duration"),
+        help: ArgumentHelp(
+            "Kill a command that runs longer than this, e.g. 10s, 2m (default 30s).",
+            valueName: "duration"
+        ),
         transform: DurationArgument.parse
     )
     var timeout = DurationArgument(.seconds(30))
