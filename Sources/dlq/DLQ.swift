@@ -106,13 +106,13 @@ struct DLQ: AsyncParsableCommand {
         } catch is CancellationError {
             return Self.fail(ExitStatus.interrupted, "interrupted")
         } catch {
-            let code = Self.exitCode(for: error)
+            let code = Self.atHelpWidth { Self.exitCode(for: error) }
             if code == .success {
                 // --help, --version, --generate-completion-script: the text goes to standard output.
-                Terminal.line(Self.fullMessage(for: error, columns: Self.helpColumns))
+                Terminal.line(Self.atHelpWidth { Self.fullMessage(for: error, columns: Self.helpColumns) })
                 return ExitStatus.success
             }
-            let message = Self.message(for: error)
+            let message = Self.atHelpWidth { Self.message(for: error) }
             if code == .validationFailure {
                 if let unknown = Self.unknownCommand(arguments) { return Self.fail(ExitStatus.usage, unknown) }
                 return Self.fail(ExitStatus.usage, message + Self.helpHint(arguments))
@@ -138,7 +138,7 @@ struct DLQ: AsyncParsableCommand {
         do {
             return try Self.parseAsRoot(arguments)
         } catch {
-            let message = Self.message(for: error)
+            let message = Self.atHelpWidth { Self.message(for: error) }
             guard message.hasPrefix("Missing value for '--") else { throw error }
             let name = message.dropFirst("Missing value for '".count).prefix { $0 != " " && $0 != "'" }
             guard
@@ -161,10 +161,24 @@ struct DLQ: AsyncParsableCommand {
 
     /// The width help is written at: the terminal's, but never under 80 columns, so that no example (each at
     /// most 80 columns) is broken in the middle; a narrower terminal folds long lines without breaking them.
-    /// 80 when standard output is not a terminal and `COLUMNS` is not set.
+    /// `COLUMNS` when set, else the terminal's width; 80 when standard output is not a terminal.
     static var helpColumns: Int {
-        guard Terminal.stdoutIsTerminal || getenv("COLUMNS") != nil else { return 80 }
-        return max(80, Terminal.width)
+        if let text = getenv("COLUMNS"), let columns = Int(String(cString: text)), columns > 0 {
+            return max(80, columns)
+        }
+        return Terminal.stdoutIsTerminal ? max(80, Terminal.width) : 80
+    }
+
+    /// Runs `body` with `COLUMNS` set to ``helpColumns``: argument-parser renders the help text (at `COLUMNS`)
+    /// even to classify an error, and under about 27 columns it traps (debug builds) or renders nothing. Called
+    /// only once the command has ended, when nothing else reads the environment.
+    static func atHelpWidth<T>(_ body: () -> T) -> T {
+        let saved = getenv("COLUMNS").map { String(cString: $0) }
+        setenv("COLUMNS", "\(Self.helpColumns)", 1)
+        defer {
+            if let saved { setenv("COLUMNS", saved, 1) } else { unsetenv("COLUMNS") }
+        }
+        return body()
     }
 
     /// The message for a mistyped command (`dlq lsit`): the first word that is not an option, when it names no

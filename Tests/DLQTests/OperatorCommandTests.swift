@@ -207,7 +207,8 @@ extension DLQCommandSuites {
                 "export", "import", "check", "serve", "demo", "migrate",
             ]
             var examples = 0
-            for columns in ["80", "50"] {
+            // Under about 27 columns, argument-parser's own wrapping trapped (debug) or wrote nothing (release).
+            for columns in ["80", "50", "20"] {
                 for command in commands {
                     let arguments = (command.isEmpty ? [] : [command]) + ["--help"]
                     let help = try space.ok(arguments, environment: ["COLUMNS": columns]).output.components(
