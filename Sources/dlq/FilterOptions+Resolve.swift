@@ -5,6 +5,9 @@ extension FilterOptions {
     /// The shortest `--fingerprint` prefix that is looked up (a whole fingerprint has 16 characters).
     static let shortestFingerprintPrefix = 8
 
+    /// The length of a fingerprint (see `Fingerprint`); a value this long is not looked up as a prefix.
+    static let wholeFingerprintLength = 16
+
     /// At most this many groups are read to resolve a fingerprint prefix.
     static let fingerprintLookupLimit = 100_000
 
@@ -92,6 +95,11 @@ extension FilterOptions {
         var groups: [DeadLetterGroup]?
         for value in values {
             if try await store.count(DeadLetterFilter(fingerprints: [value])) > 0 {
+                resolved.append(value)
+                continue
+            }
+            guard value.count < Self.wholeFingerprintLength else {
+                warnings.append("no letter has fingerprint '\(value)' (see 'dlq groups')")
                 resolved.append(value)
                 continue
             }

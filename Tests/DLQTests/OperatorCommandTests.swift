@@ -147,6 +147,8 @@ extension DLQCommandSuites {
             #expect(short.stderr.contains("a prefix of 8 or more characters; '0123' is the start of 0123456789abcdef"))
             let none = try space.ok(["list", "--fingerprint", "99999999"])
             #expect(none.stderr.contains("no letter has a fingerprint that starts with '99999999'"), "\(none)")
+            let whole = try space.ok(["list", "--fingerprint", "9999999999999999"])
+            #expect(whole.stderr == "dlq: warning: no letter has fingerprint '9999999999999999' (see 'dlq groups')\n")
         }
 
         @Test("a source, reason or error type that no letter has is named on stderr, with the values that exist")
