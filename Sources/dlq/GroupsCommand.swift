@@ -18,6 +18,7 @@ struct GroupsCommand: AsyncParsableCommand {
               dlq groups
               dlq groups --source payments --since 1h
               dlq list --fingerprint 9f2c41d07a3b5e81
+              dlq redrive --fingerprint 9f2c41d0
             """
     )
 

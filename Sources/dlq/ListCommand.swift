@@ -10,6 +10,8 @@ struct ListCommand: AsyncParsableCommand {
         discussion: """
             Examples:
               dlq list --source orders --since 2h
+              dlq list --since yesterday --until today
+              dlq list --since 2026-12-05T22:00 --fingerprint 9f2c41d0
               dlq list --reason timeout --status dead --limit 20
               dlq list --search "connection refused" --json | jq -r '.[].id'
             """
