@@ -20,7 +20,7 @@ struct CheckCommand: AsyncParsableCommand {
             Examples:
               dlq check
               dlq check --store /var/lib/orders/dead-letters.sqlite
-              dlq check --store copy.sqlite && dlq export --store copy.sqlite --output backup.jsonl
+              dlq check --store old.sqlite && dlq export --store old.sqlite -o backup.jsonl
             """
     )
 

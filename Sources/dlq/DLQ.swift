@@ -24,8 +24,11 @@ struct DLQ: AsyncParsableCommand {
             can be inspected; 'dlq check' reads a whole store file and says what is damaged.
 
             Filters, shared by the commands that select letters: --source, --reason, --error-type, \
-            --fingerprint, --status, --since, --until (ISO 8601, a date, or an age like 30m, 2h, 7d), \
-            --min-attempts, --search TEXT (in the error message), --limit.
+            --fingerprint (or a unique prefix of 8 or more characters), --status, --since, --until (ISO \
+            8601, a date, today, yesterday, or an age like 30m, 2h, 7d; a time or date without a zone is UTC: \
+            2026-12-05T22:00 is 22:00 UTC), --min-attempts, --search TEXT (in the error message), --limit. A \
+            --source, --reason, --error-type or --fingerprint that no letter has is named on standard error, \
+            with the values that exist.
 
             Output: aligned tables for people (colours only on a terminal, never with NO_COLOR), progress on \
             standard error only when it is a terminal; --json writes one JSON document on standard output in \
@@ -47,7 +50,7 @@ struct DLQ: AsyncParsableCommand {
               dlq replay --source orders --exec './reprocess.sh' --dry-run
               dlq replay --source orders --rate 10/s --exec './reprocess.sh'
               dlq park --fingerprint 9f2c41d07a3b5e81
-              dlq edit 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d --payload-file fixed.json --redrive
+              dlq edit 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d --payload-file f.json --redrive
               dlq delete 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d
               dlq purge --status dead --until 30d --yes
               dlq export --source orders --output orders.jsonl
@@ -86,7 +89,7 @@ struct DLQ: AsyncParsableCommand {
     /// Parses and runs `arguments`; returns the exit status, having written any error as one line on stderr.
     static func execute(_ arguments: [String]) async -> Int32 {
         do {
-            var command = try Self.parseAsRoot(arguments)
+            var command = try Self.parse(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -103,14 +106,15 @@ struct DLQ: AsyncParsableCommand {
         } catch is CancellationError {
             return Self.fail(ExitStatus.interrupted, "interrupted")
         } catch {
-            let code = Self.exitCode(for: error)
+            let code = Self.atHelpWidth { Self.exitCode(for: error) }
             if code == .success {
                 // --help, --version, --generate-completion-script: the text goes to standard output.
-                Terminal.line(Self.fullMessage(for: error))
+                Terminal.line(Self.atHelpWidth { Self.fullMessage(for: error, columns: Self.helpColumns) })
                 return ExitStatus.success
             }
-            let message = Self.message(for: error)
+            let message = Self.atHelpWidth { Self.message(for: error) }
             if code == .validationFailure {
+                if let unknown = Self.unknownCommand(arguments) { return Self.fail(ExitStatus.usage, unknown) }
                 return Self.fail(ExitStatus.usage, message + Self.helpHint(arguments))
             }
             let (status, text) = ExitStatus.classify(error)
@@ -125,6 +129,82 @@ struct DLQ: AsyncParsableCommand {
         let style = Style.stderr
         Terminal.err(style.red(style.bold("dlq: error:")) + " " + oneLine + "\n")
         return status
+    }
+
+    /// `parseAsRoot`, except that an option given a negative number (`--limit -1`, which the parser reads as a
+    /// flag `-1`, then says "Missing value") is parsed again with the number as its value (`--limit=-1`), so that
+    /// the option says what it takes.
+    private static func parse(_ arguments: [String]) throws -> any ParsableCommand {
+        do {
+            return try Self.parseAsRoot(arguments)
+        } catch {
+            let message = Self.atHelpWidth { Self.message(for: error) }
+            guard message.hasPrefix("Missing value for '--") else { throw error }
+            let name = message.dropFirst("Missing value for '".count).prefix { $0 != " " && $0 != "'" }
+            guard
+                let index = arguments.indices.dropLast().first(where: {
+                    arguments[$0] == name && Self.isNegativeNumber(arguments[$0 + 1])
+                })
+            else { throw error }
+            var joined = arguments
+            joined[index] = "\(name)=\(arguments[index + 1])"
+            joined.remove(at: index + 1)
+            return try Self.parseAsRoot(joined)
+        }
+    }
+
+    /// `-1`, `-0.5`, `-5/s`, `-2h`: a minus sign, then a digit or a point.
+    private static func isNegativeNumber(_ argument: String) -> Bool {
+        let characters = Array(argument.prefix(2))
+        return characters.count == 2 && characters[0] == "-" && (characters[1].isNumber || characters[1] == ".")
+    }
+
+    /// The width help is written at: the terminal's, but never under 80 columns, so that no example (each at
+    /// most 80 columns) is broken in the middle; a narrower terminal folds long lines without breaking them.
+    /// `COLUMNS` when set, else the terminal's width; 80 when standard output is not a terminal.
+    static var helpColumns: Int {
+        if let text = getenv("COLUMNS"), let columns = Int(String(cString: text)), columns > 0 {
+            return max(80, columns)
+        }
+        return Terminal.stdoutIsTerminal ? max(80, Terminal.width) : 80
+    }
+
+    /// Runs `body` with `COLUMNS` set to ``helpColumns``: argument-parser renders the help text (at `COLUMNS`)
+    /// even to classify an error, and under about 27 columns it traps (debug builds) or renders nothing. Called
+    /// only once the command has ended, when nothing else reads the environment.
+    static func atHelpWidth<T>(_ body: () -> T) -> T {
+        let saved = getenv("COLUMNS").map { String(cString: $0) }
+        setenv("COLUMNS", "\(Self.helpColumns)", 1)
+        defer {
+            if let saved { setenv("COLUMNS", saved, 1) } else { unsetenv("COLUMNS") }
+        }
+        return body()
+    }
+
+    /// The message for a mistyped command (`dlq lsit`): the first word that is not an option, when it names no
+    /// command, with the closest commands.
+    static func unknownCommand(_ arguments: [String]) -> String? {
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--" { return nil }
+            if argument == "--store" {
+                index += 2
+                continue
+            }
+            if argument.hasPrefix("-") {
+                index += 1
+                continue
+            }
+            let names = Self.configuration.subcommands.map { $0._commandName }
+            if names.contains(argument) || argument == "help" { return nil }
+            if let suggestion = Suggestion.phrase(Suggestion.closest(to: argument, among: names)) {
+                return "unknown command '\(argument)'; \(suggestion) (see 'dlq --help')"
+            }
+            return "unknown command '\(argument)'; the commands are \(names.joined(separator: ", ")) "
+                + "(see 'dlq --help')"
+        }
+        return nil
     }
 
     private static func helpHint(_ arguments: [String]) -> String {

@@ -107,7 +107,8 @@ struct DemoRun: Sendable {
         let groups = try await self.queue.groups(filter, limit: 8)
         Terminal.line()
         Terminal.line(self.step(3, "The same failures, grouped by fingerprint") + s.dim("   $ dlq groups\(since)"))
-        Terminal.out(Self.indent(GroupView.table(groups, now: Date(), style: s)))
+        let reasons = try await GroupView.reasons(of: groups, filter: filter, in: self.queue.store)
+        Terminal.out(Self.indent(GroupView.table(groups, reasons: reasons, now: Date(), style: s)))
 
         Terminal.line()
         Terminal.line(self.step(4, "The fix: the payment gateway is scaled up, the carrier API is back"))

@@ -15,8 +15,8 @@ struct EditCommand: AsyncParsableCommand {
             cannot be edited (exit 4); a letter being run (leased) is refused (exit 5); an unknown id exits 3.
 
             Examples:
-              dlq show 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d --raw > fixed.json
-              dlq edit 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d --payload-file fixed.json --redrive
+              dlq show 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d --raw > f.json
+              dlq edit 0193a1c2-7b4e-7a10-9c1d-2f3e4a5b6c7d --payload-file f.json --redrive
             """
     )
 

@@ -38,13 +38,14 @@ struct ExportCommand: AsyncParsableCommand {
     var format: Format = .jsonl
 
     func run() async throws {
-        let filter = self.filters.filter()
+        let filters = self.filters
         let limit = self.filters.limit
         let format: JSONLinesWriter.Format = self.format == .json ? .jsonArray : .jsonLines
         let output = self.output
         if let output { try Self.checkFolder(of: output) }
         let count = try await self.storeOptions.withStore(.read) { store in
             try await Interrupts.cancellingOnInterrupt {
+                let filter = try await filters.resolvedFilter(in: store)
                 let total = try await store.count(filter)
                 guard let output else {
                     let writer = JSONLinesWriter.standardOutput(format: format)

@@ -18,7 +18,11 @@ struct FilterOptions: ParsableArguments {
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Only letters with this fingerprint (repeatable; see 'dlq groups').", valueName: "hash")
+        help: ArgumentHelp(
+            "Only letters with this fingerprint, or a unique prefix of it of 8 or more characters (repeatable; see "
+                + "'dlq groups').",
+            valueName: "hash"
+        )
     )
     var fingerprint: [String] = []
 
@@ -32,7 +36,8 @@ struct FilterOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Only letters that last failed at or after this time: ISO 8601, a date, or an age like 30m, 2h, 7d.",
+            "Only letters that last failed at or after this time: \(TimeBound.shortForms).",
+            discussion: TimeBound.utcNote,
             valueName: "time"
         ),
         transform: TimeBound.parse
@@ -42,14 +47,18 @@ struct FilterOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Only letters that last failed before this time: ISO 8601, a date, or an age like 30m, 2h, 7d.",
+            "Only letters that last failed before this time (same forms as --since).",
             valueName: "time"
         ),
         transform: TimeBound.parse
     )
     var until: TimeBound?
 
-    @Option(name: .long, help: ArgumentHelp("Only letters with at least this many attempts.", valueName: "n"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Only letters with at least this many attempts (0 or more).", valueName: "n"),
+        transform: { try WholeNumber.parse($0, atLeast: 0) }
+    )
     var minAttempts: Int?
 
     @Option(
@@ -58,7 +67,11 @@ struct FilterOptions: ParsableArguments {
     )
     var search: String?
 
-    @Option(name: .long, help: ArgumentHelp("At most this many letters, oldest first.", valueName: "n"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("At most this many letters, oldest first (1 or more).", valueName: "n"),
+        transform: { try WholeNumber.parse($0, atLeast: 1) }
+    )
     var limit: Int?
 
     func validate() throws {
@@ -94,16 +107,42 @@ struct FilterOptions: ParsableArguments {
     }
 }
 
-/// A point in time given as ISO 8601 (`2026-11-23T10:00:00Z`, or a date `2026-11-23` meaning midnight UTC) or as
-/// an age before now (`90s`, `30m`, `2h`, `7d`, `2w`).
-enum TimeBound: ExpressibleByArgument, Sendable {
+/// A point in time: ISO 8601 (`2026-11-23T10:00:00Z`), the same without seconds or zone (`2026-11-23T10:00`,
+/// UTC), a date (`2026-11-23`, midnight UTC), `today` or `yesterday` (midnight UTC), or an age before now (`90s`,
+/// `30m`, `2h`, `7d`, `2w`).
+enum TimeBound: ExpressibleByArgument, Sendable, Equatable {
     case absolute(Date)
     case age(Duration)
+    /// Midnight UTC, this many days before today's.
+    case daysAgo(Int)
+
+    /// The forms, for the options' help.
+    static let shortForms = "ISO 8601, a date, today, yesterday, or an age like 30m, 2h, 7d"
+
+    /// How a time without a zone is read, for the options' help.
+    static let utcNote =
+        "Times and dates without a zone are UTC: 2026-12-05T22:00 is 22:00 UTC; 2026-12-05, today and yesterday "
+        + "are midnight UTC. With a zone: 2026-12-05T22:00+01:00."
+
+    /// The forms, for messages about a wrong value.
+    static let forms =
+        "an ISO 8601 time (2026-11-23T10:00:00Z, or 2026-11-23T10:00 read as UTC), a date (2026-11-23, midnight "
+        + "UTC), today, yesterday, or an age (500ms, 30m, 1.5h, 7d, 2w)"
 
     init?(argument: String) {
-        if let date = DeadLetterFilter.parseDate(argument) {
+        let text = argument.trimmingCharacters(in: .whitespaces)
+        switch text.lowercased() {
+        case "today":
+            self = .daysAgo(0)
+            return
+        case "yesterday":
+            self = .daysAgo(1)
+            return
+        default: break
+        }
+        if let date = DeadLetterFilter.parseDate(text) ?? Self.parseLooseTime(text) {
             self = .absolute(date)
-        } else if let age = DeadLetterFilter.parseAge(argument) {
+        } else if let age = DeadLetterFilter.parseAge(text) {
             self = .age(age)
         } else {
             return nil
@@ -113,19 +152,58 @@ enum TimeBound: ExpressibleByArgument, Sendable {
     /// For `@Option(transform:)`: a wrong value's message says which forms are taken.
     static func parse(_ argument: String) throws -> TimeBound {
         guard let bound = TimeBound(argument: argument) else {
-            throw ValidationError("must be \(DeadLetterFilter.timeForms)")
+            throw ValidationError("must be \(Self.forms)")
         }
         return bound
+    }
+
+    /// `yyyy-MM-ddTHH:mm`, with seconds and a fraction optional, and the zone (`Z` or `±HH:mm`) optional: UTC
+    /// when there is none. `T` may be a space.
+    static func parseLooseTime(_ text: String) -> Date? {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 16, bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: "t") || bytes[10] == 32,
+            bytes[13] == UInt8(ascii: ":")
+        else { return nil }
+        var rest = bytes[16...]
+        var seconds: [UInt8] = Array(":00".utf8)
+        if rest.first == UInt8(ascii: ":") {
+            // Seconds (and a fraction) are there: keep them as written.
+            var end = rest.startIndex + 1
+            while end < rest.endIndex, rest[end] != UInt8(ascii: "Z"), rest[end] != UInt8(ascii: "z"),
+                rest[end] != UInt8(ascii: "+"), rest[end] != UInt8(ascii: "-")
+            {
+                end += 1
+            }
+            seconds = Array(rest[rest.startIndex..<end])
+            rest = rest[end...]
+        }
+        let zone: [UInt8] = rest.isEmpty ? [UInt8(ascii: "Z")] : Array(rest)
+        return Timestamp.parse(String(decoding: bytes[0..<16] + seconds + zone, as: UTF8.self))
     }
 
     func date(now: Date) -> Date {
         switch self {
         case .absolute(let date): return date
         case .age(let age): return now.addingTimeInterval(-age.seconds)
+        case .daysAgo(let days):
+            let today = (now.timeIntervalSince1970 / 86_400).rounded(.down) * 86_400
+            return Date(timeIntervalSince1970: today - Double(days) * 86_400)
         }
     }
 
-    static var defaultCompletionKind: CompletionKind { .default }
+    static var defaultCompletionKind: CompletionKind { .list(["today", "yesterday", "1h", "24h", "7d"]) }
+}
+
+/// A whole number option with a lower bound (`--limit`, `--min-attempts`), whose message says what it takes.
+enum WholeNumber {
+    /// For `@Option(transform:)`.
+    /// - Throws: `ValidationError` naming the form when `text` is not a whole number of at least `minimum`.
+    static func parse(_ text: String, atLeast minimum: Int) throws -> Int {
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value >= minimum else {
+            throw ValidationError("must be a whole number, \(minimum) or more")
+        }
+        return value
+    }
 }
 
 /// A length of time: `500ms`, `30s`, `5m`, `2h`, `7d`, `2w`, or a number of seconds.
@@ -142,6 +220,17 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     }
 
     var defaultValueDescription: String { Self.format(self.duration) }
+
+    /// The forms, for messages about a wrong value.
+    static let forms = "a length of time: 500ms, 30s, 5m, 2h, 7d, or a number of seconds"
+
+    /// For `@Option(transform:)`: a wrong value's message says which forms are taken.
+    static func parse(_ argument: String) throws -> DurationArgument {
+        guard let duration = DurationArgument(argument: argument) else {
+            throw ValidationError("must be \(Self.forms)")
+        }
+        return duration
+    }
 
     static func parse(_ text: String, allowBareSeconds: Bool) -> Duration? {
         if let age = DeadLetterFilter.parseAge(text) { return age }
@@ -160,6 +249,15 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
 /// A rate: `10/s`, `600/m`, `3600/h`, or a number per second.
 struct RateArgument: ExpressibleByArgument, Sendable {
     var perSecond: Double
+
+    /// The forms, for messages about a wrong value.
+    static let forms = "a number per second, minute or hour: 10/s, 600/m, 3600/h (a bare number is per second)"
+
+    /// For `@Option(transform:)`: a wrong value's message says which forms are taken.
+    static func parse(_ argument: String) throws -> RateArgument {
+        guard let rate = RateArgument(argument: argument) else { throw ValidationError("must be \(Self.forms)") }
+        return rate
+    }
 
     init?(argument: String) {
         let text = argument.trimmingCharacters(in: .whitespaces).lowercased()

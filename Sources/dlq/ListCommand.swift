@@ -10,6 +10,8 @@ struct ListCommand: AsyncParsableCommand {
         discussion: """
             Examples:
               dlq list --source orders --since 2h
+              dlq list --since yesterday --until today
+              dlq list --since 2026-12-05T22:00 --fingerprint 9f2c41d0
               dlq list --reason timeout --status dead --limit 20
               dlq list --search "connection refused" --json | jq -r '.[].id'
             """
@@ -22,10 +24,11 @@ struct ListCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let filter = self.filters.filter()
+        let filters = self.filters
         let limit = self.filters.limit
         let json = self.json
         try await self.storeOptions.withStore(.read) { store in
+            let filter = try await filters.resolvedFilter(in: store)
             if json {
                 try await Self.writeJSON(store: store, filter: filter, limit: limit)
             } else {

@@ -42,7 +42,7 @@ struct ParkCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let filter = self.filters.filter()
+        let filter = try await self.filters.resolvedFilter(self.storeOptions)
         let (limit, dryRun, message) = (self.filters.limit, self.dryRun, self.message)
         let count = try await self.storeOptions.withQueue { queue in
             try await queue.park(filter, limit: limit, dryRun: dryRun, actor: CommandActor.current, message: message)

@@ -53,7 +53,7 @@ struct PurgeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var selection = self.filters.filter()
+        var selection = try await self.filters.resolvedFilter(self.storeOptions)
         if self.expired { selection.expiresBefore = Date() }
         let filter = selection
         let limit = self.filters.limit

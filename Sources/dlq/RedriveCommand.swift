@@ -27,7 +27,7 @@ struct RedriveCommand: AsyncParsableCommand {
     var dryRun = false
 
     func run() async throws {
-        let filter = self.filters.filter()
+        let filter = try await self.filters.resolvedFilter(self.storeOptions)
         let (limit, dryRun) = (self.filters.limit, self.dryRun)
         let count = try await self.storeOptions.withQueue { queue in
             try await queue.redrive(filter, limit: limit, dryRun: dryRun, actor: CommandActor.current)

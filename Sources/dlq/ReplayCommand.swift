@@ -33,7 +33,7 @@ struct ReplayCommand: AsyncParsableCommand {
 
             Examples:
               dlq replay --source orders --reason timeout --dry-run --exec true
-              dlq replay --source orders --exec 'curl -sf --data-binary @- localhost:8080/orders'
+              dlq replay --source orders --exec 'curl -sf --data-binary @- localhost:8080'
               dlq replay --fingerprint 9f2c41d07a3b5e81 --rate 20/s --exec ./resend.sh
               dlq replay --reason timeout --concurrency 4 --timeout 10s --exec ./resend.sh
             """
@@ -45,13 +45,22 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The command to run per letter, with sh -c.", valueName: "command"))
     var exec: String
 
-    @Option(help: ArgumentHelp("At most this many commands started per second, e.g. 10/s, 600/m.", valueName: "N/s"))
+    @Option(
+        help: ArgumentHelp("At most this many commands started per second, e.g. 10/s, 600/m.", valueName: "N/s"),
+        transform: RateArgument.parse
+    )
     var rate: RateArgument?
 
     @Option(help: ArgumentHelp("At most this many commands at once.", valueName: "n"))
     var concurrency: Int = 1
 
-    @Option(help: ArgumentHelp("Kill a command that runs longer than this, e.g. 30s, 2m.", valueName: "duration"))
+    @Option(
+        help: ArgumentHelp(
+            "Kill a command that runs longer than this, e.g. 10s, 2m (default 30s).",
+            valueName: "duration"
+        ),
+        transform: DurationArgument.parse
+    )
     var timeout = DurationArgument(.seconds(30))
 
     @Flag(help: "Only count the letters and show a sample; run nothing.")
@@ -67,7 +76,8 @@ struct ReplayCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "How long each letter stays leased while its command runs, e.g. 30s, 5m (default 5m).",
             valueName: "duration"
-        )
+        ),
+        transform: DurationArgument.parse
     )
     var lease: DurationArgument?
 
@@ -83,7 +93,7 @@ struct ReplayCommand: AsyncParsableCommand {
         if let problem = ExecCheck.problem(self.exec) {
             throw CLIError.usage("--exec: \(problem); no letter was changed")
         }
-        let filter = self.filters.filter()
+        let filter = try await self.filters.resolvedFilter(self.storeOptions)
         var options = ReplayOptions(
             rate: self.rate?.perSecond,
             concurrency: self.concurrency,

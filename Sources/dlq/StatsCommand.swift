@@ -25,9 +25,9 @@ struct StatsCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let filter = self.filters.filter()
+        let filters = self.filters
         let summary = try await self.storeOptions.withStore(.read) { store in
-            try await store.summary(filter, now: Date())
+            try await store.summary(try await filters.resolvedFilter(in: store), now: Date())
         }
         if self.json {
             Terminal.line(DeadLetterJSON.summary(summary))

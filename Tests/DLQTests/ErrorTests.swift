@@ -9,7 +9,10 @@ extension DLQCommandSuites {
             "bad flags and values exit 2 with one line on stderr",
             arguments: [
                 (["list", "--bogus"], "--bogus"),
-                (["list", "--since", "yesterday"], "an ISO 8601 time (2026-11-23T10:00:00Z), a date"),
+                (
+                    ["list", "--since", "last week"],
+                    "an ISO 8601 time (2026-11-23T10:00:00Z, or 2026-11-23T10:00 read as UTC)"
+                ),
                 (["list", "--until", "1e30s"], "--until"),
                 (["list", "--since", "1e10s"], "--since"),
                 (["replay", "--exec", "true", "--timeout", "1e30"], "--timeout"),
