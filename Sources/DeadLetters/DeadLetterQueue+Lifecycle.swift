@@ -48,7 +48,8 @@ extension DeadLetterQueue {
     ) async -> Bool {
         let parked = self.transition(.claimAbandoned, letter, actor: actor, operation: operation)
         do {
-            if try await self.store.write([.release(parked.letter)], owner: owner).first == true {
+            let written = try await self.durably { try await $0.write([.release(parked.letter)], owner: owner) }
+            if written.first == true {
                 self.metrics.counter("dlq_poison_total", [("source", letter.source)]).increment()
                 self.logger.warning(
                     "letter parked: its claims ended without an outcome too often",
@@ -91,15 +92,14 @@ extension DeadLetterQueue {
             cursor = last.id
             let now = self.clock.now()
             let remaining = (limit ?? .max) - changed.count
-            let written = try await self.metrics.measure("release") {
-                try await self.store.changeState(
-                    ids: Array(page.letters.map(\.id).prefix(remaining)),
-                    now: now,
-                    owner: owner,
-                    leaseUntil: now.adding(self.configuration.leaseDuration)
-                ) { letter in
-                    guard filter.matches(letter) else { return nil }
-                    return self.transition(event(letter), letter, actor: actor, operation: operation).letter
+            let ids = Array(page.letters.map(\.id).prefix(remaining))
+            let leaseUntil = now.adding(self.configuration.leaseDuration)
+            let written = try await self.durably { store in
+                try await self.metrics.measure("release") {
+                    try await store.changeState(ids: ids, now: now, owner: owner, leaseUntil: leaseUntil) { letter in
+                        guard filter.matches(letter) else { return nil }
+                        return self.transition(event(letter), letter, actor: actor, operation: operation).letter
+                    }
                 }
             }
             changed += written
@@ -172,12 +172,10 @@ extension DeadLetterQueue {
         let operation = self.newOperationID()
         let owner = "\(self.configuration.instanceID)/\(operation)"
         let now = self.clock.now()
-        let claimed = try await self.store.claim(
-            ids: [id],
-            now: now,
-            owner: owner,
-            leaseUntil: now.adding(self.configuration.leaseDuration)
-        )
+        let leaseUntil = now.adding(self.configuration.leaseDuration)
+        let claimed = try await self.durably {
+            try await $0.claim(ids: [id], now: now, owner: owner, leaseUntil: leaseUntil)
+        }
         guard let letter = claimed.first else {
             if try await self.store.count(DeadLetterFilter(ids: [id])) == 0 {
                 throw DeadLetterError(code: .notFound, message: "no dead letter has this id", id: id)
@@ -193,7 +191,8 @@ extension DeadLetterQueue {
         if redrive {
             edited = self.transition(.redriven(dueAt: now), edited, actor: actor, operation: operation).letter
         }
-        guard try await self.store.write([.release(edited)], owner: owner).first == true else {
+        let outcome = DeadLetterOutcome.release(edited)
+        guard try await self.durably({ try await $0.write([outcome], owner: owner) }).first == true else {
             throw DeadLetterError(code: .leaseLost, message: "the letter's lease was lost before the edit", id: id)
         }
         if redrive { self.wakeups.signal() }

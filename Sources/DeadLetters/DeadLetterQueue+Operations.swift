@@ -119,7 +119,9 @@ extension DeadLetterQueue {
             let copies = page.letters.map { self.transition(.deleted, $0, actor: actor, operation: operation).letter }
             try await archive.archive(copies, reason: "deleted")
         }
-        let count = try await self.metrics.measure("delete") { try await self.store.delete(ids: ids) }
+        let count = try await self.durably { store in
+            try await self.metrics.measure("delete") { try await store.delete(ids: ids) }
+        }
         if count > 0 { self.metrics.counter("dlq_purged_total").increment(by: count) }
         return count
     }
@@ -213,7 +215,10 @@ extension DeadLetterQueue {
                 await self.archive(copies, reason: reason)
             }
             let ids = page.letters.map(\.id)
-            removed += try await self.metrics.measure("delete") { try await self.store.delete(ids: ids) }
+            // Deleted even when the purge is cancelled now: these letters are archived already.
+            removed += try await self.durably { store in
+                try await self.metrics.measure("delete") { try await store.delete(ids: ids) }
+            }
             progress?(removed)
             if page.nextCursor == nil { break }
         }

@@ -290,7 +290,7 @@ extension DeadLetterQueue {
             for letter in handBack {
                 group.addTask {
                     do {
-                        _ = try await self.store.release(letter, owner: owner)
+                        _ = try await self.durably { try await $0.release(letter, owner: owner) }
                     } catch {
                         // It stays leased until its lease ends, then it is claimable again.
                         self.logger.warning(
@@ -336,12 +336,11 @@ extension DeadLetterQueue {
         let page = try await self.store.page(filter, after: cursor, limit: limit)
         guard let last = page.letters.last else { return nil }
         let now = self.clock.now()
-        let claimed = try await self.store.claim(
-            ids: page.letters.map(\.id),
-            now: now,
-            owner: self.configuration.instanceID,
-            leaseUntil: now.adding(lease)
-        )
+        let owner = self.configuration.instanceID
+        // Claimed even when the replay is cancelled meanwhile: it then hands the letters back.
+        let claimed = try await self.durably { store in
+            try await store.claim(ids: page.letters.map(\.id), now: now, owner: owner, leaseUntil: now.adding(lease))
+        }
         return ReplayBatch(claimed: claimed, cursor: last.id, count: page.letters.count, isLast: page.nextCursor == nil)
     }
 
@@ -386,12 +385,12 @@ extension DeadLetterQueue {
                     actor: options.actor,
                     operation: operation
                 ).letter
-                written = await self.writeReplayOutcome(of: letter, "keep a replayed letter") {
-                    try await self.store.release(kept, owner: owner)
+                written = await self.writeReplayOutcome(of: letter, "keep a replayed letter") { store in
+                    try await store.release(kept, owner: owner)
                 }
             } else {
-                written = await self.writeReplayOutcome(of: letter, "remove a replayed letter") {
-                    try await self.store.complete(id: letter.id, owner: owner)
+                written = await self.writeReplayOutcome(of: letter, "remove a replayed letter") { store in
+                    try await store.complete(id: letter.id, owner: owner)
                 }
             }
             // Not written: the letter is still stored as it was and runs again, so it counts as skipped.
@@ -402,8 +401,8 @@ extension DeadLetterQueue {
                 if report.stoppedByOperator == nil { report.stoppedByOperator = error.message }
             }
             slots.release()
-            _ = await self.writeReplayOutcome(of: letter, "hand back a letter") {
-                try await self.store.release(letter, owner: owner)
+            _ = await self.writeReplayOutcome(of: letter, "hand back a letter") { store in
+                try await store.release(letter, owner: owner)
             }
         case .failure(let error):
             let reason = self.configuration.classifier.classify(error)
@@ -424,8 +423,8 @@ extension DeadLetterQueue {
                 }
             }
             slots.release()
-            let written = await self.writeReplayOutcome(of: letter, "record a failed replay") {
-                try await self.store.release(failed, owner: owner)
+            let written = await self.writeReplayOutcome(of: letter, "record a failed replay") { store in
+                try await store.release(failed, owner: owner)
             }
             self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "failure")]).increment()
             if !written {
@@ -444,10 +443,11 @@ extension DeadLetterQueue {
     private func writeReplayOutcome(
         of letter: DeadLetter,
         _ action: String,
-        _ write: @Sendable () async throws -> Bool
+        _ write: @escaping @Sendable (any DeadLetterStore) async throws -> Bool
     ) async -> Bool {
         do {
-            if try await write() { return true }
+            // Written even when the replay is cancelled (Ctrl-C): the letters in flight finish and record it.
+            if try await self.durably(write) { return true }
             self.logger.info(
                 "lease lost before the outcome was written",
                 metadata: ["dlq.message.id": "\(letter.id)", "dlq.action": "\(action)"]
