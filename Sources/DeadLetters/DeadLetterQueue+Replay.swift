@@ -188,6 +188,8 @@ extension DeadLetterQueue {
         // replay returns only once every write is done.
         let slots = ReplaySlots(options.concurrency)
         let maxLive = options.concurrency + Self.replayMaxPendingWrites
+        // The outcomes that wait while a write is in flight are written together, in one store call.
+        let writes = ReplayWrites(maxLeaders: 1, maxBatch: Self.replayMaxPendingWrites)
         // Letters are leased when their page is claimed. With a rate limit, a page is as large as half a lease
         // lets through, and the next page is claimed only when this one has started, so no lease runs out
         // before its letter starts.
@@ -259,7 +261,14 @@ extension DeadLetterQueue {
                     }
                     live += 1
                     group.addTask {
-                        await self.replayOne(letter, options: options, tally: tally, slots: slots, handler: handler)
+                        await self.replayOne(
+                            letter,
+                            options: options,
+                            tally: tally,
+                            slots: slots,
+                            writes: writes,
+                            handler: handler
+                        )
                         if let progress { progress(tally.withLock { $0 }) }
                     }
                 }
@@ -290,7 +299,7 @@ extension DeadLetterQueue {
             for letter in handBack {
                 group.addTask {
                     do {
-                        _ = try await self.durably { try await $0.release(letter, owner: owner) }
+                        _ = try await self.write(.release(letter), through: writes)
                     } catch {
                         // It stays leased until its lease ends, then it is claimable again.
                         self.logger.warning(
@@ -358,9 +367,9 @@ extension DeadLetterQueue {
         options: ReplayOptions,
         tally: Locked<ReplayReport>,
         slots: ReplaySlots,
+        writes: ReplayWrites,
         handler: Handler
     ) async {
-        let owner = self.configuration.instanceID
         let operation = tally.withLock { $0.operation }
         let outcome: Result<Void, any Error>
         do {
@@ -385,13 +394,14 @@ extension DeadLetterQueue {
                     actor: options.actor,
                     operation: operation
                 ).letter
-                written = await self.writeReplayOutcome(of: letter, "keep a replayed letter") { store in
-                    try await store.release(kept, owner: owner)
-                }
+                written = await self.writeReplayOutcome(.release(kept), of: letter, "keep a replayed letter", writes)
             } else {
-                written = await self.writeReplayOutcome(of: letter, "remove a replayed letter") { store in
-                    try await store.complete(id: letter.id, owner: owner)
-                }
+                written = await self.writeReplayOutcome(
+                    .complete(id: letter.id),
+                    of: letter,
+                    "remove a replayed letter",
+                    writes
+                )
             }
             // Not written: the letter is still stored as it was and runs again, so it counts as skipped.
             if !written { tally.withLock { $0.succeeded -= 1 } }
@@ -401,9 +411,7 @@ extension DeadLetterQueue {
                 if report.stoppedByOperator == nil { report.stoppedByOperator = error.message }
             }
             slots.release()
-            _ = await self.writeReplayOutcome(of: letter, "hand back a letter") { store in
-                try await store.release(letter, owner: owner)
-            }
+            _ = await self.writeReplayOutcome(.release(letter), of: letter, "hand back a letter", writes)
         case .failure(let error):
             let reason = self.configuration.classifier.classify(error)
             let failed = self.transition(
@@ -423,9 +431,7 @@ extension DeadLetterQueue {
                 }
             }
             slots.release()
-            let written = await self.writeReplayOutcome(of: letter, "record a failed replay") { store in
-                try await store.release(failed, owner: owner)
-            }
+            let written = await self.writeReplayOutcome(.release(failed), of: letter, "record a failed replay", writes)
             self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "failure")]).increment()
             if !written {
                 tally.withLock { report in
@@ -436,29 +442,6 @@ extension DeadLetterQueue {
                 self.emit(.parked, id: failed.id, source: failed.source, status: .parked)
             }
         }
-    }
-
-    /// Runs a replayed letter's store write; logs it when it fails or finds the lease gone.
-    /// - Returns: whether the outcome was written.
-    private func writeReplayOutcome(
-        of letter: DeadLetter,
-        _ action: String,
-        _ write: @escaping @Sendable (any DeadLetterStore) async throws -> Bool
-    ) async -> Bool {
-        do {
-            // Written even when the replay is cancelled (Ctrl-C): the letters in flight finish and record it.
-            if try await self.durably(write) { return true }
-            self.logger.info(
-                "lease lost before the outcome was written",
-                metadata: ["dlq.message.id": "\(letter.id)", "dlq.action": "\(action)"]
-            )
-        } catch {
-            self.logger.error(
-                "could not \(action); it stays leased and runs again when its lease ends",
-                metadata: ["dlq.message.id": "\(letter.id)", "error": "\(error)"]
-            )
-        }
-        return false
     }
 }
 

@@ -142,6 +142,19 @@ extension MemoryDeadLetterStore {
         }
     }
 
+    /// Writes the outcomes one after the other: a memory store has no commits to share.
+    public func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool] {
+        var written: [Bool] = []
+        written.reserveCapacity(outcomes.count)
+        for outcome in outcomes {
+            switch outcome {
+            case .complete(let id): written.append(try await self.complete(id: id, owner: owner))
+            case .release(let letter): written.append(try await self.release(letter, owner: owner))
+            }
+        }
+        return written
+    }
+
     public func delete(ids: [String]) async throws -> Int {
         let keys = Set(ids.map(Key.init))
         return self.state.withLock { state in

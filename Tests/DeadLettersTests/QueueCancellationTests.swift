@@ -6,8 +6,14 @@ import Testing
 
 /// A memory store whose writes refuse a cancelled task, as GRDB's async writes and PostgresNIO's waits for a
 /// connection do.
+///
+/// It also records the size of each ``write(_:owner:)`` call, and can hold the first one back until `handled`
+/// reaches `holdFirstWriteUntil`, so that the outcomes behind it pile up.
 struct CancellationRefusingStore: DeadLetterStore {
     let base = MemoryDeadLetterStore()
+    let writes = PThreadLock<[Int]>([])
+    let handled = PThreadLock(0)
+    var holdFirstWriteUntil: Int?
 
     private func writable() throws {
         if Task.isCancelled { throw CancellationError() }
@@ -70,6 +76,20 @@ struct CancellationRefusingStore: DeadLetterStore {
         return try await self.base.release(letter, owner: owner)
     }
 
+    func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool] {
+        try self.writable()
+        let first = self.writes.withLock { writes in
+            writes.append(outcomes.count)
+            return writes.count == 1
+        }
+        if first, let until = self.holdFirstWriteUntil {
+            while self.handled.withLock({ $0 }) < until { await Task.yield() }
+            // Give the tasks that finished their handler time to hand their outcome over.
+            for _ in 0..<1000 { await Task.yield() }
+        }
+        return try await self.base.write(outcomes, owner: owner)
+    }
+
     func delete(ids: [String]) async throws -> Int {
         try self.writable()
         return try await self.base.delete(ids: ids)
@@ -121,5 +141,22 @@ struct QueueCancellationTests {
             try await store.claim(ids: [failed], now: self.clock.now(), owner: "other", leaseUntil: self.clock.now())
                 .count == 1
         )
+    }
+
+    @Test("a replay's outcomes that wait while a write is in flight go to the store in one write")
+    func sharedWrites() async throws {
+        var store = CancellationRefusingStore()
+        store.holdFirstWriteUntil = 10
+        let queue = try self.queue(on: store)
+        for index in 0..<10 {
+            try await queue.add(payload: Data("\(index)".utf8), source: "orders", error: TestFailure("down"))
+        }
+        let report = try await queue.replay(options: ReplayOptions(concurrency: 10)) { [store] _ in
+            store.handled.withLock { $0 += 1 }
+        }
+        #expect(report.succeeded == 10)
+        #expect(try await store.count(DeadLetterFilter()) == 0)
+        let writes = store.writes.withLock { $0 }
+        #expect(writes.reduce(0, +) == 10 && writes.count < 10, "outcomes per write: \(writes)")
     }
 }
