@@ -11,13 +11,21 @@ extension DeadLetterQueue {
     /// it. This is the one free-standing task of the library (STYLE: "a short shield"). Reads do not need it:
     /// a cancelled read changes nothing.
     ///
-    /// The memory store's writes never suspend or look at cancellation, so they run as they are: the task
-    /// would cost about 0.8 µs a write, some 30% of a `DeadLetterQueue.add` on that store.
+    /// A store that ``writesDirectly`` needs no shield: its writes run as they are.
     func durably<Result: Sendable>(
         _ write: @escaping @Sendable (any DeadLetterStore) async throws -> Result
     ) async throws -> Result {
         let store = self.store
-        if store is MemoryDeadLetterStore { return try await write(store) }
+        if self.writesDirectly { return try await write(store) }
         return try await Task { try await write(store) }.value
+    }
+
+    /// Whether the queue writes to its store one call at a time, as it comes, without the shield of
+    /// ``durably(_:)`` or the batching of a replay's outcomes: the memory store, whose writes never suspend
+    /// or look at cancellation and have no commits to share. Measured, the shield would cost about 0.8 µs a
+    /// write (some 30% of a `DeadLetterQueue.add` on that store) and the batching about a third of a memory
+    /// replay's throughput.
+    var writesDirectly: Bool {
+        self.store is MemoryDeadLetterStore
     }
 }

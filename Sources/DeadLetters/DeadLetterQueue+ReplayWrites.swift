@@ -7,10 +7,12 @@ extension DeadLetterQueue {
     /// Writes one of a replay's outcomes (under the replay's lease owner) in a batch with the others waiting,
     /// in one ``DeadLetterStore/write(_:owner:)`` call, so that they share a commit; written even when the
     /// replay is cancelled (Ctrl-C: the letters in flight finish and record it).
+    /// A store that ``writesDirectly`` gets each outcome as it comes.
     /// - Returns: whether it was written (`false`: the lease was lost).
     /// - Throws: the store's error, for every outcome of the batch.
     func write(_ outcome: DeadLetterOutcome, through writes: ReplayWrites) async throws -> Bool {
         let owner = self.configuration.instanceID
+        if self.writesDirectly { return try await self.store.write([outcome], owner: owner).first ?? false }
         return try await writes.submit(outcome) { batch in
             do {
                 return try await self.durably { try await $0.write(batch, owner: owner) }.map { .success($0) }
