@@ -188,8 +188,11 @@ extension DeadLetterQueue {
         // replay returns only once every write is done.
         let slots = ReplaySlots(options.concurrency)
         let maxLive = options.concurrency + Self.replayMaxPendingWrites
-        // The outcomes that wait while a write is in flight are written together, in one store call.
-        let writes = ReplayWrites(maxLeaders: 1, maxBatch: Self.replayMaxPendingWrites)
+        // The outcomes that wait while a write is in flight are written together, in one store call. Two
+        // writes at a time: measured on PostgreSQL (2,000 failing letters, concurrency 8), one at a time cut
+        // the commits from about 1,400 to 90 but took longer than unbatched (2.2-3.1 s against 2.1 s); two
+        // took 1.7 s with about 110 commits.
+        let writes = ReplayWrites(maxLeaders: 2, maxBatch: Self.replayMaxPendingWrites)
         // Letters are leased when their page is claimed. With a rate limit, a page is as large as half a lease
         // lets through, and the next page is claimed only when this one has started, so no lease runs out
         // before its letter starts.

@@ -7,13 +7,13 @@ import Testing
 /// A memory store whose writes refuse a cancelled task, as GRDB's async writes and PostgresNIO's waits for a
 /// connection do.
 ///
-/// It also records the size of each ``write(_:owner:)`` call, and can hold the first one back until `handled`
-/// reaches `holdFirstWriteUntil`, so that the outcomes behind it pile up.
+/// It also records the size of each ``write(_:owner:)`` call, and can hold the writes back until `handled`
+/// reaches `holdWritesUntil`, so that the outcomes behind them pile up.
 struct CancellationRefusingStore: DeadLetterStore {
     let base = MemoryDeadLetterStore()
     let writes = PThreadLock<[Int]>([])
     let handled = PThreadLock(0)
-    var holdFirstWriteUntil: Int?
+    var holdWritesUntil: Int?
 
     private func writable() throws {
         if Task.isCancelled { throw CancellationError() }
@@ -78,11 +78,8 @@ struct CancellationRefusingStore: DeadLetterStore {
 
     func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool] {
         try self.writable()
-        let first = self.writes.withLock { writes in
-            writes.append(outcomes.count)
-            return writes.count == 1
-        }
-        if first, let until = self.holdFirstWriteUntil {
+        self.writes.withLock { $0.append(outcomes.count) }
+        if let until = self.holdWritesUntil, self.handled.withLock({ $0 }) < until {
             while self.handled.withLock({ $0 }) < until { await Task.yield() }
             // Give the tasks that finished their handler time to hand their outcome over.
             for _ in 0..<1000 { await Task.yield() }
@@ -143,10 +140,10 @@ struct QueueCancellationTests {
         )
     }
 
-    @Test("a replay's outcomes that wait while a write is in flight go to the store in one write")
+    @Test("a replay's outcomes that wait while writes are in flight go to the store together")
     func sharedWrites() async throws {
         var store = CancellationRefusingStore()
-        store.holdFirstWriteUntil = 10
+        store.holdWritesUntil = 10
         let queue = try self.queue(on: store)
         for index in 0..<10 {
             try await queue.add(payload: Data("\(index)".utf8), source: "orders", error: TestFailure("down"))
