@@ -232,22 +232,13 @@ extension DeadLetterQueue {
 
     /// Stores letters that went through ``prepare(_:)``.
     private func storePrepared(_ prepared: [DeadLetter]) async throws {
-        let store = self.store
         let limits = self.configuration.limits
         let metrics = self.metrics
-        let result: DeadLetterAppendResult
-        if store is MemoryDeadLetterStore {
-            // The memory store never looks at cancellation, so no shield is needed (and it costs a task per add).
-            result = try await metrics.measure("append") {
+        // A cancelled caller still records its letters durably.
+        let result = try await self.durably { store in
+            try await metrics.measure("append") {
                 try await store.append(prepared, onConflict: .fail, limits: limits)
             }
-        } else {
-            // A shield: a cancelled caller still records its letters durably (the one free-standing task allowed).
-            result = try await Task {
-                try await metrics.measure("append") {
-                    try await store.append(prepared, onConflict: .fail, limits: limits)
-                }
-            }.value
         }
         for index in prepared.indices {
             if prepared[index].status == .dead {

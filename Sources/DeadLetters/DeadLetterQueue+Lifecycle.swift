@@ -48,7 +48,8 @@ extension DeadLetterQueue {
     ) async -> Bool {
         let parked = self.transition(.claimAbandoned, letter, actor: actor, operation: operation)
         do {
-            if try await self.store.write([.release(parked.letter)], owner: owner).first == true {
+            let written = try await self.durably { try await $0.write([.release(parked.letter)], owner: owner) }
+            if written.first == true {
                 if let done = Self.operationOutcome(of: parked, at: self.clock.now()) {
                     await self.recordOutcomes([done])
                 }
@@ -100,15 +101,13 @@ extension DeadLetterQueue {
             let remaining = (limit ?? .max) - changed.count
             let ids = Array(page.letters.map(\.id).prefix(remaining))
             try await self.addLetters(ids, to: record, outcome: .pending)
-            let written = try await self.metrics.measure("release") {
-                try await self.store.changeState(
-                    ids: ids,
-                    now: now,
-                    owner: owner,
-                    leaseUntil: now.adding(self.configuration.leaseDuration)
-                ) { letter in
-                    guard filter.matches(letter) else { return nil }
-                    return self.transition(event(letter), letter, actor: actor, operation: operation).letter
+            let leaseUntil = now.adding(self.configuration.leaseDuration)
+            let written = try await self.durably { store in
+                try await self.metrics.measure("release") {
+                    try await store.changeState(ids: ids, now: now, owner: owner, leaseUntil: leaseUntil) { letter in
+                        guard filter.matches(letter) else { return nil }
+                        return self.transition(event(letter), letter, actor: actor, operation: operation).letter
+                    }
                 }
             }
             if let record {
@@ -215,12 +214,10 @@ extension DeadLetterQueue {
             actor: actor
         )
         try await self.addLetters([id], to: record, outcome: .pending)
-        let claimed = try await self.store.claim(
-            ids: [id],
-            now: now,
-            owner: owner,
-            leaseUntil: now.adding(self.configuration.leaseDuration)
-        )
+        let leaseUntil = now.adding(self.configuration.leaseDuration)
+        let claimed = try await self.durably {
+            try await $0.claim(ids: [id], now: now, owner: owner, leaseUntil: leaseUntil)
+        }
         guard let letter = claimed.first else {
             await self.recordOutcomes([DeadLetterOperationLetter(operation: operation, letterID: id, outcome: .skipped)]
             )
@@ -239,7 +236,8 @@ extension DeadLetterQueue {
         if redrive {
             edited = self.transition(.redriven(dueAt: now), edited, actor: actor, operation: operation).letter
         }
-        guard try await self.store.write([.release(edited)], owner: owner).first == true else {
+        let outcome = DeadLetterOutcome.release(edited)
+        guard try await self.durably({ try await $0.write([outcome], owner: owner) }).first == true else {
             await self.recordOutcomes([DeadLetterOperationLetter(operation: operation, letterID: id, outcome: .skipped)]
             )
             await self.endOperation(record, .finished, message: "the letter's lease was lost")

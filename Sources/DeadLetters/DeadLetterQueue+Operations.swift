@@ -178,7 +178,9 @@ extension DeadLetterQueue {
             let copies = full.letters.map { self.transition(.deleted, $0, actor: actor, operation: operation).letter }
             try await archive.archive(copies, reason: "deleted")
         }
-        let count = try await self.metrics.measure("delete") { try await self.store.delete(ids: ids) }
+        let count = try await self.durably { store in
+            try await self.metrics.measure("delete") { try await store.delete(ids: ids) }
+        }
         if count > 0 { self.metrics.counter("dlq_purged_total").increment(by: count) }
         // The ids removed are the operation's record of what went.
         let at = self.clock.now()
@@ -300,7 +302,10 @@ extension DeadLetterQueue {
                 await self.archive(copies, reason: reason)
             }
             let ids = page.letters.map(\.id)
-            removed += try await self.metrics.measure("delete") { try await self.store.delete(ids: ids) }
+            // Deleted even when the purge is cancelled now: these letters are archived already.
+            removed += try await self.durably { store in
+                try await self.metrics.measure("delete") { try await store.delete(ids: ids) }
+            }
             // The ids removed are the operation's record of what went.
             try await self.addLetters(ids, to: record, outcome: .succeeded)
             progress?(removed)

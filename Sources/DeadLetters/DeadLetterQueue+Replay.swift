@@ -174,7 +174,12 @@ extension DeadLetterQueue {
             lease: options.leaseDuration ?? self.configuration.leaseDuration,
             tally: Locked(start),
             outcomes: Locked([]),
-            cancelled: Locked(false)
+            cancelled: Locked(false),
+            // The outcomes that wait while a write is in flight are written together, in one store call. Two
+            // writes at a time: measured on PostgreSQL (2,000 failing letters, concurrency 8), one at a time cut
+            // the commits from about 1,400 to 90 but took longer than unbatched (2.2-3.1 s against 2.1 s); two
+            // took 1.7 s with about 110 commits.
+            writes: ReplayWrites(maxLeaders: 2, maxBatch: Self.replayMaxPendingWrites)
         )
         let result: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
             if let record {
@@ -443,7 +448,7 @@ extension DeadLetterQueue {
             for letter in handBack {
                 group.addTask {
                     do {
-                        _ = try await self.store.release(letter, owner: owner)
+                        _ = try await self.write(.release(letter), owner: owner, through: run.writes)
                     } catch {
                         // It stays leased until its lease ends, then it is claimable again.
                         self.logger.warning(
@@ -482,12 +487,12 @@ extension DeadLetterQueue {
         }
         guard let last = ids.last else { return nil }
         let now = self.clock.now()
-        var claimed = try await self.store.claim(
-            ids: ids,
-            now: now,
-            owner: run.owner,
-            leaseUntil: now.adding(run.lease)
-        )
+        let owner = run.owner
+        let leaseUntil = now.adding(run.lease)
+        // Claimed even when the replay is cancelled meanwhile: it then hands the letters back.
+        var claimed = try await self.durably { store in
+            try await store.claim(ids: ids, now: now, owner: owner, leaseUntil: leaseUntil)
+        }
         if case .operation(let id) = run.source {
             claimed = await self.settleRecorded(claimed, operation: id, run: run)
         }
@@ -520,7 +525,7 @@ extension DeadLetterQueue {
                     )
                 )
             }
-            _ = try? await self.store.release(letter, owner: run.owner)
+            _ = try? await self.write(.release(letter), owner: run.owner, through: run.writes)
         }
         return toRun
     }
@@ -578,13 +583,21 @@ extension DeadLetterQueue {
                     actor: options.actor,
                     operation: operation
                 ).letter
-                written = await self.writeReplayOutcome(of: letter, "keep a replayed letter") {
-                    try await self.store.release(kept, owner: owner)
-                }
+                written = await self.writeReplayOutcome(
+                    .release(kept),
+                    of: letter,
+                    "keep a replayed letter",
+                    owner: owner,
+                    run.writes
+                )
             } else {
-                written = await self.writeReplayOutcome(of: letter, "remove a replayed letter") {
-                    try await self.store.complete(id: letter.id, owner: owner)
-                }
+                written = await self.writeReplayOutcome(
+                    .complete(id: letter.id),
+                    of: letter,
+                    "remove a replayed letter",
+                    owner: owner,
+                    run.writes
+                )
             }
             // Not written: the letter is still stored as it was and runs again, so it counts as skipped.
             if written { record(.succeeded) } else { tally.withLock { $0.succeeded -= 1 } }
@@ -594,9 +607,13 @@ extension DeadLetterQueue {
                 if report.stoppedByOperator == nil { report.stoppedByOperator = error.message }
             }
             slots.release()
-            _ = await self.writeReplayOutcome(of: letter, "hand back a letter") {
-                try await self.store.release(letter, owner: owner)
-            }
+            _ = await self.writeReplayOutcome(
+                .release(letter),
+                of: letter,
+                "hand back a letter",
+                owner: owner,
+                run.writes
+            )
         case .failure(let error):
             let reason = self.configuration.classifier.classify(error)
             let failed = self.transition(
@@ -616,9 +633,13 @@ extension DeadLetterQueue {
                 }
             }
             slots.release()
-            let written = await self.writeReplayOutcome(of: letter, "record a failed replay") {
-                try await self.store.release(failed, owner: owner)
-            }
+            let written = await self.writeReplayOutcome(
+                .release(failed),
+                of: letter,
+                "record a failed replay",
+                owner: owner,
+                run.writes
+            )
             self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "failure")]).increment()
             if !written {
                 tally.withLock { report in
@@ -632,28 +653,6 @@ extension DeadLetterQueue {
                 }
             }
         }
-    }
-
-    /// Runs a replayed letter's store write; logs it when it fails or finds the lease gone.
-    /// - Returns: whether the outcome was written.
-    private func writeReplayOutcome(
-        of letter: DeadLetter,
-        _ action: String,
-        _ write: @Sendable () async throws -> Bool
-    ) async -> Bool {
-        do {
-            if try await write() { return true }
-            self.logger.info(
-                "lease lost before the outcome was written",
-                metadata: ["dlq.message.id": "\(letter.id)", "dlq.action": "\(action)"]
-            )
-        } catch {
-            self.logger.error(
-                "could not \(action); it stays leased and runs again when its lease ends",
-                metadata: ["dlq.message.id": "\(letter.id)", "error": "\(error)"]
-            )
-        }
-        return false
     }
 }
 
@@ -676,6 +675,8 @@ struct ReplayRun: Sendable {
     let outcomes: Locked<[DeadLetterOperationLetter]>
     /// Set when the operation was cancelled: no further letter starts.
     let cancelled: Locked<Bool>
+    /// Its outcomes on their way to the store.
+    let writes: ReplayWrites
 }
 
 /// Spaces starts `1/rate` seconds apart on the injected clock.

@@ -156,15 +156,19 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
         }
         guard !sources.isEmpty, limit > 0 else { return [] }
         let now = self.clock.now()
+        let owner = self.configuration.instanceID
+        let leaseUntil = now.adding(self.configuration.leaseDuration)
         do {
-            return try await self.metrics.measure("claim") {
-                try await self.store.claimDue(
-                    now: now,
-                    limit: limit,
-                    owner: self.configuration.instanceID,
-                    leaseUntil: now.adding(self.configuration.leaseDuration),
-                    sources: sources.sorted()
-                )
+            return try await self.durably { store in
+                try await self.metrics.measure("claim") {
+                    try await store.claimDue(
+                        now: now,
+                        limit: limit,
+                        owner: owner,
+                        leaseUntil: leaseUntil,
+                        sources: sources.sorted()
+                    )
+                }
             }
         } catch {
             self.logger.error("could not claim due letters", metadata: ["error": "\(error)"])
@@ -188,7 +192,7 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
             return
         }
         guard let handler = self.handlers.withLock({ $0[letter.source] }) else {
-            _ = try? await self.store.release(letter, owner: owner)
+            _ = try? await self.durably { try await $0.release(letter, owner: owner) }
             return
         }
         let breaker = self.breaker(for: letter.source)
@@ -197,14 +201,14 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
             // an event of the letter's life: it did not run.
             var unchanged = letter
             unchanged.nextAttemptAt = self.clock.now().adding(self.configuration.pollInterval).roundedToMilliseconds
-            _ = try? await self.store.release(unchanged, owner: owner)
+            _ = try? await self.durably { [unchanged] in try await $0.release(unchanged, owner: owner) }
             return
         }
         do {
             try await handler(letter)
             breaker?.recordSuccess()
-            let completed = try await self.metrics.measure("complete") {
-                try await self.store.complete(id: letter.id, owner: owner)
+            let completed = try await self.durably { store in
+                try await self.metrics.measure("complete") { try await store.complete(id: letter.id, owner: owner) }
             }
             if completed, let handedBackBy {
                 await self.recordOutcomes([
@@ -221,7 +225,7 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
         } catch {
             if error is CancellationError, Task.isCancelled {
                 // Shutdown cut the attempt short: not the letter's fault; hand it back unchanged.
-                _ = try? await self.store.release(letter, owner: owner)
+                _ = try? await self.durably { try await $0.release(letter, owner: owner) }
                 return
             }
             breaker?.recordFailure()
@@ -236,8 +240,9 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
         let transition = self.transition(.attemptFailed(CapturedError(error), reason: reason), letter)
         let updated = transition.letter
         do {
-            let written = try await self.metrics.measure("release") {
-                try await self.store.release(updated, owner: self.configuration.instanceID)
+            let owner = self.configuration.instanceID
+            let written = try await self.durably { store in
+                try await self.metrics.measure("release") { try await store.release(updated, owner: owner) }
             }
             if !written {
                 self.logger.info(

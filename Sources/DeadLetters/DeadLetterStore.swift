@@ -330,13 +330,9 @@ public struct DeadLetterSummary: Sendable, Hashable {
 
     /// The age bucket of a letter that first failed at `firstFailedAt`, seen at `now`.
     public static func ageBucket(firstFailedAt: Date, now: Date) -> String {
-        let age = now.millisecondsSince1970 - firstFailedAt.millisecondsSince1970
-        switch age {
-        case ..<3_600_000: return "<1h"
-        case ..<21_600_000: return "1h-6h"
-        case ..<86_400_000: return "6h-24h"
-        default: return ">24h"
-        }
+        self.ageBuckets[
+            self.ageBucketIndex(milliseconds: now.millisecondsSince1970 - firstFailedAt.millisecondsSince1970)
+        ]
     }
 }
 

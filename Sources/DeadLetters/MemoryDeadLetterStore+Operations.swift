@@ -9,23 +9,16 @@ extension MemoryDeadLetterStore {
         let nowMilliseconds = now.millisecondsSince1970
         let matcher = Matcher(filter)
         return self.state.withLock { state in
-            var total = 0
-            // In floating point: the attempts of letters stored before their bound cannot overflow the sum.
-            var attempts = 0.0
-            var oldest = Int64.max
-            var newest = Int64.min
-            var byReason: [String: Int] = [:]
-            var bySource: [String: Int] = [:]
-            var byErrorType: [String: Int] = [:]
+            // Counted by interned id and index in the scan, then added up by name in the tally.
+            var tally = DeadLetterSummaryTally()
             var byStatus = [0, 0, 0]
-            var byAge = [0, 0, 0, 0]
+            var byAge = [Int](repeating: 0, count: DeadLetterSummary.ageBuckets.count)
             var reasonCounts: [UInt32: Int] = [:]
             var sourceCounts: [UInt32: Int] = [:]
             var errorTypeCounts: [UInt32: Int] = [:]
             for index in state.head..<state.records.count where state.matches(matcher, at: index) {
                 let record = state.records[index]
-                total += 1
-                attempts += Double(record.attempts)
+                tally.add(count: 1, attempts: Double(record.attempts))
                 reasonCounts[record.reason, default: 0] += 1
                 sourceCounts[record.source, default: 0] += 1
                 errorTypeCounts[record.errorType, default: 0] += 1
@@ -34,27 +27,18 @@ extension MemoryDeadLetterStore {
                 case .dead: byStatus[1] += 1
                 case .parked: byStatus[2] += 1
                 }
-                let first = record.firstFailedAt
-                let age = nowMilliseconds - first
-                byAge[age < 3_600_000 ? 0 : age < 21_600_000 ? 1 : age < 86_400_000 ? 2 : 3] += 1
-                oldest = Swift.min(oldest, first)
-                newest = Swift.max(newest, record.lastFailedAt)
+                byAge[DeadLetterSummary.ageBucketIndex(milliseconds: nowMilliseconds - record.firstFailedAt)] += 1
+                tally.include(firstFailedAt: record.firstFailedAt, lastFailedAt: record.lastFailedAt)
             }
             // Two interned reasons may share a name (one retryable, one not): their counts add up.
-            for (id, count) in reasonCounts { byReason[state.interner[reason: id].rawValue, default: 0] += count }
-            for (id, count) in sourceCounts { bySource[state.interner[string: id], default: 0] += count }
-            for (id, count) in errorTypeCounts { byErrorType[state.interner[string: id], default: 0] += count }
-            return DeadLetterSummary(
-                total: total,
-                byReason: byReason,
-                bySource: bySource,
-                byErrorType: byErrorType,
-                byStatus: ["retrying": byStatus[0], "dead": byStatus[1], "parked": byStatus[2]],
-                byAge: ["<1h": byAge[0], "1h-6h": byAge[1], "6h-24h": byAge[2], ">24h": byAge[3]],
-                oldestFailedAt: total > 0 ? Date(millisecondsSince1970: oldest) : nil,
-                newestFailedAt: total > 0 ? Date(millisecondsSince1970: newest) : nil,
-                averageAttempts: total > 0 ? attempts / Double(total) : 0
-            )
+            for (id, count) in reasonCounts { tally.add(count, to: .reason, key: state.interner[reason: id].rawValue) }
+            for (id, count) in sourceCounts { tally.add(count, to: .source, key: state.interner[string: id]) }
+            for (id, count) in errorTypeCounts { tally.add(count, to: .errorType, key: state.interner[string: id]) }
+            for (status, count) in zip([DeadLetterStatus.retrying, .dead, .parked], byStatus) {
+                tally.add(count, to: .status, key: status.rawValue)
+            }
+            for (bucket, count) in zip(DeadLetterSummary.ageBuckets, byAge) { tally.add(count, to: .age, key: bucket) }
+            return tally.summary
         }
     }
 
@@ -158,6 +142,19 @@ extension MemoryDeadLetterStore {
             state.leases[key] = nil
             return true
         }
+    }
+
+    /// Writes the outcomes one after the other: a memory store has no commits to share.
+    public func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool] {
+        var written: [Bool] = []
+        written.reserveCapacity(outcomes.count)
+        for outcome in outcomes {
+            switch outcome {
+            case .complete(let id): written.append(try await self.complete(id: id, owner: owner))
+            case .release(let letter): written.append(try await self.release(letter, owner: owner))
+            }
+        }
+        return written
     }
 
     public func delete(ids: [String]) async throws -> Int {

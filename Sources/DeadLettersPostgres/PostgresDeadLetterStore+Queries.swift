@@ -7,52 +7,42 @@ public import FoundationEssentials
 public import Foundation
 #endif
 
-/// A `WHERE` clause built from a filter, every value a bound parameter.
-struct FilterClause {
-    var conditions: [String] = []
+/// PostgreSQL's rendering of a ``DeadLetters/DeadLetterQueryPlan``: `$n` placeholders, a list bound as one
+/// `text[]` parameter, and a search with `strpos(lower(…))` under the "C" collation.
+struct PostgresDialect: DeadLetterSQLDialect {
+    /// The values bound so far; `$n` is the n-th.
     var binds = PostgresBindings()
 
-    /// The next parameter's placeholder, `$N`, after binding `value`.
-    mutating func bind(_ value: some PostgresDynamicTypeEncodable) -> String {
+    static let alwaysTrue = "TRUE"
+    static let alwaysFalse = "FALSE"
+
+    /// The next parameter's placeholder, `$n`, after binding `value`.
+    mutating func placeholder(binding value: some PostgresDynamicTypeEncodable) -> String {
         self.binds.append(value)
         return "$\(self.binds.count)"
     }
 
-    init(_ filter: DeadLetterFilter) {
-        // Stored text never holds NUL, and PostgreSQL refuses it in a parameter: such a value selects nothing.
-        func any(_ column: String, _ values: [String]) -> String? {
-            guard !values.isEmpty else { return nil }
-            let storable = values.filter { !$0.utf8.contains(0) }
-            // One value as `=`, so that an index on (column, …, id) serves `ORDER BY id` directly.
-            if storable.count == 1 { return "\(column) = \(self.bind(storable[0]))::text" }
-            return storable.isEmpty ? "FALSE" : "\(column) = ANY(\(self.bind(storable))::text[])"
-        }
-        var parts: [String?] = [
-            any("id", filter.ids),
-            any("source", filter.sources),
-            any("reason", filter.reasons),
-            any("error_type", filter.errorTypes),
-            any("fingerprint", filter.fingerprints),
-            any("status", filter.statuses.map(\.rawValue)),
-        ]
-        if let since = filter.since { parts.append("last_failed_at >= \(self.bind(since.millisecondsSince1970))") }
-        if let until = filter.until { parts.append("last_failed_at < \(self.bind(until.millisecondsSince1970))") }
-        if let minAttempts = filter.minAttempts { parts.append("attempts >= \(self.bind(Int64(minAttempts)))") }
-        if let search = filter.search, search.utf8.contains(0) {
-            parts.append("FALSE")
-        } else if let search = filter.search, !search.isEmpty {
-            // With the "C" collation, lower() folds ASCII letters only, as DeadLetterFilter.matches does.
-            parts.append("strpos(lower(error_message), lower(\(self.bind(search))::text COLLATE \"C\")) > 0")
-        }
-        if let expiresBefore = filter.expiresBefore {
-            parts.append("expires_at <= \(self.bind(expiresBefore.millisecondsSince1970))")
-        }
-        self.conditions = parts.compactMap { $0 }
+    mutating func bind(_ text: String) -> String {
+        "\(self.placeholder(binding: text))::text"
     }
 
-    mutating func add(_ condition: String) { self.conditions.append(condition) }
+    mutating func bind(_ integer: Int64) -> String {
+        self.placeholder(binding: integer)
+    }
 
-    var sql: String { self.conditions.isEmpty ? "TRUE" : self.conditions.joined(separator: " AND ") }
+    mutating func isIn(_ column: String, _ values: [String]) -> String {
+        "\(column) = ANY(\(self.placeholder(binding: values))::text[])"
+    }
+
+    mutating func contains(_ column: String, ignoringASCIICase text: String) -> String {
+        // With the "C" collation, lower() folds ASCII letters only, as DeadLetterFilter.matches does.
+        "strpos(lower(\(column)), lower(\(self.bind(text)) COLLATE \"C\")) > 0"
+    }
+
+    /// The `WHERE` condition (without the keyword) selecting what `plan` selects, its values bound here.
+    mutating func condition(_ plan: DeadLetterQueryPlan) -> String {
+        plan.render(&self)
+    }
 }
 
 extension PostgresDeadLetterStore {
@@ -71,14 +61,17 @@ extension PostgresDeadLetterStore {
 
     public func page(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> DeadLetterPage {
         try await self.perform("page") {
-            var clause = FilterClause(filter)
-            if let cursor { clause.add("id > \(clause.bind(String(cursor.prefix { $0 != "\0" })))") }
+            var plan = DeadLetterQueryPlan(filter)
+            plan.after(id: cursor)
+            var dialect = PostgresDialect()
             let limit = max(1, limit)
             let sql = """
-                SELECT \(Self.letterColumns) FROM \(self.schema).letters WHERE \(clause.sql)
-                ORDER BY id LIMIT \(clause.bind(Int64(limit) + 1))
+                SELECT \(Self.letterColumns) FROM \(self.schema).letters WHERE \(dialect.condition(plan))
+                ORDER BY id LIMIT \(dialect.bind(Int64(limit) + 1))
                 """
-            var letters = try await self.rows(PostgresQuery(unsafeSQL: sql, binds: clause.binds)).map(Self.decodeLetter)
+            var letters = try await self.rows(PostgresQuery(unsafeSQL: sql, binds: dialect.binds)).map(
+                Self.decodeLetter
+            )
             guard letters.count > limit else { return DeadLetterPage(letters: letters, nextCursor: nil) }
             letters.removeLast(letters.count - limit)
             return DeadLetterPage(letters: letters, nextCursor: letters.last?.id)
@@ -87,11 +80,12 @@ extension PostgresDeadLetterStore {
 
     public func count(_ filter: DeadLetterFilter) async throws -> Int {
         try await self.perform("count") {
-            let clause = FilterClause(filter)
+            var dialect = PostgresDialect()
+            let condition = dialect.condition(DeadLetterQueryPlan(filter))
             let rows = try await self.rows(
                 PostgresQuery(
-                    unsafeSQL: "SELECT count(*) FROM \(self.schema).letters WHERE \(clause.sql)",
-                    binds: clause.binds
+                    unsafeSQL: "SELECT count(*) FROM \(self.schema).letters WHERE \(condition)",
+                    binds: dialect.binds
                 )
             )
             return Int(try rows.first?.decode(Int64.self) ?? 0)
@@ -101,8 +95,14 @@ extension PostgresDeadLetterStore {
     public func summary(_ filter: DeadLetterFilter, now: Date) async throws -> DeadLetterSummary {
         try await self.perform("summary") {
             if filter.isEmpty { return try await self.wholeStoreSummary(now: now) }
-            var clause = FilterClause(filter)
-            let now = clause.bind(now.millisecondsSince1970)
+            var dialect = PostgresDialect()
+            let condition = dialect.condition(DeadLetterQueryPlan(filter))
+            let now = dialect.bind(now.millisecondsSince1970)
+            let buckets = DeadLetterSummary.ageBuckets
+            let whens = zip(DeadLetterSummary.ageBucketLimits, buckets).map { limit, bucket in
+                "WHEN \(now) - first_failed_at < \(limit) THEN '\(bucket)'"
+            }
+            let age = "CASE \(whens.joined(separator: " ")) ELSE '\(buckets[whens.count])' END"
             let sql = """
                 SELECT CASE GROUPING(reason, source, error_type, status, age)
                         WHEN 15 THEN 'reason' WHEN 23 THEN 'source' WHEN 27 THEN 'errorType'
@@ -112,50 +112,32 @@ extension PostgresDeadLetterStore {
                     coalesce(sum(attempts), 0)::text
                 FROM (
                     SELECT reason, source, error_type, status, first_failed_at, last_failed_at, attempts,
-                        (CASE WHEN \(now) - first_failed_at < 3600000 THEN '<1h'
-                             WHEN \(now) - first_failed_at < 21600000 THEN '1h-6h'
-                             WHEN \(now) - first_failed_at < 86400000 THEN '6h-24h'
-                             ELSE '>24h' END) COLLATE "C" AS age
-                    FROM \(self.schema).letters WHERE \(clause.sql)
+                        (\(age)) COLLATE "C" AS age
+                    FROM \(self.schema).letters WHERE \(condition)
                 ) AS f
                 GROUP BY GROUPING SETS ((reason), (source), (error_type), (status), (age), ())
                 """
-            var summary = DeadLetterSummary(
-                total: 0,
-                byReason: [:],
-                bySource: [:],
-                byErrorType: [:],
-                byStatus: Dictionary(uniqueKeysWithValues: DeadLetterStatus.allCases.map { ($0.rawValue, 0) }),
-                byAge: Dictionary(uniqueKeysWithValues: DeadLetterSummary.ageBuckets.map { ($0, 0) }),
-                oldestFailedAt: nil,
-                newestFailedAt: nil,
-                averageAttempts: 0
-            )
-            for row in try await self.rows(PostgresQuery(unsafeSQL: sql, binds: clause.binds)) {
+            let dimensions: [String: DeadLetterSummaryTally.Dimension] = [
+                "reason": .reason, "source": .source, "errorType": .errorType, "status": .status, "age": .age,
+            ]
+            var tally = DeadLetterSummaryTally()
+            for row in try await self.rows(PostgresQuery(unsafeSQL: sql, binds: dialect.binds)) {
                 let cells = row.makeRandomAccess()
                 let kind = try cells[0].decode(String.self)
-                let key = try cells[1].decode(String.self)
                 let count = Int(try cells[2].decode(Int64.self))
-                // Added, not assigned: keys that PostgreSQL keeps apart byte by byte may be one Swift string
-                // ("é" composed and decomposed), as the whole-store summary adds them up too.
-                switch kind {
-                case "reason": summary.byReason[key, default: 0] += count
-                case "source": summary.bySource[key, default: 0] += count
-                case "errorType": summary.byErrorType[key, default: 0] += count
-                case "status": summary.byStatus[key, default: 0] += count
-                case "age": summary.byAge[key, default: 0] += count
-                default:
-                    summary.total = count
-                    guard count > 0 else { continue }
-                    summary.oldestFailedAt = Date(millisecondsSince1970: try cells[3].decode(Int64.self))
-                    summary.newestFailedAt = Date(millisecondsSince1970: try cells[4].decode(Int64.self))
+                if let dimension = dimensions[kind] {
+                    tally.add(count, to: dimension, key: try cells[1].decode(String.self))
+                } else if count > 0 {
                     // A numeric, read as a Double: a sum beyond Int64 (letters stored before
                     // DeadLetter.maximumCount bounded them) is not lost.
-                    let attempts = try cells[5].decode(String.self)
-                    summary.averageAttempts = (Double(attempts) ?? 0) / Double(count)
+                    tally.add(count: count, attempts: Double(try cells[5].decode(String.self)) ?? 0)
+                    tally.include(
+                        firstFailedAt: try cells[3].decode(Int64.self),
+                        lastFailedAt: try cells[4].decode(Int64.self)
+                    )
                 }
             }
-            return summary
+            return tally.summary
         }
     }
 
@@ -165,9 +147,9 @@ extension PostgresDeadLetterStore {
             // only, their first letter (one probe of the (fingerprint, source, id) index per source) and their
             // time span (walks of the first_failed_at and last_failed_at indexes). The filter's conditions
             // name bare columns, which in each subquery are those of its own `letters AS m`.
-            var clause = FilterClause(filter)
-            let limit = clause.bind(Int64(max(0, limit)))
-            let condition = clause.sql
+            var dialect = PostgresDialect()
+            let condition = dialect.condition(DeadLetterQueryPlan(filter))
+            let limit = dialect.bind(Int64(max(0, limit)))
             let letters = "\(self.schema).letters"
             let sql = """
                 WITH c AS (
@@ -196,7 +178,7 @@ extension PostgresDeadLetterStore {
                 JOIN \(letters) AS l ON l.id = f.id
                 ORDER BY top.n DESC, top.fingerprint
                 """
-            return try await self.rows(PostgresQuery(unsafeSQL: sql, binds: clause.binds)).map { row in
+            return try await self.rows(PostgresQuery(unsafeSQL: sql, binds: dialect.binds)).map { row in
                 let (fingerprint, count, errorType, message, sources, first, last) = try row.decode(
                     (String, Int64, String, String, [String], Int64, Int64).self
                 )

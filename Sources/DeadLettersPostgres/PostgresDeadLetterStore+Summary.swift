@@ -13,9 +13,8 @@ extension PostgresDeadLetterStore {
     /// indexes, and each age bound from the whole buckets before it plus an index count of its own bucket. It
     /// costs about the same at ten letters and at millions.
     func wholeStoreSummary(now: Date) async throws -> DeadLetterSummary {
-        let now = now.millisecondsSince1970
-        // A letter is older than a bucket's bound when first_failed_at <= now - bound.
-        let bounds: [Int64] = [now - 86_400_000, now - 21_600_000, now - 3_600_000]
+        // A letter is past a bucket's limit when first_failed_at <= its bound.
+        let bounds = DeadLetterSummary.ageBounds(now: now.millisecondsSince1970)
         var binds = PostgresBindings(capacity: 9)
         var olderThan: [String] = []
         for bound in bounds {
@@ -57,44 +56,19 @@ extension PostgresDeadLetterStore {
         let statuses = try cells[3].decode([String].self)
         let counts = try cells[4].decode([Int64].self)
         let attempts = try cells[5].decode([Double].self)
-        let oldest = try cells[6].decode(Int64?.self)
-        let newest = try cells[7].decode(Int64?.self)
-        let older = try (8..<11).map { Int(try cells[$0].decode(Int64.self)) }
-
-        var summary = DeadLetterSummary(
-            total: 0,
-            byReason: [:],
-            bySource: [:],
-            byErrorType: [:],
-            byStatus: Dictionary(uniqueKeysWithValues: DeadLetterStatus.allCases.map { ($0.rawValue, 0) }),
-            byAge: [:],
-            oldestFailedAt: nil,
-            newestFailedAt: nil,
-            averageAttempts: 0
-        )
-        // In floating point: letters stored before DeadLetter.maximumCount bounded them may hold up to
-        // Int64.max attempts, and their sum must not overflow.
-        var attemptsTotal = 0.0
+        var tally = DeadLetterSummaryTally()
         for index in counts.indices {
-            let count = Int(counts[index])
-            summary.total += count
-            attemptsTotal += attempts[index]
-            summary.bySource[sources[index], default: 0] += count
-            summary.byReason[reasons[index], default: 0] += count
-            summary.byErrorType[errorTypes[index], default: 0] += count
-            summary.byStatus[statuses[index], default: 0] += count
+            tally.add(
+                count: Int(counts[index]),
+                attempts: attempts[index],
+                source: sources[index],
+                reason: reasons[index],
+                errorType: errorTypes[index],
+                status: statuses[index]
+            )
         }
-        summary.byAge = [
-            ">24h": older[0],
-            "6h-24h": older[1] - older[0],
-            "1h-6h": older[2] - older[1],
-            "<1h": summary.total - older[2],
-        ]
-        if summary.total > 0 {
-            summary.oldestFailedAt = oldest.map { Date(millisecondsSince1970: $0) }
-            summary.newestFailedAt = newest.map { Date(millisecondsSince1970: $0) }
-            summary.averageAttempts = attemptsTotal / Double(summary.total)
-        }
-        return summary
+        tally.include(firstFailedAt: try cells[6].decode(Int64?.self), lastFailedAt: try cells[7].decode(Int64?.self))
+        tally.setAges(olderThan: try (8..<(8 + bounds.count)).map { Int(try cells[$0].decode(Int64.self)) })
+        return tally.summary
     }
 }

@@ -23,7 +23,7 @@ extension SQLiteDeadLetterStore {
         sources: [String]
     ) async throws -> [DeadLetter] {
         guard limit > 0, !sources.isEmpty else { return [] }
-        let (condition, arguments) = try SQLiteRows.condition(DeadLetterFilter(sources: sources))
+        let (condition, arguments) = SQLiteRows.condition(DeadLetterFilter(sources: sources))
         let now = now.millisecondsSince1970
         let sql = """
             SELECT \(SQLiteRows.columns), seq, lease_owner IS NOT NULL FROM dlq_letters INDEXED BY dlq_letters_due
@@ -42,7 +42,7 @@ extension SQLiteDeadLetterStore {
     /// - Returns: the letters claimed, as stored, in id order; one that is gone or leased is left out.
     public func claim(ids: [String], now: Date, owner: String, leaseUntil: Date) async throws -> [DeadLetter] {
         guard !ids.isEmpty else { return [] }
-        let (condition, arguments) = try SQLiteRows.condition(DeadLetterFilter(ids: ids))
+        let (condition, arguments) = SQLiteRows.condition(DeadLetterFilter(ids: ids))
         let sql = """
             SELECT \(SQLiteRows.columns), seq, lease_owner IS NOT NULL FROM dlq_letters
             WHERE \(condition) AND (lease_expires_at IS NULL OR lease_expires_at <= ? OR lease_owner = ?) ORDER BY id

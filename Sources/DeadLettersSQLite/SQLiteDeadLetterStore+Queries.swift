@@ -22,12 +22,10 @@ extension SQLiteDeadLetterStore {
     /// A page of the letters `filter` selects, in id order, after the id `cursor`; `limit` below 1 reads 1.
     public func page(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> DeadLetterPage {
         let limit = Swift.max(1, limit)
-        var (condition, arguments) = try SQLiteRows.condition(filter)
-        if let cursor {
-            condition += " AND id > ?"
-            arguments += [cursor]
-        }
-        arguments += [limit + 1]
+        var plan = DeadLetterQueryPlan(filter)
+        plan.after(id: cursor)
+        let (condition, filterArguments) = SQLiteRows.condition(plan)
+        let arguments = filterArguments + [limit + 1]
         let sql = "SELECT \(SQLiteRows.columns) FROM dlq_letters WHERE \(condition) ORDER BY id LIMIT ?"
         let letters = try await self.read { [arguments] db in
             try SQLiteRows.fetchLetters(db, sql: sql, arguments: arguments)
@@ -42,7 +40,7 @@ extension SQLiteDeadLetterStore {
     /// How many letters `filter` selects; the whole store's count reads running totals.
     public func count(_ filter: DeadLetterFilter) async throws -> Int {
         if filter.isEmpty { return try await self.usage().count }
-        let (condition, arguments) = try SQLiteRows.condition(filter)
+        let (condition, arguments) = SQLiteRows.condition(filter)
         return try await self.read { db in
             try Int.fetchOne(
                 db.cachedStatement(sql: "SELECT count(*) FROM dlq_letters WHERE \(condition)"),
@@ -66,7 +64,7 @@ extension SQLiteDeadLetterStore {
         if filter.isEmpty {
             return try await self.read { db in try Self.wholeStoreGroups(db, limit: limit) }
         }
-        let (condition, arguments) = try SQLiteRows.condition(filter)
+        let (condition, arguments) = SQLiteRows.condition(filter)
         let groupSQL = """
             SELECT fingerprint, count(*) AS n, min(first_failed_at), max(last_failed_at), min(id) FROM dlq_letters
             WHERE \(condition) GROUP BY fingerprint ORDER BY n DESC, fingerprint LIMIT ?
@@ -145,7 +143,7 @@ extension SQLiteDeadLetterStore {
     /// Removes the letters with these ids, leased or not.
     public func delete(ids: [String]) async throws -> Int {
         if ids.isEmpty { return 0 }
-        let (condition, arguments) = try SQLiteRows.condition(DeadLetterFilter(ids: ids))
+        let (condition, arguments) = SQLiteRows.condition(DeadLetterFilter(ids: ids))
         return try await self.write { db in
             try db.cachedStatement(sql: "DELETE FROM dlq_letters WHERE \(condition)").execute(arguments: arguments)
             return db.changesCount

@@ -130,55 +130,17 @@ enum SQLiteRows {
         return letters
     }
 
-    /// The `WHERE` condition (without the keyword) selecting what `filter` selects, and its bound values.
-    /// Every value is bound; the SQL text depends only on which fields are set.
-    static func condition(_ filter: DeadLetterFilter) throws -> (sql: String, arguments: StatementArguments) {
-        var clauses: [String] = []
-        var arguments = StatementArguments()
-        func list(_ column: String, _ values: [String]) throws {
-            guard !values.isEmpty else { return }
-            // SQLite binds text up to its first NUL, and stored text holds none: such a value selects nothing.
-            let values = values.filter { !$0.utf8.contains(0) }
-            if values.isEmpty {
-                clauses.append("0")
-            } else if values.count == 1 {
-                clauses.append("\(column) = ?")
-                arguments += [values[0]]
-            } else {
-                clauses.append("\(column) IN (SELECT value FROM json_each(?))")
-                arguments += [SQLiteJSON.encode(values)]
-            }
-        }
-        try list("id", filter.ids)
-        try list("source", filter.sources)
-        try list("reason", filter.reasons)
-        try list("error_type", filter.errorTypes)
-        try list("fingerprint", filter.fingerprints)
-        try list("status", filter.statuses.map(\.rawValue))
-        if let since = filter.since {
-            clauses.append("last_failed_at >= ?")
-            arguments += [since.millisecondsSince1970]
-        }
-        if let until = filter.until {
-            clauses.append("last_failed_at < ?")
-            arguments += [until.millisecondsSince1970]
-        }
-        if let minAttempts = filter.minAttempts {
-            clauses.append("attempts >= ?")
-            arguments += [minAttempts]
-        }
-        if let search = filter.search, search.utf8.contains(0) {
-            clauses.append("0")
-        } else if let search = filter.search, !search.isEmpty {
-            // SQLite's lower() folds ASCII letters only, as DeadLetterFilter.matches does.
-            clauses.append("instr(lower(error_message), lower(?)) > 0")
-            arguments += [search]
-        }
-        if let expiresBefore = filter.expiresBefore {
-            clauses.append("expires_at IS NOT NULL AND expires_at <= ?")
-            arguments += [expiresBefore.millisecondsSince1970]
-        }
-        return (clauses.isEmpty ? "1" : clauses.joined(separator: " AND "), arguments)
+    /// The `WHERE` condition (without the keyword) selecting what `plan` selects, and its bound values.
+    /// Every value is bound; the SQL text depends only on which conditions there are.
+    static func condition(_ plan: DeadLetterQueryPlan) -> (sql: String, arguments: StatementArguments) {
+        var dialect = SQLiteDialect()
+        let sql = plan.render(&dialect)
+        return (sql, dialect.arguments)
+    }
+
+    /// ``condition(_:)`` for what `filter` selects.
+    static func condition(_ filter: DeadLetterFilter) -> (sql: String, arguments: StatementArguments) {
+        self.condition(DeadLetterQueryPlan(filter))
     }
 
     static func json<Value: Encodable>(_ value: Value) throws -> String {
@@ -193,5 +155,35 @@ enum SQLiteRows {
         } catch {
             throw DeadLetterError(code: .invalidFormat, message: "a stored JSON field cannot be read: \(error)")
         }
+    }
+}
+
+/// SQLite's rendering of a ``DeadLetters/DeadLetterQueryPlan``: `?` placeholders bound in the order they
+/// appear, a list bound as one JSON array read with `json_each`, and a search with `instr(lower(…))`.
+struct SQLiteDialect: DeadLetterSQLDialect {
+    /// The values bound so far, in the order of their placeholders.
+    var arguments = StatementArguments()
+
+    static let alwaysTrue = "1"
+    static let alwaysFalse = "0"
+
+    mutating func bind(_ text: String) -> String {
+        self.arguments += [text]
+        return "?"
+    }
+
+    mutating func bind(_ integer: Int64) -> String {
+        self.arguments += [integer]
+        return "?"
+    }
+
+    mutating func isIn(_ column: String, _ values: [String]) -> String {
+        self.arguments += [SQLiteJSON.encode(values)]
+        return "\(column) IN (SELECT value FROM json_each(?))"
+    }
+
+    mutating func contains(_ column: String, ignoringASCIICase text: String) -> String {
+        // SQLite's lower() folds ASCII letters only, as DeadLetterFilter.matches does.
+        "instr(lower(\(column)), lower(\(self.bind(text)))) > 0"
     }
 }

@@ -324,6 +324,33 @@ extension DeadLetterStoreConformance {
             ) == [letters[1]]
         )
     }
+
+    /// `write` applies each outcome only where `owner` holds the letter's lease, and answers for each in order:
+    /// removals and new states (which end the lease) in one call, letters leased to another left as they are.
+    static func writeOutcomesEachByOwner(_ makeStore: MakeStore) async throws {
+        let store = try await makeStore()
+        let letters = make(4)
+        try await store.append(letters)
+        let lease = now.adding(.seconds(30))
+        let ids = letters.map(\.id)
+        let mine = try await store.claim(ids: Array(ids[0..<3]), now: now, owner: "w1", leaseUntil: lease)
+        #expect(mine.map(\.id) == Array(ids[0..<3]))
+        #expect(try await store.claim(ids: [ids[3]], now: now, owner: "w2", leaseUntil: lease).count == 1)
+        var parked = mine[1]
+        parked.status = .parked
+        parked.history = [DeadLetter.HistoryEntry(event: .parked, at: now, outcome: .failed, errorMessage: "held")]
+        var theirs = letters[3]
+        theirs.status = .parked
+        let written = try await store.write(
+            [.complete(id: ids[0]), .release(parked), .complete(id: ids[3]), .release(theirs), .complete(id: ids[2])],
+            owner: "w1"
+        )
+        #expect(written == [true, true, false, false, true])
+        #expect(try await everything(store) == [parked, letters[3]])
+        #expect(try await store.usage() == usageOf([parked, letters[3]]))
+        let again = try await store.claim(ids: [ids[1], ids[3]], now: now, owner: "w3", leaseUntil: lease)
+        #expect(again == [parked], "the release ended w1's lease; w2's is live")
+    }
 }
 
 extension DeadLetterStoreConformance {

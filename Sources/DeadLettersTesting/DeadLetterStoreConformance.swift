@@ -67,6 +67,7 @@ public enum DeadLetterStoreConformance {
             ("completeAfterLeaseTakenOver", completeAfterLeaseTakenOver),
             ("releaseOnlyByOwner", releaseOnlyByOwner),
             ("releaseWritesStateAndEndsLease", releaseWritesStateAndEndsLease),
+            ("writeOutcomesEachByOwner", writeOutcomesEachByOwner),
             ("redriveMakesLettersDue", redriveMakesLettersDue),
             ("redriveSkipsLiveLeases", redriveSkipsLiveLeases),
             ("redriveLimitOldestFirst", redriveLimitOldestFirst),

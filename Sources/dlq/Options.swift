@@ -178,7 +178,7 @@ extension StoreOptions {
         configure(&configuration)
         let settings = configuration
         return try await self.withStore(access) { store in
-            let queue = try DeadLetterQueue(store: ShieldedStore(store), configuration: settings)
+            let queue = try DeadLetterQueue(store: store, configuration: settings)
             return try await body(queue)
         }
     }

@@ -59,7 +59,7 @@ struct SQLiteSchemaTests {
         let reader = try DatabaseQueue(path: path)
         let version = try await reader.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }
         try reader.close()
-        #expect(version == 3)
+        #expect(version == SQLiteDeadLetterStore.schemaVersion)
         #expect(try await store.usage().count == 30)
         let timeouts = letters.filter { $0.reason == .timeout }.sorted { $0.id < $1.id }
         let page = try await store.page(

@@ -1,11 +1,10 @@
-import Synchronization
-
-/// Runs concurrent requests in batches, one statement per batch: the way `complete` shares transactions.
+/// Runs concurrent requests in batches, one store call per batch: the way PostgreSQL's `complete` shares a
+/// statement, and a replay's outcomes share a ``DeadLetterStore/write(_:owner:)`` call (and so its commit).
 ///
 /// There is no background task: the first callers (up to `maxLeaders`) become leaders. A leader takes the
 /// oldest waiting requests (up to `maxBatch`), runs them together, hands each caller its result, and when its
 /// own request is done hands its role to the oldest waiting caller that is not a leader.
-final class Coalescer<Item: Sendable, Value: Sendable>: Sendable {
+package final class Coalescer<Item: Sendable, Value: Sendable>: Sendable {
     enum Outcome: Sendable {
         case done(Result<Value, any Error>)
         case lead
@@ -19,17 +18,21 @@ final class Coalescer<Item: Sendable, Value: Sendable>: Sendable {
         var ready: [UInt64: Outcome] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = PThreadLock(State())
     private let maxLeaders: Int
     private let maxBatch: Int
 
-    init(maxLeaders: Int, maxBatch: Int) {
+    /// Creates a coalescer.
+    /// - Parameters:
+    ///   - maxLeaders: at most this many batches run at once (at least 1).
+    ///   - maxBatch: at most this many requests in a batch (at least 1).
+    package init(maxLeaders: Int, maxBatch: Int) {
         self.maxLeaders = max(1, maxLeaders)
         self.maxBatch = max(1, maxBatch)
     }
 
     /// Runs `item` in a batch; `run` gets a batch's items and returns one result per item, in order.
-    func submit(
+    package func submit(
         _ item: Item,
         run: @Sendable ([Item]) async -> [Result<Value, any Error>]
     ) async throws -> Value {
