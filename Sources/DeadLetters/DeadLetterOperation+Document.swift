@@ -224,6 +224,20 @@ extension DeadLetterJSON {
         return String(decoding: w.buffer, as: UTF8.self)
     }
 
+    /// The filter's fields that narrow the selection, as an object (`{}` for every letter).
+    public static func filter(_ filter: DeadLetterFilter) -> String {
+        var w = Writer(buffer: [])
+        w.filter(filter)
+        return String(decoding: w.buffer, as: UTF8.self)
+    }
+
+    /// The parameters given, as an object (`{}` for none).
+    public static func parameters(_ parameters: DeadLetterOperation.Parameters) -> String {
+        var w = Writer(buffer: [])
+        w.parameters(parameters)
+        return String(decoding: w.buffer, as: UTF8.self)
+    }
+
     /// One instance: `id`, `host`, `pid`, `version`, `sources`, `startedAt`, `lastSeenAt`.
     public static func instance(_ instance: DeadLetterInstance, escapingHTML: Bool = false) -> String {
         var w = Writer(buffer: [], escapesHTML: escapingHTML)

@@ -283,14 +283,13 @@ extension DeadLetterQueue {
     @discardableResult
     public func cancelOperation(id: String, actor: String? = nil) async throws -> DeadLetterOperation {
         guard let operation = try await self.store.operation(id: id) else {
-            throw DeadLetterError(code: .notFound, message: "no operation has this id", id: id)
+            throw DeadLetterError(code: .notFound, message: "no operation has id \(id)")
         }
         let shown = self.shown(operation)
         guard shown.state != .finished, shown.state != .cancelled else {
             throw DeadLetterError(
                 code: .invalidConfiguration,
-                message: "the operation is \(shown.state) already; nothing to cancel",
-                id: id
+                message: "operation \(id) is \(shown.state) already; nothing to cancel"
             )
         }
         let who = actor ?? self.configuration.instanceID

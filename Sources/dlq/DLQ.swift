@@ -74,7 +74,7 @@ struct DLQ: AsyncParsableCommand {
             AddCommand.self, ListCommand.self, ShowCommand.self, StatsCommand.self, GroupsCommand.self,
             RedriveCommand.self, ReplayCommand.self, ParkCommand.self, EditCommand.self, DeleteCommand.self,
             PurgeCommand.self, ExportCommand.self, ImportCommand.self, CheckCommand.self, ServeCommand.self,
-            DemoCommand.self, MigrateCommand.self,
+            DemoCommand.self, MigrateCommand.self, OpsCommand.self, InstancesCommand.self,
         ]
     )
 

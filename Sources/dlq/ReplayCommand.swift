@@ -29,13 +29,20 @@ struct ReplayCommand: AsyncParsableCommand {
             with an 'abandoned' history entry. Every letter's history records the replay with its actor \
             (DLQ_ACTOR, else user@host) and the replay's operation id.
 
-            Prints matched / succeeded / failed / skipped; exits 1 when failures remain.
+            A replay is an operation (see dlq ops): the letters selected when it starts are its frozen set, \
+            and it records each letter's outcome with a heartbeat. One that was killed shows 'interrupted'; \
+            --resume OP runs what it had not finished, with the recorded command and settings (no --exec). \
+            --canary N runs N letters first and pauses (exit 1) if any failed; dlq ops resume OP goes on.
+
+            Prints matched / succeeded / failed / skipped and the operation id; exits 1 when failures remain.
 
             Examples:
               dlq replay --source orders --reason timeout --dry-run --exec true
               dlq replay --source orders --exec 'curl -sf --data-binary @- localhost:8080'
               dlq replay --fingerprint 9f2c41d07a3b5e81 --rate 20/s --exec ./resend.sh
               dlq replay --reason timeout --concurrency 4 --timeout 10s --exec ./resend.sh
+              dlq replay --source orders --canary 5 --exec ./resend.sh
+              dlq replay --resume 01JF3Z6K8Q2W4M7N9P0R
             """
     )
 
@@ -43,7 +50,18 @@ struct ReplayCommand: AsyncParsableCommand {
     @OptionGroup(title: "Filters") var filters: FilterOptions
 
     @Option(help: ArgumentHelp("The command to run per letter, with sh -c.", valueName: "command"))
-    var exec: String
+    var exec: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Go on with an interrupted or paused replay: its recorded command, over what it had not run.",
+            valueName: "operation"
+        )
+    )
+    var resume: String?
+
+    @Option(help: ArgumentHelp("Run this many letters first; pause if any of them failed.", valueName: "n"))
+    var canary: Int?
 
     @Option(
         help: ArgumentHelp("At most this many commands started per second, e.g. 10/s, 600/m.", valueName: "N/s"),
@@ -82,7 +100,16 @@ struct ReplayCommand: AsyncParsableCommand {
     var lease: DurationArgument?
 
     func validate() throws {
-        if self.exec.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--exec must not be empty") }
+        if self.resume == nil, self.exec == nil {
+            throw ValidationError("--exec is required (or --resume OP to go on with a replay)")
+        }
+        if let exec = self.exec, exec.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--exec must not be empty")
+        }
+        if self.resume != nil, self.exec != nil {
+            throw ValidationError("--resume runs the replay's recorded command; leave out --exec")
+        }
+        if let canary = self.canary, canary < 1 { throw ValidationError("--canary must be at least 1") }
         if self.concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
         if self.maxFailures < 1 { throw ValidationError("--max-failures must be at least 1") }
         if self.timeout.duration <= .zero { throw ValidationError("--timeout must be positive") }
@@ -90,7 +117,12 @@ struct ReplayCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if let problem = ExecCheck.problem(self.exec) {
+        if let id = self.resume {
+            try await Self.resume(id, storeOptions: self.storeOptions, timeout: self.timeout.duration)
+            return
+        }
+        let exec = self.exec ?? ""
+        if let problem = ExecCheck.problem(exec) {
             throw CLIError.usage("--exec: \(problem); no letter was changed")
         }
         let filter = try await self.filters.resolvedFilter(self.storeOptions)
@@ -105,28 +137,76 @@ struct ReplayCommand: AsyncParsableCommand {
         )
         options.actor = CommandActor.current
         options.leaseDuration = self.lease?.duration
+        options.canary = self.canary
+        options.command = exec
         let settings = options
-        let (command, timeout) = (self.exec, self.timeout.duration)
-        let report: ReplayReport
-        do {
-            report = try await self.storeOptions.withQueue { queue in
+        let timeout = self.timeout.duration
+        try await Self.finish {
+            try await self.storeOptions.withQueue { queue in
                 try await Interrupts.cancellingOnInterrupt {
                     try await Self.replay(
                         queue: queue,
                         filter: filter,
                         options: settings,
-                        command: command,
+                        command: exec,
                         timeout: timeout
                     )
                 }
             }
+        }
+    }
+
+    /// `dlq replay --resume OP`, `dlq ops resume OP`: goes on with a replay, running its recorded command.
+    static func resume(_ id: String, storeOptions: StoreOptions, timeout: Duration) async throws {
+        try await Self.finish {
+            try await storeOptions.withQueue { queue in
+                guard let operation = try await queue.operation(id: id) else {
+                    throw CLIError.notFound("no operation has id \(id)")
+                }
+                guard let command = operation.parameters.command else {
+                    throw CLIError.usage(
+                        "operation \(id) is a \(operation.kind) without a recorded command; only a replay started by dlq resumes here"
+                    )
+                }
+                if let problem = ExecCheck.problem(command) {
+                    throw CLIError.usage("the recorded command: \(problem); no letter was changed")
+                }
+                let progressBar = ProgressBar("replaying", total: operation.counts.pending)
+                defer { progressBar.finish() }
+                return try await Interrupts.cancellingOnInterrupt {
+                    try await queue.resumeReplay(
+                        id: id,
+                        actor: CommandActor.current,
+                        progress: Self.progress(progressBar),
+                        handler: Self.handler(command: command, timeout: timeout)
+                    )
+                }
+            }
+        }
+    }
+
+    /// Prints a replay's report and turns how it ended into the exit status.
+    private static func finish(_ body: () async throws -> ReplayReport) async throws {
+        let report: ReplayReport
+        do {
+            report = try await body()
         } catch let stopped as ReplayStoppedError {
             if let report = stopped.report { Self.print(report) }
             throw CLIError.usage(stopped.message)
         }
         Self.print(report)
         if Interrupts.wasInterrupted { throw SilentExit(status: ExitStatus.interrupted) }
-        if report.failed > 0 { throw SilentExit(status: ExitStatus.incomplete) }
+        if report.failed > 0 || report.paused { throw SilentExit(status: ExitStatus.incomplete) }
+    }
+
+    private static func progress(_ bar: ProgressBar) -> @Sendable (ReplayReport) -> Void {
+        let style = Style.stderr
+        return { report in
+            bar.update(
+                report.succeeded + report.failed,
+                detail: style.green("✓ \(report.succeeded)") + " " + style.red("✗ \(report.failed)")
+            )
+        }
     }
 
     static func replay(
@@ -144,42 +224,42 @@ struct ReplayCommand: AsyncParsableCommand {
         let matched = try await queue.replay(filter, options: counted) { _ in }.matched
         let progressBar = ProgressBar("replaying", total: matched)
         defer { progressBar.finish() }
-        let style = Style.stderr
         return try await queue.replay(
             filter,
             options: options,
-            progress: { report in
-                progressBar.update(
-                    report.succeeded + report.failed,
-                    detail: style.green("✓ \(report.succeeded)") + " " + style.red("✗ \(report.failed)")
-                )
-            },
-            handler: { letter in
-                let environment = [
-                    "DLQ_ID": letter.id, "DLQ_SOURCE": letter.source, "DLQ_REASON": letter.reason.rawValue,
-                    "DLQ_ATTEMPTS": "\(letter.attempts)",
-                ]
-                let result = try await CommandRunner.run(
-                    command,
-                    payload: letter.payload,
-                    environment: environment,
-                    timeout: timeout
-                )
-                if case .exited(let code) = result.outcome, code == 126 || code == 127 {
-                    let detail = result.lastErrorLine.map { ": \($0)" } ?? ""
-                    throw ReplayStoppedError(
-                        "replay stopped: the command exited \(code)\(detail) (something it runs is missing or "
-                            + "not executable); letter \(letter.id) was handed back unchanged"
-                    )
-                }
-                guard result.succeeded else {
-                    throw ReplayCommandError(
-                        message: result.failureMessage(timeout: timeout),
-                        failureReason: result.outcome == .timedOut ? .timeout : letter.reason
-                    )
-                }
-            }
+            progress: Self.progress(progressBar),
+            handler: Self.handler(command: command, timeout: timeout)
         )
+    }
+
+    /// Runs `command` with a letter's payload on standard input: exit 0 is success; 126 and 127 stop the
+    /// replay as the operator's error; anything else is the letter's failure.
+    static func handler(command: String, timeout: Duration) -> DeadLetterQueue.Handler {
+        { letter in
+            let environment = [
+                "DLQ_ID": letter.id, "DLQ_SOURCE": letter.source, "DLQ_REASON": letter.reason.rawValue,
+                "DLQ_ATTEMPTS": "\(letter.attempts)",
+            ]
+            let result = try await CommandRunner.run(
+                command,
+                payload: letter.payload,
+                environment: environment,
+                timeout: timeout
+            )
+            if case .exited(let code) = result.outcome, code == 126 || code == 127 {
+                let detail = result.lastErrorLine.map { ": \($0)" } ?? ""
+                throw ReplayStoppedError(
+                    "replay stopped: the command exited \(code)\(detail) (something it runs is missing or "
+                        + "not executable); letter \(letter.id) was handed back unchanged"
+                )
+            }
+            guard result.succeeded else {
+                throw ReplayCommandError(
+                    message: result.failureMessage(timeout: timeout),
+                    failureReason: result.outcome == .timedOut ? .timeout : letter.reason
+                )
+            }
+        }
     }
 
     static func print(_ report: ReplayReport) {
@@ -197,11 +277,24 @@ struct ReplayCommand: AsyncParsableCommand {
         line += "skipped \(report.skipped)"
         if report.parked > 0 { line += "  " + style.magenta("parked \(report.parked)") }
         Terminal.line(line)
+        if !report.operation.isEmpty { Terminal.line("operation \(report.operation)") }
+        if report.paused {
+            Terminal.err(
+                "dlq: replay paused: a canary letter failed; go on with: dlq ops resume \(report.operation)\n"
+            )
+        }
+        if report.cancelled {
+            Terminal.err("dlq: replay cancelled (dlq ops cancel); the letters not run are unchanged\n")
+        }
         if report.stoppedByCircuit {
-            Terminal.err("dlq: replay stopped after too many failures in a row (--max-failures)\n")
+            Terminal.err(
+                "dlq: replay stopped after too many failures in a row (--max-failures); resume with: dlq ops resume \(report.operation)\n"
+            )
         }
         if Interrupts.wasInterrupted {
-            Terminal.err("dlq: replay interrupted; the letters not run are unchanged\n")
+            Terminal.err(
+                "dlq: replay interrupted; the letters not run are unchanged; resume with: dlq replay --resume \(report.operation)\n"
+            )
         }
     }
 }

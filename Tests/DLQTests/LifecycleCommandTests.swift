@@ -73,7 +73,8 @@ extension DLQCommandSuites {
             try space.add(source: "orders")
             try space.add(source: "payments")
             #expect(
-                try space.ok(["redrive", "--source", "orders"], environment: ["DLQ_ACTOR": "alice"]).output == "2\n"
+                try space.ok(["redrive", "--source", "orders"], environment: ["DLQ_ACTOR": "alice"]).output
+                    .hasPrefix("redriven 2 letters · operation ")
             )
             let letters = try space.letters(["--source", "orders"])
             #expect(letters.count == 2)

@@ -152,7 +152,9 @@ extension DLQCommandSuites {
             #expect(groupList.map { $0["count"] as? Int } == [2, 1])
             #expect(try self.ok(space, store, ["groups"]).output.contains("upstream answered 503"))
 
-            #expect(try self.ok(space, store, ["redrive", "--source", "payments"]).output == "1\n")
+            #expect(
+                try self.ok(space, store, ["redrive", "--source", "payments"]).output.hasPrefix("redriven 1 letter ·")
+            )
             #expect(try self.letters(space, store, ["--source", "payments"]).first?.status == .retrying)
 
             try FileManager.default.createDirectory(atPath: space.path("out"), withIntermediateDirectories: false)

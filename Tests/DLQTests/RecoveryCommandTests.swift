@@ -11,9 +11,12 @@ extension DLQCommandSuites {
             defer { space.remove() }
             let a = try space.add(source: "orders")
             let b = try space.add(source: "payments")
-            #expect(try space.ok(["redrive", "--source", "orders", "--dry-run"]).output == "1\n")
+            #expect(
+                try space.ok(["redrive", "--source", "orders", "--dry-run"]).output
+                    == "dry run: 1 letter would be redriven; nothing was changed\n"
+            )
             #expect(try space.letters().allSatisfy { $0.status == .dead })
-            #expect(try space.ok(["redrive", "--source", "orders"]).output == "1\n")
+            #expect(try space.ok(["redrive", "--source", "orders"]).output.hasPrefix("redriven 1 letter · operation "))
             let letters = try space.letters()
             let redriven = try #require(letters.first { $0.id == a })
             #expect(redriven.status == .retrying)
