@@ -141,9 +141,10 @@ extension DLQCommandSuites {
                 }
                 #expect(space.exists("child-\(round)"), "round \(round): the command started")
                 kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                // The command's process too, before waiting: Foundation's wait ends only once it is gone as well.
                 let child = String(decoding: space.contents("child-\(round)") ?? Data(), as: UTF8.self)
                 if let pid = Int32(child.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(pid, SIGKILL) }
+                process.waitUntilExit()
                 // Wait out the lease.
                 try await Task.sleep(for: .milliseconds(1_200))
             }

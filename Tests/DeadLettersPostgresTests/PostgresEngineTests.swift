@@ -114,4 +114,35 @@ struct PostgresEngineTests {
             #expect(try await stores[0].usage() == DeadLetterUsage(count: 0, bytes: 0))
         }
     }
+
+    @Test("two instances running on one store each see the other; a redrive of a source nobody handles is recorded")
+    func instancesSeeEachOther() async throws {
+        try await PostgresTestServer.withHarnesses(2) { harnesses in
+            let schema = PostgresTestServer.freshSchema()
+            let stores = try harnesses.map { try $0.makeStore(schema: schema) }
+            let queues = try (0..<2).map { index in
+                var configuration = DeadLetterQueue.Configuration()
+                configuration.instanceID = "instance-\(index)"
+                configuration.instanceHeartbeat = .milliseconds(200)
+                let queue = try DeadLetterQueue(store: stores[index], configuration: configuration)
+                queue.register(source: index == 0 ? "orders" : "emails") { _ in }
+                return queue
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for queue in queues { group.addTask { try await queue.run() } }
+                for queue in queues {
+                    var seen: [String] = []
+                    for _ in 0..<100 where seen.count < 2 {
+                        seen = try await queue.instances().map(\.id)
+                        if seen.count < 2 { try await Task.sleep(for: .milliseconds(50)) }
+                    }
+                    #expect(seen == ["instance-0", "instance-1"])
+                }
+                let instances = try await queues[1].instances()
+                #expect(instances.map(\.sources) == [["orders"], ["emails"]])
+                #expect(try await queues[0].unhandledSources(["orders", "emails", "refunds"]) == ["refunds"])
+                group.cancelAll()
+            }
+        }
+    }
 }
