@@ -124,9 +124,11 @@ struct DemoRun: Sendable {
         )
         let matched = try await self.queue.count(replayFilter)
         let bar = ProgressBar("   replaying", total: matched)
+        var options = ReplayOptions(concurrency: 8, maxConsecutiveFailures: 50)
+        options.actor = "dlq demo"
         let report = try await self.queue.replay(
             replayFilter,
-            options: ReplayOptions(concurrency: 8, maxConsecutiveFailures: 50),
+            options: options,
             progress: { bar.update($0.succeeded + $0.failed) },
             handler: { letter in try await world.handle(letter: letter) }
         )
