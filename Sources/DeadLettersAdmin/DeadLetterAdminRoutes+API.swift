@@ -83,14 +83,15 @@ extension DeadLetterAdminRoutes {
         let body = try await self.actionBody(request, allowing: ["filter", "dryRun", "limit", "rate"])
         if body.dryRun {
             let matched = try await self.queue.redrive(body.filter, limit: body.limit, dryRun: true, actor: actor)
-            let warnings = matched > 0 ? try await self.redriveWarnings(self.redriveSources(body.filter)) : []
+            var warnings: [String] = []
+            if matched > 0 { warnings = await self.redriveWarnings(try await self.redriveSources(body.filter)) }
             return self.actionAnswer(matched: matched, operation: nil, warnings: warnings)
         }
         let redrive = try await self.queue.startRedrive(body.filter, limit: body.limit, rate: body.rate, actor: actor)
         return self.actionAnswer(
             matched: redrive.redriven,
             operation: redrive.operation,
-            warnings: try await self.redriveWarnings(redrive.sources)
+            warnings: await self.redriveWarnings(redrive.sources)
         )
     }
 

@@ -86,7 +86,7 @@ extension DeadLetterAdminRoutes {
             }
         if action == .redrive, count > 0 {
             // Said before the operator confirms: letters of a source no running service handles only wait.
-            let unhandled = try await self.queue.unhandledSources(self.redriveSources(filter))
+            let unhandled = await self.unhandledSources(try await self.redriveSources(filter))
             if !unhandled.isEmpty { values["warning"] = Self.unhandledWarning(unhandled) }
             values["rateField"] = true
         }

@@ -125,7 +125,7 @@ extension DeadLetterAdminRoutes {
         if operation.state == .running { values["refresh"] = Self.operationRefreshSeconds }
         if operation.kind == .redrive, operation.state == .running, operation.counts.pending > 0 {
             let sources = try await self.pendingSources(operation)
-            let unhandled = try await self.queue.unhandledSources(sources)
+            let unhandled = await self.unhandledSources(sources)
             if !unhandled.isEmpty { values["warning"] = Self.unhandledWarning(unhandled) }
         }
         if let notice = Self.notice(query) { values["notice"] = notice }

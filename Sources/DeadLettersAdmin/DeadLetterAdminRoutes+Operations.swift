@@ -94,11 +94,19 @@ extension DeadLetterAdminRoutes {
         DeadLetterJSON.operation(operation, now: self.clock.now(), escapingHTML: true)
     }
 
-    /// The `warnings` of a redrive of letters of `sources`: one per source no live instance handles.
-    func redriveWarnings(_ sources: [String]) async throws -> [String] {
-        try await self.queue.unhandledSources(sources).map {
+    /// The `warnings` of a redrive of letters of `sources`: one per source no live instance handles (none
+    /// when the store keeps no instances, or cannot be read: the redrive itself is done).
+    func redriveWarnings(_ sources: [String]) async -> [String] {
+        (await self.unhandledSources(sources)).map {
             "no running service handles source '\($0)'; its letters wait until one does"
         }
+    }
+
+    /// The sources among `sources` that no live instance handles; none when the store keeps no instances
+    /// or cannot be read.
+    func unhandledSources(_ sources: [String]) async -> [String] {
+        guard !sources.isEmpty else { return [] }
+        return (try? await self.queue.unhandledSources(sources)) ?? []
     }
 
     /// The sources of the letters a redrive of `filter` selects now (parked letters only when it selects
