@@ -137,7 +137,9 @@ extension DeadLetterAdminRoutes {
     /// The confirmation form's `rate` (letters per second), `nil` when left empty.
     /// - Throws: ``DeadLetterAdminError`` 400 when it is not a number above 0.
     static func rate(_ form: FormItems) throws -> Double? {
-        guard let text = form.last("rate")?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+        guard let raw = form.last("rate") else { return nil }
+        let text = String(raw.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+        guard !text.isEmpty else { return nil }
         guard text.utf8.count <= 20, let rate = Double(text), rate > 0, rate.isFinite else {
             throw DeadLetterAdminError.invalidParameter("rate", "must be a number of letters per second, above 0")
         }
