@@ -117,7 +117,8 @@ extension DeadLetterAdminRoutes {
         }
         values["hasLetters"] = !letters.isEmpty
         values["moreLetters"] = letters.count == Self.operationLetterLimit
-        let cancellable = operation.state == .running || operation.state == .paused
+        let cancellable =
+            operation.state == .running || operation.state == .paused
             || operation.state == .interrupted
         if cancellable {
             values["cancelURL"] = self.views.link("/operations/\(FormItems.encode(operation.id))/cancel")
@@ -167,7 +168,8 @@ extension DeadLetterAdminRoutes {
                 number.rounded() == number && abs(number) < 1e15 ? "\(Int(number))" : "\(number)"
             case .string(let string): string
             case .array(let values): values.map(text).filter { !$0.isEmpty }.joined(separator: ", ")
-            case .object(let fields): fields.keys.sorted().map { "\($0): \(text(fields[$0] ?? .null))" }.joined(separator: ", ")
+            case .object(let fields):
+                fields.keys.sorted().map { "\($0): \(text(fields[$0] ?? .null))" }.joined(separator: ", ")
             }
         }
         return object.keys.sorted().compactMap { key in
