@@ -72,8 +72,9 @@ extension DeadLetterAdminRoutes {
         values["explanation"] =
             switch action {
             case .redrive:
-                "They become due now (status retrying) and the running service retries them. Parked letters "
-                    + "are left alone unless the filter selects the parked status (they are then unparked). "
+                "They become due now (status retrying), or one after another at the rate given, and the running "
+                    + "service retries them; the redrive is recorded as an operation to follow and cancel. Parked "
+                    + "letters are left alone unless the filter selects the parked status (they are then unparked). "
                     + "Each letter's history records the redrive and who did it."
             case .park:
                 "They stop being retried and are kept: the running service, redrives and replays leave them "

@@ -226,6 +226,7 @@ extension DeadLetterAdminRoutes {
             row["message"] = entry.message
             row["who"] = entry.actor
             row["operation"] = entry.operation
+            row["operationLink"] = entry.operation.map { self.views.link("/operations/\(FormItems.encode($0))") }
             row["error"] = entry.errorMessage.map { message in entry.errorType.map { "\($0): \(message)" } ?? message }
             if entry.event == .failed { row["reason"] = entry.reason?.rawValue }
             if index == 0, letter.historyOmitted > 0 { row["omitted"] = DashboardViews.count(letter.historyOmitted) }

@@ -246,6 +246,9 @@ struct AdminOperationsTests {
             #expect(try await harness.store.count(DeadLetterFilter(statuses: [.retrying])) == 3)
             let missing = try await client.send(.get, "/operations/01890a5d-ac96-774b-bcce-b302099a8057")
             #expect(missing.status == .notFound)
+            // A letter's timeline links to the operation its entries were written for.
+            let letter = try await client.send(.get, "/letters/\(harness.letters[0].id)").text
+            #expect(letter.contains(#"operation <a class="mono" href="/operations/\#(operation.id)">"#))
         }
     }
 
