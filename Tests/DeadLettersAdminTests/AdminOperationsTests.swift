@@ -4,7 +4,15 @@ import DeadLettersTesting
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import Logging
+import ServiceLifecycle
 import Testing
+
+/// A failure that is not worth retrying, as a handler of a service throws it.
+struct StillInvalid: Error, CustomStringConvertible, DeadLetterReasonProviding {
+    var failureReason: FailureReason { .validation }
+    var description: String { "total is still missing" }
+}
 
 @Suite("Admin: operations and instances over HTTP and on the dashboard")
 struct AdminOperationsTests {
@@ -103,6 +111,52 @@ struct AdminOperationsTests {
             let again = try await client.send(.post, "/api/v1/operations/\(id)/cancel")
             #expect(again.status == .conflict)
             #expect(try again.errorCode() == "operationOver")
+        }
+    }
+
+    @Test("a service that runs the source drains the redrive: finished, with the letter that failed again")
+    func drainedByARunningService() async throws {
+        let harness = try await AdminHarness()
+        let failing = harness.letters[0].id
+        harness.queue.register(source: "orders") { letter in
+            if letter.id == failing { throw StillInvalid() }
+        }
+        try await harness.run { client in
+            let answer = try await client.postJSON(
+                "/api/v1/redrive",
+                #"{"filter":{"source":"orders","reason":"validation"}}"#
+            ).object()
+            #expect(answer["warnings"] as? [String] == [Self.ordersWarning], "the queue does not run yet")
+            let id = try #require((answer["operation"] as? [String: Any])?["id"] as? String)
+            var events = harness.queue.events().makeAsyncIterator()
+            let group = ServiceGroup(
+                services: [harness.queue],
+                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+            )
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                var outcomes = 0
+                while outcomes < 6, let event = await events.next() {
+                    if event.kind == .recovered || event.kind == .dead { outcomes += 1 }
+                }
+                let instances = try await client.send(.get, "/api/v1/instances").text
+                #expect(instances.contains(#""sources":["orders"]"#), "the running queue is listed")
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            let shown = try await client.send(.get, "/api/v1/operations/\(id)").object()
+            #expect(shown["state"] as? String == "finished")
+            let counts = try #require(shown["counts"] as? [String: Any])
+            #expect(counts["succeeded"] as? Int == 5)
+            #expect(counts["failed"] as? Int == 1)
+            #expect(counts["pending"] as? Int == 0)
+            let letters = try #require(shown["letters"] as? [[String: Any]])
+            #expect(letters.map { $0["id"] as? String } == [failing])
+            #expect(letters.first?["errorMessage"] as? String == "total is still missing")
+            let page = try await client.send(.get, "/operations/\(id)").text
+            #expect(page.contains(#"<span class="badge finished" id="operation-state">finished</span>"#))
+            #expect(page.contains("total is still missing"))
+            #expect(!page.contains(#"id="cancel-operation""#))
         }
     }
 
