@@ -178,6 +178,34 @@ struct AdminOperationsTests {
         }
     }
 
+    @Test("the operations routes need the token, and cancel refuses another site")
+    func guarded() async throws {
+        let harness = try await AdminHarness(token: AdminHarness.token)
+        try await harness.run { client in
+            let redrive = try await client.postJSON(
+                "/api/v1/redrive",
+                #"{"filter":{"source":"orders"}}"#,
+                headers: bearer
+            )
+            let id = try #require((try redrive.object()["operation"] as? [String: Any])?["id"] as? String)
+            #expect((try redrive.object()["operation"] as? [String: Any])?["actor"] as? String == "admin")
+            for path in ["/api/v1/operations", "/api/v1/operations/\(id)", "/api/v1/instances"] {
+                #expect(try await client.send(.get, path).status == .unauthorized, "\(path)")
+            }
+            #expect(try await client.send(.post, "/api/v1/operations/\(id)/cancel").status == .unauthorized)
+            let page = try await client.send(.get, "/operations/\(id)")
+            #expect(page.status == .seeOther, "the dashboard asks to sign in")
+            #expect(page.headers[.location]?.hasPrefix("/signin") == true)
+            var evil = bearer
+            evil[.origin] = "http://evil.example"
+            let crossSite = try await client.send(.post, "/api/v1/operations/\(id)/cancel", headers: evil)
+            #expect(crossSite.status == .forbidden)
+            #expect(try await harness.queue.operation(id: id)?.state == .running, "still running")
+            let cancelled = try await client.send(.post, "/api/v1/operations/\(id)/cancel", headers: bearer)
+            #expect(try cancelled.object()["state"] as? String == "cancelled")
+        }
+    }
+
     @Test("GET /api/v1/instances lists the live instances with their sources")
     func instances() async throws {
         let harness = try await AdminHarness(seed: false)
