@@ -15,7 +15,8 @@ struct DashboardViews: Sendable {
     /// The name of the resource bundle SwiftPM puts beside the executable.
     static let bundleName = "swift-dead-letters_DeadLettersAdmin.resources"
     static let templateNames = [
-        "head", "foot", "overview", "letters", "letter", "groups", "confirm", "signin", "error",
+        "head", "foot", "overview", "letters", "letter", "groups", "confirm", "signin", "error", "operations",
+        "operation",
     ]
 
     /// Loads the templates from `DLQ_ADMIN_TEMPLATES` when set, else from the resource bundle beside the

@@ -36,6 +36,7 @@ extension DeadLetterAdminRoutes {
         self.refuseOtherMethods("metrics", allowed: [.get], on: routes)
         routes.get("healthz") { _, _ in await self.health() }
         self.refuseOtherMethods("healthz", allowed: [.get], on: routes)
+        self.addOperationRoutes(to: routes)
     }
 
     // MARK: Handlers
@@ -75,10 +76,23 @@ extension DeadLetterAdminRoutes {
         return Self.json(Array(#"{"deleted":1}"#.utf8) + [UInt8(ascii: "\n")])
     }
 
+    /// `POST /api/v1/redrive`: hands the letters the filter selects back to the running services, at `rate`
+    /// letters per second when given; answers how many, the operation recorded (`null` for a dry run) and a
+    /// warning per source of those letters that no live instance handles.
     func redrive(_ request: Request, actor: String) async throws -> Response {
-        let body = try await self.actionBody(request, allowing: ["filter", "dryRun", "limit"])
-        let matched = try await self.queue.redrive(body.filter, limit: body.limit, dryRun: body.dryRun, actor: actor)
-        return Self.json(Array(#"{"matched":\#(matched)}"#.utf8) + [UInt8(ascii: "\n")])
+        let body = try await self.actionBody(request, allowing: ["filter", "dryRun", "limit", "rate"])
+        if body.dryRun {
+            let matched = try await self.queue.redrive(body.filter, limit: body.limit, dryRun: true, actor: actor)
+            var warnings: [String] = []
+            if matched > 0 { warnings = await self.redriveWarnings(try await self.redriveSources(body.filter)) }
+            return self.actionAnswer(matched: matched, operation: nil, warnings: warnings)
+        }
+        let redrive = try await self.queue.startRedrive(body.filter, limit: body.limit, rate: body.rate, actor: actor)
+        return self.actionAnswer(
+            matched: redrive.redriven,
+            operation: redrive.operation,
+            warnings: await self.redriveWarnings(redrive.sources)
+        )
     }
 
     /// `POST /api/v1/park`: parks the letters the filter selects (a filter, or `"all":true`).
@@ -91,7 +105,8 @@ extension DeadLetterAdminRoutes {
             )
         }
         let matched = try await self.queue.park(body.filter, limit: body.limit, dryRun: body.dryRun, actor: actor)
-        return Self.json(Array(#"{"matched":\#(matched)}"#.utf8) + [UInt8(ascii: "\n")])
+        let operation = body.dryRun ? nil : await self.latestOperation(.park, actor: actor)
+        return self.actionAnswer(matched: matched, operation: operation, warnings: [])
     }
 
     func purge(_ request: Request, actor: String) async throws -> Response {
@@ -109,7 +124,8 @@ extension DeadLetterAdminRoutes {
             )
         }
         let matched = try await self.queue.purge(body.filter, limit: body.limit, dryRun: body.dryRun, actor: actor)
-        return Self.json(Array(#"{"matched":\#(matched)}"#.utf8) + [UInt8(ascii: "\n")])
+        let operation = body.dryRun ? nil : await self.latestOperation(.purge, actor: actor)
+        return self.actionAnswer(matched: matched, operation: operation, warnings: [])
     }
 
     func stats(_ request: Request) async throws -> Response {
@@ -228,9 +244,10 @@ extension DeadLetterAdminRoutes {
         var dryRun = false
         var all = false
         var limit: Int?
+        var rate: Double?
     }
 
-    /// Reads `{"filter":{…},"dryRun":false,"limit":N,"all":false}`; an empty body is `{}`.
+    /// Reads `{"filter":{…},"dryRun":false,"limit":N,"all":false,"rate":R}`; an empty body is `{}`.
     ///
     /// The body must be sent as `application/json`, which a form of another site cannot send.
     func actionBody(_ request: Request, allowing allowed: [String]) async throws -> ActionBody {
@@ -280,6 +297,11 @@ extension DeadLetterAdminRoutes {
         case .number(let number) where number >= 1 && number <= 1e9 && number.rounded() == number:
             result.limit = Int(number)
         default: throw DeadLetterAdminError.invalidField("limit", "must be a whole number, 1 or more")
+        }
+        switch object["rate"] {
+        case nil, .null: break
+        case .number(let number) where number > 0 && number.isFinite: result.rate = number
+        default: throw DeadLetterAdminError.invalidField("rate", "must be a number of letters per second, above 0")
         }
         return result
     }

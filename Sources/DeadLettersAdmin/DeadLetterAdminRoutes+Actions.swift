@@ -72,8 +72,9 @@ extension DeadLetterAdminRoutes {
         values["explanation"] =
             switch action {
             case .redrive:
-                "They become due now (status retrying) and the running service retries them. Parked letters "
-                    + "are left alone unless the filter selects the parked status (they are then unparked). "
+                "They become due now (status retrying), or one after another at the rate given, and the running "
+                    + "service retries them; the redrive is recorded as an operation to follow and cancel. Parked "
+                    + "letters are left alone unless the filter selects the parked status (they are then unparked). "
                     + "Each letter's history records the redrive and who did it."
             case .park:
                 "They stop being retried and are kept: the running service, redrives and replays leave them "
@@ -84,6 +85,12 @@ extension DeadLetterAdminRoutes {
                     : "This removes the letters that match the filter. Letters go to the configured archive, if any."
             case .delete: "This removes the letter for good."
             }
+        if action == .redrive, count > 0 {
+            // Said before the operator confirms: letters of a source no running service handles only wait.
+            let unhandled = await self.unhandledSources(try await self.redriveSources(filter))
+            if !unhandled.isEmpty { values["warning"] = Self.unhandledWarning(unhandled) }
+            values["rateField"] = true
+        }
         values["criteria"] = items.items.map { ["name": $0.name, "value": $0.value] }
         values["hasCriteria"] = !items.items.isEmpty
         values["hidden"] = items.items.map { ["name": $0.name, "value": $0.value] }
@@ -104,7 +111,16 @@ extension DeadLetterAdminRoutes {
         let count: Int
         switch action {
         case .redrive:
-            count = try await self.queue.redrive(filter, actor: actor)
+            let redrive = try await self.queue.startRedrive(filter, rate: try Self.rate(form), actor: actor)
+            // The operator lands on the operation: how far it got, what failed again, a Cancel button.
+            if let operation = redrive.operation {
+                return Self.redirect(
+                    self.views.link(
+                        "/operations/\(FormItems.encode(operation.id))?done=redrive&count=\(redrive.redriven)"
+                    )
+                )
+            }
+            count = redrive.redriven
         case .park:
             count = try await self.queue.park(filter, actor: actor)
         case .purge:
@@ -117,6 +133,18 @@ extension DeadLetterAdminRoutes {
             count = try await self.queue.delete(ids: filter.ids, actor: actor)
         }
         return Self.redirect(self.views.link("/letters?done=\(action.rawValue)&count=\(count)"))
+    }
+
+    /// The confirmation form's `rate` (letters per second), `nil` when left empty.
+    /// - Throws: ``DeadLetterAdminError`` 400 when it is not a number above 0.
+    static func rate(_ form: FormItems) throws -> Double? {
+        guard let raw = form.last("rate") else { return nil }
+        let text = String(raw.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+        guard !text.isEmpty else { return nil }
+        guard text.utf8.count <= 20, let rate = Double(text), rate > 0, rate.isFinite else {
+            throw DeadLetterAdminError.invalidParameter("rate", "must be a number of letters per second, above 0")
+        }
+        return rate
     }
 
     /// A dashboard form: `application/x-www-form-urlencoded`, within the size limit, with the form token.

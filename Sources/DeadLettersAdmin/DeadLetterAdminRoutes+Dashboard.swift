@@ -24,6 +24,7 @@ extension DeadLetterAdminRoutes {
         routes.get("signin") { request, _ in try self.signInPage(request) }
         routes.post("signin") { request, _ in try await self.signIn(request) }
         routes.post("signout") { request, _ in try await self.signOut(request) }
+        self.addOperationPageRoutes(to: routes)
     }
 
     /// Common values of every page.
@@ -160,10 +161,11 @@ extension DeadLetterAdminRoutes {
 
     /// The sentence after an action, from `done=` and `count=` (never free text from the link).
     static func notice(_ query: FormItems) -> String? {
+        if query.last("done") == "cancel" { return "Cancelled: the letters that had not run yet are dead again." }
         guard let done = query.last("done"), let count = query.last("count").flatMap({ Int($0) }) else { return nil }
         let letters = count == 1 ? "1 letter" : "\(DashboardViews.count(count)) letters"
         switch done {
-        case "redrive": return "Redriven: \(letters) will be retried by the running service."
+        case "redrive": return "Redriven: \(letters) handed back to the running services."
         case "park": return "Parked: \(letters) set aside; retries, redrives and replays leave them alone."
         case "purge": return "Purged: \(letters) removed."
         case "delete": return "Deleted: \(letters) removed."
@@ -224,6 +226,7 @@ extension DeadLetterAdminRoutes {
             row["message"] = entry.message
             row["who"] = entry.actor
             row["operation"] = entry.operation
+            row["operationLink"] = entry.operation.map { self.views.link("/operations/\(FormItems.encode($0))") }
             row["error"] = entry.errorMessage.map { message in entry.errorType.map { "\($0): \(message)" } ?? message }
             if entry.event == .failed { row["reason"] = entry.reason?.rawValue }
             if index == 0, letter.historyOmitted > 0 { row["omitted"] = DashboardViews.count(letter.historyOmitted) }

@@ -130,8 +130,21 @@ public struct DeadLetterAdminServer: Service {
         router.add(middleware: AdminNotFoundMiddleware(routes: self.routes))
         self.routes.register(on: router)
         let onServerRunning = self.onServerRunning
+        // `HEAD` is answered wherever `GET` is: routed as `GET`, the answer keeps its headers (its
+        // `Content-Length` among them) and drops its body.
+        let routed = router.buildResponder()
+        let responder = CallbackResponder<AdminRequestContext> { request, context in
+            guard request.method == .head else { return try await routed.respond(to: request, context: context) }
+            var head = request.head
+            head.method = .get
+            var response = try await routed.respond(to: Request(head: head, body: request.body), context: context)
+            response.body = ResponseBody(contentLength: response.body.contentLength) { writer in
+                try await writer.finish(nil)
+            }
+            return response
+        }
         return Application(
-            router: router,
+            responder: responder,
             server: .http1(
                 configuration: .init(additionalChannelHandlers: [AdminMalformedRequestHandler()])
             ),

@@ -306,6 +306,23 @@ struct AdminAPITests {
         }
     }
 
+    @Test("HEAD is answered wherever GET is, with GET's headers and no body")
+    func head() async throws {
+        let harness = try await AdminHarness()
+        try await harness.run { client in
+            for path in ["/api/v1/stats", "/api/v1/operations", "/", "/operations", "/healthz"] {
+                let get = try await client.send(.get, path)
+                let head = try await client.send(.head, path)
+                #expect(head.status == .ok, "\(path)")
+                #expect(head.body.readableBytes == 0, "\(path)")
+                #expect(head.headers[.contentType] == get.headers[.contentType], "\(path)")
+                #expect(head.headers[.contentLength] == "\(get.body.readableBytes)", "\(path)")
+            }
+            let post = try await client.send(.head, "/api/v1/redrive")
+            #expect(post.status == .methodNotAllowed)
+        }
+    }
+
     @Test("Unknown paths are 404 JSON; wrong methods are 405 JSON with Allow")
     func notFoundAndMethods() async throws {
         let harness = try await AdminHarness()

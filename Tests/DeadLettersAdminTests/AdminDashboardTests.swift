@@ -119,10 +119,11 @@ struct AdminDashboardTests {
                 "csrf=\(csrf)&source=orders&reason=validation"
             )
             #expect(done.status == .seeOther)
-            #expect(done.headers[.location] == "/letters?done=redrive&count=6")
+            let operation = try #require(try await harness.queue.operations(limit: 1).first)
+            #expect(done.headers[.location] == "/operations/\(operation.id)?done=redrive&count=6")
             #expect(try await harness.store.count(DeadLetterFilter(statuses: [.retrying])) == 9)
-            let list = try await client.send(.get, "/letters?done=redrive&count=6").text
-            #expect(list.contains("Redriven: 6 letters will be retried"))
+            let page = try await client.send(.get, "/operations/\(operation.id)?done=redrive&count=6").text
+            #expect(page.contains("Redriven: 6 letters handed back to the running services."))
         }
     }
 

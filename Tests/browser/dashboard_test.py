@@ -253,12 +253,45 @@ def run(base, token, shots):
         checks.expect(text("#question") == "Redrive 4 letters?", f"the confirmation asks first: {text('#question')}")
         after_confirm_page = json.loads(http(base, "/api/v1/stats", token)[1])["byStatus"]
         checks.expect(after_confirm_page.get("retrying", 0) == 0, "nothing changed before confirming")
+        warning = "No running service handles payments: these letters will wait until one starts."
+        checks.expect(text("#warning") == warning, f"the confirmation warns before confirming: {text('#warning')}")
         shot("07-confirm-redrive")
         submit("confirm")
+        checks.expect("/operations/" in driver.current_url, f"the redrive lands on its operation: {driver.current_url}")
         checks.expect(text("#notice").startswith("Redriven: 4 letters"), f"the result is shown: {text('#notice')}")
+        checks.expect(text("#operation-kind") == "redrive" and text("#operation-state") == "running",
+                      f"a running redrive: {text('#operation-kind')} {text('#operation-state')}")
+        checks.expect(text("#count-pending") == "4", f"4 letters pending: {text('#count-pending')}")
+        checks.expect(text("#warning") == warning, "the operation's page says the letters wait")
+        checks.expect(len(driver.find_elements(By.ID, "cancel-operation")) == 1, "a running redrive can be cancelled")
         stats = json.loads(http(base, "/api/v1/stats", token)[1])
         checks.expect(stats["byStatus"].get("retrying") == 4, f"4 letters are now retrying: {stats['byStatus']}")
+        operation_url = driver.current_url.split("?")[0]
         shot("08-after-redrive")
+
+        print("operations")
+        status, body = http(base, "/api/v1/operations", token)
+        operations = json.loads(body) if status == 200 else []
+        checks.expect(status == 200 and operations and operations[0]["kind"] == "redrive"
+                      and operations[0]["counts"]["pending"] == 4 and operations[0]["actor"] == "admin",
+                      f"GET /api/v1/operations lists the redrive, 4 pending, by admin: {body[:300]}")
+        driver.get(base + "/operations")
+        rows = driver.find_elements(By.CSS_SELECTOR, "#operations tbody tr")
+        first = rows[0].text if rows else ""
+        checks.expect("redrive" in first and "running" in first and "0 of 4" in first,
+                      f"the Operations page shows the redrive running, 0 of 4 done: {first!r}")
+        shot("08b-operations")
+        for name, url in [("the Operations page", base + "/operations"), ("an operation's page", operation_url)]:
+            driver.set_window_size(400, 1000)
+            driver.get(url)
+            overflow, wide = driver.execute_script("""
+                const width = document.documentElement.clientWidth;
+                const wide = [...document.querySelectorAll('body *')]
+                    .filter(e => e.getBoundingClientRect().right > width + 1)
+                    .map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 8);
+                return [document.documentElement.scrollWidth - width, wide];""")
+            checks.expect(overflow <= 0, f"{name} fits a 400 px phone: {overflow} px too wide: {wide}")
+        driver.set_window_size(1280, 1000)
 
         print("a letter's life: park, edit, the timeline")
         driver.get(base + f"/letters/{orders_id}")
