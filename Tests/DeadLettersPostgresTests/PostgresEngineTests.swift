@@ -123,7 +123,7 @@ struct PostgresEngineTests {
             let queues = try (0..<2).map { index in
                 var configuration = DeadLetterQueue.Configuration()
                 configuration.instanceID = "instance-\(index)"
-                configuration.instanceHeartbeat = .milliseconds(200)
+                configuration.instanceHeartbeat = .seconds(2)
                 let queue = try DeadLetterQueue(store: stores[index], configuration: configuration)
                 queue.register(source: index == 0 ? "orders" : "emails") { _ in }
                 return queue
