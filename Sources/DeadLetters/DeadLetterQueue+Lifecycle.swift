@@ -25,8 +25,9 @@ extension DeadLetterQueue {
         return self.withRandom { rng in lifecycle.apply(event, to: letter, context: context, using: &rng) }
     }
 
-    /// A new operation id: everything one redrive, replay, park or purge records carries it.
-    func newOperationID() -> String {
+    /// A new operation id, time-ordered like letters' ids: everything one redrive, replay, park or purge
+    /// records carries it. Pass it to an action (`operation:`) to read its record afterwards.
+    public func newOperationID() -> String {
         self.ids.next(at: self.clock.now())
     }
 
@@ -140,6 +141,7 @@ extension DeadLetterQueue {
     ///   - dryRun: only count what would be parked.
     ///   - actor: who parks them; this instance by default.
     ///   - message: why, in words, for the history.
+    ///   - operation: the id of the operation recorded (``operation(id:)`` reads it); a new one by default.
     /// - Returns: how many letters were (or would be) parked.
     @discardableResult
     public func park(
@@ -147,7 +149,8 @@ extension DeadLetterQueue {
         limit: Int? = nil,
         dryRun: Bool = false,
         actor: String? = nil,
-        message: String? = nil
+        message: String? = nil,
+        operation: String? = nil
     ) async throws -> Int {
         var filter = filter
         filter.statuses = (filter.statuses.isEmpty ? DeadLetterStatus.allCases : filter.statuses).filter {
@@ -158,7 +161,7 @@ extension DeadLetterQueue {
             let count = try await self.count(filter)
             return limit.map { min($0, count) } ?? count
         }
-        let operation = self.newOperationID()
+        let operation = operation ?? self.newOperationID()
         let record = await self.beginOperation(
             operation,
             kind: .park,

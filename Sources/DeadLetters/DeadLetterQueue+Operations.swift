@@ -204,6 +204,7 @@ extension DeadLetterQueue {
     ///   - archive: where to write them first; defaults to the configuration's archive.
     ///   - dryRun: only count what would be removed.
     ///   - actor: who purges them, for the archived copies' `purged` entries; this instance by default.
+    ///   - operation: the id of the operation recorded (``operation(id:)`` reads it); a new one by default.
     ///   - progress: called after each page with the number removed so far.
     /// - Returns: how many letters were (or would be) removed.
     @discardableResult
@@ -213,13 +214,14 @@ extension DeadLetterQueue {
         archive: (any DeadLetterArchive)? = nil,
         dryRun: Bool = false,
         actor: String? = nil,
+        operation: String? = nil,
         progress: (@Sendable (Int) -> Void)? = nil
     ) async throws -> Int {
         if dryRun {
             let count = try await self.count(filter)
             return limit.map { min($0, count) } ?? count
         }
-        let operation = self.newOperationID()
+        let operation = operation ?? self.newOperationID()
         let record = await self.beginOperation(
             operation,
             kind: .purge,

@@ -104,8 +104,15 @@ extension DeadLetterAdminRoutes {
                 code: "filterRequired"
             )
         }
-        let matched = try await self.queue.park(body.filter, limit: body.limit, dryRun: body.dryRun, actor: actor)
-        let operation = body.dryRun ? nil : await self.latestOperation(.park, actor: actor)
+        let id = self.queue.newOperationID()
+        let matched = try await self.queue.park(
+            body.filter,
+            limit: body.limit,
+            dryRun: body.dryRun,
+            actor: actor,
+            operation: id
+        )
+        let operation = body.dryRun ? nil : try? await self.queue.operation(id: id)
         return self.actionAnswer(matched: matched, operation: operation, warnings: [])
     }
 
@@ -123,8 +130,15 @@ extension DeadLetterAdminRoutes {
                 code: "invalidBody"
             )
         }
-        let matched = try await self.queue.purge(body.filter, limit: body.limit, dryRun: body.dryRun, actor: actor)
-        let operation = body.dryRun ? nil : await self.latestOperation(.purge, actor: actor)
+        let id = self.queue.newOperationID()
+        let matched = try await self.queue.purge(
+            body.filter,
+            limit: body.limit,
+            dryRun: body.dryRun,
+            actor: actor,
+            operation: id
+        )
+        let operation = body.dryRun ? nil : try? await self.queue.operation(id: id)
         return self.actionAnswer(matched: matched, operation: operation, warnings: [])
     }
 

@@ -117,13 +117,6 @@ extension DeadLetterAdminRoutes {
         return try await self.queue.summary(filter).bySource.filter { $0.value > 0 }.keys.sorted()
     }
 
-    /// The newest operation of `kind` started by `actor`, for the actions that return only a count (park,
-    /// purge): read right after the action.
-    func latestOperation(_ kind: DeadLetterOperation.Kind, actor: String) async -> DeadLetterOperation? {
-        guard let newest = try? await self.queue.operations(limit: 1).first else { return nil }
-        return newest.kind == kind && newest.actor == actor ? newest : nil
-    }
-
     /// `{"matched":N,"operation":{…}|null,"warnings":[…]}`.
     func actionAnswer(matched: Int, operation: DeadLetterOperation?, warnings: [String]) -> Response {
         var json = #"{"matched":\#(matched),"operation":"#

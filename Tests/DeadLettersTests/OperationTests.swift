@@ -88,6 +88,14 @@ struct OperationTests {
         let deleted = try await h.queue.operationLetters(id: operations[1].id)
         #expect(deleted.map(\.letterID) == [letters[2].id])
         #expect(operations[3].counts == DeadLetterOperation.Counts(selected: 1, succeeded: 1))
+
+        // The caller may name the operation, to read its record afterwards whoever else acts meanwhile.
+        let id = h.queue.newOperationID()
+        #expect(try await h.queue.park(DeadLetterFilter(ids: [letters[5].id]), actor: "erin", operation: id) == 1)
+        let named = try #require(try await h.queue.operation(id: id))
+        #expect(named.kind == .park)
+        #expect(named.actor == "erin")
+        #expect(named.counts == DeadLetterOperation.Counts(selected: 1, succeeded: 1))
     }
 
     @Test("operations older than the retention are pruned when the next one is recorded")
