@@ -60,6 +60,11 @@ public protocol DeadLetterOperationLog: Sendable {
         limit: Int
     ) async throws -> [DeadLetterOperationLetter]
 
+    /// Whether a letter of the operation's set is still `pending`: one index lookup, not a count (outcomes
+    /// reported one by one check it after each). A default implementation reads one pending letter with
+    /// ``operationLetters(id:outcomes:after:limit:)``.
+    func hasPendingLetters(operation id: String) async throws -> Bool
+
     /// Removes the operations created before `date`, with their letter sets.
     /// - Returns: how many operations were removed.
     @discardableResult
@@ -122,6 +127,10 @@ extension DeadLetterOperationLog {
         throw self.unsupported()
     }
 
+    public func hasPendingLetters(operation id: String) async throws -> Bool {
+        try await !self.operationLetters(id: id, outcomes: [.pending], after: nil, limit: 1).isEmpty
+    }
+
     public func saveInstance(_ instance: DeadLetterInstance) async throws {
         throw self.unsupported()
     }
@@ -182,6 +191,10 @@ extension DeadLetterStoreWrapper {
 
     public func pruneOperations(createdBefore date: Date) async throws -> Int {
         try await self.base.pruneOperations(createdBefore: date)
+    }
+
+    public func hasPendingLetters(operation id: String) async throws -> Bool {
+        try await self.base.hasPendingLetters(operation: id)
     }
 
     public func saveInstance(_ instance: DeadLetterInstance) async throws {

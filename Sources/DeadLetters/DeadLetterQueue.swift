@@ -47,6 +47,8 @@ public final class DeadLetterQueue: Sendable {
         var operationsPrunedAt: Date?
         /// Operations cancelled in this process, so that its replays stop at their next letter.
         var cancelledOperations: Set<String> = []
+        /// The kind of the operations this process recorded outcomes for (a kind never changes).
+        var operationKinds: [String: DeadLetterOperation.Kind] = [:]
     }
 
     /// Creates a queue on `store`.

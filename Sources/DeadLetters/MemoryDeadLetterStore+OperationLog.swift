@@ -7,16 +7,46 @@ public import Foundation
 extension MemoryDeadLetterStore {
     /// Operations with their letter sets, and instances.
     struct OperationLogState {
+        /// One operation's frozen set: its letters by id, their ids in order, and how many are pending, so that
+        /// paging and "any pending?" cost what a page costs, not what the set costs.
+        struct LetterSet {
+            var letters: [String: DeadLetterOperationLetter] = [:]
+            /// Sorted; letters are usually added in id order, so an insert is usually an append.
+            var order: [String] = []
+            var pending = 0
+
+            mutating func add(_ letter: DeadLetterOperationLetter) {
+                guard self.letters[letter.letterID] == nil else { return }
+                self.letters[letter.letterID] = letter
+                if letter.outcome == .pending { self.pending += 1 }
+                if let last = self.order.last, last > letter.letterID {
+                    self.order.insert(letter.letterID, at: self.lowerBound(letter.letterID))
+                } else {
+                    self.order.append(letter.letterID)
+                }
+            }
+
+            /// The first index whose id is not less than `id`.
+            func lowerBound(_ id: String) -> Int {
+                var low = 0
+                var high = self.order.count
+                while low < high {
+                    let mid = (low + high) / 2
+                    if self.order[mid] < id { low = mid + 1 } else { high = mid }
+                }
+                return low
+            }
+        }
+
         var operations: [String: DeadLetterOperation] = [:]
-        /// Per operation, its letters by id.
-        var letters: [String: [String: DeadLetterOperationLetter]] = [:]
+        var sets: [String: LetterSet] = [:]
         var instances: [String: DeadLetterInstance] = [:]
 
         /// The operation with its counts.
         func counted(_ id: String) -> DeadLetterOperation? {
             guard var operation = self.operations[id] else { return nil }
             var counts = DeadLetterOperation.Counts()
-            for letter in self.letters[id]?.values ?? [:].values { counts.add(letter.outcome) }
+            for letter in self.sets[id]?.letters.values ?? [:].values { counts.add(letter.outcome) }
             operation.counts = counts
             return operation
         }
@@ -32,18 +62,16 @@ extension MemoryDeadLetterStore {
                 )
             }
             log.operations[operation.id] = operation
-            var set: [String: DeadLetterOperationLetter] = [:]
-            for letter in letters where letter.operation == operation.id { set[letter.letterID] = letter }
-            log.letters[operation.id] = set
+            var set = OperationLogState.LetterSet()
+            for letter in letters where letter.operation == operation.id { set.add(letter) }
+            log.sets[operation.id] = set
         }
     }
 
     public func addOperationLetters(_ letters: [DeadLetterOperationLetter]) async throws {
         self.log.withLock { log in
             for letter in letters where log.operations[letter.operation] != nil {
-                if log.letters[letter.operation]?[letter.letterID] == nil {
-                    log.letters[letter.operation, default: [:]][letter.letterID] = letter
-                }
+                log.sets[letter.operation, default: OperationLogState.LetterSet()].add(letter)
             }
         }
     }
@@ -59,12 +87,17 @@ extension MemoryDeadLetterStore {
     public func recordOperationLetters(_ letters: [DeadLetterOperationLetter]) async throws -> Int {
         self.log.withLock { log in
             var changed = 0
-            for letter in letters where log.letters[letter.operation]?[letter.letterID]?.outcome == .pending {
-                log.letters[letter.operation]?[letter.letterID] = letter
+            for letter in letters where log.sets[letter.operation]?.letters[letter.letterID]?.outcome == .pending {
+                log.sets[letter.operation]?.letters[letter.letterID] = letter
+                if letter.outcome != .pending { log.sets[letter.operation]?.pending -= 1 }
                 changed += 1
             }
             return changed
         }
+    }
+
+    public func hasPendingLetters(operation id: String) async throws -> Bool {
+        self.log.withLock { ($0.sets[id]?.pending ?? 0) > 0 }
     }
 
     public func operation(id: String) async throws -> DeadLetterOperation? {
@@ -93,11 +126,21 @@ extension MemoryDeadLetterStore {
         limit: Int
     ) async throws -> [DeadLetterOperationLetter] {
         self.log.withLock { log in
-            let letters = (log.letters[id] ?? [:]).values
-                .filter { outcomes.isEmpty || outcomes.contains($0.outcome) }
-                .filter { cursor == nil || $0.letterID > cursor! }
-                .sorted { $0.letterID < $1.letterID }
-            return Array(letters.prefix(Swift.max(1, limit)))
+            guard let set = log.sets[id] else { return [] }
+            var index = 0
+            if let cursor {
+                index = set.lowerBound(cursor)
+                if index < set.order.count, set.order[index] == cursor { index += 1 }
+            }
+            var page: [DeadLetterOperationLetter] = []
+            let limit = Swift.max(1, limit)
+            while index < set.order.count, page.count < limit {
+                if let letter = set.letters[set.order[index]], outcomes.isEmpty || outcomes.contains(letter.outcome) {
+                    page.append(letter)
+                }
+                index += 1
+            }
+            return page
         }
     }
 
@@ -106,7 +149,7 @@ extension MemoryDeadLetterStore {
             let old = log.operations.values.filter { $0.createdAt < date }.map(\.id)
             for id in old {
                 log.operations[id] = nil
-                log.letters[id] = nil
+                log.sets[id] = nil
             }
             return old.count
         }
