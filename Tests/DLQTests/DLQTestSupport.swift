@@ -117,6 +117,22 @@ struct Workspace: Sendable {
         )
     }
 
+    /// Starts `dlq ARGUMENTS` in the folder without waiting for it (to kill or cancel it meanwhile); its output
+    /// is discarded.
+    func start(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(DLQBinary.path))
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: self.folder)
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "DLQ_STORE")
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     /// Runs `dlq ARGUMENTS` and expects exit status 0.
     @discardableResult
     func ok(_ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:]) throws -> DLQRun {

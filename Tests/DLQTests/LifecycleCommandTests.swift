@@ -120,18 +120,10 @@ extension DLQCommandSuites {
             let space = try Workspace()
             defer { space.remove() }
             let id = try space.add()
-            let executable = try #require(DLQBinary.path)
             for round in 1...3 {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: executable)
-                process.arguments = ["replay", "--lease", "1s", "--exec", "echo $$ > child-\(round); exec sleep 30"]
-                process.currentDirectoryURL = URL(fileURLWithPath: space.folder)
-                var environment = ProcessInfo.processInfo.environment
-                environment.removeValue(forKey: "DLQ_STORE")
-                process.environment = environment
-                process.standardOutput = FileHandle.nullDevice
-                process.standardError = FileHandle.nullDevice
-                try process.run()
+                let process = try space.start([
+                    "replay", "--lease", "1s", "--exec", "echo $$ > child-\(round); exec sleep 30",
+                ])
                 var waited = 0
                 while !space.exists("child-\(round)") || space.contents("child-\(round)")?.isEmpty != false,
                     waited < 300

@@ -99,16 +99,7 @@ extension DLQCommandSuites {
             // The slow letter hangs the first time (until the replay is killed), then succeeds.
             let command =
                 #"echo "$DLQ_ID" >> ran.log; if [ "$DLQ_ID" = "\#(slow)" ] && [ ! -f hung ]; then echo $$ > hung; exec sleep 30; fi"#
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try #require(DLQBinary.path))
-            process.arguments = ["replay", "--lease", "1s", "--exec", command]
-            process.currentDirectoryURL = URL(fileURLWithPath: space.folder)
-            var environment = ProcessInfo.processInfo.environment
-            environment.removeValue(forKey: "DLQ_STORE")
-            process.environment = environment
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try space.start(["replay", "--lease", "1s", "--exec", command])
             var waited = 0
             while space.contents("hung")?.isEmpty != false, waited < 400 {
                 try await Task.sleep(for: .milliseconds(50))
@@ -171,16 +162,7 @@ extension DLQCommandSuites {
             let space = try Workspace()
             defer { space.remove() }
             _ = try await self.seed(space, count: 6)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try #require(DLQBinary.path))
-            process.arguments = ["replay", "--exec", #"echo "$DLQ_ID" >> ran.log; sleep 1"#]
-            process.currentDirectoryURL = URL(fileURLWithPath: space.folder)
-            var environment = ProcessInfo.processInfo.environment
-            environment.removeValue(forKey: "DLQ_STORE")
-            process.environment = environment
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try space.start(["replay", "--exec", #"echo "$DLQ_ID" >> ran.log; sleep 1"#])
             var waited = 0
             while space.contents("ran.log")?.isEmpty != false, waited < 400 {
                 try await Task.sleep(for: .milliseconds(50))
