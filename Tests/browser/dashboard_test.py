@@ -148,8 +148,8 @@ def run(base, token, shots):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     os.makedirs(shots, exist_ok=True)
@@ -186,13 +186,26 @@ def run(base, token, shots):
     def text(selector):
         return driver.find_element(By.CSS_SELECTOR, selector).text.strip()
 
+    def click_and_load(element):
+        """Clicks an element that navigates and waits until the browser has loaded the next page: click()
+        returns once the click is dispatched, before the navigation it starts. The old page is marked and the
+        wait ends on a complete document without the mark. (Selenium's staleness_of raced chromedriver: while
+        the old document was being torn down it answered "Node with given id does not belong to the document",
+        seen once in CI; a script that fails during the navigation just means "not yet".)"""
+        driver.execute_script("window.__dlqOldPage = true")
+        element.click()
+
+        def loaded(d):
+            try:
+                return d.execute_script(
+                    "return window.__dlqOldPage !== true && document.readyState === 'complete'")
+            except WebDriverException:
+                return False
+
+        WebDriverWait(driver, 30).until(loaded)
+
     def submit(element_id):
-        """Clicks a submit button and waits until the browser has loaded the page the form leads to:
-        click() returns once the click is dispatched, before the navigation it starts."""
-        old_page = driver.find_element(By.TAG_NAME, "html")
-        driver.find_element(By.ID, element_id).click()
-        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old_page))
-        WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+        click_and_load(driver.find_element(By.ID, element_id))
 
     try:
         print("sign-in")
@@ -295,10 +308,7 @@ def run(base, token, shots):
 
         print("a letter's life: park, edit, the timeline")
         driver.get(base + f"/letters/{orders_id}")
-        submit_link = driver.find_element(By.ID, "park-letter")
-        old_page = driver.find_element(By.TAG_NAME, "html")
-        submit_link.click()
-        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old_page))
+        click_and_load(driver.find_element(By.ID, "park-letter"))
         checks.expect(text("#question") == "Park 1 letter?", f"parking asks first: {text('#question')}")
         submit("confirm")
         letter = json.loads(http(base, f"/api/v1/dead-letters/{orders_id}", token)[1])
