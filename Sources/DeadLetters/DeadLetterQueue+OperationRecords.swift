@@ -228,6 +228,33 @@ extension DeadLetterQueue {
         guard !letters.isEmpty else { return }
         do {
             guard try await self.store.recordOperationLetters(letters) > 0 else { return }
+            await self.recorded(letters)
+        } catch {
+            self.logger.error("could not record outcomes of an operation", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Writes outcomes of claimed letters with their operation records (in one transaction where the store
+    /// has them: ``DeadLetterStore/write(_:owner:recording:)``), shielded from cancellation, then counts the
+    /// records written and ends a redrive whose last letter this was.
+    /// - Returns: for each outcome, whether it was written.
+    func write(
+        _ outcomes: [DeadLetterOutcome],
+        owner: String,
+        recording records: [DeadLetterOperationLetter?]
+    ) async throws -> [Bool] {
+        let written = try await self.durably { store in
+            try await store.write(outcomes, owner: owner, recording: records)
+        }
+        await self.recorded(zip(records, written).compactMap { record, done in done ? record : nil })
+        return written
+    }
+
+    /// After letters' outcomes were recorded: counts them in `dlq_operation_letters_total`, and marks a
+    /// redrive without a runner `finished` once no letter of it is pending.
+    private func recorded(_ letters: [DeadLetterOperationLetter]) async {
+        guard !letters.isEmpty else { return }
+        do {
             for (id, group) in Dictionary(grouping: letters, by: \.operation) {
                 guard let kind = try await self.operationKind(id) else { continue }
                 for (outcome, count) in Dictionary(grouping: group, by: \.outcome).mapValues(\.count) {

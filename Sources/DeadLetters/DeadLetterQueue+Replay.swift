@@ -177,8 +177,7 @@ extension DeadLetterQueue {
             // writes at a time: measured on PostgreSQL (2,000 failing letters, concurrency 8), one at a time cut
             // the commits from about 1,400 to 90 but took longer than unbatched (2.2-3.1 s against 2.1 s); two
             // took 1.7 s with about 110 commits.
-            writes: ReplayWrites(maxLeaders: 2, maxBatch: Self.replayMaxPendingWrites),
-            records: Coalescer(maxLeaders: 1, maxBatch: Self.replayMaxPendingWrites)
+            writes: ReplayWrites(maxLeaders: 2, maxBatch: Self.replayMaxPendingWrites)
         )
         let result: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
             if let record {
@@ -447,7 +446,11 @@ extension DeadLetterQueue {
             for letter in handBack {
                 group.addTask {
                     do {
-                        _ = try await self.write(.release(letter), owner: owner, through: run.writes)
+                        _ = try await self.write(
+                            ReplayWrite(outcome: .release(letter), record: nil),
+                            owner: owner,
+                            through: run.writes
+                        )
                     } catch {
                         // It stays leased until its lease ends, then it is claimable again.
                         self.logger.warning(
@@ -512,19 +515,19 @@ extension DeadLetterQueue {
             let outcome: DeadLetterOperationLetter.Outcome =
                 entry.event == .parked || letter.status == .parked
                 ? .parked : entry.outcome == .succeeded ? .succeeded : .failed
-            run.outcomes.withLock {
-                $0.append(
-                    DeadLetterOperationLetter(
-                        operation: operation,
-                        letterID: letter.id,
-                        outcome: outcome,
-                        at: entry.at,
-                        errorType: entry.errorType,
-                        errorMessage: entry.errorMessage
-                    )
-                )
-            }
-            _ = try? await self.write(.release(letter), owner: run.owner, through: run.writes)
+            let record = DeadLetterOperationLetter(
+                operation: operation,
+                letterID: letter.id,
+                outcome: outcome,
+                at: entry.at,
+                errorType: entry.errorType,
+                errorMessage: entry.errorMessage
+            )
+            _ = try? await self.write(
+                ReplayWrite(outcome: .release(letter), record: record),
+                owner: run.owner,
+                through: run.writes
+            )
         }
         return toRun
     }
@@ -548,11 +551,14 @@ extension DeadLetterQueue {
         let owner = run.owner
         let tally = run.tally
         let operation = tally.withLock { $0.operation }
-        // Recorded right after the letter's own write (batched with the others waiting), so that a replay
-        // killed later resumes knowing it: only an outcome whose record did not commit is lost (its letter,
-        // gone, then counts as skipped).
-        func record(_ outcome: DeadLetterOperationLetter.Outcome, _ failed: DeadLetter? = nil) async {
-            let done = DeadLetterOperationLetter(
+        // The letter's outcome in the replay's operation, written in the same transaction as the letter, so
+        // that a replay killed at any moment resumes knowing which letters ran.
+        func record(
+            _ outcome: DeadLetterOperationLetter.Outcome,
+            _ failed: DeadLetter? = nil
+        ) -> DeadLetterOperationLetter? {
+            guard case .operation = run.source else { return nil }
+            return DeadLetterOperationLetter(
                 operation: operation,
                 letterID: letter.id,
                 outcome: outcome,
@@ -560,11 +566,6 @@ extension DeadLetterQueue {
                 errorType: failed?.errorType,
                 errorMessage: failed?.errorMessage
             )
-            guard case .operation = run.source else { return }
-            _ = try? await run.records.submit(done) { batch in
-                await self.recordOutcomes(batch)
-                return batch.map { _ in .success(true) }
-            }
         }
         let outcome: Result<Void, any Error>
         do {
@@ -591,6 +592,7 @@ extension DeadLetterQueue {
                 ).letter
                 written = await self.writeReplayOutcome(
                     .release(kept),
+                    recording: record(.succeeded),
                     of: letter,
                     "keep a replayed letter",
                     owner: owner,
@@ -599,6 +601,7 @@ extension DeadLetterQueue {
             } else {
                 written = await self.writeReplayOutcome(
                     .complete(id: letter.id),
+                    recording: record(.succeeded),
                     of: letter,
                     "remove a replayed letter",
                     owner: owner,
@@ -606,7 +609,7 @@ extension DeadLetterQueue {
                 )
             }
             // Not written: the letter is still stored as it was and runs again, so it counts as skipped.
-            if written { await record(.succeeded) } else { tally.withLock { $0.succeeded -= 1 } }
+            if !written { tally.withLock { $0.succeeded -= 1 } }
         case .failure(let error as ReplayStoppedError):
             // Not the letter's failure: it is handed back unchanged and the replay stops.
             tally.withLock { report in
@@ -615,6 +618,7 @@ extension DeadLetterQueue {
             slots.release()
             _ = await self.writeReplayOutcome(
                 .release(letter),
+                recording: nil,
                 of: letter,
                 "hand back a letter",
                 owner: owner,
@@ -641,6 +645,7 @@ extension DeadLetterQueue {
             slots.release()
             let written = await self.writeReplayOutcome(
                 .release(failed),
+                recording: record(failed.status == .parked ? .parked : .failed, failed),
                 of: letter,
                 "record a failed replay",
                 owner: owner,
@@ -652,11 +657,8 @@ extension DeadLetterQueue {
                     report.failed -= 1
                     if failed.status == .parked { report.parked -= 1 }
                 }
-            } else {
-                await record(failed.status == .parked ? .parked : .failed, failed)
-                if failed.status == .parked {
-                    self.emit(.parked, id: failed.id, source: failed.source, status: .parked)
-                }
+            } else if failed.status == .parked {
+                self.emit(.parked, id: failed.id, source: failed.source, status: .parked)
             }
         }
     }
@@ -681,10 +683,8 @@ struct ReplayRun: Sendable {
     let outcomes: Locked<[DeadLetterOperationLetter]>
     /// Set when the operation was cancelled: no further letter starts.
     let cancelled: Locked<Bool>
-    /// Its outcomes on their way to the store.
+    /// Its outcomes (with their operation records) on their way to the store.
     let writes: ReplayWrites
-    /// Its letters' outcomes on their way to its operation record.
-    let records: Coalescer<DeadLetterOperationLetter, Bool>
 }
 
 /// Spaces starts `1/rate` seconds apart on the injected clock.

@@ -207,18 +207,21 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
         do {
             try await handler(letter)
             breaker?.recordSuccess()
-            let completed = try await self.durably { store in
-                try await self.metrics.measure("complete") { try await store.complete(id: letter.id, owner: owner) }
-            }
-            if completed, let handedBackBy {
-                await self.recordOutcomes([
-                    DeadLetterOperationLetter(
-                        operation: handedBackBy,
-                        letterID: letter.id,
-                        outcome: .succeeded,
-                        at: self.clock.now()
-                    )
-                ])
+            if let handedBackBy {
+                // The redrive's outcome for this letter is written with its removal, in one transaction.
+                let done = DeadLetterOperationLetter(
+                    operation: handedBackBy,
+                    letterID: letter.id,
+                    outcome: .succeeded,
+                    at: self.clock.now()
+                )
+                _ = try await self.metrics.measure("complete") {
+                    try await self.write([.complete(id: letter.id)], owner: owner, recording: [done])
+                }
+            } else {
+                _ = try await self.durably { store in
+                    try await self.metrics.measure("complete") { try await store.complete(id: letter.id, owner: owner) }
+                }
             }
             self.metrics.counter("dlq_retries_total", [("source", letter.source), ("outcome", "success")]).increment()
             self.emit(.recovered, id: letter.id, source: letter.source)
@@ -239,10 +242,12 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
         let reason = self.configuration.classifier.classify(error)
         let transition = self.transition(.attemptFailed(CapturedError(error), reason: reason), letter)
         let updated = transition.letter
+        let done = Self.operationOutcome(of: transition, at: self.clock.now())
         do {
             let owner = self.configuration.instanceID
-            let written = try await self.durably { store in
-                try await self.metrics.measure("release") { try await store.release(updated, owner: owner) }
+            // A redrive's outcome for this letter, if it has one, is written with the letter, in one transaction.
+            let written = try await self.metrics.measure("release") {
+                try await self.write([.release(updated)], owner: owner, recording: [done]).first ?? false
             }
             if !written {
                 self.logger.info(
@@ -258,7 +263,6 @@ extension DeadLetterQueue: Service, CustomStringConvertible {
             )
             return
         }
-        if let done = Self.operationOutcome(of: transition, at: self.clock.now()) { await self.recordOutcomes([done]) }
         let outcome = updated.status == .retrying ? "rescheduled" : "exhausted"
         self.metrics.counter("dlq_retries_total", [("source", letter.source), ("outcome", outcome)]).increment()
         switch updated.status {

@@ -95,6 +95,25 @@ public protocol DeadLetterStore: DeadLetterOperationLog {
     /// - Returns: for each outcome, in order, whether it was written (`false`: the lease was lost).
     func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool]
 
+    /// Writes outcomes as ``write(_:owner:)`` does and, for each one written, records its letter's outcome in
+    /// its operation's set as ``DeadLetterOperationLog/recordOperationLetters(_:)`` does: in the same
+    /// transaction, so that a process killed at any moment leaves both or neither (a resumed replay then
+    /// neither counts a letter that ran as skipped nor runs it again).
+    ///
+    /// The SQLite and PostgreSQL stores write both in one transaction. The default implementation (the memory
+    /// store's, which a crash empties anyway) writes the outcomes, then records those written; a failure to
+    /// record is not reported (the letters are written), and such a letter's outcome is read back from its
+    /// history when its replay resumes, or counted as skipped when the letter is gone.
+    /// - Parameters:
+    ///   - records: one per outcome, in order: the outcome of its letter in an operation, or `nil`.
+    /// - Returns: for each outcome, in order, whether it was written (`false`: the lease was lost, and its
+    ///   record was not written either).
+    func write(
+        _ outcomes: [DeadLetterOutcome],
+        owner: String,
+        recording records: [DeadLetterOperationLetter?]
+    ) async throws -> [Bool]
+
     /// Claims the letters with these ids that have no live lease, applies `change` to each and writes them
     /// back, ending the lease: a change of state only (a redrive, a park), which never reads or changes the
     /// payload. `change` returns `nil` to leave a letter as it was.
@@ -366,6 +385,17 @@ extension DeadLetterStore {
             for try await (index, done) in group { written[index] = done }
             return written
         }
+    }
+
+    public func write(
+        _ outcomes: [DeadLetterOutcome],
+        owner: String,
+        recording records: [DeadLetterOperationLetter?]
+    ) async throws -> [Bool] {
+        let written = try await self.write(outcomes, owner: owner)
+        let recorded = zip(records, written).compactMap { record, done in done ? record : nil }
+        if !recorded.isEmpty { _ = try? await self.recordOperationLetters(recorded) }
+        return written
     }
 
     public func changeState(

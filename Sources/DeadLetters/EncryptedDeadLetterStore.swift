@@ -185,15 +185,27 @@ public struct EncryptedDeadLetterStore: DeadLetterStoreWrapper {
 
     /// Writes the outcomes with every released letter's payload sealed again with the current key.
     public func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool] {
-        var sealed: [DeadLetterOutcome] = []
-        sealed.reserveCapacity(outcomes.count)
-        for outcome in outcomes {
+        try await self.base.write(try self.sealed(outcomes), owner: owner)
+    }
+
+    /// Writes the outcomes sealed as ``write(_:owner:)`` does, with their operation records, through the base
+    /// store (in its transaction).
+    public func write(
+        _ outcomes: [DeadLetterOutcome],
+        owner: String,
+        recording records: [DeadLetterOperationLetter?]
+    ) async throws -> [Bool] {
+        try await self.base.write(try self.sealed(outcomes), owner: owner, recording: records)
+    }
+
+    /// The outcomes with every released letter's payload sealed with the current key.
+    private func sealed(_ outcomes: [DeadLetterOutcome]) throws -> [DeadLetterOutcome] {
+        try outcomes.map { outcome in
             switch outcome {
-            case .complete: sealed.append(outcome)
-            case .release(let letter): sealed.append(.release(try self.sealed(letter)))
+            case .complete: return outcome
+            case .release(let letter): return .release(try self.sealed(letter))
             }
         }
-        return try await self.base.write(sealed, owner: owner)
     }
 
     /// Changes the letters' state in the base store without opening their payloads: a letter sealed with a key

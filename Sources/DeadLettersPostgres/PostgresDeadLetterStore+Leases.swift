@@ -177,6 +177,19 @@ extension PostgresDeadLetterStore {
             case nil: return []
             }
         }
+        return try await self.write(outcomes, owner: owner, recording: [])
+    }
+
+    /// Writes the outcomes and, for those written, their operation records, in one transaction.
+    public func write(
+        _ outcomes: [DeadLetterOutcome],
+        owner: String,
+        recording records: [DeadLetterOperationLetter?]
+    ) async throws -> [Bool] {
+        // One outcome without a record needs no transaction of its own.
+        guard outcomes.count > 1 || records.contains(where: { $0 != nil }) else {
+            return try await self.write(outcomes, owner: owner)
+        }
         for case .release(let letter) in outcomes { try Self.validateStorable(letter) }
         return try await self.perform("write") {
             var completions: [(index: Int, id: String)] = []
@@ -199,6 +212,8 @@ extension PostgresDeadLetterStore {
                 for release in releases {
                     written[release.index] = try await self.release(release.query, on: connection)
                 }
+                let recorded = zip(records, written).compactMap { record, done in done ? record : nil }
+                if !recorded.isEmpty { try await self.rows(connection, self.recordQuery(recorded)) }
                 return written
             }
         }

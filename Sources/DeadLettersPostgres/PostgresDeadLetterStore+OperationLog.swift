@@ -93,30 +93,34 @@ extension PostgresDeadLetterStore {
 
     public func recordOperationLetters(_ letters: [DeadLetterOperationLetter]) async throws -> Int {
         guard !letters.isEmpty else { return 0 }
-        let columns = Self.letterColumns(letters)
         return try await self.perform("record operation letters") {
-            try await self.rows(
-                PostgresQuery(
-                    unsafeSQL: """
-                        UPDATE \(self.schema).operation_letters AS l
-                        SET outcome = t.o, at = NULLIF(t.a, '')::bigint, error_type = NULLIF(t.et, ''),
-                            error_message = NULLIF(t.em, '')
-                        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-                            AS t(op, id, o, a, et, em)
-                        WHERE l.operation_id = t.op AND l.letter_id = t.id AND l.outcome = 'pending'
-                        RETURNING 1
-                        """,
-                    binds: Self.binds(
-                        columns.operations,
-                        columns.ids,
-                        columns.outcomes,
-                        columns.ats,
-                        columns.errorTypes,
-                        columns.errorMessages
-                    )
-                )
-            ).count
+            try await self.rows(self.recordQuery(letters)).count
         }
+    }
+
+    /// The statement that records letters' outcomes in their operations' sets, each only while `pending`; it
+    /// returns a row per letter changed.
+    func recordQuery(_ letters: [DeadLetterOperationLetter]) -> PostgresQuery {
+        let columns = Self.letterColumns(letters)
+        return PostgresQuery(
+            unsafeSQL: """
+                UPDATE \(self.schema).operation_letters AS l
+                SET outcome = t.o, at = NULLIF(t.a, '')::bigint, error_type = NULLIF(t.et, ''),
+                    error_message = NULLIF(t.em, '')
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                    AS t(op, id, o, a, et, em)
+                WHERE l.operation_id = t.op AND l.letter_id = t.id AND l.outcome = 'pending'
+                RETURNING 1
+                """,
+            binds: Self.binds(
+                columns.operations,
+                columns.ids,
+                columns.outcomes,
+                columns.ats,
+                columns.errorTypes,
+                columns.errorMessages
+            )
+        )
     }
 
     public func operation(id: String) async throws -> DeadLetterOperation? {

@@ -23,20 +23,63 @@ extension SQLiteDeadLetterStore {
     /// syncs) once for many of them. Each returns once its write is committed. A task cancelled while it
     /// waits still has its write done and gets the result.
     public func complete(id: String, owner: String) async throws -> Bool {
-        try await self.writeOutcome { db in
-            try db.cachedStatement(sql: "DELETE FROM dlq_letters WHERE id = ? AND lease_owner = ?")
-                .execute(arguments: [id, owner])
-            return db.changesCount > 0
-        }
+        try await self.writeOutcome(try Self.outcomeWrite(.complete(id: id), owner: owner))
     }
 
     /// Writes a claimed letter's new state and ends its lease, if `owner` still holds it; shares commits with
     /// concurrent completions and releases as ``complete(id:owner:)`` does.
     public func release(_ letter: DeadLetter, owner: String) async throws -> Bool {
-        let arguments = try SQLiteRows.releaseArguments(letter, owner: owner)
-        return try await self.writeOutcome { db in
-            try db.cachedStatement(sql: SQLiteRows.releaseSQL).execute(arguments: arguments)
-            return db.changesCount > 0
+        try await self.writeOutcome(try Self.outcomeWrite(.release(letter), owner: owner))
+    }
+
+    /// The statement of an outcome, run in a drain's transaction: it returns whether `owner` still held the
+    /// lease (and so the letter was removed or written).
+    private static func outcomeWrite(
+        _ outcome: DeadLetterOutcome,
+        owner: String
+    ) throws -> @Sendable (Database) throws -> Bool {
+        switch outcome {
+        case .complete(let id):
+            return { db in
+                try db.cachedStatement(sql: "DELETE FROM dlq_letters WHERE id = ? AND lease_owner = ?")
+                    .execute(arguments: [id, owner])
+                return db.changesCount > 0
+            }
+        case .release(let letter):
+            let arguments = try SQLiteRows.releaseArguments(letter, owner: owner)
+            return { db in
+                try db.cachedStatement(sql: SQLiteRows.releaseSQL).execute(arguments: arguments)
+                return db.changesCount > 0
+            }
+        }
+    }
+
+    /// Writes the outcomes, each with its operation record in the same transaction (a group commit shared
+    /// with the other outcomes waiting), so that a replay killed at any moment finds both or neither.
+    public func write(
+        _ outcomes: [DeadLetterOutcome],
+        owner: String,
+        recording records: [DeadLetterOperationLetter?]
+    ) async throws -> [Bool] {
+        guard records.contains(where: { $0 != nil }) else { return try await self.write(outcomes, owner: owner) }
+        var writes: [@Sendable (Database) throws -> Bool] = []
+        writes.reserveCapacity(outcomes.count)
+        for (index, outcome) in outcomes.enumerated() {
+            let record = index < records.count ? records[index] : nil
+            let apply = try Self.outcomeWrite(outcome, owner: owner)
+            writes.append { db in
+                guard try apply(db) else { return false }
+                if let record { _ = try Self.recordOperationLetter(record, db) }
+                return true
+            }
+        }
+        return try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            for (index, write) in writes.enumerated() {
+                group.addTask { (index, try await self.writeOutcome(write)) }
+            }
+            var written = [Bool](repeating: false, count: outcomes.count)
+            for try await (index, done) in group { written[index] = done }
+            return written
         }
     }
 

@@ -53,22 +53,25 @@ extension SQLiteDeadLetterStore {
     public func recordOperationLetters(_ letters: [DeadLetterOperationLetter]) async throws -> Int {
         guard !letters.isEmpty else { return 0 }
         return try await self.write { db in
-            let statement = try db.cachedStatement(
-                sql: """
-                    UPDATE dlq_operation_letters SET outcome = ?, at = ?, error_type = ?, error_message = ?
-                    WHERE operation_id = ? AND letter_id = ? AND outcome = 'pending'
-                    """
-            )
             var changed = 0
-            for letter in letters {
-                try statement.execute(arguments: [
-                    letter.outcome.rawValue, letter.at?.millisecondsSince1970, letter.errorType,
-                    letter.errorMessage, letter.operation, letter.letterID,
-                ])
-                changed += db.changesCount
-            }
+            for letter in letters { changed += try Self.recordOperationLetter(letter, db) }
             return changed
         }
+    }
+
+    /// Records one letter's outcome in its operation's set if it is still pending.
+    /// - Returns: 1 if it changed, else 0.
+    static func recordOperationLetter(_ letter: DeadLetterOperationLetter, _ db: Database) throws -> Int {
+        try db.cachedStatement(
+            sql: """
+                UPDATE dlq_operation_letters SET outcome = ?, at = ?, error_type = ?, error_message = ?
+                WHERE operation_id = ? AND letter_id = ? AND outcome = 'pending'
+                """
+        ).execute(arguments: [
+            letter.outcome.rawValue, letter.at?.millisecondsSince1970, letter.errorType,
+            letter.errorMessage, letter.operation, letter.letterID,
+        ])
+        return db.changesCount
     }
 
     public func operation(id: String) async throws -> DeadLetterOperation? {

@@ -17,6 +17,7 @@ extension DeadLetterStoreConformance {
         ("operationsRedriveFrozenAndPaced", operationsRedriveFrozenAndPaced),
         ("operationsRedriveCancelled", operationsRedriveCancelled),
         ("operationsInstancesKept", operationsInstancesKept),
+        ("operationsOutcomesWrittenWithRecords", operationsOutcomesWrittenWithRecords),
     ]
 
     static func operation(
@@ -111,6 +112,66 @@ extension DeadLetterStoreConformance {
         #expect(updated.finishedAt == op.finishedAt)
         #expect(updated.message == "cancelled by bob")
         #expect(try await store.updateOperation(Self.operation("never-created")) == false)
+    }
+
+    /// Outcomes written with their operation records: a record is written with its outcome only, never for an
+    /// outcome whose lease was lost; an outcome without a record leaves the set as it was.
+    static func operationsOutcomesWrittenWithRecords(_ makeStore: MakeStore) async throws {
+        let store = try await makeStore()
+        let letters = make(4, seed: 43, start: now.adding(.seconds(-3_600)))
+        try await store.append(letters)
+        let ids = letters.map(\.id)
+        let op = Self.operation("op-outcomes", kind: .replay)
+        try await store.createOperation(
+            op,
+            letters: ids.map { DeadLetterOperationLetter(operation: op.id, letterID: $0, outcome: .pending) }
+        )
+        let leaseUntil = now.adding(.seconds(30))
+        #expect(
+            try await store.claim(
+                ids: Array(ids[0...1]) + [ids[3]],
+                now: now,
+                owner: "replay/op",
+                leaseUntil: leaseUntil
+            ).count == 3
+        )
+        #expect(
+            try await store.claim(ids: [ids[2]], now: now, owner: "someone-else", leaseUntil: leaseUntil).count == 1
+        )
+        var failed = letters[1]
+        failed.errorMessage = "failed again"
+        failed.attempts += 1
+        func record(_ index: Int, _ outcome: DeadLetterOperationLetter.Outcome) -> DeadLetterOperationLetter {
+            DeadLetterOperationLetter(
+                operation: op.id,
+                letterID: ids[index],
+                outcome: outcome,
+                at: now,
+                errorType: outcome == .failed ? failed.errorType : nil,
+                errorMessage: outcome == .failed ? failed.errorMessage : nil
+            )
+        }
+        let written = try await store.write(
+            [.complete(id: ids[0]), .release(failed), .complete(id: ids[2]), .release(letters[3])],
+            owner: "replay/op",
+            recording: [record(0, .succeeded), record(1, .failed), record(2, .succeeded), nil]
+        )
+        #expect(written == [true, true, false, true])
+        #expect(try await store.letter(id: ids[0]) == nil)
+        #expect(try await store.letter(id: ids[1])?.errorMessage == "failed again")
+        #expect(try await store.letter(id: ids[2]) != nil, "its lease is someone else's")
+        let counted = try #require(try await store.operation(id: op.id))
+        #expect(counted.counts == DeadLetterOperation.Counts(selected: 4, succeeded: 1, failed: 1, pending: 2))
+        let failures = try await store.operationLetters(id: op.id, outcomes: [.failed], after: nil, limit: 10)
+        #expect(failures == [record(1, .failed)])
+        // One outcome with its record, alone.
+        #expect(try await store.claim(ids: [ids[3]], now: now, owner: "replay/op", leaseUntil: leaseUntil).count == 1)
+        #expect(
+            try await store.write([.complete(id: ids[3])], owner: "replay/op", recording: [record(3, .succeeded)])
+                == [true]
+        )
+        let after = try #require(try await store.operation(id: op.id))
+        #expect(after.counts == DeadLetterOperation.Counts(selected: 4, succeeded: 2, failed: 1, pending: 1))
     }
 
     /// Operations are listed newest first, by stored state, a page at a time; pruning removes the old ones
