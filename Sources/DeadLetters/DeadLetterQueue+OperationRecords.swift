@@ -253,27 +253,40 @@ extension DeadLetterQueue {
     /// After letters' outcomes were recorded: counts them in `dlq_operation_letters_total`, and marks a
     /// redrive without a runner `finished` once no letter of it is pending.
     private func recorded(_ letters: [DeadLetterOperationLetter]) async {
-        guard !letters.isEmpty else { return }
+        guard let first = letters.first else { return }
         do {
-            for (id, group) in Dictionary(grouping: letters, by: \.operation) {
-                guard let kind = try await self.operationKind(id) else { continue }
-                for (outcome, count) in Dictionary(grouping: group, by: \.outcome).mapValues(\.count) {
-                    self.metrics.counter(
-                        "dlq_operation_letters_total",
-                        [("kind", kind.rawValue), ("outcome", outcome.rawValue)]
-                    ).increment(by: count)
-                }
-                // Replays, parks, purges and deletes end themselves; a redrive (or an edit that redrove) ends with
-                // its last letter's outcome.
-                guard kind == .redrive || kind == .edit, try await !self.store.hasPendingLetters(operation: id),
-                    let operation = try await self.store.operation(id: id)
-                else { continue }
-                if operation.state == .running, operation.heartbeatAt == nil {
-                    await self.endOperation(operation, .finished)
+            // Usually one letter, or letters of one operation (a replay's batch): no grouping then.
+            if letters.allSatisfy({ $0.operation == first.operation }) {
+                try await self.recorded(letters, of: first.operation)
+            } else {
+                for (id, group) in Dictionary(grouping: letters, by: \.operation) {
+                    try await self.recorded(group, of: id)
                 }
             }
         } catch {
             self.logger.error("could not record outcomes of an operation", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// After letters' outcomes of one operation were recorded.
+    private func recorded(_ letters: [DeadLetterOperationLetter], of id: String) async throws {
+        guard let kind = try await self.operationKind(id) else { return }
+        for letter in letters {
+            self.metrics.counter(
+                "dlq_operation_letters_total",
+                "kind",
+                kind.rawValue,
+                "outcome",
+                letter.outcome.rawValue
+            ).increment()
+        }
+        // Replays, parks, purges and deletes end themselves; a redrive (or an edit that redrove) ends with its
+        // last letter's outcome.
+        guard kind == .redrive || kind == .edit, try await !self.store.hasPendingLetters(operation: id),
+            let operation = try await self.store.operation(id: id)
+        else { return }
+        if operation.state == .running, operation.heartbeatAt == nil {
+            await self.endOperation(operation, .finished)
         }
     }
 

@@ -581,7 +581,7 @@ extension DeadLetterQueue {
                 report.consecutiveFailures = 0
             }
             slots.release()
-            self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "success")]).increment()
+            self.metrics.counter("dlq_replays_total", "source", letter.source, "outcome", "success").increment()
             let written: Bool
             if options.keepOnSuccess {
                 let kept = self.transition(
@@ -651,7 +651,7 @@ extension DeadLetterQueue {
                 owner: owner,
                 run.writes
             )
-            self.metrics.counter("dlq_replays_total", [("source", letter.source), ("outcome", "failure")]).increment()
+            self.metrics.counter("dlq_replays_total", "source", letter.source, "outcome", "failure").increment()
             if !written {
                 tally.withLock { report in
                     report.failed -= 1

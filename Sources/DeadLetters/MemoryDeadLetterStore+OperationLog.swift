@@ -42,6 +42,15 @@ extension MemoryDeadLetterStore {
         var sets: [String: LetterSet] = [:]
         var instances: [String: DeadLetterInstance] = [:]
 
+        /// Records a letter's outcome if the letter is pending in its operation's set.
+        /// - Returns: whether it changed.
+        mutating func record(_ letter: DeadLetterOperationLetter) -> Bool {
+            guard self.sets[letter.operation]?.letters[letter.letterID]?.outcome == .pending else { return false }
+            self.sets[letter.operation]?.letters[letter.letterID] = letter
+            if letter.outcome != .pending { self.sets[letter.operation]?.pending -= 1 }
+            return true
+        }
+
         /// The operation with its counts.
         func counted(_ id: String) -> DeadLetterOperation? {
             guard var operation = self.operations[id] else { return nil }
@@ -87,13 +96,23 @@ extension MemoryDeadLetterStore {
     public func recordOperationLetters(_ letters: [DeadLetterOperationLetter]) async throws -> Int {
         self.log.withLock { log in
             var changed = 0
-            for letter in letters where log.sets[letter.operation]?.letters[letter.letterID]?.outcome == .pending {
-                log.sets[letter.operation]?.letters[letter.letterID] = letter
-                if letter.outcome != .pending { log.sets[letter.operation]?.pending -= 1 }
-                changed += 1
-            }
+            for letter in letters where log.record(letter) { changed += 1 }
             return changed
         }
+    }
+
+    /// Writes the outcomes, then records those written in one pass over the log (a memory store has no
+    /// transaction to share, and a crash empties it anyway).
+    public func write(
+        _ outcomes: [DeadLetterOutcome],
+        owner: String,
+        recording records: [DeadLetterOperationLetter?]
+    ) async throws -> [Bool] {
+        let written = try await self.write(outcomes, owner: owner)
+        self.log.withLock { log in
+            for case (let record?, true) in zip(records, written) { _ = log.record(record) }
+        }
+        return written
     }
 
     public func hasPendingLetters(operation id: String) async throws -> Bool {

@@ -84,6 +84,18 @@ struct DLQBenchmarks {
                     log("dlq-benchmarks: \(error)")
                     exit(2)
                 }
+            case "--profile-memory-replay":
+                // For profiling one figure alone: --profile-memory-replay [LETTERS] [CONCURRENCY]
+                let count = arguments.next().flatMap { Int($0) } ?? 100_000
+                let concurrency = arguments.next().flatMap { Int($0) } ?? 8
+                do {
+                    let rate = try await MemoryBenchmarks.replayRate(count: count, concurrency: concurrency)
+                    print(Format.rate(rate))
+                    exit(0)
+                } catch {
+                    log("dlq-benchmarks: \(error)")
+                    exit(2)
+                }
             case "-h", "--help": self.usage(nil)
             default: self.usage("unknown argument \(argument)")
             }

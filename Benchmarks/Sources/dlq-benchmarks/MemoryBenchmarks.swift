@@ -185,26 +185,7 @@ enum MemoryBenchmarks {
 
     static func replay(count: Int, report: Report) async throws {
         var rates: [Double] = []
-        let factory = LetterFactory()
-        let letters = factory.letters(0..<count, of: count)
-        for _ in 0..<3 {
-            let store = MemoryDeadLetterStore()
-            for start in stride(from: 0, to: count, by: 10_000) {
-                try await store.append(Array(letters[start..<min(count, start + 10_000)]))
-            }
-            let queue = try DeadLetterQueue(store: store)
-            var result: ReplayReport?
-            let elapsed = try await Measure.time {
-                result = try await queue.replay(
-                    options: ReplayOptions(concurrency: 8, maxConsecutiveFailures: nil)
-                ) { _ in }
-            }
-            let succeeded = result?.succeeded ?? 0
-            guard succeeded == result?.matched, try await store.count(DeadLetterFilter()) == count - succeeded else {
-                throw BenchmarkError("memory replay: \(String(describing: result))")
-            }
-            rates.append(Double(succeeded) / Measure.seconds(elapsed))
-        }
+        for _ in 0..<3 { rates.append(try await self.replayRate(count: count, concurrency: 8)) }
         let rate = Measure.median(rates)
         report.add(
             Figure(
@@ -215,5 +196,26 @@ enum MemoryBenchmarks {
                 pass: rate >= 100_000
             )
         )
+    }
+
+    /// Replays `count` letters from a memory store with a no-op handler: letters per second.
+    static func replayRate(count: Int, concurrency: Int) async throws -> Double {
+        let letters = LetterFactory().letters(0..<count, of: count)
+        let store = MemoryDeadLetterStore()
+        for start in stride(from: 0, to: count, by: 10_000) {
+            try await store.append(Array(letters[start..<min(count, start + 10_000)]))
+        }
+        let queue = try DeadLetterQueue(store: store)
+        var result: ReplayReport?
+        let elapsed = try await Measure.time {
+            result = try await queue.replay(
+                options: ReplayOptions(concurrency: concurrency, maxConsecutiveFailures: nil)
+            ) { _ in }
+        }
+        let succeeded = result?.succeeded ?? 0
+        guard succeeded == result?.matched, try await store.count(DeadLetterFilter()) == count - succeeded else {
+            throw BenchmarkError("memory replay: \(String(describing: result))")
+        }
+        return Double(succeeded) / Measure.seconds(elapsed)
     }
 }
