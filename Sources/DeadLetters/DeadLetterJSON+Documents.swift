@@ -56,6 +56,47 @@ extension DeadLetterJSON {
         return String(decoding: w.buffer, as: UTF8.self)
     }
 
+    /// The `timeline` object: `bucket` (`1h`, `1d`), `start`, `end`, `total`, `buckets` (oldest first, each
+    /// with `start`, `total` and `reasons`, a count per reason) and `firstSeen` (failures first seen in the
+    /// window, earliest first, each with `fingerprint`, `errorType`, `reason`, `at`).
+    public static func timeline(_ timeline: DeadLetterTimeline, escapingHTML: Bool = false) -> String {
+        var w = Writer(buffer: [], escapesHTML: escapingHTML)
+        w.raw(#"{"bucket":"#)
+        w.string(DeadLetterTimeline.format(timeline.bucket))
+        w.raw(#","start":"#)
+        w.timestampOrNull(timeline.start)
+        w.raw(#","end":"#)
+        w.timestampOrNull(timeline.end)
+        w.raw(#","total":"#)
+        w.int(timeline.total)
+        w.raw(#","buckets":["#)
+        for (index, bucket) in timeline.buckets.enumerated() {
+            if index > 0 { w.raw(",") }
+            w.raw(#"{"start":"#)
+            w.timestamp(bucket.start)
+            w.raw(#","total":"#)
+            w.int(bucket.total)
+            w.raw(#","reasons":"#)
+            w.counts(bucket.reasons)
+            w.raw("}")
+        }
+        w.raw(#"],"firstSeen":["#)
+        for (index, seen) in timeline.firstSeen.enumerated() {
+            if index > 0 { w.raw(",") }
+            w.raw(#"{"fingerprint":"#)
+            w.string(seen.fingerprint)
+            w.raw(#","errorType":"#)
+            w.string(seen.errorType)
+            w.raw(#","reason":"#)
+            w.string(seen.reason)
+            w.raw(#","at":"#)
+            w.timestamp(seen.at)
+            w.raw("}")
+        }
+        w.raw("]}")
+        return String(decoding: w.buffer, as: UTF8.self)
+    }
+
     /// One group: `fingerprint`, `count`, `errorType`, `sampleMessage`, `sources`, `firstFailedAt`,
     /// `lastFailedAt`.
     public static func group(_ group: DeadLetterGroup, escapingHTML: Bool = false) -> String {

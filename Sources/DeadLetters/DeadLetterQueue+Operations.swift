@@ -48,6 +48,33 @@ extension DeadLetterQueue {
         return try await self.metrics.measure("summary") { try await self.store.summary(filter, now: now) }
     }
 
+    /// Failures over time: the letters `filter` selects counted per `bucket` by when they last failed, over
+    /// the `count` buckets that end with the current one (buckets aligned to whole multiples of their width
+    /// since 1970: whole hours, whole UTC days), by reason, with the failures first seen in that window.
+    /// - Throws: ``DeadLetterError/Code/invalidConfiguration`` for a bucket under a minute or over 31 days, or
+    ///   a count outside 1...1000.
+    public func timeline(
+        _ filter: DeadLetterFilter = DeadLetterFilter(),
+        bucket: Duration,
+        count: Int
+    ) async throws -> DeadLetterTimeline {
+        guard bucket >= .seconds(60), bucket <= .seconds(31 * 86_400) else {
+            throw DeadLetterError(
+                code: .invalidConfiguration,
+                message: "a timeline's bucket must be between 1 minute and 31 days, not \(bucket)"
+            )
+        }
+        guard (1...1000).contains(count) else {
+            throw DeadLetterError(
+                code: .invalidConfiguration,
+                message: "a timeline has 1 to 1000 buckets, not \(count)"
+            )
+        }
+        let window = DeadLetterTimeline.window(endingAt: self.clock.now(), bucket: bucket, count: count)
+        let empty = DeadLetterTimeline(start: window.start, bucket: bucket, count: count)
+        return try await self.metrics.measure("timeline") { try await self.store.timeline(filter, into: empty) }
+    }
+
     /// The letters `filter` selects grouped by fingerprint (the same failure), largest group first.
     /// - Parameter limit: at most this many groups. Default 100.
     public func groups(

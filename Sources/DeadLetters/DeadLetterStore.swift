@@ -95,6 +95,14 @@ public protocol DeadLetterStore: DeadLetterOperationLog {
     /// - Returns: for each outcome, in order, whether it was written (`false`: the lease was lost).
     func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool]
 
+    /// Counts the letters `filter` selects into the buckets of `timeline` (empty buckets covering the window)
+    /// by their `lastFailedAt` and reason, and lists the fingerprints whose earliest first failure among the
+    /// selected letters is in the window (``DeadLetterTimeline/firstSeen``, earliest first, at most 100).
+    ///
+    /// The default implementation reads the window's letters a page at a time, without payloads, and their
+    /// fingerprints' groups.
+    func timeline(_ filter: DeadLetterFilter, into timeline: DeadLetterTimeline) async throws -> DeadLetterTimeline
+
     /// Writes outcomes as ``write(_:owner:)`` does and, for each one written, records its letter's outcome in
     /// its operation's set as ``DeadLetterOperationLog/recordOperationLetters(_:)`` does: in the same
     /// transaction, so that a process killed at any moment leaves both or neither (a resumed replay then
@@ -385,6 +393,56 @@ extension DeadLetterStore {
             for try await (index, done) in group { written[index] = done }
             return written
         }
+    }
+
+    public func timeline(
+        _ filter: DeadLetterFilter,
+        into timeline: DeadLetterTimeline
+    ) async throws -> DeadLetterTimeline {
+        guard let start = timeline.start, let end = timeline.end else { return timeline }
+        var result = timeline
+        var window = filter
+        window.since = Swift.max(filter.since ?? start, start)
+        window.until = Swift.min(filter.until ?? end, end)
+        var reasons: [String: String] = [:]
+        var cursor: String?
+        repeat {
+            let page = try await self.pageWithoutPayloads(window, after: cursor, limit: 1000)
+            for letter in page.letters {
+                result.add(1, reason: letter.reason.rawValue, at: letter.lastFailedAt)
+                if reasons[letter.fingerprint] == nil { reasons[letter.fingerprint] = letter.reason.rawValue }
+            }
+            cursor = page.nextCursor
+        } while cursor != nil
+        result.firstSeen = try await self.firstSeen(filter, reasons: reasons, in: start..<end)
+        return result
+    }
+
+    /// Of these fingerprints (with a reason each), those whose earliest first failure among the letters
+    /// `filter` selects is in `window`, earliest first, at most 100.
+    private func firstSeen(
+        _ filter: DeadLetterFilter,
+        reasons: [String: String],
+        in window: Range<Date>
+    ) async throws -> [DeadLetterTimeline.FirstSeen] {
+        var firstSeen: [DeadLetterTimeline.FirstSeen] = []
+        let fingerprints = reasons.keys.sorted()
+        for start in stride(from: 0, to: fingerprints.count, by: 500) {
+            var those = filter
+            those.fingerprints = Array(fingerprints[start..<Swift.min(fingerprints.count, start + 500)])
+            for group in try await self.groups(those, limit: 500) where window.contains(group.firstFailedAt) {
+                firstSeen.append(
+                    DeadLetterTimeline.FirstSeen(
+                        fingerprint: group.fingerprint,
+                        errorType: group.errorType,
+                        reason: reasons[group.fingerprint] ?? "",
+                        at: group.firstFailedAt
+                    )
+                )
+            }
+        }
+        firstSeen.sort { ($0.at, $0.fingerprint) < ($1.at, $1.fingerprint) }
+        return Array(firstSeen.prefix(100))
     }
 
     public func write(

@@ -188,6 +188,14 @@ public struct EncryptedDeadLetterStore: DeadLetterStoreWrapper {
         try await self.base.write(try self.sealed(outcomes), owner: owner)
     }
 
+    /// The base store's timeline: it reads no payload.
+    public func timeline(
+        _ filter: DeadLetterFilter,
+        into timeline: DeadLetterTimeline
+    ) async throws -> DeadLetterTimeline {
+        try await self.base.timeline(filter, into: timeline)
+    }
+
     /// Writes the outcomes sealed as ``write(_:owner:)`` does, with their operation records, through the base
     /// store (in its transaction).
     public func write(

@@ -30,6 +30,8 @@ extension DeadLetterAdminRoutes {
         self.refuseOtherMethods("api/v1/purge", allowed: [.post], on: routes)
         routes.get("api/v1/stats") { request, _ in try await self.stats(request) }
         self.refuseOtherMethods("api/v1/stats", allowed: [.get], on: routes)
+        routes.get("api/v1/timeline") { request, _ in try await self.timeline(request) }
+        self.refuseOtherMethods("api/v1/timeline", allowed: [.get], on: routes)
         routes.get("api/v1/groups") { request, _ in try await self.groups(request) }
         self.refuseOtherMethods("api/v1/groups", allowed: [.get], on: routes)
         routes.get("metrics") { _, _ in try await self.metrics() }
@@ -147,6 +149,32 @@ extension DeadLetterAdminRoutes {
         let filter = try AdminFilter.parse(query, now: self.clock.now())
         let summary = try await self.queue.summary(filter)
         return Self.json(Array((AdminJSON.summary(summary) + "\n").utf8))
+    }
+
+    /// `GET /api/v1/timeline?since=24h&bucket=1h` and the filters but `since` (here the window's length):
+    /// failures over time.
+    func timeline(_ request: Request) async throws -> Response {
+        let query = try self.query(request, allowing: AdminFilter.names + ["bucket"])
+        var rest = query
+        rest.items.removeAll { $0.name == "since" || $0.name == "bucket" }
+        let filter = try AdminFilter.parse(rest, now: self.clock.now())
+        let timeline = try await self.timeline(
+            filter,
+            since: query.last("since").flatMap { $0.isEmpty ? nil : $0 } ?? "24h",
+            bucket: query.last("bucket").flatMap { $0.isEmpty ? nil : $0 }
+        )
+        return Self.json(Array((DeadLetterJSON.timeline(timeline, escapingHTML: true) + "\n").utf8))
+    }
+
+    /// The timeline of `filter` over `since` in buckets of `bucket`, or a 400 naming the wrong parameter.
+    func timeline(_ filter: DeadLetterFilter, since: String, bucket: String?) async throws -> DeadLetterTimeline {
+        let span: (bucket: Duration, count: Int)
+        do {
+            span = try DeadLetterTimeline.span(since: since, bucket: bucket)
+        } catch let error as DeadLetterError {
+            throw DeadLetterAdminError.invalidParameter(error.message.contains("bucket") ? "bucket" : "since", error.message)
+        }
+        return try await self.queue.timeline(filter, bucket: span.bucket, count: span.count)
     }
 
     func groups(_ request: Request) async throws -> Response {

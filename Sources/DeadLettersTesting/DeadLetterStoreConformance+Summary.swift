@@ -179,3 +179,50 @@ extension DeadLetterStoreConformance {
         #expect(try await store.groups(DeadLetterFilter(sources: ["nowhere"]), limit: 10).isEmpty)
     }
 }
+
+extension DeadLetterStoreConformance {
+    /// A timeline counts the selected letters in the bucket of their last failure, by reason, nothing outside
+    /// its window, and lists the failures whose earliest first failure is in the window, earliest first.
+    static func timelineCountsByLastFailure(_ makeStore: MakeStore) async throws {
+        let store = try await makeStore()
+        let hour: Int64 = 3_600_000
+        let start = Date(millisecondsSince1970: (now.millisecondsSince1970 / hour - 3) * hour)
+        func at(_ hours: Double) -> Date {
+            Date(millisecondsSince1970: start.millisecondsSince1970 + Int64(hours * Double(hour)))
+        }
+        // (source, reason, fingerprint, first failed, last failed), in hours from the window's start.
+        let specs: [(String, FailureReason, String, Double, Double)] = [
+            ("orders", .timeout, "aaaaaaaaaaaaaaaa", -5, 0),  // in bucket 0; its failure is older than the window
+            ("orders", .timeout, "aaaaaaaaaaaaaaaa", 0.5, 0.5),
+            ("orders", .validation, "bbbbbbbbbbbbbbbb", 1.25, 1.5),  // first seen in bucket 1
+            ("orders", .validation, "bbbbbbbbbbbbbbbb", 1.75, 3.9),
+            ("emails", .dependency, "cccccccccccccccc", 2.5, 2.5),  // another source: first seen in bucket 2
+            ("orders", .timeout, "dddddddddddddddd", -2, -0.01),  // before the window
+            ("orders", .timeout, "eeeeeeeeeeeeeeee", 4, 4.5),  // after it
+        ]
+        let letters = make(specs.count, seed: 53) { index, letter in
+            let (source, reason, fingerprint, first, last) = specs[index]
+            letter.source = source
+            letter.reason = reason
+            letter.fingerprint = fingerprint
+            letter.firstFailedAt = at(first)
+            letter.lastFailedAt = at(last)
+        }
+        try await store.append(letters)
+        let empty = DeadLetterTimeline(start: start, bucket: .seconds(3600), count: 4)
+        let all = try await store.timeline(DeadLetterFilter(), into: empty)
+        #expect(all.buckets.map(\.start) == empty.buckets.map(\.start))
+        #expect(all.buckets.map(\.reasons) == [["timeout": 2], ["validation": 1], ["dependency": 1], ["validation": 1]])
+        #expect(all.total == 5)
+        #expect(all.firstSeen.map(\.fingerprint) == ["bbbbbbbbbbbbbbbb", "cccccccccccccccc"])
+        #expect(all.firstSeen.first?.at == at(1.25))
+        #expect(all.firstSeen.first?.reason == "validation")
+        #expect(all.firstSeen.first?.errorType == letters[2].errorType)
+
+        let orders = try await store.timeline(DeadLetterFilter(sources: ["orders"]), into: empty)
+        #expect(orders.buckets.map(\.total) == [2, 1, 0, 1])
+        #expect(orders.firstSeen.map(\.fingerprint) == ["bbbbbbbbbbbbbbbb"])
+        let narrowed = try await store.timeline(DeadLetterFilter(since: at(1)), into: empty)
+        #expect(narrowed.buckets.map(\.total) == [0, 1, 1, 1], "the filter's own window narrows it")
+    }
+}

@@ -58,6 +58,7 @@ public enum DeadLetterStoreConformance {
             ("summaryOfEmptyStore", summaryOfEmptyStore),
             ("groupsCountsAndOrder", groupsCountsAndOrder),
             ("groupsLimitAndFilter", groupsLimitAndFilter),
+            ("timelineCountsByLastFailure", timelineCountsByLastFailure),
             ("claimDueSelectsDueLetters", claimDueSelectsDueLetters),
             ("claimDueLimitEarliestFirst", claimDueLimitEarliestFirst),
             ("claimDueLeaseExcludesUntilExpiry", claimDueLeaseExcludesUntilExpiry),

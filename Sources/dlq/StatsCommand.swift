@@ -11,21 +11,58 @@ struct StatsCommand: AsyncParsableCommand {
             --json writes one object: total, byReason, bySource, byErrorType, byStatus, byAge (<1h, 1h-6h, \
             6h-24h, >24h, by time since the first failure), oldestFailedAt, newestFailedAt, averageAttempts.
 
+            --timeline 24h shows failures over time instead: the letters counted per hour (per day beyond \
+            48h, or per --bucket) by when they last failed, by reason, and the failures first seen in that \
+            window. With --json: bucket, start, end, total, buckets (start, total, reasons), firstSeen \
+            (fingerprint, errorType, reason, at). Buckets are whole hours and whole days in UTC.
+
             Examples:
               dlq stats
               dlq stats --source orders --since 24h
               dlq stats --json | jq .byReason
+              dlq stats --timeline 24h
+              dlq stats --timeline 30d --source orders
             """
     )
 
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup(title: "Filters") var filters: FilterOptions
 
+    @Option(help: "Show failures over this length of time (24h, 7d, 30d) instead of the summary.")
+    var timeline: String?
+
+    @Option(help: "With --timeline: the width of each bar (1h, 1d, 15m); hours up to 48h, days beyond.")
+    var bucket: String?
+
     @Flag(help: "Write the summary as one JSON object.")
     var json = false
 
+    func validate() throws {
+        if self.bucket != nil, self.timeline == nil { throw ValidationError("--bucket goes with --timeline") }
+        if let timeline = self.timeline {
+            do { _ = try DeadLetterTimeline.span(since: timeline, bucket: self.bucket) } catch let error as DeadLetterError {
+                throw ValidationError(error.message)
+            }
+        }
+    }
+
     func run() async throws {
         let filters = self.filters
+        if let length = self.timeline {
+            let span = try DeadLetterTimeline.span(since: length, bucket: self.bucket)
+            let now = Date()
+            let window = DeadLetterTimeline.window(endingAt: now, bucket: span.bucket, count: span.count)
+            let empty = DeadLetterTimeline(start: window.start, bucket: span.bucket, count: span.count)
+            let timeline = try await self.storeOptions.withStore(.read) { store in
+                try await store.timeline(try await filters.resolvedFilter(in: store), into: empty)
+            }
+            if self.json {
+                Terminal.line(DeadLetterJSON.timeline(timeline))
+            } else {
+                Terminal.out(TimelineView.render(timeline, length: length))
+            }
+            return
+        }
         let summary = try await self.storeOptions.withStore(.read) { store in
             try await store.summary(try await filters.resolvedFilter(in: store), now: Date())
         }
@@ -88,5 +125,40 @@ enum SummaryView {
         let rest = blocks[eighths % 8]
         let text = full + rest
         return text.isEmpty ? "▏" : text
+    }
+}
+
+/// Failures over time for people: a bar per bucket with its count and reasons, then the failures first seen.
+enum TimelineView {
+    static func render(_ timeline: DeadLetterTimeline, length: String, style: Style = .stdout) -> String {
+        let width = DeadLetterTimeline.format(timeline.bucket)
+        let per = width == "1h" ? "hour" : width == "1d" ? "day" : width
+        var output = style.bold(Human.count(timeline.total, "letter"))
+        output += " last failed in the last \(length), per \(per) (UTC)\n"
+        let peak = timeline.buckets.map(\.total).max() ?? 0
+        let countWidth = String(peak).count
+        let days = timeline.bucket >= .seconds(86_400)
+        for bucket in timeline.buckets {
+            let label = Self.label(bucket.start, days: days)
+            let number = String(repeating: " ", count: max(0, countWidth - String(bucket.total).count)) + "\(bucket.total)"
+            let bar = SummaryView.bar(bucket.total, of: peak, width: 30)
+            let reasons = SummaryView.sorted(bucket.reasons).map { "\($0.0) \($0.1)" }.joined(separator: " · ")
+            let padded = bar + String(repeating: " ", count: max(0, 30 - bar.count))
+            output += "  \(label)  \(style.cyan(padded))  \(number)" + (reasons.isEmpty ? "" : "  \(style.dim(reasons))")
+            output += "\n"
+        }
+        if !timeline.firstSeen.isEmpty {
+            output += "\n" + style.bold("first seen in this window") + "\n"
+            for seen in timeline.firstSeen {
+                output += "  \(Self.label(seen.at, days: false))  \(seen.fingerprint)  \(seen.errorType) (\(seen.reason))\n"
+            }
+        }
+        return output
+    }
+
+    /// `2026-12-06 18:00` for an hour, `2026-12-06` for a day, in UTC.
+    static func label(_ date: Date, days: Bool) -> String {
+        let text = Timestamp.format(date)
+        return days ? String(text.prefix(10)) : String(text.prefix(16)).replacingOccurrences(of: "T", with: " ")
     }
 }
