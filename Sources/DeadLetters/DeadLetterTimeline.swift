@@ -127,11 +127,13 @@ extension DeadLetterTimeline {
         }
         let width: Duration
         if let bucket {
-            guard let parsed = DeadLetterFilter.parseAge(bucket), parsed >= .seconds(60), parsed <= .seconds(31 * 86_400)
+            guard let parsed = DeadLetterFilter.parseAge(bucket), parsed >= .seconds(60),
+                parsed <= .seconds(31 * 86_400)
             else {
                 throw DeadLetterError(
                     code: .invalidConfiguration,
-                    message: "a timeline's bucket must be a length of time from 1m to 31d, like 1h or 1d, not '\(bucket)'"
+                    message:
+                        "a timeline's bucket must be a length of time from 1m to 31d, like 1h or 1d, not '\(bucket)'"
                 )
             }
             width = parsed
@@ -146,6 +148,12 @@ extension DeadLetterTimeline {
             )
         }
         return (width, Int(count))
+    }
+
+    /// A bucket's start as people read it, in UTC: `2026-12-06 18:00`, or `2026-12-06` for `days`.
+    public static func label(_ date: Date, days: Bool) -> String {
+        let text = Timestamp.format(date)
+        return days ? String(text.prefix(10)) : String(text.prefix(10)) + " " + String(text.dropFirst(11).prefix(5))
     }
 
     /// A bucket's width as people write it: `1h`, `1d`, `15m`.

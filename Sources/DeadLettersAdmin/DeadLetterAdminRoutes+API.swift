@@ -172,7 +172,10 @@ extension DeadLetterAdminRoutes {
         do {
             span = try DeadLetterTimeline.span(since: since, bucket: bucket)
         } catch let error as DeadLetterError {
-            throw DeadLetterAdminError.invalidParameter(error.message.contains("bucket") ? "bucket" : "since", error.message)
+            throw DeadLetterAdminError.invalidParameter(
+                error.message.contains("bucket") ? "bucket" : "since",
+                error.message
+            )
         }
         return try await self.queue.timeline(filter, bucket: span.bucket, count: span.count)
     }

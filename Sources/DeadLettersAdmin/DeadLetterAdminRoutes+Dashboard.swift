@@ -10,7 +10,7 @@ import Foundation
 
 extension DeadLetterAdminRoutes {
     func addDashboardRoutes<Context: RequestContext>(to routes: RouteCollection<Context>) {
-        routes.get("") { _, _ in try await self.overview() }
+        routes.get("") { request, _ in try await self.overview(request) }
         routes.get("letters") { request, _ in try await self.letterList(request) }
         routes.get("letters/:id") { _, context in try await self.letterDetail(Self.pathID(context)) }
         routes.post("letters/:id/edit") { request, context in
@@ -37,8 +37,11 @@ extension DeadLetterAdminRoutes {
         ]
     }
 
-    func overview() async throws -> Response {
+    func overview(_ request: Request) async throws -> Response {
         let summary = try await self.queue.summary()
+        // Failures over time: per hour over 24 hours, or with ?timeline=30d per day over 30 days.
+        let days = try self.query(request, allowing: ["timeline"]).last("timeline") == "30d"
+        let timeline = try await self.queue.timeline(bucket: .seconds(days ? 86_400 : 3600), count: days ? 30 : 24)
         let groups = try await self.queue.groups(limit: 5)
         let now = self.clock.now()
         var values = self.pageValues("Overview", "Overview")
@@ -60,6 +63,7 @@ extension DeadLetterAdminRoutes {
             ]
         }
         values["groups"] = groups.map(self.groupRow)
+        values.merge(DashboardTimeline.values(timeline, days: days)) { _, new in new }
         return try self.views.page("overview", values)
     }
 

@@ -212,7 +212,9 @@ extension DeadLetterStoreConformance {
         let empty = DeadLetterTimeline(start: start, bucket: .seconds(3600), count: 4)
         let all = try await store.timeline(DeadLetterFilter(), into: empty)
         #expect(all.buckets.map(\.start) == empty.buckets.map(\.start))
-        #expect(all.buckets.map(\.reasons) == [["timeout": 2], ["validation": 1], ["dependency": 1], ["validation": 1]])
+        #expect(
+            all.buckets.map(\.reasons) == [["timeout": 2], ["validation": 1], ["dependency": 1], ["validation": 1]]
+        )
         #expect(all.total == 5)
         #expect(all.firstSeen.map(\.fingerprint) == ["bbbbbbbbbbbbbbbb", "cccccccccccccccc"])
         #expect(all.firstSeen.first?.at == at(1.25))

@@ -40,7 +40,9 @@ struct StatsCommand: AsyncParsableCommand {
     func validate() throws {
         if self.bucket != nil, self.timeline == nil { throw ValidationError("--bucket goes with --timeline") }
         if let timeline = self.timeline {
-            do { _ = try DeadLetterTimeline.span(since: timeline, bucket: self.bucket) } catch let error as DeadLetterError {
+            do { _ = try DeadLetterTimeline.span(since: timeline, bucket: self.bucket) } catch let error
+                as DeadLetterError
+            {
                 throw ValidationError(error.message)
             }
         }
@@ -139,26 +141,23 @@ enum TimelineView {
         let countWidth = String(peak).count
         let days = timeline.bucket >= .seconds(86_400)
         for bucket in timeline.buckets {
-            let label = Self.label(bucket.start, days: days)
-            let number = String(repeating: " ", count: max(0, countWidth - String(bucket.total).count)) + "\(bucket.total)"
+            let label = DeadLetterTimeline.label(bucket.start, days: days)
+            let number =
+                String(repeating: " ", count: max(0, countWidth - String(bucket.total).count)) + "\(bucket.total)"
             let bar = SummaryView.bar(bucket.total, of: peak, width: 30)
             let reasons = SummaryView.sorted(bucket.reasons).map { "\($0.0) \($0.1)" }.joined(separator: " · ")
             let padded = bar + String(repeating: " ", count: max(0, 30 - bar.count))
-            output += "  \(label)  \(style.cyan(padded))  \(number)" + (reasons.isEmpty ? "" : "  \(style.dim(reasons))")
+            output +=
+                "  \(label)  \(style.cyan(padded))  \(number)" + (reasons.isEmpty ? "" : "  \(style.dim(reasons))")
             output += "\n"
         }
         if !timeline.firstSeen.isEmpty {
             output += "\n" + style.bold("first seen in this window") + "\n"
             for seen in timeline.firstSeen {
-                output += "  \(Self.label(seen.at, days: false))  \(seen.fingerprint)  \(seen.errorType) (\(seen.reason))\n"
+                output +=
+                    "  \(DeadLetterTimeline.label(seen.at, days: false))  \(seen.fingerprint)  \(seen.errorType) (\(seen.reason))\n"
             }
         }
         return output
-    }
-
-    /// `2026-12-06 18:00` for an hour, `2026-12-06` for a day, in UTC.
-    static func label(_ date: Date, days: Bool) -> String {
-        let text = Timestamp.format(date)
-        return days ? String(text.prefix(10)) : String(text.prefix(16)).replacingOccurrences(of: "T", with: " ")
     }
 }

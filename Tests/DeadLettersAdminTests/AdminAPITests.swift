@@ -274,6 +274,39 @@ struct AdminAPITests {
         }
     }
 
+    @Test("GET /api/v1/timeline counts letters per bucket by when they last failed, with the filters")
+    func timeline() async throws {
+        let harness = try await AdminHarness()
+        try await harness.run { client in
+            // The clock is 20 hours after the letters, which all failed in the hour of 00:00.
+            let response = try await client.send(.get, "/api/v1/timeline?since=24h&bucket=1h")
+            #expect(response.status == .ok)
+            let object = try response.object()
+            #expect(object["bucket"] as? String == "1h")
+            #expect(object["start"] as? String == "2025-12-31T21:00:00.000Z")
+            #expect(object["end"] as? String == "2026-01-01T21:00:00.000Z")
+            #expect(object["total"] as? Int == 12)
+            let buckets = try #require(object["buckets"] as? [[String: Any]])
+            #expect(buckets.count == 24)
+            let full = buckets.filter { ($0["total"] as? Int ?? 0) > 0 }
+            #expect(full.count == 1)
+            #expect(full.first?["start"] as? String == "2026-01-01T00:00:00.000Z")
+            let firstSeen = try #require(object["firstSeen"] as? [[String: Any]])
+            #expect(!firstSeen.isEmpty && firstSeen.count <= 12)
+            #expect(try await client.send(.get, "/api/v1/timeline").object()["total"] as? Int == 12, "24h by default")
+            #expect(try await client.send(.get, "/api/v1/timeline?since=12h").object()["total"] as? Int == 0)
+            let days = try await client.send(.get, "/api/v1/timeline?since=7d&source=emails").object()
+            #expect(days["bucket"] as? String == "1d")
+            #expect((days["buckets"] as? [Any])?.count == 7)
+            #expect(days["total"] as? Int == 2)
+            for (query, parameter) in [("since=soon", "since"), ("bucket=1s", "bucket"), ("limit=3", "limit")] {
+                let refused = try await client.send(.get, "/api/v1/timeline?\(query)")
+                #expect(refused.status == .badRequest, "\(query)")
+                #expect(refused.text.contains("parameter '\(parameter)'"), "\(query): \(refused.text)")
+            }
+        }
+    }
+
     @Test("GET /api/v1/groups: groups by fingerprint, largest first")
     func groups() async throws {
         let harness = try await AdminHarness()

@@ -31,6 +31,28 @@ struct AdminDashboardTests {
         }
     }
 
+    @Test("The overview draws failures per hour over 24 hours, stacked by reason, and per day on request")
+    func overviewTimeline() async throws {
+        let harness = try await AdminHarness()
+        try await harness.run { client in
+            let html = try await client.send(.get, "/").text
+            #expect(html.contains("<h2>Failures per hour, last 24 hours</h2>"))
+            #expect(html.contains(#"<svg id="timeline" class="timeline" viewBox="0 0 720 160""#))
+            let reasons = Dictionary(grouping: harness.letters, by: \.reason.rawValue).mapValues(\.count)
+            let bars = html.components(separatedBy: #"<rect class="tl-bar""#).count - 1
+            #expect(bars == reasons.count, "one bar segment per reason in the one hour that has letters")
+            for (reason, count) in reasons {
+                #expect(html.contains("<title>2026-01-01 00:00: \(count) \(reason)</title>"), "\(reason)")
+            }
+            // The segments stack to the full height in the fullest hour: the tallest bar is the plot's height.
+            #expect(html.contains(#"y="0""#) || html.contains(#"y="0.0""#))
+            let days = try await client.send(.get, "/?timeline=30d").text
+            #expect(days.contains("<h2>Failures per day, last 30 days</h2>"))
+            #expect(days.contains("<title>2026-01-01: "))
+            #expect(try await client.send(.get, "/?timeline=30d&x=1").status == .badRequest)
+        }
+    }
+
     @Test("The list pages with a cursor and keeps the filter")
     func list() async throws {
         let harness = try await AdminHarness()
