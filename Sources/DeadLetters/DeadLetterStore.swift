@@ -401,9 +401,7 @@ extension DeadLetterStore {
     ) async throws -> DeadLetterTimeline {
         guard let start = timeline.start, let end = timeline.end else { return timeline }
         var result = timeline
-        var window = filter
-        window.since = Swift.max(filter.since ?? start, start)
-        window.until = Swift.min(filter.until ?? end, end)
+        let window = DeadLetterTimeline.windowFilter(filter, timeline)
         var reasons: [String: String] = [:]
         var cursor: String?
         repeat {
@@ -420,7 +418,7 @@ extension DeadLetterStore {
 
     /// Of these fingerprints (with a reason each), those whose earliest first failure among the letters
     /// `filter` selects is in `window`, earliest first, at most 100.
-    private func firstSeen(
+    package func firstSeen(
         _ filter: DeadLetterFilter,
         reasons: [String: String],
         in window: Range<Date>

@@ -150,6 +150,17 @@ extension DeadLetterTimeline {
         return (width, Int(count))
     }
 
+    /// `filter` narrowed to the letters that last failed in `timeline`'s window.
+    package static func windowFilter(_ filter: DeadLetterFilter, _ timeline: DeadLetterTimeline) -> DeadLetterFilter {
+        var window = filter
+        if let start = timeline.start { window.since = Swift.max(filter.since ?? start, start) }
+        if let end = timeline.end { window.until = Swift.min(filter.until ?? end, end) }
+        return window
+    }
+
+    /// The width of a bucket in milliseconds.
+    package var bucketMilliseconds: Int64 { self.bucket.milliseconds }
+
     /// A bucket's start as people read it, in UTC: `2026-12-06 18:00`, or `2026-12-06` for `days`.
     public static func label(_ date: Date, days: Bool) -> String {
         let text = Timestamp.format(date)

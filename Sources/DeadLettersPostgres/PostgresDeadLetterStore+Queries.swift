@@ -209,3 +209,36 @@ extension PostgresDeadLetterStore {
         }
     }
 }
+
+extension PostgresDeadLetterStore {
+    /// Counts the window's letters in one grouped query over the `last_failed_at` index (rows per bucket,
+    /// reason and fingerprint), then finds the fingerprints first seen in the window from their groups.
+    public func timeline(
+        _ filter: DeadLetterFilter,
+        into timeline: DeadLetterTimeline
+    ) async throws -> DeadLetterTimeline {
+        guard let start = timeline.start, let end = timeline.end else { return timeline }
+        let rows = try await self.perform("timeline") {
+            var dialect = PostgresDialect()
+            let origin = dialect.bind(start.millisecondsSince1970)
+            let width = dialect.bind(timeline.bucketMilliseconds)
+            let condition = dialect.condition(DeadLetterQueryPlan(DeadLetterTimeline.windowFilter(filter, timeline)))
+            let sql = """
+                SELECT ((last_failed_at - \(origin)) / \(width))::int8, reason, fingerprint, count(*)::int8
+                FROM \(self.schema).letters WHERE \(condition) GROUP BY 1, 2, 3
+                """
+            return try await self.rows(PostgresQuery(unsafeSQL: sql, binds: dialect.binds)).map {
+                try $0.decode((Int64, String, String, Int64).self)
+            }
+        }
+        var result = timeline
+        var reasons: [String: String] = [:]
+        for (offset, reason, fingerprint, count) in rows {
+            let at = start.millisecondsSince1970 + offset * timeline.bucketMilliseconds
+            result.add(Int(count), reason: reason, at: Date(millisecondsSince1970: at))
+            if reasons[fingerprint] == nil { reasons[fingerprint] = reason }
+        }
+        result.firstSeen = try await self.firstSeen(filter, reasons: reasons, in: start..<end)
+        return result
+    }
+}

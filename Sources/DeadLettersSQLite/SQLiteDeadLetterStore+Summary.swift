@@ -91,3 +91,45 @@ extension SQLiteDeadLetterStore {
         )
     }
 }
+
+extension SQLiteDeadLetterStore {
+    /// Counts the window's letters in one grouped query over the `last_failed_at` index (rows per bucket,
+    /// reason and fingerprint), then finds the fingerprints first seen in the window from their groups.
+    public func timeline(
+        _ filter: DeadLetterFilter,
+        into timeline: DeadLetterTimeline
+    ) async throws -> DeadLetterTimeline {
+        guard let start = timeline.start, let end = timeline.end else { return timeline }
+        var dialect = SQLiteDialect()
+        let origin = dialect.bind(start.millisecondsSince1970)
+        let width = dialect.bind(timeline.bucketMilliseconds)
+        let condition = DeadLetterQueryPlan(DeadLetterTimeline.windowFilter(filter, timeline)).render(&dialect)
+        let sql = """
+            SELECT (last_failed_at - \(origin)) / \(width), reason, fingerprint, count(*)
+            FROM dlq_letters WHERE \(condition) GROUP BY 1, 2, 3
+            """
+        let arguments = dialect.arguments
+        let rows = try await self.read { db in
+            var rows: [(offset: Int64, reason: String, fingerprint: String, count: Int)] = []
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+            while let row = try cursor.next() {
+                rows.append(
+                    (
+                        try row.decode(Int64.self, atIndex: 0), try row.decode(String.self, atIndex: 1),
+                        try row.decode(String.self, atIndex: 2), try row.decode(Int.self, atIndex: 3)
+                    )
+                )
+            }
+            return rows
+        }
+        var result = timeline
+        var reasons: [String: String] = [:]
+        for row in rows {
+            let at = start.millisecondsSince1970 + row.offset * timeline.bucketMilliseconds
+            result.add(row.count, reason: row.reason, at: Date(millisecondsSince1970: at))
+            if reasons[row.fingerprint] == nil { reasons[row.fingerprint] = row.reason }
+        }
+        result.firstSeen = try await self.firstSeen(filter, reasons: reasons, in: start..<end)
+        return result
+    }
+}
