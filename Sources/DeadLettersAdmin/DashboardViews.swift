@@ -74,13 +74,17 @@ struct DashboardViews: Sendable {
     ) throws -> Response {
         var context = values
         context["base"] = self.basePath
+        // A page that refreshes itself (`live`) carries the one script the policy allows: by a nonce made for
+        // this response alone, so no other script (a payload that slipped through escaping) can run.
+        let nonce = context["live"] == nil ? nil : Self.nonce()
+        context["nonce"] = nonce
         guard let html = self.library.render(context, withTemplate: template) else {
             throw DeadLetterAdminError.internalError
         }
         var headers = headers
         headers[.contentType] = "text/html; charset=utf-8"
         headers[.cacheControl] = "no-store"
-        Self.addSecurityHeaders(to: &headers)
+        Self.addSecurityHeaders(to: &headers, nonce: nonce)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
@@ -101,15 +105,30 @@ struct DashboardViews: Sendable {
         )
     }
 
-    /// No scripts at all, no framing, no referrer to other sites (`no-referrer` would make browsers send
-    /// `Origin: null` on the dashboard's own forms): a payload that slipped through escaping still cannot run.
-    static func addSecurityHeaders(to headers: inout HTTPFields) {
-        headers[.contentSecurityPolicy] =
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
-            + "frame-ancestors 'none'; base-uri 'none'"
+    /// No scripts but the page's own (by the nonce of this response, for a page that refreshes itself), no
+    /// framing, no referrer to other sites (`no-referrer` would make browsers send `Origin: null` on the
+    /// dashboard's own forms): a payload that slipped through escaping still cannot run. A policy already set
+    /// for the response (with its nonce) is kept.
+    static func addSecurityHeaders(to headers: inout HTTPFields, nonce: String? = nil) {
+        if headers[.contentSecurityPolicy] == nil || nonce != nil {
+            let scripts = nonce.map { "script-src 'nonce-\($0)'; connect-src 'self'; " } ?? ""
+            headers[.contentSecurityPolicy] =
+                "default-src 'none'; \(scripts)style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+                + "frame-ancestors 'none'; base-uri 'none'"
+        }
         headers[.xContentTypeOptions] = "nosniff"
         headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
         headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
+    }
+
+    /// 16 random bytes from the system's secure generator, as hex: a script nonce for one response.
+    static func nonce() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in
+            let value = generator.next() as UInt64
+            let hex = String(value, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
     }
 
     // MARK: Formatting

@@ -64,6 +64,8 @@ extension DeadLetterAdminRoutes {
         }
         values["groups"] = groups.map(self.groupRow)
         values.merge(DashboardTimeline.values(timeline, days: days)) { _, new in new }
+        // The counts, the chart and the groups refresh themselves every 5 seconds while the page is visible.
+        values["live"] = 5000
         return try self.views.page("overview", values)
     }
 

@@ -53,6 +53,33 @@ struct AdminDashboardTests {
         }
     }
 
+    @Test("The overview refreshes itself with the one script its policy allows, by a nonce new in every response")
+    func overviewLiveScript() async throws {
+        let harness = try await AdminHarness()
+        try await harness.run { client in
+            var nonces: [String] = []
+            for _ in 0..<2 {
+                let response = try await client.send(.get, "/")
+                let policy = try #require(response.headers[.contentSecurityPolicy])
+                let nonce = try #require(
+                    policy.split(separator: ";").lazy.map { $0.trimmingCharacters(in: .whitespaces) }
+                        .first { $0.hasPrefix("script-src 'nonce-") }
+                        .map { String($0.dropFirst("script-src 'nonce-".count).dropLast()) },
+                    "\(policy)"
+                )
+                #expect(nonce.count == 32 && nonce.allSatisfy(\.isHexDigit))
+                #expect(response.text.components(separatedBy: "<script").count == 2, "one script")
+                #expect(response.text.contains(#"<script nonce="\#(nonce)">"#))
+                #expect(response.text.contains(#"<div id="overview-live" data-live>"#))
+                nonces.append(nonce)
+            }
+            #expect(nonces[0] != nonces[1])
+            let letter = try await client.send(.get, "/letters/\(harness.letters[0].id)")
+            #expect(!letter.text.contains("<script"), "a page that does not refresh has no script")
+            #expect(letter.headers[.contentSecurityPolicy]?.contains("script-src") == false)
+        }
+    }
+
     @Test("The list pages with a cursor and keeps the filter")
     func list() async throws {
         let harness = try await AdminHarness()

@@ -343,6 +343,23 @@ def run(base, token, shots):
             return [document.documentElement.scrollWidth - width, wide];""")
         checks.expect(overflow <= 0, f"the letter page fits a 400 px phone: {overflow} px too wide: {wide}")
         driver.set_window_size(1280, 1000)
+
+        print("live: the overview refreshes itself, and its chart")
+        driver.get(base + "/")
+        checks.expect(len(driver.find_elements(By.CSS_SELECTOR, "#timeline rect.tl-bar")) > 0,
+                      "the overview draws failures per hour")
+        before = int(text("#total"))
+        status, _ = http(base, f"/api/v1/dead-letters/{orders_id}", token, method="DELETE")
+        checks.expect(status == 200, f"a letter deleted through the API: {status}")
+        try:
+            WebDriverWait(driver, 15).until(lambda d: text("#total") == str(before - 1))
+            refreshed = True
+        except Exception:
+            refreshed = False
+        checks.expect(refreshed, f"the overview shows the new total within 15 s without a reload: {text('#total')}")
+        checks.expect(driver.execute_script("return window.performance.getEntriesByType('navigation').length") == 1,
+                      "by refreshing its parts, not by reloading the page")
+        checks.expect(driver.execute_script("return typeof window.pwned") == "undefined", "no payload ran meanwhile")
     except Exception as error:  # a missing element or a timeout: record it, keep the page for the artifacts
         checks.expect(False, f"the browser steps ran to the end ({type(error).__name__}: {str(error).splitlines()[0]})")
         driver.save_screenshot(os.path.join(shots, "99-failure.png"))
