@@ -55,9 +55,15 @@ extension DeadLetterAdminRoutes {
     func confirm(_ request: Request) async throws -> Response {
         let query = try FormItems(encoded: request.uri.query, maximumCount: Self.maximumActionItems)
         let action = try self.action(query.last("action"))
-        let (filter, items) = try self.actionFilter(query)
+        var (filter, items) = try self.actionFilter(query)
         let back = self.safeBack(query.last("back"))
         let ids = filter.ids
+        if query.last("selection") == "ids", action == .redrive, !ids.isEmpty, filter.statuses.isEmpty {
+            // Letters ticked one by one are redriven whatever their status: parked ones are unparked, as a
+            // row's "Unpark and redrive" does. The confirmation says so in its criteria, and its form sends it.
+            filter.statuses = DeadLetterStatus.allCases
+            items.items += DeadLetterStatus.allCases.map { ("status", $0.rawValue) }
+        }
         if query.last("selection") == "ids", ids.isEmpty {
             // "Redrive selected" with nothing ticked: never the whole store.
             var values = self.pageValues("Nothing selected", "Letters")

@@ -280,6 +280,14 @@ struct AdminDashboardPagesTests {
             #expect(Set(operation.filter.ids) == [a.id, b.id])
             #expect(operation.counts.selected == 2)
 
+            // Ticked letters are redriven whatever their status: the parked two are unparked.
+            let redrive = try await client.send(
+                .get,
+                "/confirm?back=%2Fletters&selection=ids&id=\(a.id)&id=\(b.id)&id=\(harness.letters[2].id)&action=redrive"
+            ).text
+            #expect(redrive.contains(#"<h1 id="question">Redrive 3 letters?</h1>"#))
+            #expect(redrive.contains(#"<input type="hidden" name="status" value="parked">"#))
+
             // Nothing ticked: nothing happens, whatever the action.
             let none = try await client.send(.get, "/confirm?back=%2Fletters&selection=ids&action=purge").text
             #expect(none.contains(#"<h1 id="question">Nothing selected</h1>"#))

@@ -424,14 +424,14 @@ def run(base, token, shots):
         checks.expect(driver.current_url.endswith("/letters?source=emails"),
                       f"signed in again, back where it was: {driver.current_url}")
 
-        print("every page from 360 to 1,400 px")
+        print("every page from 360 to 1,920 px")
         group_fp = json.loads(http(base, "/api/v1/groups?limit=1", token)[1])[0]["fingerprint"]
         pages = [("overview", "/"), ("letters", "/letters"), ("letter", f"/letters/{hostile_id}"),
                  ("letter-json", f"/letters/{orders_id}"), ("groups", "/groups"), ("operations", "/operations"),
                  ("operation", operation_url.replace(base, "")), ("instances", "/instances"),
                  ("confirm", f"/confirm?action=redrive&fingerprint={group_fp}"), ("sign-in", "/signin"),
                  ("error", "/no/such/page"), ("bad filter", "/letters?since=bogus")]
-        for width in [360, 768, 1400]:
+        for width in [360, 768, 1400, 1920]:
             driver.set_window_size(width, 1000)
             for name, path in pages:
                 driver.get(base + path)
