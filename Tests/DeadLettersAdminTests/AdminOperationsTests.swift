@@ -302,6 +302,7 @@ struct AdminOperationsTests {
             let page = try await client.send(.get, location).text
             #expect(page.contains(#"id="notice">Redriven: 6 letters"#))
             #expect(page.contains(#"id="warning">No running service handles orders"#))
+            #expect(page.contains(#"<a href="/instances" id="instances-link">Running instances →</a>"#))
             #expect(page.contains(#"<b id="count-pending">6</b>"#))
             #expect(page.contains(#"<meta http-equiv="refresh""#), "it reloads while it runs")
             #expect(page.contains(#"id="cancel-operation""#))
