@@ -209,8 +209,13 @@ extension DeadLetterAdminRoutes {
         if let filterError {
             let name = filterError.parameter ?? ""
             let problem = String(filterError.message.dropFirst("parameter '\(name)': ".count))
-            values["filterError"] = filterError.message
-            values["e_\(name)"] = problem
+            // Beside the field when the form has one for it, else above the form.
+            if ["since", "until", "minAttempts"].contains(name) {
+                values["e_\(name)"] = problem
+            } else {
+                values["filterError"] = filterError.message
+            }
+            values["listError"] = true
             values["matching"] = "No"
         }
         // The filter form, filled in as given.

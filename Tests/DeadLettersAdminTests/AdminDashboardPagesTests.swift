@@ -102,6 +102,7 @@ struct AdminDashboardPagesTests {
             #expect(html.contains(#"value="2""#), "the other fields keep their values")
             #expect(html.contains(#"name="source" value="orders" checked"#))
             #expect(html.contains("Correct the filter to see letters."))
+            #expect(!html.contains(#"id="filter-error""#), "said once, beside the field")
 
             let minimum = try await client.send(.get, "/letters?minAttempts=lots", headers: browser).text
             #expect(minimum.contains(#"id="minAttempts-error">must be a whole number"#))
