@@ -122,6 +122,8 @@ extension DeadLetterAdminRoutes {
             criteria.insert(["name": "id", "value": ids[0]], at: 0)
         } else if ids.count > 1 {
             criteria.insert(["name": "selected", "value": "\(ids.count) letters"], at: 0)
+            values["selectedIDs"] = ids.map { ["id": $0, "link": self.views.link("/letters/\(FormItems.encode($0))")] }
+            values["selectedCount"] = ids.count
         }
         values["criteria"] = criteria
         values["hasCriteria"] = !criteria.isEmpty

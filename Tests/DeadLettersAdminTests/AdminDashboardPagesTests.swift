@@ -266,6 +266,7 @@ struct AdminDashboardPagesTests {
             let confirm = try await client.send(.get, "/confirm?\(query)").text
             #expect(confirm.contains(#"<h1 id="question">Park 2 letters?</h1>"#))
             #expect(confirm.contains("<td>selected</td><td class=\"mono\">2 letters</td>"))
+            #expect(confirm.contains(#"<li><a href="/letters/\#(a.id)">\#(a.id)</a></li>"#))
             #expect(try await harness.store.count(DeadLetterFilter(statuses: [.parked])) == 2, "nothing parked yet")
             let csrf = try formToken(in: confirm)
             let done = try await client.postForm(
