@@ -439,6 +439,23 @@ def run(base, token, shots):
                 checks.expect(overflow <= 0 and not wide,
                               f"{name} at {width} px: {overflow} px too wide, sticking out: {wide}")
             if width == 360:
+                driver.get(base + "/groups")
+                split = driver.execute_script("""
+                    // Words (up to 30 characters) of the groups table drawn on two lines: broken mid-word.
+                    const out = [];
+                    const walker = document.createTreeWalker(document.querySelector('#groups'), NodeFilter.SHOW_TEXT);
+                    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                        const re = /\\S+/g; let m;
+                        while ((m = re.exec(node.textContent))) {
+                            if (m[0].length > 30) continue;
+                            const range = document.createRange();
+                            range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+                            const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+                            if (lines.size > 1) out.push(m[0]);
+                        }
+                    }
+                    return out.slice(0, 8);""")
+                checks.expect(not split, f"the Groups page breaks no word mid-word on a phone: {split}")
                 driver.get(base + "/letters")
                 display = driver.execute_script(
                     "return getComputedStyle(document.querySelector('#letters thead')).display")
