@@ -32,6 +32,10 @@ struct AdminDashboardPagesTests {
             #expect(page.text.contains("no such path: /no/such/page"))
             #expect(page.headers[.contentSecurityPolicy]?.contains("default-src 'none'") == true)
 
+            let posted = try await client.send(.post, "/no/such/form", headers: browser, body: "a=b")
+            #expect(posted.status == .notFound)
+            #expect(posted.headers[.contentType]?.hasPrefix("text/html") == true)
+
             let json = try await client.send(.get, "/no/such/page")
             #expect(json.status == .notFound)
             #expect(try json.errorCode() == "notFound")
