@@ -471,6 +471,8 @@ def run(base, token, shots):
         driver.set_window_size(1280, 1000)
         driver.get(base + "/groups")
         shot("13-groups-phone", width=390)
+        driver.get(base + "/letters?source=orders&source=payments&since=bogus")
+        shot("14-filters-phone", width=390, max_height=1000)
     except Exception as error:  # a missing element or a timeout: record it, keep the page for the artifacts
         checks.expect(False, f"the browser steps ran to the end ({type(error).__name__}: {str(error).splitlines()[0]})")
         driver.save_screenshot(os.path.join(shots, "99-failure.png"))
