@@ -99,12 +99,18 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
         context: Context,
         isAPI: Bool
     ) throws -> Response {
-        if !isAPI, request.method == .get || request.method == .post,
+        if !isAPI, request.method == .get || request.method == .post, Self.wantsHTML(request),
             let page = self.admin.views.errorPage(error)
         {
             return page
         }
         return try error.response(from: request, context: context)
+    }
+
+    /// Whether the request comes from a browser showing a page: its `Accept` names `text/html`. Other
+    /// clients (`curl`, scripts, `fetch`) get the API's JSON errors on every path.
+    static func wantsHTML(_ request: Request) -> Bool {
+        request.headers[.accept]?.lowercased().contains("text/html") == true
     }
 
     /// Without a token, only loopback `Host` names: a DNS-rebinding page has its own name in `Host`.
@@ -178,14 +184,39 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
             return nil
         }
         if !isAPI, path == "/signin" { return nil }
+        // A session cookie this server does not know: the sign-in expired, or the server restarted (perhaps
+        // with another token) since the page was opened. The sign-in page says so.
+        let ended = request.cookies[SessionStore.cookieName] != nil ? "&ended=1" : ""
         if !isAPI, request.method == .get {
             let next = FormItems.encode(request.uri.path + (request.uri.query.map { "?" + $0 } ?? ""))
             return Response(
                 status: .seeOther,
-                headers: [.location: self.admin.views.link("/signin?next=\(next)"), .cacheControl: "no-store"]
+                headers: [
+                    .location: self.admin.views.link("/signin?next=\(next)\(ended)"), .cacheControl: "no-store",
+                ]
+            )
+        }
+        if !isAPI, request.method == .post, Self.wantsHTML(request) {
+            // A form of a page opened before: back to sign-in, then to the page the form was on.
+            let next = FormItems.encode(self.refererPath(request) ?? self.admin.views.link("/"))
+            return Response(
+                status: .seeOther,
+                headers: [
+                    .location: self.admin.views.link("/signin?next=\(next)\(ended)"), .cacheControl: "no-store",
+                ]
             )
         }
         throw DeadLetterAdminError.unauthorized
+    }
+
+    /// The path and query of the `Referer` when it is a page of this server (`same-origin` referrer policy).
+    private func refererPath(_ request: Request) -> String? {
+        guard let referer = request.headers[.referer], let authority = request.head.authority else { return nil }
+        for scheme in ["http://", "https://"] where referer.lowercased().hasPrefix(scheme + authority.lowercased()) {
+            let rest = String(referer.dropFirst(scheme.count + authority.count))
+            return rest.hasPrefix("/") ? rest : nil
+        }
+        return nil
     }
 
     /// Compares two strings in a time that depends only on their lengths, not on where they differ.

@@ -16,7 +16,7 @@ struct DashboardViews: Sendable {
     static let bundleName = "swift-dead-letters_DeadLettersAdmin.resources"
     static let templateNames = [
         "head", "foot", "overview", "letters", "letter", "groups", "confirm", "signin", "error", "operations",
-        "operation",
+        "operation", "instances",
     ]
 
     /// Loads the templates from `DLQ_ADMIN_TEMPLATES` when set, else from the resource bundle beside the

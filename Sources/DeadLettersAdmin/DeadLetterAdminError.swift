@@ -14,6 +14,8 @@ public struct DeadLetterAdminError: HTTPResponseError, Sendable, Hashable, Custo
     public var message: String
     /// Extra header fields of the answer, such as `WWW-Authenticate` or `Allow`.
     public var headers: HTTPFields
+    /// The query parameter that was wrong, for the dashboard to show the error beside its field.
+    var parameter: String?
 
     /// Creates an error.
     /// - Parameters:
@@ -26,6 +28,7 @@ public struct DeadLetterAdminError: HTTPResponseError, Sendable, Hashable, Custo
         self.code = code
         self.message = message
         self.headers = headers
+        self.parameter = nil
     }
 
     /// `"<status> <code>: <message>"`.
@@ -51,7 +54,9 @@ extension DeadLetterAdminError {
     }
 
     static func invalidParameter(_ name: String, _ problem: String) -> Self {
-        Self(status: .badRequest, code: "invalidParameter", message: "parameter '\(name)': \(problem)")
+        var error = Self(status: .badRequest, code: "invalidParameter", message: "parameter '\(name)': \(problem)")
+        error.parameter = name
+        return error
     }
 
     static func invalidField(_ name: String, _ problem: String) -> Self {

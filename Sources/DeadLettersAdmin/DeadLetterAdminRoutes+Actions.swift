@@ -23,6 +23,11 @@ extension DeadLetterAdminRoutes {
         }
     }
 
+    /// The most letters a selection may tick: the largest page of the letter list.
+    static let maximumSelection = 200
+    /// The most pairs in the query of a confirmation page or an action's form: a whole selection and more.
+    static let maximumActionItems = 2 * maximumSelection
+
     /// The filter of an action's parameters: the filter names plus `id` (repeated) for single letters.
     func actionFilter(_ items: FormItems) throws -> (filter: DeadLetterFilter, items: FormItems) {
         let kept = FormItems(
@@ -30,8 +35,8 @@ extension DeadLetterAdminRoutes {
         )
         var filter = try AdminFilter.parse(kept, now: self.clock.now())
         filter.ids = kept.all("id")
-        if filter.ids.count > AdminFilter.maximumValueCount {
-            throw DeadLetterAdminError.invalidParameter("id", "more than \(AdminFilter.maximumValueCount) values")
+        if filter.ids.count > Self.maximumSelection {
+            throw DeadLetterAdminError.invalidParameter("id", "more than \(Self.maximumSelection) letters selected")
         }
         for id in filter.ids {
             if let problem = DeadLetter.idProblem(id) { throw DeadLetterAdminError.invalidParameter("id", problem) }
@@ -48,9 +53,26 @@ extension DeadLetterAdminRoutes {
 
     /// "Redrive 42 letters?" with the count the action would change, and a form that does it.
     func confirm(_ request: Request) async throws -> Response {
-        let query = try FormItems(encoded: request.uri.query)
+        let query = try FormItems(encoded: request.uri.query, maximumCount: Self.maximumActionItems)
         let action = try self.action(query.last("action"))
-        let (filter, items) = try self.actionFilter(query)
+        var (filter, items) = try self.actionFilter(query)
+        let back = self.safeBack(query.last("back"))
+        let ids = filter.ids
+        if query.last("selection") == "ids", action == .redrive, !ids.isEmpty, filter.statuses.isEmpty {
+            // Letters ticked one by one are redriven whatever their status: parked ones are unparked, as a
+            // row's "Unpark and redrive" does. The confirmation says so in its criteria, and its form sends it.
+            filter.statuses = DeadLetterStatus.allCases
+            items.items += DeadLetterStatus.allCases.map { ("status", $0.rawValue) }
+        }
+        if query.last("selection") == "ids", ids.isEmpty {
+            // "Redrive selected" with nothing ticked: never the whole store.
+            var values = self.pageValues("Nothing selected", "Letters")
+            values["none"] = true
+            values["noneTitle"] = "Nothing selected"
+            values["noneText"] = "Tick the letters to \(action.rawValue) first, or select all that match the filter."
+            values["cancelLink"] = back ?? self.views.link("/letters")
+            return try self.views.page("confirm", values)
+        }
         let count: Int
         switch action {
         case .redrive: count = try await self.queue.redrive(filter, dryRun: true)
@@ -88,18 +110,32 @@ extension DeadLetterAdminRoutes {
         if action == .redrive, count > 0 {
             // Said before the operator confirms: letters of a source no running service handles only wait.
             let unhandled = await self.unhandledSources(try await self.redriveSources(filter))
-            if !unhandled.isEmpty { values["warning"] = Self.unhandledWarning(unhandled) }
+            if !unhandled.isEmpty {
+                values["warning"] = Self.unhandledWarning(unhandled)
+                values["instancesLink"] = self.views.link("/instances")
+            }
             values["rateField"] = true
         }
-        values["criteria"] = items.items.map { ["name": $0.name, "value": $0.value] }
-        values["hasCriteria"] = !items.items.isEmpty
-        values["hidden"] = items.items.map { ["name": $0.name, "value": $0.value] }
+        // The criteria as the operator chose them; a selection of many letters as its count.
+        var criteria = items.removing(["id"]).items.map { ["name": $0.name, "value": $0.value] }
+        if ids.count == 1 {
+            criteria.insert(["name": "id", "value": ids[0]], at: 0)
+        } else if ids.count > 1 {
+            criteria.insert(["name": "selected", "value": "\(ids.count) letters"], at: 0)
+            values["selectedIDs"] = ids.map { ["id": $0, "link": self.views.link("/letters/\(FormItems.encode($0))")] }
+            values["selectedCount"] = ids.count
+        }
+        values["criteria"] = criteria
+        values["hasCriteria"] = !criteria.isEmpty
+        var hidden = items.items.map { ["name": $0.name, "value": $0.value] }
+        if let back { hidden.append(["name": "back", "value": back]) }
+        values["hidden"] = hidden
         values["actionURL"] = self.views.link("/actions/\(action.rawValue)")
-        let ids = filter.ids
         values["cancelLink"] =
-            ids.count == 1
-            ? self.views.link("/letters/\(FormItems.encode(ids[0]))")
-            : self.views.link("/letters?\(items.removing(["id"]).encoded)")
+            back
+            ?? (ids.count == 1
+                ? self.views.link("/letters/\(FormItems.encode(ids[0]))")
+                : self.views.link("/letters?\(items.removing(["id"]).encoded)"))
         return try self.views.page("confirm", values)
     }
 
@@ -107,7 +143,12 @@ extension DeadLetterAdminRoutes {
     func act(_ request: Request, action name: String, actor: String) async throws -> Response {
         let action = try self.action(name)
         let form = try await self.form(request)
-        let (filter, _) = try self.actionFilter(form)
+        let (filter, items) = try self.actionFilter(form)
+        // Back to the view the action was started from; else the list with the action's filter.
+        let filterView = items.removing(["id"])
+        let back =
+            self.safeBack(form.last("back"))
+            ?? self.views.link(filterView.items.isEmpty ? "/letters" : "/letters?\(filterView.encoded)")
         let count: Int
         switch action {
         case .redrive:
@@ -117,6 +158,7 @@ extension DeadLetterAdminRoutes {
                 return Self.redirect(
                     self.views.link(
                         "/operations/\(FormItems.encode(operation.id))?done=redrive&count=\(redrive.redriven)"
+                            + "&back=\(FormItems.encode(back))"
                     )
                 )
             }
@@ -132,7 +174,23 @@ extension DeadLetterAdminRoutes {
             guard !filter.ids.isEmpty else { throw DeadLetterAdminError.invalidParameter("id", "delete needs an id") }
             count = try await self.queue.delete(ids: filter.ids, actor: actor)
         }
-        return Self.redirect(self.views.link("/letters?done=\(action.rawValue)&count=\(count)"))
+        return Self.redirect(Self.adding([("done", action.rawValue), ("count", "\(count)")], to: back))
+    }
+
+    /// `path` with `items` in its query, in place of earlier ones of the same names.
+    static func adding(_ items: [(name: String, value: String)], to path: String) -> String {
+        let parts = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let names = Set(items.map(\.name))
+        let kept =
+            ((try? FormItems(encoded: parts.count > 1 ? String(parts[1]) : nil, maximumCount: .max))
+            ?? FormItems()).removing(names)
+        return String(parts[0]) + "?" + FormItems(kept.items + items).encoded
+    }
+
+    /// A page of the dashboard to go back to after an action, `nil` when `back` is missing or is not one.
+    func safeBack(_ back: String?) -> String? {
+        guard let back, !back.isEmpty, self.safeNext(back) == back else { return nil }
+        return back
     }
 
     /// The confirmation form's `rate` (letters per second), `nil` when left empty.
@@ -158,7 +216,7 @@ extension DeadLetterAdminRoutes {
             )
         }
         let body = try await self.body(of: request)
-        let form = try FormItems(encoded: String(buffer: body), what: "form")
+        let form = try FormItems(encoded: String(buffer: body), what: "form", maximumCount: Self.maximumActionItems)
         guard let token = form.last("csrf"),
             AdminSecurityMiddleware<BasicRequestContext>.constantTimeEqual(
                 token,
@@ -186,6 +244,11 @@ extension DeadLetterAdminRoutes {
         values["signedIn"] = false
         values["next"] = self.safeNext(query.last("next"))
         values["failed"] = failed
+        if query.last("ended") == "1" {
+            values["alert"] =
+                "Your sign-in has ended: the server restarted, its token changed, or the sign-in expired. "
+                + "Sign in again to go on."
+        }
         return try self.views.page("signin", values, status: failed ? .unauthorized : .ok)
     }
 

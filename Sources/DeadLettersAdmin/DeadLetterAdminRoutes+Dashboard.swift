@@ -12,7 +12,9 @@ extension DeadLetterAdminRoutes {
     func addDashboardRoutes<Context: RequestContext>(to routes: RouteCollection<Context>) {
         routes.get("") { request, _ in try await self.overview(request) }
         routes.get("letters") { request, _ in try await self.letterList(request) }
-        routes.get("letters/:id") { _, context in try await self.letterDetail(Self.pathID(context)) }
+        routes.get("letters/:id") { request, context in
+            try await self.letterDetail(Self.pathID(context), request: request)
+        }
         routes.post("letters/:id/edit") { request, context in
             try await self.editPayload(request, id: Self.pathID(context), actor: self.actor(context))
         }
@@ -88,7 +90,6 @@ extension DeadLetterAdminRoutes {
         let filter = "fingerprint=\(FormItems.encode(group.fingerprint))"
         return [
             "fingerprint": group.fingerprint,
-            "shortFingerprint": String(group.fingerprint.prefix(12)),
             "count": DashboardViews.count(group.count),
             "errorType": group.errorType,
             "sampleMessage": group.sampleMessage,
@@ -101,28 +102,57 @@ extension DeadLetterAdminRoutes {
         ]
     }
 
+    /// The page sizes the letter list offers; `size=` takes any number from 1 to the largest, which is as many
+    /// letters as a selection may hold.
+    static let pageSizes = [25, 50, 100, maximumSelection]
+
     func letterList(_ request: Request) async throws -> Response {
         let query = try FormItems(encoded: request.uri.query)
         let filterItems = FormItems(query.items.filter { AdminFilter.names.contains($0.name) && !$0.value.isEmpty })
-        let filter = try AdminFilter.parse(filterItems, now: self.clock.now())
-        let cursor = try query.last("cursor").flatMap { try AdminCursor.decode($0) }
-        // The list shows no payload: sealed ones stay closed, so a letter whose key is missing is listed too.
-        let page = try await self.queue.letters(
-            filter,
-            after: cursor,
-            limit: self.configuration.dashboardPageSize,
-            includingPayloads: false
-        )
-        let matching = try await self.queue.count(filter)
-        let summary = try await self.queue.summary()
         let now = self.clock.now()
+        // A bad filter keeps the form as typed, with the error beside its field, and lists nothing.
+        var filter = DeadLetterFilter()
+        var filterError: DeadLetterAdminError?
+        do {
+            filter = try AdminFilter.parse(filterItems, now: now)
+        } catch let error as DeadLetterAdminError where AdminFilter.names.contains(error.parameter ?? "") {
+            filterError = error
+        }
+        let size =
+            try Self.wholeNumber(query, "size", in: 1...Self.maximumSelection) ?? self.configuration.dashboardPageSize
+        let offset = try Self.wholeNumber(query, "offset", in: 0...1_000_000_000) ?? 0
+        let cursor = try query.last("cursor").flatMap { try AdminCursor.decode($0) }
+        var page = DeadLetterPage(letters: [], nextCursor: nil)
+        var matching = 0
+        if filterError == nil {
+            // The list shows no payload: sealed ones stay closed, so a letter whose key is missing is listed too.
+            page = try await self.queue.letters(filter, after: cursor, limit: size, includingPayloads: false)
+            matching = try await self.queue.count(filter)
+        }
+        let summary = try await self.queue.summary()
 
         var values = self.pageValues("Letters", "Letters")
         values["matching"] = DashboardViews.count(matching)
         values["matchingOne"] = matching == 1
-        values["filtered"] = !filter.isEmpty
+        values["filtered"] = !filterItems.items.isEmpty
+        // This view (the filter and the page size) and the links made from it.
+        var viewItems = filterItems
+        if query.last("size") != nil { viewItems.items.append(("size", "\(size)")) }
+        func lettersLink(_ items: FormItems) -> String {
+            self.views.link(items.items.isEmpty ? "/letters" : "/letters?\(items.encoded)")
+        }
+        // Where actions started here come back to: the first page of this filtered view.
+        let back = lettersLink(viewItems)
+        values["back"] = back
+        func confirmLink(_ action: String, _ items: [(name: String, value: String)]) -> String {
+            let first: [(name: String, value: String)] = [("action", action)]
+            return self.views.link("/confirm?" + FormItems(first + items + [("back", back)]).encoded)
+        }
+        let selection = query.last("select")
         values["rows"] = page.letters.map { letter -> [String: Any] in
-            [
+            let id: [(name: String, value: String)] = [("id", letter.id)]
+            let parked = letter.status == .parked
+            var row: [String: Any] = [
                 "id": letter.id,
                 "link": self.views.link("/letters/\(FormItems.encode(letter.id))"),
                 "source": letter.source,
@@ -134,35 +164,98 @@ extension DeadLetterAdminRoutes {
                 "attempts": letter.attempts,
                 "lastFailedAt": DashboardViews.time(letter.lastFailedAt),
                 "age": DashboardViews.age(now.timeIntervalSince(letter.firstFailedAt)),
+                "redriveLink": confirmLink("redrive", parked ? id + [("status", "parked")] : id),
+                "redriveLabel": parked ? "Unpark and redrive…" : "Redrive…",
+                "deleteLink": confirmLink("delete", id),
             ]
+            if !parked { row["parkLink"] = confirmLink("park", id) }
+            if selection == "page" || selection == "all" { row["checked"] = true }
+            if selection == "all" { row["locked"] = true }
+            return row
         }
-        let encodedFilter = filterItems.encoded
-        let separator = encodedFilter.isEmpty ? "" : "&"
+        // "51–100 of 106", and the links to the next and the first page with the same filter and size.
+        if !page.letters.isEmpty {
+            values["range"] =
+                "\(DashboardViews.count(offset + 1))–\(DashboardViews.count(offset + page.letters.count)) "
+                + "of \(DashboardViews.count(max(matching, offset + page.letters.count)))"
+        }
         if let next = page.nextCursor {
-            values["nextLink"] = self.views.link(
-                "/letters?\(encodedFilter)\(separator)cursor=\(AdminCursor.encode(next))"
+            values["nextLink"] = lettersLink(
+                FormItems(
+                    viewItems.items + [
+                        ("cursor", AdminCursor.encode(next)), ("offset", "\(offset + page.letters.count)"),
+                    ]
+                )
             )
         }
-        if cursor != nil { values["firstLink"] = self.views.link("/letters?\(encodedFilter)") }
+        if cursor != nil { values["firstLink"] = back }
+        values["sizes"] = Self.pageSizes.map { option -> [String: Any] in
+            var chip: [String: Any] = [
+                "size": option, "link": lettersLink(FormItems(filterItems.items + [("size", "\(option)")])),
+            ]
+            if option == size { chip["on"] = true }
+            return chip
+        }
         if matching > 0 {
-            values["redriveLink"] = self.views.link("/confirm?action=redrive\(separator)\(encodedFilter)")
-            values["parkLink"] = self.views.link("/confirm?action=park\(separator)\(encodedFilter)")
-            values["purgeLink"] = self.views.link("/confirm?action=purge\(separator)\(encodedFilter)")
+            values["redriveLink"] = confirmLink("redrive", filterItems.items)
+            values["parkLink"] = confirmLink("park", filterItems.items)
+            values["purgeLink"] = confirmLink("purge", filterItems.items)
+            // The selection: ticked letters of this page, or everything the filter matches.
+            var here = viewItems
+            if let cursor { here.items += [("cursor", AdminCursor.encode(cursor)), ("offset", "\(offset)")] }
+            values["selectPageLink"] = lettersLink(FormItems(here.items + [("select", "page")]))
+            values["selectAllLink"] = lettersLink(FormItems(here.items + [("select", "all")]))
+            values["clearSelectionLink"] = lettersLink(here)
+            if selection == "all" {
+                values["allSelected"] = true
+                values["selectionFilter"] = filterItems.items.map { ["name": $0.name, "value": $0.value] }
+            }
         }
         values["notice"] = Self.notice(query)
-        // The filter form, filled in.
+        if let filterError {
+            let name = filterError.parameter ?? ""
+            let problem = String(filterError.message.dropFirst("parameter '\(name)': ".count))
+            // Beside the field when the form has one for it, else above the form.
+            if ["since", "until", "minAttempts"].contains(name) {
+                values["e_\(name)"] = problem
+            } else {
+                values["filterError"] = filterError.message
+            }
+            values["listError"] = true
+            values["matching"] = "No"
+        }
+        // The filter form, filled in as given.
         func options(_ counts: [String: Int], selected: [String]) -> [[String: Any]] {
             Set(counts.keys).union(selected).sorted().map { ["value": $0, "selected": selected.contains($0)] }
         }
-        values["sourceOptions"] = options(summary.bySource, selected: filter.sources)
-        values["reasonOptions"] = options(summary.byReason, selected: filter.reasons)
+        values["sourceOptions"] = options(summary.bySource, selected: filterItems.all("source"))
+        values["reasonOptions"] = options(summary.byReason, selected: filterItems.all("reason"))
+        values["errorTypeOptions"] = options(summary.byErrorType, selected: filterItems.all("errorType"))
         values["statusOptions"] = DeadLetterStatus.allCases.map {
-            ["value": $0.rawValue, "selected": filter.statuses.contains($0)]
+            ["value": $0.rawValue, "selected": filterItems.all("status").contains($0.rawValue)]
+        }
+        for name in ["source", "reason", "errorType", "status"] {
+            let chosen = filterItems.all(name)
+            values["n_\(name)"] = chosen.isEmpty ? "Any" : chosen.count == 1 ? chosen[0] : "\(chosen.count) chosen"
         }
         for name in ["errorType", "fingerprint", "since", "until", "minAttempts", "search"] {
             values["f_\(name)"] = filterItems.last(name) ?? ""
         }
-        return try self.views.page("letters", values)
+        if query.last("size") != nil { values["f_size"] = "\(size)" }
+        return try self.views.page("letters", values, status: filterError == nil ? .ok : .badRequest)
+    }
+
+    /// A whole-number query parameter within `range`, `nil` when it is missing or empty.
+    /// - Throws: ``DeadLetterAdminError`` 400 naming the parameter when it is not a number in `range`.
+    static func wholeNumber(_ query: FormItems, _ name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text = query.last(name), !text.isEmpty else { return nil }
+        guard text.utf8.count <= 10, let value = Int(text), range.contains(value) else {
+            throw DeadLetterAdminError.invalidParameter(
+                name,
+                "must be a whole number from \(range.lowerBound) to \(range.upperBound)"
+            )
+        }
+        return value
     }
 
     /// The sentence after an action, from `done=` and `count=` (never free text from the link).
@@ -190,7 +283,7 @@ extension DeadLetterAdminRoutes {
         }
     }
 
-    func letterDetail(_ id: String) async throws -> Response {
+    func letterDetail(_ id: String, request: Request) async throws -> Response {
         guard let (letter, sealed) = try await self.readForDetail(id) else {
             throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id))'")
         }
@@ -239,12 +332,15 @@ extension DeadLetterAdminRoutes {
             return row
         }
         let parked = letter.status == .parked
+        // A redrive and a park come back to this page; a delete goes to the list.
+        let here = "back=" + FormItems.encode(self.views.link("/letters/\(FormItems.encode(letter.id))"))
         values["redriveLink"] = self.views.link(
-            "/confirm?action=redrive&\(idFilter)" + (parked ? "&status=parked" : "")
+            "/confirm?action=redrive&\(idFilter)" + (parked ? "&status=parked" : "") + "&\(here)"
         )
         values["redriveLabel"] = parked ? "Unpark and redrive…" : "Redrive…"
-        if !parked { values["parkLink"] = self.views.link("/confirm?action=park&\(idFilter)") }
+        if !parked { values["parkLink"] = self.views.link("/confirm?action=park&\(idFilter)&\(here)") }
         values["deleteLink"] = self.views.link("/confirm?action=delete&\(idFilter)")
+        values["notice"] = Self.notice(try FormItems(encoded: request.uri.query))
         // Text payloads can be edited in place; binary and sealed ones with `dlq edit`.
         if sealed == nil, let raw = String(data: letter.payload, encoding: .utf8), letter.payload.count <= 256 * 1024 {
             var detail = values["letter"] as? [String: Any] ?? [:]

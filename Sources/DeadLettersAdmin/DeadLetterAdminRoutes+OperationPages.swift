@@ -17,6 +17,7 @@ extension DeadLetterAdminRoutes {
         routes.get("operations/:id") { request, context in
             try await self.operationDetail(Self.pathID(context), request: request)
         }
+        routes.get("instances") { _, _ in try await self.instanceList() }
         routes.post("operations/:id/cancel") { request, context in
             let id = try Self.pathID(context)
             _ = try await self.form(request)
@@ -25,14 +26,44 @@ extension DeadLetterAdminRoutes {
         }
     }
 
-    /// The Operations page: the newest 100 operations (of one state with `state=`).
+    /// How many operations a page of the Operations page shows.
+    static let operationPageSize = 100
+
+    /// The Operations page: operations newest first, a page at a time (of one state with `state=`); the
+    /// next page starts `before=` the last id of this one.
     func operationList(_ request: Request) async throws -> Response {
         let query = try FormItems(encoded: request.uri.query)
         let state = try query.last("state").flatMap { $0.isEmpty ? nil : try Self.operationState($0) }
-        let operations = try await self.queue.operations(states: state.map { [$0] } ?? [], limit: 100)
+        let before = query.last("before").flatMap { $0.isEmpty ? nil : $0 }
+        if let before, let problem = DeadLetter.idProblem(before) {
+            throw DeadLetterAdminError.invalidParameter("before", problem)
+        }
+        let offset = try Self.wholeNumber(query, "offset", in: 0...1_000_000_000) ?? 0
+        let size = Self.operationPageSize
+        // One more than a page, to know whether there is a next one.
+        var operations = try await self.queue.operations(
+            states: state.map { [$0] } ?? [],
+            before: before,
+            limit: size + 1
+        )
+        let more = operations.count > size
+        if more { operations.removeLast() }
         var values = self.pageValues("Operations", "Operations")
         values["rows"] = operations.map(self.operationRow)
         values["filtered"] = state != nil
+        let stateItem = state.map { "state=\($0.rawValue)&" } ?? ""
+        if !operations.isEmpty {
+            values["range"] =
+                "\(DashboardViews.count(offset + 1))–\(DashboardViews.count(offset + operations.count))"
+        }
+        if more, let last = operations.last {
+            values["nextLink"] = self.views.link(
+                "/operations?\(stateItem)before=\(FormItems.encode(last.id))&offset=\(offset + operations.count)"
+            )
+        }
+        if before != nil {
+            values["firstLink"] = self.views.link("/operations" + (state.map { "?state=\($0.rawValue)" } ?? ""))
+        }
         values["stateOptions"] = DeadLetterOperation.State.all.map { option -> [String: Any] in
             var row: [String: Any] = [
                 "name": option.rawValue,
@@ -42,6 +73,28 @@ extension DeadLetterAdminRoutes {
             return row
         }
         return try self.views.page("operations", values)
+    }
+
+    /// The Instances page: the service instances whose queues run (as `GET /api/v1/instances` lists them),
+    /// with the sources they handle and when each was last seen.
+    func instanceList() async throws -> Response {
+        let instances = try await self.queue.instances()
+        let now = self.clock.now()
+        var values = self.pageValues("Instances", "Instances")
+        values["rows"] = instances.map { instance -> [String: Any] in
+            [
+                "id": instance.id,
+                "host": instance.host,
+                "pid": instance.pid,
+                "version": instance.version,
+                "sources": instance.sources.isEmpty ? "—" : instance.sources.joined(separator: ", "),
+                "startedAt": DashboardViews.time(instance.startedAt),
+                "lastSeenAt": DashboardViews.time(instance.lastSeenAt),
+                "lastSeenAge": DashboardViews.age(now.timeIntervalSince(instance.lastSeenAt)),
+            ]
+        }
+        values["count"] = instances.count
+        return try self.views.page("instances", values)
     }
 
     /// One row of the Operations page.
@@ -130,6 +183,11 @@ extension DeadLetterAdminRoutes {
             if !unhandled.isEmpty { values["warning"] = Self.unhandledWarning(unhandled) }
         }
         if let notice = Self.notice(query) { values["notice"] = notice }
+        if let back = self.safeBack(query.last("back")) {
+            values["backLink"] = back
+            let toLetter = back.hasPrefix(self.views.link("/letters/"))
+            values["backLabel"] = toLetter ? "← Back to the letter" : "← Back to the letters"
+        }
         return try self.views.page("operation", values)
     }
 

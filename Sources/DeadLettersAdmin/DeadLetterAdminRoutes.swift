@@ -31,7 +31,7 @@ import Foundation
 /// /api/v1/dead-letters/{id}`, `POST /api/v1/redrive`, `POST /api/v1/purge`, `GET /api/v1/stats`,
 /// `GET /api/v1/groups`, `POST /api/v1/park`, `GET /api/v1/operations`, `GET /api/v1/operations/{id}`,
 /// `POST /api/v1/operations/{id}/cancel`, `GET /api/v1/instances`, `GET /metrics`, `GET /healthz`, and the
-/// dashboard at `GET /`.
+/// dashboard at `GET /` (with `/letters`, `/groups`, `/operations` and `/instances`).
 public struct DeadLetterAdminRoutes: Sendable {
     /// How the routes behave.
     public struct Configuration: Sendable {
@@ -172,7 +172,7 @@ public struct DeadLetterAdminRoutes: Sendable {
         ("api/v1/groups", [.get]), ("metrics", [.get]), ("healthz", [.get]), ("api/v1/park", [.post]),
         ("api/v1/operations", [.get]), ("api/v1/operations/:id", [.get]), ("api/v1/operations/:id/cancel", [.post]),
         ("api/v1/instances", [.get]), ("operations", [.get]), ("operations/:id", [.get]),
-        ("operations/:id/cancel", [.post]), ("letters/:id/edit", [.post]),
+        ("operations/:id/cancel", [.post]), ("letters/:id/edit", [.post]), ("instances", [.get]),
     ].map { (path: $0.0.split(separator: "/"), methods: $0.1) }
 
     /// The methods the route at `path` (the request's path, base path included) takes, or `nil` when no

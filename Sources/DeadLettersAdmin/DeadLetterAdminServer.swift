@@ -229,7 +229,8 @@ struct AdminNotFoundMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             let relative = path.dropFirst(self.routes.configuration.basePath.count)
             let isAPI = relative.hasPrefix("/api/") || relative == "/metrics" || relative == "/healthz"
-            if !isAPI, request.method == .get, request.headers[.accept]?.contains("text/html") == true,
+            if !isAPI, request.method == .get || request.method == .post,
+                AdminSecurityMiddleware<Context>.wantsHTML(request),
                 var page = self.routes.views.errorPage(answer)
             {
                 DashboardViews.addSecurityHeaders(to: &page.headers)

@@ -18,14 +18,15 @@ struct FormItems: Sendable, Hashable {
     static let maximumCount = 200
 
     /// Creates the pairs from the encoded text: `&`-separated, `+` for a space, `%XX` escapes.
+    /// - Parameter maximumCount: the most pairs it may hold; ``maximumCount`` by default.
     /// - Throws: ``DeadLetterAdminError`` 400 when an escape is invalid, a value is not UTF-8, or there are more
-    ///   than ``maximumCount`` pairs.
-    init(encoded: String?, what: String = "query") throws {
+    ///   than `maximumCount` pairs.
+    init(encoded: String?, what: String = "query", maximumCount: Int = Self.maximumCount) throws {
         self.items = []
         guard let encoded, !encoded.isEmpty else { return }
         for part in encoded.split(separator: "&", omittingEmptySubsequences: true) {
-            if self.items.count == Self.maximumCount {
-                throw DeadLetterAdminError.badRequest("\(what) has more than \(Self.maximumCount) parameters")
+            if self.items.count == maximumCount {
+                throw DeadLetterAdminError.badRequest("\(what) has more than \(maximumCount) parameters")
             }
             let pair = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let name = Self.decode(pair[0]) else {

@@ -427,7 +427,7 @@ struct AdminStoreFailureTests {
             let health = try await client.send(.get, "/healthz")
             #expect(health.status == .serviceUnavailable)
             #expect(try health.object()["status"] as? String == "unavailable")
-            let page = try await client.send(.get, "/")
+            let page = try await client.send(.get, "/", headers: [.accept: "text/html"])
             #expect(page.status == .internalServerError)
             #expect(page.headers[.contentType]?.hasPrefix("text/html") == true)
             #expect(!page.text.contains("hunter2"))

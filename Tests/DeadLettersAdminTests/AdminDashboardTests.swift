@@ -86,8 +86,12 @@ struct AdminDashboardTests {
         try await harness.run { client in
             let html = try await client.send(.get, "/letters?source=orders&status=dead").text
             #expect(html.contains(#"<span id="matching">7</span>"#))
-            #expect(html.contains(#"<option value="orders" selected>orders</option>"#))
-            #expect(html.contains(#"href="/confirm?action=redrive&amp;source=orders&amp;status=dead""#))
+            #expect(html.contains(#"<input type="checkbox" name="source" value="orders" checked> orders"#))
+            #expect(
+                html.contains(
+                    #"href="/confirm?action=redrive&amp;source=orders&amp;status=dead&amp;back=%2Fletters%3Fsource%3Dorders%26status%3Ddead""#
+                )
+            )
             for letter in harness.letters.filter({ $0.source == "orders" }) { #expect(html.contains(letter.id)) }
             #expect(!html.contains(harness.letters[6].id))
 
@@ -169,7 +173,11 @@ struct AdminDashboardTests {
             )
             #expect(done.status == .seeOther)
             let operation = try #require(try await harness.queue.operations(limit: 1).first)
-            #expect(done.headers[.location] == "/operations/\(operation.id)?done=redrive&count=6")
+            // With the way back to the filtered view the redrive came from.
+            #expect(
+                done.headers[.location]
+                    == "/operations/\(operation.id)?done=redrive&count=6&back=%2Fletters%3Fsource%3Dorders%26reason%3Dvalidation"
+            )
             #expect(try await harness.store.count(DeadLetterFilter(statuses: [.retrying])) == 9)
             let page = try await client.send(.get, "/operations/\(operation.id)?done=redrive&count=6").text
             #expect(page.contains("Redriven: 6 letters handed back to the running services."))
@@ -191,7 +199,7 @@ struct AdminDashboardTests {
             let purgeConfirm = try await client.send(.get, "/confirm?action=purge&source=payments")
             #expect(purgeConfirm.text.contains("Purge 3 letters?"))
             let purged = try await client.postForm("/actions/purge", "csrf=\(csrf)&source=payments")
-            #expect(purged.headers[.location] == "/letters?done=purge&count=3")
+            #expect(purged.headers[.location] == "/letters?source=payments&done=purge&count=3")
 
             let all = try await client.send(.get, "/confirm?action=purge")
             #expect(all.text.contains("Purge ALL 8 letters?"))
@@ -214,7 +222,7 @@ struct AdminDashboardTests {
         let fingerprint = harness.letters[0].fingerprint
         try await harness.run { client in
             let html = try await client.send(.get, "/groups").text
-            #expect(html.contains(#"<td class="num">6</td>"#))
+            #expect(html.contains(#"<td class="num" data-label="Letters">6</td>"#))
             #expect(html.contains("/letters?fingerprint=\(fingerprint)"))
             #expect(
                 html.contains("/confirm?action=redrive&amp;fingerprint=\(fingerprint)")

@@ -277,8 +277,8 @@ struct AdminOperationsTests {
             let confirm = try await client.send(.get, "/confirm?action=redrive&source=orders&reason=validation")
             #expect(
                 confirm.text.contains(
-                    #"<p class="warning" id="warning">No running service handles orders: "#
-                        + "these letters will wait until one starts.</p>"
+                    #"<p class="warning"><span id="warning">No running service handles orders: "#
+                        + #"these letters will wait until one starts.</span> <a href="/instances""#
                 )
             )
             #expect(confirm.text.contains(#"name="rate""#))
@@ -295,13 +295,14 @@ struct AdminOperationsTests {
             #expect(done.status == .seeOther)
             let location = try #require(done.headers[.location])
             let operation = try #require(try await harness.queue.operations(limit: 1).first)
-            #expect(location == "/operations/\(operation.id)?done=redrive&count=6")
+            #expect(location.hasPrefix("/operations/\(operation.id)?done=redrive&count=6&back="))
             #expect(operation.parameters.rate == 10)
             #expect(operation.actor == "anonymous@127.0.0.1")
 
             let page = try await client.send(.get, location).text
             #expect(page.contains(#"id="notice">Redriven: 6 letters"#))
             #expect(page.contains(#"id="warning">No running service handles orders"#))
+            #expect(page.contains(#"<a href="/instances" id="instances-link">Running instances →</a>"#))
             #expect(page.contains(#"<b id="count-pending">6</b>"#))
             #expect(page.contains(#"<meta http-equiv="refresh""#), "it reloads while it runs")
             #expect(page.contains(#"id="cancel-operation""#))

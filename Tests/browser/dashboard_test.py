@@ -177,11 +177,29 @@ def run(base, token, shots):
     driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(30)
 
-    def shot(name):
+    def shot(name, width=1280, max_height=2400):
+        driver.set_window_size(width, 1000)
         height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1280, max(800, min(height + 40, 2400)))
+        driver.set_window_size(width, max(800, min(height + 40, max_height)))
         driver.save_screenshot(os.path.join(shots, f"{name}.png"))
         driver.set_window_size(1280, 1000)
+
+    def layout_problems():
+        """How many pixels the page is wider than the window, and the elements that stick out of the window or
+        out of their panel (a panel of the overview's grid clips what sticks out)."""
+        return driver.execute_script("""
+            const width = document.documentElement.clientWidth;
+            const name = e => e.tagName + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '');
+            const out = [];
+            for (const e of document.querySelectorAll('body *')) {
+                if (e.closest('pre, details:not([open]) > :not(summary)')) continue;
+                const box = e.getBoundingClientRect();
+                if (box.width === 0 && box.height === 0) continue;
+                if (box.right > width + 1) { out.push('window: ' + name(e)); continue; }
+                const panel = e.parentElement && e.parentElement.closest('.panel');
+                if (panel && box.right > panel.getBoundingClientRect().right + 1) out.push('panel: ' + name(e));
+            }
+            return [document.documentElement.scrollWidth - width, out.slice(0, 8)];""")
 
     def text(selector):
         return driver.find_element(By.CSS_SELECTOR, selector).text.strip()
@@ -343,6 +361,118 @@ def run(base, token, shots):
             return [document.documentElement.scrollWidth - width, wide];""")
         checks.expect(overflow <= 0, f"the letter page fits a 400 px phone: {overflow} px too wide: {wide}")
         driver.set_window_size(1280, 1000)
+        print("a bad filter, an unknown page, the instances")
+        driver.get(base + "/letters?source=orders&since=bogus")
+        checks.expect("must be" in text("#since-error"), f"a bad 'since' is said beside its field: {text('#since-error')}")
+        checks.expect(driver.find_element(By.ID, "since").get_attribute("value") == "bogus",
+                      "the form keeps what was typed")
+        shot("10-bad-filter")
+        driver.get(base + "/no/such/page")
+        checks.expect(driver.find_element(By.TAG_NAME, "h1").text == "404 Not Found",
+                      "an unknown path is an HTML page for a browser")
+        checks.expect("no such path" in text("#error-message"), "it says what was not found")
+        driver.get(base + "/instances")
+        checks.expect(len(driver.find_elements(By.ID, "no-instances")) == 1,
+                      "the Instances page says no service runs (only dlq serve does)")
+        checks.expect(driver.find_element(By.CSS_SELECTOR, "header nav a.on").text == "Instances",
+                      "the Instances page is in the navigation")
+
+        print("paging and page size")
+        driver.get(base + "/letters?size=5")
+        checks.expect(text("#range") == f"1–5 of {len(specs)}", f"the list says which letters it shows: {text('#range')}")
+        submit("next-page")
+        checks.expect(text("#range") == f"6–10 of {len(specs)}", f"the next page goes on: {text('#range')}")
+        checks.expect(len(driver.find_elements(By.CSS_SELECTOR, "#letters tbody tr")) == 5, "5 letters a page")
+
+        print("selection and the per-row menu")
+        driver.get(base + "/letters?source=webhooks")
+        boxes = driver.find_elements(By.CSS_SELECTOR, "#letters tbody input[type=checkbox]")
+        checks.expect(len(boxes) == 2, f"a checkbox per row: {len(boxes)}")
+        for box in boxes:
+            box.click()
+        submit("park-selected")
+        checks.expect(text("#question") == "Park 2 letters?", f"the ticked letters go to the confirmation: {text('#question')}")
+        shot("11-confirm-selection")
+        submit("confirm")
+        checks.expect("source=webhooks" in driver.current_url and text("#notice").startswith("Parked: 2 letters"),
+                      f"back on the filtered view with the result: {driver.current_url}")
+        stats = json.loads(http(base, "/api/v1/stats?source=webhooks", token)[1])
+        checks.expect(stats["byStatus"].get("parked") == 2, f"both are parked: {stats['byStatus']}")
+        operations = json.loads(http(base, "/api/v1/operations?limit=1", token)[1])
+        checks.expect(operations and operations[0]["kind"] == "park" and len(operations[0]["filter"].get("ids", [])) == 2,
+                      f"recorded as a park of the 2 ids: {operations[:1]}")
+        menu = driver.find_element(By.CSS_SELECTOR, "#letters tbody tr details.rowmenu")
+        menu.find_element(By.TAG_NAME, "summary").click()
+        click_and_load(menu.find_element(By.CSS_SELECTOR, "a.redrive-row"))
+        checks.expect(text("#question") == "Redrive 1 letter?", f"a row's menu opens its confirmation: {text('#question')}")
+        driver.get(base + "/letters?source=orders")
+        click_and_load(driver.find_element(By.ID, "select-all"))
+        checks.expect("All" in text("#selection-note") and "are selected" in text("#selection-note"),
+                      f"select all matching: {text('#selection-note')}")
+        submit("redrive-selected")
+        checks.expect(text("#question").startswith("Redrive ") and "letters?" in text("#question"),
+                      f"the whole filter goes to the confirmation: {text('#question')}")
+
+        print("a sign-in that ended")
+        driver.delete_cookie("dlq_session")
+        driver.add_cookie({"name": "dlq_session", "value": "0" * 64, "path": "/"})
+        driver.get(base + "/letters?source=emails")
+        checks.expect("/signin" in driver.current_url and "Your sign-in has ended" in text("#alert"),
+                      f"an unknown session goes back to sign-in with a notice: {driver.current_url}")
+        driver.find_element(By.ID, "token").send_keys(token)
+        submit("signin")
+        checks.expect(driver.current_url.endswith("/letters?source=emails"),
+                      f"signed in again, back where it was: {driver.current_url}")
+
+        print("every page from 360 to 1,920 px")
+        group_fp = json.loads(http(base, "/api/v1/groups?limit=1", token)[1])[0]["fingerprint"]
+        pages = [("overview", "/"), ("letters", "/letters"), ("letter", f"/letters/{hostile_id}"),
+                 ("letter-json", f"/letters/{orders_id}"), ("groups", "/groups"), ("operations", "/operations"),
+                 ("operation", operation_url.replace(base, "")), ("instances", "/instances"),
+                 ("confirm", f"/confirm?action=redrive&fingerprint={group_fp}"), ("sign-in", "/signin"),
+                 ("error", "/no/such/page"), ("bad filter", "/letters?since=bogus")]
+        for width in [360, 768, 1400, 1920]:
+            driver.set_window_size(width, 1000)
+            for name, path in pages:
+                driver.get(base + path)
+                overflow, wide = layout_problems()
+                checks.expect(overflow <= 0 and not wide,
+                              f"{name} at {width} px: {overflow} px too wide, sticking out: {wide}")
+            if width == 360:
+                driver.get(base + "/groups")
+                split = driver.execute_script("""
+                    // Words (up to 30 characters) of the groups table drawn on two lines: broken mid-word.
+                    const out = [];
+                    const walker = document.createTreeWalker(document.querySelector('#groups'), NodeFilter.SHOW_TEXT);
+                    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                        const re = /\\S+/g; let m;
+                        while ((m = re.exec(node.textContent))) {
+                            if (m[0].length > 30) continue;
+                            const range = document.createRange();
+                            range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+                            const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+                            if (lines.size > 1) out.push(m[0]);
+                        }
+                    }
+                    return out.slice(0, 8);""")
+                checks.expect(not split, f"the Groups page breaks no word mid-word on a phone: {split}")
+                driver.get(base + "/letters")
+                display = driver.execute_script(
+                    "return getComputedStyle(document.querySelector('#letters thead')).display")
+                checks.expect(display == "none", "on a phone the letter list is cards (no table header)")
+        driver.set_window_size(1280, 1000)
+        driver.get(base + "/")
+        shot("02-overview-after")
+        # The README's phone picture (docs/dashboard-phone.png): the list as cards, below the filter form.
+        driver.set_window_size(390, 1000)
+        driver.get(base + "/letters?source=orders&size=25")
+        driver.execute_script("document.querySelector('#selection').scrollIntoView()")
+        driver.save_screenshot(os.path.join(shots, "12-letters-phone.png"))
+        driver.set_window_size(1280, 1000)
+        driver.get(base + "/groups")
+        shot("13-groups-phone", width=390)
+        driver.get(base + "/letters?source=orders&source=payments&since=bogus")
+        shot("14-filters-phone", width=390, max_height=1000)
 
         print("live: the overview refreshes itself, and its chart")
         driver.get(base + "/")
