@@ -133,6 +133,9 @@ extension DeadLetterAdminRoutes {
 
         var values = self.pageValues("Letters", "Letters")
         values["matching"] = DashboardViews.count(matching)
+        // The count, the rows and the range refresh themselves every 5 seconds while the page is visible and
+        // nothing is ticked.
+        values["live"] = 5000
         values["matchingOne"] = matching == 1
         values["filtered"] = !filterItems.items.isEmpty
         // This view (the filter and the page size) and the links made from it.

@@ -176,7 +176,11 @@ extension DeadLetterAdminRoutes {
         if cancellable {
             values["cancelURL"] = self.views.link("/operations/\(FormItems.encode(operation.id))/cancel")
         }
-        if operation.state == .running { values["refresh"] = Self.operationRefreshSeconds }
+        if operation.state == .running {
+            // Refreshed in place by the page's script while it runs; reloaded whole without JavaScript.
+            values["live"] = Self.operationRefreshSeconds * 1000
+            values["refresh"] = Self.operationRefreshSeconds
+        }
         if operation.kind == .redrive, operation.state == .running, operation.counts.pending > 0 {
             let sources = try await self.pendingSources(operation)
             let unhandled = await self.unhandledSources(sources)

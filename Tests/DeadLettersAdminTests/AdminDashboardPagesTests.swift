@@ -139,18 +139,20 @@ struct AdminDashboardPagesTests {
         let harness = try await AdminHarness()
         try await harness.run { client in
             let first = try await client.send(.get, "/letters?size=5").text
-            #expect(first.contains(#"<span id="range">1–5 of 12</span>"#))
+            #expect(first.contains(#"<table id="letters" class="letter-cards" data-live>"#), "its rows refresh")
+            #expect(first.contains("<script nonce="))
+            #expect(first.contains(#"<span id="range" data-live>1–5 of 12</span>"#))
             #expect(first.contains(#"<a href="/letters?size=25">25</a>"#))
             let next = try link("next-page", in: first)
             #expect(next.hasPrefix("/letters?size=5&cursor="))
             #expect(next.hasSuffix("&offset=5"))
             let second = try await client.send(.get, next).text
-            #expect(second.contains(#"<span id="range">6–10 of 12</span>"#))
+            #expect(second.contains(#"<span id="range" data-live>6–10 of 12</span>"#))
             #expect(harness.letters[5..<10].allSatisfy { second.contains($0.id) })
             #expect(!second.contains(harness.letters[4].id))
             #expect(try link("first-page", in: second) == "/letters?size=5")
             let third = try await client.send(.get, try link("next-page", in: second)).text
-            #expect(third.contains(#"<span id="range">11–12 of 12</span>"#))
+            #expect(third.contains(#"<span id="range" data-live>11–12 of 12</span>"#))
             #expect(!third.contains(#"id="next-page""#))
 
             let bad = try await client.send(.get, "/letters?size=0", headers: browser)

@@ -304,7 +304,14 @@ struct AdminOperationsTests {
             #expect(page.contains(#"id="warning">No running service handles orders"#))
             #expect(page.contains(#"<a href="/instances" id="instances-link">Running instances →</a>"#))
             #expect(page.contains(#"<b id="count-pending">6</b>"#))
-            #expect(page.contains(#"<meta http-equiv="refresh""#), "it reloads while it runs")
+            #expect(
+                page.contains(#"<noscript><meta http-equiv="refresh""#),
+                "it reloads while it runs, without JavaScript"
+            )
+            #expect(
+                page.contains(#"<div id="operation-live" data-live>"#) && page.contains("<script nonce="),
+                "in place with it"
+            )
             #expect(page.contains(#"id="cancel-operation""#))
             #expect(page.contains(#"<dd class="mono">orders</dd>"#), "the filter")
 
