@@ -74,9 +74,10 @@ struct DashboardViews: Sendable {
     ) throws -> Response {
         var context = values
         context["base"] = self.basePath
-        // A page that refreshes itself (`live`) carries the one script the policy allows: by a nonce made for
-        // this response alone, so no other script (a payload that slipped through escaping) can run.
-        let nonce = context["live"] == nil ? nil : Self.nonce()
+        // A page that refreshes itself (`live`) or has copy buttons (`copy`) carries the one script the policy
+        // allows: by a nonce made for this response alone, so no other script (a payload that slipped through
+        // escaping) can run.
+        let nonce = context["live"] == nil && context["copy"] == nil ? nil : Self.nonce()
         context["nonce"] = nonce
         guard let html = self.library.render(context, withTemplate: template) else {
             throw DeadLetterAdminError.internalError

@@ -296,6 +296,7 @@ extension DeadLetterAdminRoutes {
             ?? DashboardViews.payload(letter.payload, contentType: letter.contentType)
         let idFilter = "id=\(FormItems.encode(letter.id))"
         var values = self.pageValues("Letter \(letter.id)", "Letters")
+        values["copy"] = true
         values["letter"] =
             [
                 "id": letter.id,
@@ -379,6 +380,7 @@ extension DeadLetterAdminRoutes {
     func groupList() async throws -> Response {
         let groups = try await self.queue.groups(limit: 200)
         var values = self.pageValues("Groups", "Groups")
+        values["copy"] = true
         values["groups"] = groups.map(self.groupRow)
         values["empty"] = groups.isEmpty
         return try self.views.page("groups", values)

@@ -75,8 +75,11 @@ struct AdminDashboardTests {
             }
             #expect(nonces[0] != nonces[1])
             let letter = try await client.send(.get, "/letters/\(harness.letters[0].id)")
-            #expect(!letter.text.contains("<script"), "a page that does not refresh has no script")
-            #expect(letter.headers[.contentSecurityPolicy]?.contains("script-src") == false)
+            #expect(letter.text.contains(#"data-copy="\#(harness.letters[0].fingerprint)" hidden>Copy</button>"#))
+            #expect(letter.text.components(separatedBy: "<script").count == 2, "its copy button's script")
+            let signIn = try await client.send(.get, "/signin")
+            #expect(!signIn.text.contains("<script"), "a page without live parts or copy buttons has no script")
+            #expect(signIn.headers[.contentSecurityPolicy]?.contains("script-src") == false)
         }
     }
 

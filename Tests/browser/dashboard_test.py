@@ -262,9 +262,17 @@ def run(base, token, shots):
         checks.expect(text("#payload") == SCRIPT_PAYLOAD, "the <script> payload shows as text")
         checks.expect(driver.title.startswith("Letter "), f"the payload's script did not run (title: {driver.title})")
         checks.expect(driver.execute_script("return typeof window.pwned") == "undefined", "window.pwned is not set")
-        checks.expect(driver.execute_script("return document.querySelectorAll('script, img').length") == 0,
-                      "no script or img element made it into the page")
+        checks.expect(driver.execute_script("return document.querySelectorAll('img').length") == 0,
+                      "no img element made it into the page")
+        checks.expect(driver.execute_script(
+            "return [...document.scripts].map(s => s.nonce.length > 0 && !s.src).join()") == "true",
+                      "one script, the page's own (by its nonce): none from the payload")
         checks.expect(text("#error-message") == "unexpected <b>markup</b> in body", "markup in the error is text")
+        copy = driver.find_element(By.ID, "copy-fingerprint")
+        checks.expect(copy.is_displayed(), "the fingerprint has a copy button (shown by the page's script)")
+        copy.click()
+        WebDriverWait(driver, 5).until(lambda d: copy.text != "Copy")
+        checks.expect(copy.text in ("Copied", "Selected: copy it", "Select and copy"), f"the copy button answers: {copy.text}")
         shot("04-letter-script-payload")
         orders_id = json.loads(http(base, "/api/v1/dead-letters?source=orders&limit=1", token)[1])["items"][0]["id"]
         driver.get(base + f"/letters/{orders_id}")
