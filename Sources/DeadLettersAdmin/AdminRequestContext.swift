@@ -16,10 +16,11 @@ struct AdminRequestContext: RequestContext, RemoteAddressRequestContext {
 
 extension DeadLetterAdminRoutes {
     /// Who sent a request, for the letters' history: with a token, the token's name (`admin` for the single
-    /// `--token`); without one, `anonymous@<remote address>` (just `anonymous` when the context does not know
+    /// `--token`, the name given with each of ``Configuration/tokens``); without one, `anonymous@<remote address>` (just `anonymous` when the context does not know
     /// the address).
     func actor(_ context: some RequestContext) -> String {
-        if self.configuration.token != nil { return "admin" }
+        if let identity = AdminIdentity.current { return identity.name }
+        if self.configuration.hasTokens { return "admin" }
         guard let address = (context as? any RemoteAddressRequestContext)?.remoteAddress else { return "anonymous" }
         return "anonymous@\(address.ipAddress ?? address.pathname ?? "unknown")"
     }

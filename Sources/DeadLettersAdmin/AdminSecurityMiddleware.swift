@@ -25,20 +25,29 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             try self.checkHost(request)
             try self.checkCrossSite(request, isAPI: isAPI)
-            if path != "/healthz", let token = self.admin.configuration.token {
-                if let redirect = try self.authenticate(request, token: token, path: path, isAPI: isAPI) {
-                    return redirect
+            var identity: AdminIdentity?
+            if path != "/healthz", self.admin.configuration.hasTokens {
+                switch try self.authenticate(request, path: path, isAPI: isAPI) {
+                case .redirect(let redirect): return redirect
+                case .identity(let who): identity = who
+                case .anyone: break
                 }
             }
-            var response: Response
-            if request.method == .get || request.method == .head, path != "/healthz", path != "/metrics" {
-                // Reads have a deadline (those two keep shorter ones of their own); changes are bounded by the
-                // store's deadlines, and are not cut short between their steps.
-                response = try await AdminDeadline.run(self.admin.configuration.requestTimeout) {
-                    try await next(request, context)
+            if let identity,
+                let needed = AdminRole.needed(method: request.method, path: path, query: request.uri.query),
+                identity.role < needed
+            {
+                throw DeadLetterAdminError.roleNeeded(needed, identity: identity)
+            }
+            var response: Response = try await AdminIdentity.$current.withValue(identity) {
+                if request.method == .get || request.method == .head, path != "/healthz", path != "/metrics" {
+                    // Reads have a deadline (those two keep shorter ones of their own); changes are bounded by
+                    // the store's deadlines, and are not cut short between their steps.
+                    return try await AdminDeadline.run(self.admin.configuration.requestTimeout) {
+                        try await next(request, context)
+                    }
                 }
-            } else {
-                response = try await next(request, context)
+                return try await next(request, context)
             }
             if isAPI {
                 response.headers[.xContentTypeOptions] = "nosniff"
@@ -116,7 +125,7 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Without a token, only loopback `Host` names: a DNS-rebinding page has its own name in `Host`.
     private func checkHost(_ request: Request) throws {
         let configuration = self.admin.configuration
-        guard configuration.token == nil, configuration.loopbackHostsOnlyWithoutToken,
+        guard !configuration.hasTokens, configuration.loopbackHostsOnlyWithoutToken,
             let authority = request.head.authority, !authority.isEmpty
         else { return }
         guard Self.isLoopbackAuthority(authority) else {
@@ -167,43 +176,55 @@ struct AdminSecurityMiddleware<Context: RequestContext>: RouterMiddleware {
         return nil
     }
 
+    /// What authentication found: who sent the request, or a redirect to the sign-in page.
+    enum Authentication {
+        case identity(AdminIdentity)
+        /// A page that needs no sign-in (the sign-in page itself).
+        case anyone
+        case redirect(Response)
+    }
+
     /// Checks the bearer token or the session cookie.
-    /// - Returns: a redirect to the sign-in page for a dashboard page, or `nil` when the request may go on.
-    private func authenticate(_ request: Request, token: String, path: String, isAPI: Bool) throws -> Response? {
+    /// - Returns: who sent the request, or a redirect to the sign-in page for a dashboard page.
+    private func authenticate(_ request: Request, path: String, isAPI: Bool) throws -> Authentication {
         if let authorization = request.headers[.authorization] {
             let prefix = "bearer "
             guard authorization.lowercased().hasPrefix(prefix) else { throw DeadLetterAdminError.unauthorized }
-            guard Self.constantTimeEqual(String(authorization.dropFirst(prefix.count)), token) else {
+            guard let identity = self.admin.identity(forToken: String(authorization.dropFirst(prefix.count))) else {
                 throw DeadLetterAdminError.wrongToken
             }
-            return nil
+            return .identity(identity)
         }
         if let session = request.cookies[SessionStore.cookieName]?.value,
-            self.admin.sessions.isValid(session, now: self.admin.clock.now())
+            let identity = self.admin.sessions.identity(session, now: self.admin.clock.now())
         {
-            return nil
+            return .identity(identity)
         }
-        if !isAPI, path == "/signin" { return nil }
+        if !isAPI, path == "/signin" { return .anyone }
         // A session cookie this server does not know: the sign-in expired, or the server restarted (perhaps
         // with another token) since the page was opened. The sign-in page says so.
         let ended = request.cookies[SessionStore.cookieName] != nil ? "&ended=1" : ""
         if !isAPI, request.method == .get {
             let next = FormItems.encode(request.uri.path + (request.uri.query.map { "?" + $0 } ?? ""))
-            return Response(
-                status: .seeOther,
-                headers: [
-                    .location: self.admin.views.link("/signin?next=\(next)\(ended)"), .cacheControl: "no-store",
-                ]
+            return .redirect(
+                Response(
+                    status: .seeOther,
+                    headers: [
+                        .location: self.admin.views.link("/signin?next=\(next)\(ended)"), .cacheControl: "no-store",
+                    ]
+                )
             )
         }
         if !isAPI, request.method == .post, Self.wantsHTML(request) {
             // A form of a page opened before: back to sign-in, then to the page the form was on.
             let next = FormItems.encode(self.refererPath(request) ?? self.admin.views.link("/"))
-            return Response(
-                status: .seeOther,
-                headers: [
-                    .location: self.admin.views.link("/signin?next=\(next)\(ended)"), .cacheControl: "no-store",
-                ]
+            return .redirect(
+                Response(
+                    status: .seeOther,
+                    headers: [
+                        .location: self.admin.views.link("/signin?next=\(next)\(ended)"), .cacheControl: "no-store",
+                    ]
+                )
             )
         }
         throw DeadLetterAdminError.unauthorized
@@ -239,32 +260,34 @@ final class SessionStore: Sendable {
     static let cookieName = "dlq_session"
     static let maximumCount = 1000
     let duration: Duration
-    private let sessions = Mutex<[String: Date]>([:])
+    private let sessions = Mutex<[String: (expiry: Date, identity: AdminIdentity)]>([:])
 
     init(duration: Duration) {
         self.duration = duration
     }
 
-    /// Starts a session and returns its id.
-    func start(now: Date) -> String {
+    /// Starts a session for `identity` and returns its id.
+    func start(_ identity: AdminIdentity, now: Date) -> String {
         let id = Self.randomToken()
         self.sessions.withLock { sessions in
-            sessions = sessions.filter { $0.value > now }
-            if sessions.count >= Self.maximumCount, let oldest = sessions.min(by: { $0.value < $1.value }) {
+            sessions = sessions.filter { $0.value.expiry > now }
+            if sessions.count >= Self.maximumCount, let oldest = sessions.min(by: { $0.value.expiry < $1.value.expiry })
+            {
                 sessions[oldest.key] = nil
             }
-            sessions[id] = now.adding(self.duration)
+            sessions[id] = (now.adding(self.duration), identity)
         }
         return id
     }
 
-    func isValid(_ id: String, now: Date) -> Bool {
+    /// Who signed in with the session `id`, while it lasts.
+    func identity(_ id: String, now: Date) -> AdminIdentity? {
         self.sessions.withLock { sessions in
-            var valid = false
-            for (key, expiry) in sessions where expiry > now {
-                valid = AdminSecurityMiddleware<BasicRequestContext>.constantTimeEqual(key, id) || valid
+            var found: AdminIdentity?
+            for (key, session) in sessions where session.expiry > now {
+                if AdminSecurityMiddleware<BasicRequestContext>.constantTimeEqual(key, id) { found = session.identity }
             }
-            return valid
+            return found
         }
     }
 

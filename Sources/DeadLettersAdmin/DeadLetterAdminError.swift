@@ -63,6 +63,16 @@ extension DeadLetterAdminError {
         Self(status: .badRequest, code: "invalidBody", message: "field '\(name)': \(problem)")
     }
 
+    /// 403: the token's role is below the one the request needs; says which.
+    static func roleNeeded(_ needed: AdminRole, identity: AdminIdentity) -> Self {
+        Self(
+            status: .forbidden,
+            code: "roleNeeded",
+            message: "this needs the \(needed.rawValue) role; the token '\(identity.name)' has the "
+                + "\(identity.role.rawValue) role"
+        )
+    }
+
     static func notFound(_ message: String) -> Self {
         Self(status: .notFound, code: "notFound", message: message)
     }

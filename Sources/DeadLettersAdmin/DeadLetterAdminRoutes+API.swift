@@ -54,7 +54,7 @@ extension DeadLetterAdminRoutes {
         bytes += Array(#"{"items":["#.utf8)
         for (index, letter) in page.letters.enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            DeadLetterJSON.encode(letter, into: &bytes)
+            Self.encode(letter, into: &bytes)
         }
         bytes += Array(#"],"nextCursor":"#.utf8)
         bytes += Array(JSONText.stringOrNull(page.nextCursor.map(AdminCursor.encode)).utf8)
@@ -66,9 +66,24 @@ extension DeadLetterAdminRoutes {
         guard let letter = try await self.queue.letter(id: id) else {
             throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id))'")
         }
-        var bytes = DeadLetterJSON.encode(letter)
+        var bytes: [UInt8] = []
+        Self.encode(letter, into: &bytes)
         bytes.append(UInt8(ascii: "\n"))
         return Self.json(bytes)
+    }
+
+    /// A letter as the API answers it: the stored format; for a viewer, with an empty payload and
+    /// `"payloadHidden":true` (reading payloads needs the operator role).
+    static func encode(_ letter: DeadLetter, into bytes: inout [UInt8]) {
+        guard AdminIdentity.current?.role == .viewer else { return DeadLetterJSON.encode(letter, into: &bytes) }
+        var hidden = letter
+        hidden.payload = Data()
+        var object = DeadLetterJSON.encode(hidden)
+        if object.last == UInt8(ascii: "}") {
+            object.removeLast()
+            object += Array(#","payloadHidden":true}"#.utf8)
+        }
+        bytes += object
     }
 
     func delete(_ id: String, actor: String) async throws -> Response {
@@ -221,7 +236,7 @@ extension DeadLetterAdminRoutes {
         }
         // /healthz needs no token: the reason is given only when no route needs one either.
         var body = #"{"status":"unavailable""#
-        if self.configuration.token == nil { body += #","reason":"# + JSONText.string(problem) }
+        if !self.configuration.hasTokens { body += #","reason":"# + JSONText.string(problem) }
         return Self.json(Array((body + "}\n").utf8), status: .serviceUnavailable)
     }
 

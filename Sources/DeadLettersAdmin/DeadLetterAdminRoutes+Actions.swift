@@ -238,7 +238,7 @@ extension DeadLetterAdminRoutes {
     // MARK: Sign-in
 
     func signInPage(_ request: Request, failed: Bool = false) throws -> Response {
-        guard self.configuration.token != nil else { return Self.redirect(self.views.link("/")) }
+        guard self.configuration.hasTokens else { return Self.redirect(self.views.link("/")) }
         let query = try FormItems(encoded: request.uri.query)
         var values = self.pageValues("Sign in", "SignIn")
         values["signedIn"] = false
@@ -253,17 +253,17 @@ extension DeadLetterAdminRoutes {
     }
 
     func signIn(_ request: Request) async throws -> Response {
-        guard let token = self.configuration.token else { return Self.redirect(self.views.link("/")) }
+        guard self.configuration.hasTokens else { return Self.redirect(self.views.link("/")) }
         let form = try await self.form(request)
         let given = form.last("token") ?? ""
-        guard AdminSecurityMiddleware<BasicRequestContext>.constantTimeEqual(given, token) else {
+        guard let identity = self.identity(forToken: given) else {
             var values = self.pageValues("Sign in", "SignIn")
             values["signedIn"] = false
             values["next"] = self.safeNext(form.last("next"))
             values["failed"] = true
             return try self.views.page("signin", values, status: .unauthorized)
         }
-        let session = self.sessions.start(now: self.clock.now())
+        let session = self.sessions.start(identity, now: self.clock.now())
         let maxAge = Int(self.configuration.sessionDuration.components.seconds)
         let cookie =
             "\(SessionStore.cookieName)=\(session); Path=\(self.mountPath); Max-Age=\(maxAge); HttpOnly; SameSite=Strict"
@@ -284,5 +284,15 @@ extension DeadLetterAdminRoutes {
             !next.contains("\\"), !next.unicodeScalars.contains(where: { $0.value < 0x21 })
         else { return home }
         return next
+    }
+
+    /// The name and role of the token `given`, compared with every token in constant time; `nil` for none.
+    func identity(forToken given: String) -> AdminIdentity? {
+        var found: AdminIdentity?
+        for token in self.configuration.allTokens
+        where AdminSecurityMiddleware<BasicRequestContext>.constantTimeEqual(given, token.token) {
+            found = AdminIdentity(name: token.name, role: token.role)
+        }
+        return found
     }
 }

@@ -34,7 +34,7 @@ extension DeadLetterAdminRoutes {
         [
             "title": title,
             "csrf": self.formToken,
-            "signedIn": self.configuration.token != nil,
+            "signedIn": self.configuration.hasTokens,
             "nav\(section)": true,
         ]
     }
@@ -291,9 +291,12 @@ extension DeadLetterAdminRoutes {
             throw DeadLetterAdminError.notFound("no dead letter has the id '\(Self.shortened(id))'")
         }
         let now = self.clock.now()
+        let viewer = AdminIdentity.current?.role == .viewer
         let payload =
-            sealed.map { (text: $0.message, kind: "encrypted, not shown") }
-            ?? DashboardViews.payload(letter.payload, contentType: letter.contentType)
+            viewer
+            ? (text: "Hidden: reading payloads needs the operator role.", kind: "not shown to viewers")
+            : sealed.map { (text: $0.message, kind: "encrypted, not shown") }
+                ?? DashboardViews.payload(letter.payload, contentType: letter.contentType)
         let idFilter = "id=\(FormItems.encode(letter.id))"
         var values = self.pageValues("Letter \(letter.id)", "Letters")
         values["copy"] = true
@@ -346,7 +349,9 @@ extension DeadLetterAdminRoutes {
         values["deleteLink"] = self.views.link("/confirm?action=delete&\(idFilter)")
         values["notice"] = Self.notice(try FormItems(encoded: request.uri.query))
         // Text payloads can be edited in place; binary and sealed ones with `dlq edit`.
-        if sealed == nil, let raw = String(data: letter.payload, encoding: .utf8), letter.payload.count <= 256 * 1024 {
+        if sealed == nil, !viewer, let raw = String(data: letter.payload, encoding: .utf8),
+            letter.payload.count <= 256 * 1024
+        {
             var detail = values["letter"] as? [String: Any] ?? [:]
             detail["editable"] = true
             // The bytes as stored, not the pretty-printed view: an edit changes only what the person changed. (A

@@ -39,6 +39,10 @@ public struct DeadLetterAdminRoutes: Sendable {
         /// dashboard's sign-in cookie); `nil` for none, which is safe only on a loopback address.
         /// Default `nil`.
         public var token: String?
+        /// Named tokens with roles (``AdminRole``): each request is allowed what its token's role allows, and
+        /// the token's name is who acts in the letters' history. A ``token`` counts as one more, named `admin`
+        /// with the `admin` role. Default none.
+        public var tokens: [AdminToken] = []
         /// The largest request body accepted, in bytes; larger bodies are answered with 413. Default 1 MiB.
         public var maximumBodySize: Int
         /// The path the routes are mounted at, such as `/dlq`; the dashboard's links and its cookie use it.
@@ -78,6 +82,14 @@ public struct DeadLetterAdminRoutes: Sendable {
             self.loopbackHostsOnlyWithoutToken = true
         }
 
+        /// Every token the routes accept: the named ``tokens`` and the single ``token`` as `admin`.
+        var allTokens: [AdminToken] {
+            self.tokens + (self.token.map { [AdminToken(name: "admin", role: .admin, token: $0)] } ?? [])
+        }
+
+        /// Whether requests must carry a token.
+        var hasTokens: Bool { self.token != nil || !self.tokens.isEmpty }
+
         /// Checks every value.
         /// - Throws: ``DeadLetters/DeadLetterError`` `invalidConfiguration` naming the field.
         public func validate() throws {
@@ -90,6 +102,7 @@ public struct DeadLetterAdminRoutes: Sendable {
                     throw invalid("token", "must be printable ASCII without spaces")
                 }
             }
+            try AdminToken.validate(self.allTokens)
             if self.maximumBodySize < 1 { throw invalid("maximumBodySize", "must be at least 1 byte") }
             if !self.basePath.isEmpty, !self.basePath.hasPrefix("/") || self.basePath.hasSuffix("/") {
                 throw invalid("basePath", "must be empty or start with '/' and not end with '/'")

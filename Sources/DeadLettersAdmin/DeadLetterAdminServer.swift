@@ -32,6 +32,8 @@ public struct DeadLetterAdminServer: Service {
         public var port: Int
         /// The token every request but `/healthz` must carry; `nil` for none. Default `nil`.
         public var token: String?
+        /// Named tokens with roles; see ``DeadLetterAdminRoutes/Configuration/tokens``. Default none.
+        public var tokens: [AdminToken] = []
         /// The largest request body accepted, in bytes. Default 1 MiB.
         public var maximumBodySize: Int
         /// How long a read may take before it is answered 503 `timeout`. Default 30 s.
@@ -74,7 +76,10 @@ public struct DeadLetterAdminServer: Service {
             if !(0...65535).contains(self.port) {
                 throw DeadLetterError(code: .invalidConfiguration, message: "must be 0 to 65535", field: "port")
             }
-            if self.token == nil, !Self.isLoopback(self.host) {
+            var routes = DeadLetterAdminRoutes.Configuration(token: self.token)
+            routes.tokens = self.tokens
+            try AdminToken.validate(routes.allTokens)
+            if self.token == nil, self.tokens.isEmpty, !Self.isLoopback(self.host) {
                 throw DeadLetterError(
                     code: .invalidConfiguration,
                     message: "refusing to listen on \(self.host) without a token: anyone who can reach it could "
@@ -117,6 +122,7 @@ public struct DeadLetterAdminServer: Service {
             token: configuration.token,
             maximumBodySize: configuration.maximumBodySize
         )
+        routes.tokens = configuration.tokens
         routes.requestTimeout = configuration.requestTimeout
         routes.healthTimeout = configuration.healthTimeout
         self.routes = try DeadLetterAdminRoutes(queue: queue, registry: registry, configuration: routes, clock: clock)

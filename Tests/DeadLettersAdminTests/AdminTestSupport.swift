@@ -29,6 +29,7 @@ struct AdminHarness: Sendable {
     ///   - store: the store; a new memory store by default.
     init(
         token: String? = nil,
+        tokens: [AdminToken] = [],
         maximumBodySize: Int = 4096,
         seed: Bool = true,
         store: (any DeadLetterStore)? = nil,
@@ -51,6 +52,7 @@ struct AdminHarness: Sendable {
             maximumBodySize: maximumBodySize
         )
         server.requestTimeout = requestTimeout
+        server.tokens = tokens
         self.server = try DeadLetterAdminServer(
             queue: self.queue,
             registry: self.registry,
