@@ -29,6 +29,12 @@ extension DeadLetterAdminRoutes {
         self.addOperationPageRoutes(to: routes)
     }
 
+    /// Whether the signed-in token's role allows `role`'s actions (always, on a server without tokens): the
+    /// dashboard shows only the actions the server would allow.
+    func may(_ role: AdminRole) -> Bool {
+        AdminIdentity.current.map { $0.role >= role } ?? true
+    }
+
     /// Common values of every page.
     func pageValues(_ title: String, _ section: String) -> [String: Any] {
         [
@@ -36,6 +42,7 @@ extension DeadLetterAdminRoutes {
             "csrf": self.formToken,
             "signedIn": self.configuration.hasTokens,
             "nav\(section)": true,
+            "canRemove": self.may(.admin),
         ]
     }
 
@@ -88,7 +95,7 @@ extension DeadLetterAdminRoutes {
 
     func groupRow(_ group: DeadLetterGroup) -> [String: Any] {
         let filter = "fingerprint=\(FormItems.encode(group.fingerprint))"
-        return [
+        var row: [String: Any] = [
             "fingerprint": group.fingerprint,
             "count": DashboardViews.count(group.count),
             "errorType": group.errorType,
@@ -97,9 +104,10 @@ extension DeadLetterAdminRoutes {
             "firstFailedAt": DashboardViews.time(group.firstFailedAt),
             "lastFailedAt": DashboardViews.time(group.lastFailedAt),
             "link": self.views.link("/letters?\(filter)"),
-            "redriveLink": self.views.link("/confirm?action=redrive&\(filter)"),
-            "purgeLink": self.views.link("/confirm?action=purge&\(filter)"),
         ]
+        if self.may(.operator) { row["redriveLink"] = self.views.link("/confirm?action=redrive&\(filter)") }
+        if self.may(.admin) { row["purgeLink"] = self.views.link("/confirm?action=purge&\(filter)") }
+        return row
     }
 
     /// The page sizes the letter list offers; `size=` takes any number from 1 to the largest, which is as many
@@ -167,11 +175,13 @@ extension DeadLetterAdminRoutes {
                 "attempts": letter.attempts,
                 "lastFailedAt": DashboardViews.time(letter.lastFailedAt),
                 "age": DashboardViews.age(now.timeIntervalSince(letter.firstFailedAt)),
-                "redriveLink": confirmLink("redrive", parked ? id + [("status", "parked")] : id),
                 "redriveLabel": parked ? "Unpark and redrive…" : "Redrive…",
-                "deleteLink": confirmLink("delete", id),
             ]
-            if !parked { row["parkLink"] = confirmLink("park", id) }
+            if self.may(.operator) {
+                row["redriveLink"] = confirmLink("redrive", parked ? id + [("status", "parked")] : id)
+                if !parked { row["parkLink"] = confirmLink("park", id) }
+            }
+            if self.may(.admin) { row["deleteLink"] = confirmLink("delete", id) }
             if selection == "page" || selection == "all" { row["checked"] = true }
             if selection == "all" { row["locked"] = true }
             return row
@@ -200,14 +210,19 @@ extension DeadLetterAdminRoutes {
             return chip
         }
         if matching > 0 {
-            values["redriveLink"] = confirmLink("redrive", filterItems.items)
-            values["parkLink"] = confirmLink("park", filterItems.items)
-            values["purgeLink"] = confirmLink("purge", filterItems.items)
+            if self.may(.operator) {
+                values["redriveLink"] = confirmLink("redrive", filterItems.items)
+                values["parkLink"] = confirmLink("park", filterItems.items)
+            }
+            if self.may(.admin) { values["purgeLink"] = confirmLink("purge", filterItems.items) }
             // The selection: ticked letters of this page, or everything the filter matches.
             var here = viewItems
             if let cursor { here.items += [("cursor", AdminCursor.encode(cursor)), ("offset", "\(offset)")] }
             values["selectPageLink"] = lettersLink(FormItems(here.items + [("select", "page")]))
-            values["selectAllLink"] = lettersLink(FormItems(here.items + [("select", "all")]))
+            // A viewer can act on no selection: no checkboxes' bar.
+            if self.may(.operator) {
+                values["selectAllLink"] = lettersLink(FormItems(here.items + [("select", "all")]))
+            }
             values["clearSelectionLink"] = lettersLink(here)
             if selection == "all" {
                 values["allSelected"] = true
@@ -345,8 +360,11 @@ extension DeadLetterAdminRoutes {
             "/confirm?action=redrive&\(idFilter)" + (parked ? "&status=parked" : "") + "&\(here)"
         )
         values["redriveLabel"] = parked ? "Unpark and redrive…" : "Redrive…"
-        if !parked { values["parkLink"] = self.views.link("/confirm?action=park&\(idFilter)&\(here)") }
-        values["deleteLink"] = self.views.link("/confirm?action=delete&\(idFilter)")
+        if !parked, self.may(.operator) {
+            values["parkLink"] = self.views.link("/confirm?action=park&\(idFilter)&\(here)")
+        }
+        if self.may(.admin) { values["deleteLink"] = self.views.link("/confirm?action=delete&\(idFilter)") }
+        if !self.may(.operator) { values["redriveLink"] = nil }
         values["notice"] = Self.notice(try FormItems(encoded: request.uri.query))
         // Text payloads can be edited in place; binary and sealed ones with `dlq edit`.
         if sealed == nil, !viewer, let raw = String(data: letter.payload, encoding: .utf8),

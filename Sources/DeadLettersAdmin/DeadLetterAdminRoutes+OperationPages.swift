@@ -173,7 +173,7 @@ extension DeadLetterAdminRoutes {
         let cancellable =
             operation.state == .running || operation.state == .paused
             || operation.state == .interrupted
-        if cancellable {
+        if cancellable, self.may(.operator) {
             values["cancelURL"] = self.views.link("/operations/\(FormItems.encode(operation.id))/cancel")
         }
         if operation.state == .running {

@@ -115,6 +115,31 @@ struct AdminRolesTests {
         }
     }
 
+    @Test("the dashboard shows each role only the actions it may take")
+    func dashboardShowsAllowedActions() async throws {
+        let harness = try await AdminHarness(tokens: Self.tokens)
+        let id = harness.letters[0].id
+        try await harness.run { client in
+            for token in Self.tokens {
+                let headers: HTTPFields = [.authorization: "Bearer \(token.token)"]
+                let list = try await client.send(.get, "/letters", headers: headers).text
+                let letter = try await client.send(.get, "/letters/\(id)", headers: headers).text
+                let groups = try await client.send(.get, "/groups", headers: headers).text
+                let operates = token.role >= .operator
+                let removes = token.role >= .admin
+                #expect(list.contains(#"id="redrive-matching""#) == operates, "\(token.role)")
+                #expect(list.contains(#"class="redrive-row""#) == operates, "\(token.role)")
+                #expect(list.contains(#"id="select-all""#) == operates, "\(token.role)")
+                #expect(list.contains(#"id="purge-matching""#) == removes, "\(token.role)")
+                #expect(list.contains(#"class="delete-row""#) == removes, "\(token.role)")
+                #expect(letter.contains(#"id="redrive-letter""#) == operates, "\(token.role)")
+                #expect(letter.contains(#"id="delete-letter""#) == removes, "\(token.role)")
+                #expect(groups.contains("Redrive…") == operates, "\(token.role)")
+                #expect(groups.contains("Purge…") == removes, "\(token.role)")
+            }
+        }
+    }
+
     @Test("the token's name is who acted: in the letter's history and on the operation")
     func actorIsTheTokensName() async throws {
         let harness = try await AdminHarness(tokens: Self.tokens)
