@@ -103,7 +103,7 @@ public enum FuzzChecks {
 
     /// The filters' and the stored format's text parsers on arbitrary bytes: ``Timestamp``,
     /// ``DeadLetterFilter/parseTime(_:now:)``, ``DeadLetterFilter/parseDate(_:)``,
-    /// ``DeadLetterFilter/parseAge(_:)``, ``Fingerprint``, ``DeadLetter/idProblem(_:)`` and
+    /// ``DeadLetterFilter/parseAge(_:)``, ``DeadLetterTimeline/span(since:bucket:)``, ``Fingerprint``, ``DeadLetter/idProblem(_:)`` and
     /// ``DeadLetterFilter/asciiCaseInsensitiveContains(_:_:)``.
     /// - Throws: ``Failure`` when a property does not hold: a timestamp that does not read back the same from
     ///   its formatted text, an age outside 0 to 3.2 billion seconds, a fingerprint that is not 16 hex digits.
@@ -124,6 +124,14 @@ public enum FuzzChecks {
         if let age = DeadLetterFilter.parseAge(text) {
             guard age >= .zero, age <= .seconds(3_200_000_000) else {
                 throw Failure(description: "an age out of range: \(age)")
+            }
+        }
+        // A timeline's window: what it accepts has 1 to 1000 buckets of 1 minute to 31 days.
+        let parts = text.split(separator: "|", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        if let span = try? DeadLetterTimeline.span(since: parts[0], bucket: parts.count > 1 ? parts[1] : nil) {
+            guard (1...1000).contains(span.count), span.bucket >= .seconds(60), span.bucket <= .seconds(31 * 86_400)
+            else {
+                throw Failure(description: "a timeline of \(span.count) buckets of \(span.bucket) was accepted")
             }
         }
         let fingerprint = Fingerprint.compute(errorType: text, message: text)
