@@ -52,6 +52,32 @@ public protocol DeadLetterStore: DeadLetterOperationLog {
         limit: Int
     ) async throws -> DeadLetterPage
 
+    /// A page of the letters `filter` selects, in the order `sort`, starting after `cursor`.
+    ///
+    /// Cursors are keyset cursors (the sort key and the id of the last letter), so paging never skips or
+    /// repeats a letter, even among ties. SQL stores serve each order from an index; a default implementation
+    /// reads every selected letter (the memory store's way).
+    /// - Parameters:
+    ///   - filter: which letters.
+    ///   - sort: the order; ``DeadLetterSort/id`` is ``page(_:after:limit:)``.
+    ///   - cursor: the ``DeadLetterPage/nextCursor`` of the previous page of the same order, or `nil`.
+    ///   - limit: at most this many letters (at least 1).
+    /// - Throws: ``DeadLetterError/Code/invalidFilter`` for a cursor that is not one of this order.
+    func page(
+        _ filter: DeadLetterFilter,
+        sortedBy sort: DeadLetterSort,
+        after cursor: String?,
+        limit: Int
+    ) async throws -> DeadLetterPage
+
+    /// ``page(_:sortedBy:after:limit:)`` for views that show no payload (see ``pageWithoutPayloads(_:after:limit:)``).
+    func pageWithoutPayloads(
+        _ filter: DeadLetterFilter,
+        sortedBy sort: DeadLetterSort,
+        after cursor: String?,
+        limit: Int
+    ) async throws -> DeadLetterPage
+
     /// How many letters `filter` selects.
     func count(_ filter: DeadLetterFilter) async throws -> Int
 

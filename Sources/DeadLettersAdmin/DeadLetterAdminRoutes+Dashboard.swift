@@ -97,12 +97,14 @@ extension DeadLetterAdminRoutes {
 
     func letterList(_ request: Request) async throws -> Response {
         let query = try FormItems(encoded: request.uri.query)
-        let filterItems = FormItems(query.items.filter { AdminFilter.names.contains($0.name) && !$0.value.isEmpty })
+        let filterItems = FormItems(query.items.filter { AdminFilter.isFilterName($0.name) && !$0.value.isEmpty })
         let filter = try AdminFilter.parse(filterItems, now: self.clock.now())
         let cursor = try query.last("cursor").flatMap { try AdminCursor.decode($0) }
+        let sort = try AdminSort.parse(query)
         // The list shows no payload: sealed ones stay closed, so a letter whose key is missing is listed too.
         let page = try await self.queue.letters(
             filter,
+            sortedBy: sort,
             after: cursor,
             limit: self.configuration.dashboardPageSize,
             includingPayloads: false
@@ -132,12 +134,15 @@ extension DeadLetterAdminRoutes {
         }
         let encodedFilter = filterItems.encoded
         let separator = encodedFilter.isEmpty ? "" : "&"
+        // Paging keeps the order; actions take the filter only.
+        let listQuery = encodedFilter + (sort == .id ? "" : "\(separator)sort=\(sort.rawValue)")
+        let listSeparator = listQuery.isEmpty ? "" : "&"
         if let next = page.nextCursor {
             values["nextLink"] = self.views.link(
-                "/letters?\(encodedFilter)\(separator)cursor=\(AdminCursor.encode(next))"
+                "/letters?\(listQuery)\(listSeparator)cursor=\(AdminCursor.encode(next))"
             )
         }
-        if cursor != nil { values["firstLink"] = self.views.link("/letters?\(encodedFilter)") }
+        if cursor != nil { values["firstLink"] = self.views.link("/letters?\(listQuery)") }
         if matching > 0 {
             values["redriveLink"] = self.views.link("/confirm?action=redrive\(separator)\(encodedFilter)")
             values["parkLink"] = self.views.link("/confirm?action=park\(separator)\(encodedFilter)")
@@ -155,6 +160,17 @@ extension DeadLetterAdminRoutes {
         }
         for name in ["errorType", "fingerprint", "since", "until", "minAttempts", "search"] {
             values["f_\(name)"] = filterItems.last(name) ?? ""
+        }
+        let pairs = filter.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + [""]
+        values["metaFields"] = pairs.enumerated().map { index, pair -> [String: Any] in
+            ["fieldID": index == 0 ? "meta" : "meta-\(index + 1)", "value": pair]
+        }
+        let sortLabels = [
+            "id": "Oldest first", "last-failed": "Last failed, latest first",
+            "first-failed": "First failed, earliest first", "attempts": "Most attempts", "source": "Source",
+        ]
+        values["sortOptions"] = DeadLetterSort.all.map { option -> [String: Any] in
+            ["value": option.rawValue, "label": sortLabels[option.rawValue] ?? option.rawValue, "selected": option == sort]
         }
         return try self.views.page("letters", values)
     }

@@ -186,4 +186,22 @@ struct SQLiteDialect: DeadLetterSQLDialect {
         // SQLite's lower() folds ASCII letters only, as DeadLetterFilter.matches does.
         "instr(lower(\(column)), lower(\(self.bind(text)))) > 0"
     }
+
+    /// Candidates from the trigram index (which folds case more widely than ASCII, so it finds a superset),
+    /// each field then checked exactly. A text of fewer than 3 characters has no trigram: the index's rows are
+    /// scanned instead.
+    mutating func search(_ text: String) -> String {
+        let match = text.unicodeScalars.count >= 3 ? "dlq_search MATCH \(self.bind(SQLiteSearch.phrase(text))) AND " : ""
+        let needle = DeadLetterFilter.asciiLowercased(text)
+        return """
+            seq IN (SELECT rowid FROM dlq_search WHERE \(match)(instr(lower(message), \(self.bind(needle))) > 0 \
+            OR (instr(lower(payload), \(self.bind(needle))) > 0 AND dlq_payload_text(CAST(payload AS BLOB)) IS NOT NULL) \
+            OR EXISTS (SELECT 1 FROM dlq_letter_meta AS dlq_pair WHERE dlq_pair.seq = dlq_search.rowid \
+            AND instr(lower(dlq_pair.value), \(self.bind(needle))) > 0)))
+            """
+    }
+
+    mutating func metadata(key: String, value: String) -> String {
+        "seq IN (SELECT seq FROM dlq_letter_meta WHERE key = \(self.bind(key)) AND value = \(self.bind(value)))"
+    }
 }
