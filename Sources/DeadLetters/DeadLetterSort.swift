@@ -93,13 +93,14 @@ public struct DeadLetterSort: Sendable, Hashable, CustomStringConvertible {
         return self.isDescending ? !ascending : ascending
     }
 
-    /// The cursor after `letter`: its sort key and its id. For ``id`` the id alone, as
+    /// The cursor after `letter`: the order's name, its sort key and its id (`attempts~3~ID`,
+    /// `source~6~ordersID`, the length of a text key in UTF-8 bytes first). For ``id`` the id alone, as
     /// ``DeadLetterStore/page(_:after:limit:)`` takes it.
     package func cursor(after letter: DeadLetter) -> String {
         switch self.value(of: letter) {
         case _ where self.key == .id: return letter.id
-        case .integer(let value): return "\(value)~\(letter.id)"
-        case .text(let text): return "\(text.utf8.count)~\(text)\(letter.id)"
+        case .integer(let value): return "\(self.rawValue)~\(value)~\(letter.id)"
+        case .text(let text): return "\(self.rawValue)~\(text.utf8.count)~\(text)\(letter.id)"
         }
     }
 
@@ -111,6 +112,8 @@ public struct DeadLetterSort: Sendable, Hashable, CustomStringConvertible {
             code: .invalidFilter,
             message: "the cursor is not one of a page sorted by \(self.rawValue); pass the previous page's nextCursor"
         )
+        guard cursor.hasPrefix(self.rawValue + "~") else { throw bad }
+        let cursor = cursor.dropFirst(self.rawValue.count + 1)
         guard let tilde = cursor.firstIndex(of: "~"), let number = Int64(cursor[..<tilde]) else { throw bad }
         let rest = cursor[cursor.index(after: tilde)...]
         switch self.key {
