@@ -84,7 +84,12 @@ public struct DeadLetterFilter: Sendable, Hashable {
         }
         if let minAttempts = self.minAttempts, letter.attempts < minAttempts { return false }
         if let search = self.search, !search.isEmpty,
-            !Self.searchMatches(search, message: letter.errorMessage, metadata: letter.metadata, payload: letter.payload)
+            !Self.searchMatches(
+                search,
+                message: letter.errorMessage,
+                metadata: letter.metadata,
+                payload: letter.payload
+            )
         {
             return false
         }

@@ -216,7 +216,7 @@ extension DeadLetterQueue {
     /// Letters are read, archived and deleted a page at a time, so memory stays flat; a letter is deleted only
     /// after its archive write returned.
     /// - Parameters:
-    ///   - filter: which letters; pass ``DeadLetterFilter/init(ids:sources:reasons:errorTypes:fingerprints:statuses:since:until:minAttempts:search:expiresBefore:)``
+    ///   - filter: which letters; pass ``DeadLetterFilter/init(ids:sources:reasons:errorTypes:fingerprints:statuses:since:until:minAttempts:search:expiresBefore:metadata:)``
     ///     with no arguments to remove all.
     ///   - limit: at most this many, oldest first; `nil` for all.
     ///   - archive: where to write them first; defaults to the configuration's archive.

@@ -7,7 +7,7 @@ public import Foundation
 /// Where dead letters are kept: in memory, in a SQLite file, or in PostgreSQL.
 ///
 /// Every store has the same semantics, which the conformance suite of `DeadLettersTesting` checks:
-/// - Letters are listed in id order (oldest first, since ids are time-ordered).
+/// - Letters are listed in id order (oldest first, since ids are time-ordered), or in a ``DeadLetterSort`` order.
 /// - Filters follow ``DeadLetterFilter/matches(_:)`` exactly and are applied as bound parameters.
 /// - A letter may carry a lease (an owner and an expiry), taken by ``claimDue(now:limit:owner:leaseUntil:sources:)``
 ///   or ``claim(ids:now:owner:leaseUntil:)``. While a lease is live, no other owner can claim, redrive or

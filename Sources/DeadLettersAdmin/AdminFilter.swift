@@ -152,7 +152,10 @@ enum AdminFilter {
             }
             filter.metadata = try self.metadata(pairs) { DeadLetterAdminError.invalidField("filter.\($0)", $1) }
         default:
-            throw DeadLetterAdminError.invalidField("filter.meta", #"must be an object of strings, e.g. {"tenant": "acme"}"#)
+            throw DeadLetterAdminError.invalidField(
+                "filter.meta",
+                #"must be an object of strings, e.g. {"tenant": "acme"}"#
+            )
         }
         return filter
     }

@@ -170,7 +170,10 @@ extension DeadLetterAdminRoutes {
             "first-failed": "First failed, earliest first", "attempts": "Most attempts", "source": "Source",
         ]
         values["sortOptions"] = DeadLetterSort.all.map { option -> [String: Any] in
-            ["value": option.rawValue, "label": sortLabels[option.rawValue] ?? option.rawValue, "selected": option == sort]
+            [
+                "value": option.rawValue, "label": sortLabels[option.rawValue] ?? option.rawValue,
+                "selected": option == sort,
+            ]
         }
         return try self.views.page("letters", values)
     }

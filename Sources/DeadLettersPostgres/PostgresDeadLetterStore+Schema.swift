@@ -86,6 +86,7 @@ extension PostgresDeadLetterStore {
             try await self.probe()
             let previous = try await self.applyMigrations()
             self.opened.store(true, ordering: .releasing)
+            try await self.indexSearchIfPossible()
             return previous
         } catch {
             throw self.storeError(error, "migrate")

@@ -17,13 +17,7 @@ extension PostgresDeadLetterStore {
     ///   ones), `(attempts, id)`; `(source, id)` exists since version 1.
     /// Existing letters are indexed as the indexes are built.
     static let searchMigration: [String] = [
-        """
-        DO $$ BEGIN
-            CREATE EXTENSION IF NOT EXISTS pg_trgm;
-        EXCEPTION WHEN others THEN
-            RAISE NOTICE 'pg_trgm is not available (%): searches will read every letter', SQLERRM;
-        END $$
-        """,
+        createTrigramExtension,
         """
         CREATE FUNCTION $schema.payload_text(bytea) RETURNS text
         LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $body$
@@ -47,18 +41,7 @@ extension PostgresDeadLetterStore {
                 || coalesce($schema.payload_text($3), '')
         $body$
         """,
-        """
-        DO $$ DECLARE
-            trgm name;
-        BEGIN
-            SELECT n.nspname INTO trgm FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace
-            WHERE e.extname = 'pg_trgm';
-            IF trgm IS NOT NULL THEN
-                EXECUTE 'CREATE INDEX letters_search ON $schema.letters USING gin '
-                    || '($schema.search_text(error_message, metadata, payload) ' || quote_ident(trgm) || '.gin_trgm_ops)';
-            END IF;
-        END $$
-        """,
+        createTrigramIndex,
         "CREATE INDEX letters_metadata ON $schema.letters USING gin (metadata jsonb_path_ops)",
         "DROP INDEX IF EXISTS $schema.letters_last_failed_at",
         "CREATE INDEX letters_last_failed_at ON $schema.letters (last_failed_at, id)",
@@ -66,6 +49,39 @@ extension PostgresDeadLetterStore {
         "CREATE INDEX letters_first_failed_at ON $schema.letters (first_failed_at, id)",
         "CREATE INDEX letters_attempts ON $schema.letters (attempts, id)",
     ]
+
+    /// Creates `pg_trgm` when the server has it and the role may; a notice otherwise.
+    static let createTrigramExtension = """
+        DO $$ BEGIN
+            CREATE EXTENSION IF NOT EXISTS pg_trgm;
+        EXCEPTION WHEN others THEN
+            RAISE NOTICE 'pg_trgm is not available (%): searches will read every letter', SQLERRM;
+        END $$
+        """
+
+    /// Builds the trigram index when `pg_trgm` is there and the index is not.
+    static let createTrigramIndex = """
+        DO $$ DECLARE
+            trgm name;
+        BEGIN
+            SELECT n.nspname INTO trgm FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace
+            WHERE e.extname = 'pg_trgm';
+            IF trgm IS NOT NULL THEN
+                EXECUTE 'CREATE INDEX IF NOT EXISTS letters_search ON $schema.letters USING gin '
+                    || '($schema.search_text(error_message, metadata, payload) ' || quote_ident(trgm) || '.gin_trgm_ops)';
+            END IF;
+        END $$
+        """
+
+    /// Builds the trigram index of a schema migrated while `pg_trgm` was not available, if it is now
+    /// (`migrate()` calls it, so `dlq migrate` after installing the extension makes searches indexed).
+    func indexSearchIfPossible() async throws {
+        guard try await !self.searchIsIndexed() else { return }
+        try await self.transaction { connection in
+            try await self.execute(connection, Self.createTrigramExtension)
+            try await self.execute(connection, Self.createTrigramIndex.replacing("$schema", with: self.schema))
+        }
+    }
 
     /// Whether searches are served by a trigram index (`pg_trgm` was available when the schema was migrated);
     /// without it they read every letter.

@@ -191,7 +191,8 @@ struct SQLiteDialect: DeadLetterSQLDialect {
     /// each field then checked exactly. A text of fewer than 3 characters has no trigram: the index's rows are
     /// scanned instead.
     mutating func search(_ text: String) -> String {
-        let match = text.unicodeScalars.count >= 3 ? "dlq_search MATCH \(self.bind(SQLiteSearch.phrase(text))) AND " : ""
+        let match =
+            text.unicodeScalars.count >= 3 ? "dlq_search MATCH \(self.bind(SQLiteSearch.phrase(text))) AND " : ""
         let needle = DeadLetterFilter.asciiLowercased(text)
         return """
             seq IN (SELECT rowid FROM dlq_search WHERE \(match)(instr(lower(message), \(self.bind(needle))) > 0 \

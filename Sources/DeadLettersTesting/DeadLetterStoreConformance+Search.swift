@@ -151,7 +151,10 @@ extension DeadLetterStoreConformance {
             in: letters,
             "metadata with status"
         )
-        #expect(try await store.groups(DeadLetterFilter(metadata: ["tenant": "acme"]), limit: 10).map(\.count).reduce(0, +) == 20)
+        #expect(
+            try await store.groups(DeadLetterFilter(metadata: ["tenant": "acme"]), limit: 10).map(\.count).reduce(0, +)
+                == 20
+        )
         #expect(try await store.summary(DeadLetterFilter(metadata: ["tenant": "acme"]), now: now).total == 20)
     }
 
@@ -164,27 +167,64 @@ extension DeadLetterStoreConformance {
         try await store.append(letters)
         // Edit: claim, change payload and metadata, release.
         let edited = letters[9]
-        var next = try #require(try await store.claim(ids: [edited.id], now: now, owner: "ed", leaseUntil: now.adding(.seconds(60))).first)
+        var next = try #require(
+            try await store.claim(ids: [edited.id], now: now, owner: "ed", leaseUntil: now.adding(.seconds(60))).first
+        )
         next.payload = Data(#"{"order":"ORD-55555"}"#.utf8)
         next.metadata = ["tenant": "initech", "sku": "SKU-9"]
         next.errorMessage = "edited by hand"
         #expect(try await store.release(next, owner: "ed"))
         letters[9] = next
         try await expectSelectsAsStored(store, DeadLetterFilter(search: "ord-55555"), in: letters, "edited payload")
-        try await expectSelectsAsStored(store, DeadLetterFilter(search: "ord-10109"), in: letters, count: 0, "old payload")
-        try await expectSelects(store, DeadLetterFilter(metadata: ["tenant": "initech"]), in: letters, count: 1, "new metadata")
-        try await expectSelects(store, DeadLetterFilter(metadata: ["sku": "SKU-1079"]), in: letters, count: 4, "old metadata")
+        try await expectSelectsAsStored(
+            store,
+            DeadLetterFilter(search: "ord-10109"),
+            in: letters,
+            count: 0,
+            "old payload"
+        )
+        try await expectSelects(
+            store,
+            DeadLetterFilter(metadata: ["tenant": "initech"]),
+            in: letters,
+            count: 1,
+            "new metadata"
+        )
+        try await expectSelects(
+            store,
+            DeadLetterFilter(metadata: ["sku": "SKU-1079"]),
+            in: letters,
+            count: 4,
+            "old metadata"
+        )
         try await expectSelects(store, DeadLetterFilter(search: "by hand"), in: letters, count: 1, "edited message")
         // Write outcomes: one completed, one released with new metadata.
-        let claimed = try await store.claim(ids: [letters[1].id, letters[2].id], now: now, owner: "w", leaseUntil: now.adding(.seconds(60)))
+        let claimed = try await store.claim(
+            ids: [letters[1].id, letters[2].id],
+            now: now,
+            owner: "w",
+            leaseUntil: now.adding(.seconds(60))
+        )
         #expect(claimed.count == 2)
         var second = claimed[1]
         second.metadata = ["tenant": "hooli"]
         #expect(try await store.write([.complete(id: letters[1].id), .release(second)], owner: "w") == [true, true])
         letters.remove(at: 1)
         letters[1] = second
-        try await expectSelects(store, DeadLetterFilter(metadata: ["tenant": "hooli"]), in: letters, count: 1, "outcome")
-        try await expectSelectsAsStored(store, DeadLetterFilter(search: "ord-10101"), in: letters, count: 0, "completed")
+        try await expectSelects(
+            store,
+            DeadLetterFilter(metadata: ["tenant": "hooli"]),
+            in: letters,
+            count: 1,
+            "outcome"
+        )
+        try await expectSelectsAsStored(
+            store,
+            DeadLetterFilter(search: "ord-10101"),
+            in: letters,
+            count: 0,
+            "completed"
+        )
         // Delete.
         #expect(try await store.delete(ids: [letters[0].id, letters[3].id]) == 2)
         letters.remove(at: 3)
@@ -223,7 +263,13 @@ extension DeadLetterStoreConformance {
         }
         _ = try await store.importLetters(ThrowingLetters(letters: imported, failAfter: nil), onConflict: .skip)
         letters += imported
-        try await expectSelects(store, DeadLetterFilter(metadata: ["tenant": "imported"]), in: letters, count: 3, "import")
+        try await expectSelects(
+            store,
+            DeadLetterFilter(metadata: ["tenant": "imported"]),
+            in: letters,
+            count: 3,
+            "import"
+        )
         try await expectSelectsAsStored(store, DeadLetterFilter(search: "ORD-8888"), in: letters, "import search")
     }
 }

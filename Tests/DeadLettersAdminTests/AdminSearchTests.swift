@@ -27,7 +27,9 @@ struct AdminSearchTests {
     }
 
     func ids(_ response: TestResponse) throws -> [String] {
-        try #require(try response.object()["items"] as? [[String: Any]], "\(response.text)").compactMap { $0["id"] as? String }
+        try #require(try response.object()["items"] as? [[String: Any]], "\(response.text)").compactMap {
+            $0["id"] as? String
+        }
     }
 
     @Test(
@@ -64,7 +66,8 @@ struct AdminSearchTests {
                 var seen: [String] = []
                 var cursor: String?
                 repeat {
-                    let uri = "/api/v1/dead-letters?limit=3&sort=\(sort.rawValue)" + (cursor.map { "&cursor=\($0)" } ?? "")
+                    let uri =
+                        "/api/v1/dead-letters?limit=3&sort=\(sort.rawValue)" + (cursor.map { "&cursor=\($0)" } ?? "")
                     let response = try await client.send(.get, uri)
                     #expect(response.status == .ok, "\(uri): \(response.text)")
                     seen += try self.ids(response)

@@ -105,6 +105,9 @@ struct SQLiteSearchTests {
             limit: 100
         )
         let metaPlan = try await self.plan(store, meta, metaArguments)
-        #expect(metaPlan.contains("dlq_letter_meta USING PRIMARY KEY") || metaPlan.contains("USING COVERING INDEX"), "\(metaPlan)")
+        #expect(
+            metaPlan.contains("dlq_letter_meta USING PRIMARY KEY") || metaPlan.contains("USING COVERING INDEX"),
+            "\(metaPlan)"
+        )
     }
 }

@@ -65,8 +65,14 @@ struct QueryPlanTests {
     func sortedCursor() throws {
         var plan = DeadLetterQueryPlan(DeadLetterFilter())
         let letter = DeadLetter(
-            id: "01", source: "or~ders", reason: .timeout, errorType: "E", errorMessage: "m", attempts: 3,
-            firstFailedAt: Date(millisecondsSince1970: 0), payload: Data()
+            id: "01",
+            source: "or~ders",
+            reason: .timeout,
+            errorType: "E",
+            errorMessage: "m",
+            attempts: 3,
+            firstFailedAt: Date(millisecondsSince1970: 0),
+            payload: Data()
         )
         try plan.after(.attempts, cursor: DeadLetterSort.attempts.cursor(after: letter))
         #expect(self.render(plan).sql == "(attempts, id) < (?, ?)")
