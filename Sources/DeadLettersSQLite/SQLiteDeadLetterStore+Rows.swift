@@ -187,18 +187,21 @@ struct SQLiteDialect: DeadLetterSQLDialect {
         "instr(lower(\(column)), lower(\(self.bind(text)))) > 0"
     }
 
-    /// Candidates from the trigram index (which folds case more widely than ASCII, so it finds a superset),
-    /// each field then checked exactly. A text of fewer than 3 characters has no trigram: the index's rows are
-    /// scanned instead.
+    /// Candidates from the trigram index (the letters holding every trigram of the text, folding case more
+    /// widely than ASCII: a superset), each then checked exactly in `dlq_letters`. A text of fewer than 3
+    /// characters has no trigram: every letter is checked.
     mutating func search(_ text: String) -> String {
-        let match =
-            text.unicodeScalars.count >= 3 ? "dlq_search MATCH \(self.bind(SQLiteSearch.phrase(text))) AND " : ""
+        let candidates =
+            text.unicodeScalars.count >= 3
+            ? "seq IN (SELECT rowid FROM dlq_search WHERE dlq_search MATCH \(self.bind(SQLiteSearch.trigramQuery(text)))) AND "
+            : ""
         let needle = DeadLetterFilter.asciiLowercased(text)
         return """
-            seq IN (SELECT rowid FROM dlq_search WHERE \(match)(instr(lower(message), \(self.bind(needle))) > 0 \
-            OR (instr(lower(payload), \(self.bind(needle))) > 0 AND dlq_payload_text(CAST(payload AS BLOB)) IS NOT NULL) \
-            OR EXISTS (SELECT 1 FROM dlq_letter_meta AS dlq_pair WHERE dlq_pair.seq = dlq_search.rowid \
-            AND instr(lower(dlq_pair.value), \(self.bind(needle))) > 0)))
+            \(candidates)(instr(lower(error_message), \(self.bind(needle))) > 0 \
+            OR (instr(lower(CAST(payload AS TEXT)), \(self.bind(needle))) > 0 \
+            AND dlq_payload_text(payload) IS NOT NULL) \
+            OR EXISTS (SELECT 1 FROM dlq_letter_meta AS dlq_pair WHERE dlq_pair.seq = dlq_letters.seq \
+            AND instr(lower(dlq_pair.value), \(self.bind(needle))) > 0))
             """
     }
 

@@ -171,11 +171,14 @@ enum SQLiteSchema {
     }
 
     /// Version 5, search and sorting:
-    /// - `dlq_search`: an FTS5 table with the trigram tokenizer, one row per letter (its rowid the letter's
+    /// - `dlq_search`: an FTS5 index with the trigram tokenizer, one row per letter (its rowid the letter's
     ///   `seq`): the error message, the metadata values (one per line) and the payload as text when it is
     ///   bytes without NUL (``SQLiteSearch/payloadText(_:)``; a sealed payload starts with NUL, so it is never
-    ///   indexed). A search reads candidates from it, then checks each field exactly (and that the payload is
-    ///   UTF-8, with the function `dlq_payload_text` the store registers on its connections).
+    ///   indexed). Contentless and without positions (`content = ''`, `detail = none`): it keeps only which
+    ///   letters hold each trigram, a third of the size and of the cost to write of a full FTS5 table. A search
+    ///   asks it for the letters that hold every trigram of the text, then checks each candidate's fields
+    ///   exactly in `dlq_letters` (and that the payload is UTF-8, with the function `dlq_payload_text` the
+    ///   store registers on its connections).
     /// - `dlq_letter_meta`: one row per metadata pair (`seq`, key, value), indexed by (key, value, seq).
     /// - Triggers keep both in step with every insert, delete and update of the message, metadata or payload,
     ///   whichever code path writes it (append, import, outcomes, edits, deletes, purges, expiry, eviction).
@@ -185,7 +188,9 @@ enum SQLiteSchema {
     /// Existing letters are indexed by the migration, which can run again (a file whose version was set back).
     private static var version5: String {
         """
-        CREATE VIRTUAL TABLE IF NOT EXISTS dlq_search USING fts5(message, meta, payload, tokenize = 'trigram');
+        CREATE VIRTUAL TABLE IF NOT EXISTS dlq_search USING fts5(
+            message, meta, payload, tokenize = 'trigram', content = '', detail = none
+        );
         CREATE TABLE IF NOT EXISTS dlq_letter_meta (
             seq INTEGER NOT NULL,
             key TEXT NOT NULL,
@@ -207,7 +212,7 @@ enum SQLiteSchema {
             \(SQLiteSearch.unindex("OLD"))
             \(SQLiteSearch.index("NEW"))
         END;
-        DELETE FROM dlq_search;
+        INSERT INTO dlq_search (dlq_search) VALUES ('delete-all');
         DELETE FROM dlq_letter_meta;
         INSERT INTO dlq_search (rowid, message, meta, payload)
             SELECT seq, error_message, \(SQLiteSearch.metaValues("dlq_letters")), \(SQLiteSearch.payloadText("dlq_letters"))

@@ -18,7 +18,7 @@ enum SQLiteSearch {
         return DeadLetterFilter.searchablePayloadText(bytes)
     }
 
-    /// The payload of `row` as the search table keeps it: its bytes as text unless they hold a NUL (a sealed
+    /// The payload of `row` as the search table indexes it: its bytes as text unless they hold a NUL (a sealed
     /// payload starts with one). Bytes that are not UTF-8 are kept too, but a search checks each candidate
     /// with `dlq_payload_text`, so they never match.
     static func payloadText(_ row: String) -> String {
@@ -40,16 +40,35 @@ enum SQLiteSearch {
         """
     }
 
-    /// Removes the letter `row` (`OLD` in a trigger) from the index.
+    /// Removes the letter `row` (`OLD` in a trigger) from the index: a contentless FTS5 table is told the
+    /// values it indexed, which the same expressions compute again from the row.
     static func unindex(_ row: String) -> String {
         """
-        DELETE FROM dlq_search WHERE rowid = \(row).seq;
+        INSERT INTO dlq_search (dlq_search, rowid, message, meta, payload)
+            VALUES ('delete', \(row).seq, \(row).error_message, \(self.metaValues(row)), \(self.payloadText(row)));
         DELETE FROM dlq_letter_meta WHERE seq = \(row).seq;
         """
     }
 
-    /// The FTS5 query that finds `text` as a substring: one quoted string (quotes doubled).
-    static func phrase(_ text: String) -> String {
-        "\"" + text.replacing("\"", with: "\"\"") + "\""
+    /// At most this many trigrams of a text are looked up (spread over it): enough to narrow the candidates,
+    /// which are checked exactly anyway.
+    static let maximumTrigrams = 24
+
+    /// The FTS5 query for the letters that hold every trigram of `text` (of 3 characters or more): each
+    /// trigram a quoted string (quotes doubled), joined by `AND`. A superset of the letters holding `text`.
+    static func trigramQuery(_ text: String) -> String {
+        let scalars = Array(text.unicodeScalars)
+        var seen = Set<String>()
+        var trigrams: [String] = []
+        for start in 0...(scalars.count - 3) {
+            var trigram = ""
+            trigram.unicodeScalars.append(contentsOf: scalars[start..<(start + 3)])
+            if seen.insert(trigram.lowercased()).inserted { trigrams.append(trigram) }
+        }
+        if trigrams.count > self.maximumTrigrams {
+            let step = Double(trigrams.count - 1) / Double(self.maximumTrigrams - 1)
+            trigrams = (0..<self.maximumTrigrams).map { trigrams[Int((Double($0) * step).rounded())] }
+        }
+        return trigrams.map { "\"" + $0.replacing("\"", with: "\"\"") + "\"" }.joined(separator: " AND ")
     }
 }

@@ -55,7 +55,7 @@ struct SQLiteSearchTests {
         #expect(try await store.integrityCheck() == ["ok"])
         let rows = try await store.read { db in
             (
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM dlq_search") ?? -1,
+                try Int.fetchOne(db, sql: #"SELECT count(*) FROM dlq_search WHERE dlq_search MATCH '"ord"'"#) ?? -1,
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM dlq_letter_meta") ?? -1
             )
         }

@@ -33,7 +33,56 @@ enum SearchBenchmarks {
         ]
     }
 
+    /// What keeping the search table and the metadata pairs costs an append: the same appends (fast
+    /// durability, 1,000 letters each) into a store with its search triggers and into one whose triggers were
+    /// dropped with the `sqlite3` shell (skipped without it).
+    static func addCost(_ settings: Settings, report: Report) async throws {
+        let shell = "/usr/bin/sqlite3"
+        guard FileManager.default.isExecutableFile(atPath: shell) else {
+            report.add(Figure("SQLite: cost of the search triggers", measured: "not measured: no \(shell)"))
+            return
+        }
+        let count = settings.quick ? 20_000 : 100_000
+        let factory = LetterFactory()
+        var rates: [Bool: Double] = [:]
+        for withSearch in [true, false] {
+            let path = "\(settings.scratch)/add-\(withSearch).sqlite"
+            try SQLiteDeadLetterStore(path: path, durability: .fast).close()
+            if !withSearch {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: shell)
+                process.arguments = [
+                    path,
+                    "DROP TRIGGER dlq_letters_search_inserted; DROP TRIGGER dlq_letters_search_deleted; "
+                        + "DROP TRIGGER dlq_letters_search_updated;",
+                ]
+                try process.run()
+                process.waitUntilExit()
+                guard process.terminationStatus == 0 else { throw BenchmarkError("sqlite3 could not drop the triggers") }
+            }
+            let store = try SQLiteDeadLetterStore(path: path, durability: .fast)
+            let batches = (0..<(count / 1000)).map { self.letters(factory, ($0 * 1000)..<($0 * 1000 + 1000), of: count) }
+            let elapsed = try await Measure.time {
+                for batch in batches { try await store.append(batch) }
+            }
+            try store.close()
+            SQLiteFixtures.remove(path)
+            rates[withSearch] = Double(count) / Measure.seconds(elapsed)
+        }
+        let with = rates[true] ?? 0
+        let without = rates[false] ?? 0
+        report.add(
+            Figure(
+                "SQLite: appends of 1,000 (fast durability), \(Format.integer(Double(count))) letters: with the search "
+                    + "triggers · without",
+                measured: "\(Format.rate(with)) · \(Format.rate(without)) (\(Int((100 * (1 - with / max(without, 1))).rounded()))% "
+                    + "slower)"
+            )
+        )
+    }
+
     static func run(_ settings: Settings, report: Report) async throws {
+        try await self.addCost(settings, report: report)
         let count = settings.bigCount
         log("search: SQLite, \(count) letters")
         let path = "\(settings.scratch)/search.sqlite"
