@@ -27,10 +27,14 @@ public struct DeadLetterFilter: Sendable, Hashable {
     public var until: Date?
     /// Letters with at least this many attempts.
     public var minAttempts: Int?
-    /// Letters whose error message contains this text, ignoring the case of ASCII letters.
+    /// Letters whose error message, one of whose metadata values, or whose text payload contains this text,
+    /// ignoring the case of ASCII letters (see ``searchablePayloadText(_:)`` for which payloads are text: a
+    /// sealed payload is never searched).
     public var search: String?
     /// Letters that expire at or before this time (letters that never expire are not selected).
     public var expiresBefore: Date?
+    /// Letters whose metadata has every one of these keys with exactly this value.
+    public var metadata: [String: String]
 
     /// Creates a filter; every parameter defaults to "any".
     public init(
@@ -44,7 +48,8 @@ public struct DeadLetterFilter: Sendable, Hashable {
         until: Date? = nil,
         minAttempts: Int? = nil,
         search: String? = nil,
-        expiresBefore: Date? = nil
+        expiresBefore: Date? = nil,
+        metadata: [String: String] = [:]
     ) {
         self.ids = ids
         self.sources = sources
@@ -57,6 +62,7 @@ public struct DeadLetterFilter: Sendable, Hashable {
         self.minAttempts = minAttempts
         self.search = search
         self.expiresBefore = expiresBefore
+        self.metadata = metadata
     }
 
     /// Whether the filter selects every letter.
@@ -78,16 +84,46 @@ public struct DeadLetterFilter: Sendable, Hashable {
         }
         if let minAttempts = self.minAttempts, letter.attempts < minAttempts { return false }
         if let search = self.search, !search.isEmpty,
-            !Self.asciiCaseInsensitiveContains(letter.errorMessage, search)
+            !Self.searchMatches(
+                search,
+                message: letter.errorMessage,
+                metadata: letter.metadata,
+                payload: letter.payload
+            )
         {
             return false
         }
+        for (key, value) in self.metadata where letter.metadata[key] != value { return false }
         if let expiresBefore = self.expiresBefore {
             guard let expiresAt = letter.expiresAt,
                 expiresAt.millisecondsSince1970 <= expiresBefore.millisecondsSince1970
             else { return false }
         }
         return true
+    }
+
+    /// Whether `search` is found in a letter's error message, one of its metadata values or its text payload, as
+    /// ``search`` selects.
+    public static func searchMatches(
+        _ search: String,
+        message: String,
+        metadata: [String: String],
+        payload: Data
+    ) -> Bool {
+        if Self.asciiCaseInsensitiveContains(message, search) { return true }
+        if metadata.values.contains(where: { Self.asciiCaseInsensitiveContains($0, search) }) { return true }
+        if let text = Self.searchablePayloadText(payload), Self.asciiCaseInsensitiveContains(text, search) {
+            return true
+        }
+        return false
+    }
+
+    /// A payload as the text ``search`` looks into: valid UTF-8 holding no NUL byte, else `nil` (not searched).
+    /// A payload sealed by ``PayloadEncryption`` starts with a NUL byte, so it is never searched; nor are
+    /// binary payloads.
+    public static func searchablePayloadText(_ payload: Data) -> String? {
+        guard !payload.isEmpty, !payload.contains(0) else { return nil }
+        return String(validating: payload, as: UTF8.self)
     }
 
     /// Whether `haystack` contains `needle`, folding only ASCII letters, as SQL `lower()` does.
@@ -106,6 +142,11 @@ public struct DeadLetterFilter: Sendable, Hashable {
             i += 1
         }
         return false
+    }
+
+    /// `text` with its ASCII letters in lower case, other characters as they are (as SQL `lower()` does).
+    package static func asciiLowercased(_ text: String) -> String {
+        String(decoding: text.utf8.map(Self.asciiLower), as: UTF8.self)
     }
 
     private static func asciiLower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }

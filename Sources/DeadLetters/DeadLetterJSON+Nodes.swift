@@ -43,6 +43,12 @@ extension DeadLetterJSON {
             return nil
         }
 
+        /// An object's string fields (other fields left out).
+        package var stringObject: [String: String]? {
+            guard case .object(let fields) = self else { return nil }
+            return fields.compactMapValues(\.string)
+        }
+
         package var strings: [String]? {
             guard case .array(let items) = self else { return nil }
             return items.compactMap(\.string)

@@ -52,6 +52,10 @@ extension DeadLetterOperation {
         w.stringOrNull(f.search)
         w.raw(#","expiresBefore":"#)
         w.millisecondsOrNull(f.expiresBefore)
+        if !f.metadata.isEmpty {
+            w.raw(#","meta":"#)
+            w.stringObject(f.metadata)
+        }
         let p = self.parameters
         w.raw(#"},"parameters":{"limit":"#)
         w.intOrNull(p.limit)
@@ -119,7 +123,8 @@ extension DeadLetterOperation {
                 until: date(f?["until"]),
                 minAttempts: f?["minAttempts"]?.int,
                 search: f?["search"]?.string,
-                expiresBefore: date(f?["expiresBefore"])
+                expiresBefore: date(f?["expiresBefore"]),
+                metadata: f?["meta"]?.stringObject ?? [:]
             ),
             parameters: Parameters(
                 limit: p?["limit"]?.int,
@@ -273,6 +278,18 @@ extension DeadLetterJSON.Writer {
         if let value { self.string(value) } else { self.raw("null") }
     }
 
+    /// An object of strings, keys sorted.
+    mutating func stringObject(_ values: [String: String]) {
+        self.raw("{")
+        for (index, (key, value)) in values.sorted(by: { $0.key < $1.key }).enumerated() {
+            if index > 0 { self.raw(",") }
+            self.string(key)
+            self.raw(":")
+            self.string(value)
+        }
+        self.raw("}")
+    }
+
     mutating func strings(_ values: [String]) {
         self.raw("[")
         for (index, value) in values.enumerated() {
@@ -374,6 +391,10 @@ extension DeadLetterJSON.Writer {
         if let before = f.expiresBefore {
             key("expiresBefore")
             self.timestamp(before)
+        }
+        if !f.metadata.isEmpty {
+            key("meta")
+            self.stringObject(f.metadata)
         }
         self.raw(first ? "{}" : "}")
     }

@@ -23,6 +23,7 @@ package struct DeadLetterQueryPlan: Sendable, Hashable {
         case status
         case attempts
         case lastFailedAt = "last_failed_at"
+        case firstFailedAt = "first_failed_at"
         case expiresAt = "expires_at"
     }
 
@@ -44,6 +45,13 @@ package struct DeadLetterQueryPlan: Sendable, Hashable {
         case atMost(Column, Int64)
         /// The column's text contains this text, folding the case of ASCII letters only.
         case containsIgnoringASCIICase(Column, String)
+        /// The error message, a metadata value or the text payload contains this text, folding the case of
+        /// ASCII letters only (``DeadLetterFilter/search``).
+        case search(String)
+        /// The metadata has this key with this value.
+        case metadata(key: String, value: String)
+        /// The pair (column, id) sorts after (or, descending, before) this pair (a sorted page's cursor).
+        case afterPosition(Column, DeadLetterSort.SortValue, id: String, descending: Bool)
     }
 
     /// The conditions, in the order they are rendered (and, for `?` placeholders, bound).
@@ -63,7 +71,10 @@ package struct DeadLetterQueryPlan: Sendable, Hashable {
         if let search = filter.search, search.utf8.contains(0) {
             self.add(.never)
         } else if let search = filter.search, !search.isEmpty {
-            self.add(.containsIgnoringASCIICase(.errorMessage, search))
+            self.add(.search(search))
+        }
+        for (key, value) in filter.metadata.sorted(by: { $0.key < $1.key }) {
+            self.add(key.utf8.contains(0) || value.utf8.contains(0) ? .never : .metadata(key: key, value: value))
         }
         if let expiresBefore = filter.expiresBefore {
             self.add(.atMost(.expiresAt, expiresBefore.millisecondsSince1970))
@@ -80,6 +91,38 @@ package struct DeadLetterQueryPlan: Sendable, Hashable {
     package mutating func after(id cursor: String?) {
         guard let cursor else { return }
         self.add(.after(.id, String(cursor.prefix { $0 != "\0" })))
+    }
+
+    /// Selects only letters after `cursor` (a ``DeadLetterPage/nextCursor`` of a page sorted by `sort`), when
+    /// there is one.
+    /// - Throws: ``DeadLetterError/Code/invalidFilter`` for a cursor that is not one of this order.
+    package mutating func after(_ sort: DeadLetterSort, cursor: String?) throws {
+        guard let cursor else { return }
+        guard let column = Self.column(sort) else { return self.after(id: cursor) }
+        let position = try sort.position(cursor)
+        var value = position.value
+        if case .text(let text) = value { value = .text(String(text.prefix { $0 != "\0" })) }
+        let id = String(position.id.prefix { $0 != "\0" })
+        self.add(.afterPosition(column, value, id: id, descending: sort.isDescending))
+    }
+
+    /// The column `sort` orders by before the id, or `nil` for the id order.
+    package static func column(_ sort: DeadLetterSort) -> Column? {
+        switch sort.key {
+        case .id: return nil
+        case .lastFailed: return .lastFailedAt
+        case .firstFailed: return .firstFailedAt
+        case .attempts: return .attempts
+        case .source: return .source
+        }
+    }
+
+    /// The `ORDER BY` terms (without the keywords) of `sort`: its column then the id, in one direction, so
+    /// that an index on (column, id) serves it.
+    package static func orderBy(_ sort: DeadLetterSort) -> String {
+        guard let column = self.column(sort) else { return "id" }
+        let direction = sort.isDescending ? " DESC" : ""
+        return "\(column.rawValue)\(direction), id\(direction)"
     }
 
     private mutating func add(_ column: Column, oneOf values: [String]) {
@@ -111,6 +154,15 @@ package struct DeadLetterQueryPlan: Sendable, Hashable {
                 parts.append("\(column.rawValue) IS NOT NULL AND \(column.rawValue) <= \(dialect.bind(value))")
             case .containsIgnoringASCIICase(let column, let text):
                 parts.append(dialect.contains(column.rawValue, ignoringASCIICase: text))
+            case .search(let text): parts.append(dialect.search(text))
+            case .metadata(let key, let value): parts.append(dialect.metadata(key: key, value: value))
+            case .afterPosition(let column, let value, let id, let descending):
+                let bound: String
+                switch value {
+                case .text(let text): bound = dialect.bind(text)
+                case .integer(let integer): bound = dialect.bind(integer)
+                }
+                parts.append("(\(column.rawValue), id) \(descending ? "<" : ">") (\(bound), \(dialect.bind(id)))")
             }
         }
         return parts.joined(separator: " AND ")
@@ -136,4 +188,10 @@ package protocol DeadLetterSQLDialect {
     /// The condition that `column` contains `text`, folding the case of ASCII letters only (as
     /// ``DeadLetterFilter/asciiCaseInsensitiveContains(_:_:)`` does).
     mutating func contains(_ column: String, ignoringASCIICase text: String) -> String
+    /// The condition that the letter's error message, one of its metadata values or its text payload contains
+    /// `text`, folding the case of ASCII letters only (``DeadLetterFilter/search``), served by the store's
+    /// search index.
+    mutating func search(_ text: String) -> String
+    /// The condition that the letter's metadata has `key` with `value`, served by the store's metadata table.
+    mutating func metadata(key: String, value: String) -> String
 }

@@ -27,11 +27,29 @@ extension DeadLetterQueue {
         limit: Int = 100,
         includingPayloads: Bool = true
     ) async throws -> DeadLetterPage {
+        try await self.letters(filter, sortedBy: .id, after: cursor, limit: limit, includingPayloads: includingPayloads)
+    }
+
+    /// A page of the letters `filter` selects, in the order `sort` (ties by id).
+    /// - Parameters:
+    ///   - filter: which letters; all by default.
+    ///   - sort: the order (see ``DeadLetterSort``).
+    ///   - cursor: the previous page's ``DeadLetterPage/nextCursor`` (of the same order), or `nil`.
+    ///   - limit: at most this many letters; 100 by default.
+    ///   - includingPayloads: `false` leaves every payload empty (and sealed ones closed).
+    /// - Throws: ``DeadLetterError/Code/invalidFilter`` for a cursor of another order; what the store throws.
+    public func letters(
+        _ filter: DeadLetterFilter = DeadLetterFilter(),
+        sortedBy sort: DeadLetterSort,
+        after cursor: String? = nil,
+        limit: Int = 100,
+        includingPayloads: Bool = true
+    ) async throws -> DeadLetterPage {
         try await self.metrics.measure("page") {
             if includingPayloads {
-                try await self.store.page(filter, after: cursor, limit: max(1, limit))
+                try await self.store.page(filter, sortedBy: sort, after: cursor, limit: max(1, limit))
             } else {
-                try await self.store.pageWithoutPayloads(filter, after: cursor, limit: max(1, limit))
+                try await self.store.pageWithoutPayloads(filter, sortedBy: sort, after: cursor, limit: max(1, limit))
             }
         }
     }
@@ -225,7 +243,7 @@ extension DeadLetterQueue {
     /// Letters are read, archived and deleted a page at a time, so memory stays flat; a letter is deleted only
     /// after its archive write returned.
     /// - Parameters:
-    ///   - filter: which letters; pass ``DeadLetterFilter/init(ids:sources:reasons:errorTypes:fingerprints:statuses:since:until:minAttempts:search:expiresBefore:)``
+    ///   - filter: which letters; pass ``DeadLetterFilter/init(ids:sources:reasons:errorTypes:fingerprints:statuses:since:until:minAttempts:search:expiresBefore:metadata:)``
     ///     with no arguments to remove all.
     ///   - limit: at most this many, oldest first; `nil` for all.
     ///   - archive: where to write them first; defaults to the configuration's archive.

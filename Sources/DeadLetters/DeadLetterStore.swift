@@ -7,7 +7,7 @@ public import Foundation
 /// Where dead letters are kept: in memory, in a SQLite file, or in PostgreSQL.
 ///
 /// Every store has the same semantics, which the conformance suite of `DeadLettersTesting` checks:
-/// - Letters are listed in id order (oldest first, since ids are time-ordered).
+/// - Letters are listed in id order (oldest first, since ids are time-ordered), or in a ``DeadLetterSort`` order.
 /// - Filters follow ``DeadLetterFilter/matches(_:)`` exactly and are applied as bound parameters.
 /// - A letter may carry a lease (an owner and an expiry), taken by ``claimDue(now:limit:owner:leaseUntil:sources:)``
 ///   or ``claim(ids:now:owner:leaseUntil:)``. While a lease is live, no other owner can claim, redrive or
@@ -48,6 +48,32 @@ public protocol DeadLetterStore: DeadLetterOperationLog {
     /// key that is not configured does not fail the page. A default implementation reads ``page(_:after:limit:)``.
     func pageWithoutPayloads(
         _ filter: DeadLetterFilter,
+        after cursor: String?,
+        limit: Int
+    ) async throws -> DeadLetterPage
+
+    /// A page of the letters `filter` selects, in the order `sort`, starting after `cursor`.
+    ///
+    /// Cursors are keyset cursors (the sort key and the id of the last letter), so paging never skips or
+    /// repeats a letter, even among ties. SQL stores serve each order from an index; a default implementation
+    /// reads every selected letter (the memory store's way).
+    /// - Parameters:
+    ///   - filter: which letters.
+    ///   - sort: the order; ``DeadLetterSort/id`` is ``page(_:after:limit:)``.
+    ///   - cursor: the ``DeadLetterPage/nextCursor`` of the previous page of the same order, or `nil`.
+    ///   - limit: at most this many letters (at least 1).
+    /// - Throws: ``DeadLetterError/Code/invalidFilter`` for a cursor that is not one of this order.
+    func page(
+        _ filter: DeadLetterFilter,
+        sortedBy sort: DeadLetterSort,
+        after cursor: String?,
+        limit: Int
+    ) async throws -> DeadLetterPage
+
+    /// ``page(_:sortedBy:after:limit:)`` for views that show no payload (see ``pageWithoutPayloads(_:after:limit:)``).
+    func pageWithoutPayloads(
+        _ filter: DeadLetterFilter,
+        sortedBy sort: DeadLetterSort,
         after cursor: String?,
         limit: Int
     ) async throws -> DeadLetterPage

@@ -112,6 +112,29 @@ public struct EncryptedDeadLetterStore: DeadLetterStoreWrapper {
         return page
     }
 
+    public func page(
+        _ filter: DeadLetterFilter,
+        sortedBy sort: DeadLetterSort,
+        after cursor: String?,
+        limit: Int
+    ) async throws -> DeadLetterPage {
+        var page = try await self.base.page(filter, sortedBy: sort, after: cursor, limit: limit)
+        page.letters = try page.letters.map { try self.opened($0) }
+        return page
+    }
+
+    /// ``pageWithoutPayloads(_:after:limit:)`` in the order `sort`.
+    public func pageWithoutPayloads(
+        _ filter: DeadLetterFilter,
+        sortedBy sort: DeadLetterSort,
+        after cursor: String?,
+        limit: Int
+    ) async throws -> DeadLetterPage {
+        var page = try await self.base.pageWithoutPayloads(filter, sortedBy: sort, after: cursor, limit: limit)
+        page.removePayloads()
+        return page
+    }
+
     public func count(_ filter: DeadLetterFilter) async throws -> Int {
         try await self.base.count(filter)
     }

@@ -295,9 +295,18 @@ extension MemoryDeadLetterStore {
             if let until = filter.until, record.lastFailedAt >= until.millisecondsSince1970 { return false }
             if let minAttempts = filter.minAttempts, record.attempts < minAttempts { return false }
             if let search = filter.search, !search.isEmpty,
-                !DeadLetterFilter.asciiCaseInsensitiveContains(record.errorMessage, search)
+                !DeadLetterFilter.searchMatches(
+                    search,
+                    message: record.errorMessage,
+                    metadata: record.extras?.metadata ?? [:],
+                    payload: record.payload
+                )
             {
                 return false
+            }
+            if !filter.metadata.isEmpty {
+                let metadata = record.extras?.metadata ?? [:]
+                for (key, value) in filter.metadata where metadata[key] != value { return false }
             }
             if let expiresBefore = filter.expiresBefore {
                 guard record.expiresAt != Record.none, record.expiresAt <= expiresBefore.millisecondsSince1970

@@ -13,6 +13,15 @@ enum AdminFilter {
     static let names = [
         "source", "reason", "errorType", "fingerprint", "status", "since", "until", "minAttempts", "search",
     ]
+    /// The prefix of a metadata parameter: `meta.tenant=acme` selects letters whose metadata has `tenant` =
+    /// `acme`. A form may send the pair as one value instead: `meta=tenant=acme`.
+    static let metaPrefix = "meta."
+
+    /// Whether `name` is a filter parameter: one of ``names``, `meta`, or `meta.KEY`.
+    static func isFilterName(_ name: String) -> Bool {
+        self.names.contains(name) || name == "meta" || (name.hasPrefix(self.metaPrefix) && name.count > 5)
+    }
+
     /// The longest value a filter parameter may have, in bytes.
     static let maximumValueLength = 1024
     /// The most values a repeated parameter may have.
@@ -42,7 +51,37 @@ enum AdminFilter {
             filter.minAttempts = try self.minAttempts(minAttempts, field: "minAttempts", parameter: true)
         }
         filter.search = try values("search").last
+        var pairs: [(String, String)] = []
+        for item in items.items where item.name.hasPrefix(self.metaPrefix) && !item.value.isEmpty {
+            pairs.append((String(item.name.dropFirst(self.metaPrefix.count)), item.value))
+        }
+        for text in try values("meta") {
+            guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                throw DeadLetterAdminError.invalidParameter("meta", "must be key=value, e.g. tenant=acme")
+            }
+            pairs.append((String(text[..<equals]), String(text[text.index(after: equals)...])))
+        }
+        filter.metadata = try self.metadata(pairs) { DeadLetterAdminError.invalidParameter($0, $1) }
         return filter
+    }
+
+    /// The metadata pairs as a filter's dictionary: each key once, at most ``maximumValueCount`` pairs, keys and
+    /// values checked as other values are.
+    private static func metadata(
+        _ pairs: [(String, String)],
+        error: (String, String) -> DeadLetterAdminError
+    ) throws -> [String: String] {
+        if pairs.count > self.maximumValueCount { throw error("meta", "more than \(self.maximumValueCount) pairs") }
+        var metadata: [String: String] = [:]
+        for (key, value) in pairs {
+            let name = "meta.\(key)"
+            try self.check([key, value], name: name, error: error)
+            if let existing = metadata[key], existing != value {
+                throw error(name, "takes one value (a letter has one value per key)")
+            }
+            metadata[key] = value
+        }
+        return metadata
     }
 
     /// Reads the `filter` object of a JSON body: the same names as the query parameters plus `ids`; each
@@ -50,10 +89,10 @@ enum AdminFilter {
     /// misspelt filter never selects everything.
     static func parse(json object: [String: JSONValue], now: Date) throws -> DeadLetterFilter {
         var filter = DeadLetterFilter()
-        for key in object.keys.sorted() where key != "ids" && !self.names.contains(key) {
+        for key in object.keys.sorted() where key != "ids" && key != "meta" && !self.names.contains(key) {
             throw DeadLetterAdminError.invalidField(
                 "filter.\(key)",
-                "unknown filter; use \((["ids"] + self.names).joined(separator: ", "))"
+                "unknown filter; use \((["ids"] + self.names + ["meta"]).joined(separator: ", "))"
             )
         }
         func values(_ name: String) throws -> [String] {
@@ -101,6 +140,23 @@ enum AdminFilter {
         default: throw DeadLetterAdminError.invalidField("filter.minAttempts", "must be a whole number, 0 or more")
         }
         filter.search = try self.single(values("search"), "filter.search")
+        switch object["meta"] {
+        case nil, .null: break
+        case .object(let fields):
+            var pairs: [(String, String)] = []
+            for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+                guard case .string(let text) = value else {
+                    throw DeadLetterAdminError.invalidField("filter.meta.\(key)", "must be a string")
+                }
+                pairs.append((key, text))
+            }
+            filter.metadata = try self.metadata(pairs) { DeadLetterAdminError.invalidField("filter.\($0)", $1) }
+        default:
+            throw DeadLetterAdminError.invalidField(
+                "filter.meta",
+                #"must be an object of strings, e.g. {"tenant": "acme"}"#
+            )
+        }
         return filter
     }
 
@@ -109,7 +165,7 @@ enum AdminFilter {
         return values.first
     }
 
-    private static func check(
+    static func check(
         _ values: [String],
         name: String,
         error: (String, String) -> DeadLetterAdminError
@@ -151,5 +207,17 @@ enum AdminFilter {
     static func date(_ value: String, now: Date, field: String, parameter: Bool) throws -> Date {
         if let date = DeadLetterFilter.parseTime(value, now: now) { return date }
         throw self.failure(field, "must be \(DeadLetterFilter.timeForms)", parameter: parameter)
+    }
+}
+
+/// The `sort` parameter of the letter lists: an order of ``DeadLetters/DeadLetterSort``.
+enum AdminSort {
+    /// The order `sort=` names (`id` when absent or empty).
+    /// - Throws: ``DeadLetterAdminError`` 400 naming the orders (and the closest) for an unknown one.
+    static func parse(_ items: FormItems) throws -> DeadLetterSort {
+        guard let text = items.last("sort"), !text.isEmpty else { return .id }
+        if let sort = DeadLetterSort(rawValue: text) { return sort }
+        let names = DeadLetterSort.all.map(\.rawValue)
+        throw DeadLetterAdminError.invalidParameter("sort", "unknown order; use \(names.joined(separator: ", "))")
     }
 }

@@ -44,11 +44,12 @@ extension DeadLetterAdminRoutes {
     // MARK: Handlers
 
     func list(_ request: Request) async throws -> Response {
-        let query = try self.query(request, allowing: AdminFilter.names + ["limit", "cursor"])
+        let query = try self.query(request, allowing: AdminFilter.names + ["meta", "sort", "limit", "cursor"])
         let filter = try AdminFilter.parse(query, now: self.clock.now())
         let limit = try self.limit(query, default: self.configuration.defaultPageSize)
         let cursor = try query.last("cursor").flatMap { try AdminCursor.decode($0) }
-        let page = try await self.queue.letters(filter, after: cursor, limit: limit)
+        let sort = try AdminSort.parse(query)
+        let page = try await self.queue.letters(filter, sortedBy: sort, after: cursor, limit: limit)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(page.letters.count * 512 + 64)
         bytes += Array(#"{"items":["#.utf8)
@@ -160,7 +161,7 @@ extension DeadLetterAdminRoutes {
     }
 
     func stats(_ request: Request) async throws -> Response {
-        let query = try self.query(request, allowing: AdminFilter.names)
+        let query = try self.query(request, allowing: AdminFilter.names + ["meta"])
         let filter = try AdminFilter.parse(query, now: self.clock.now())
         let summary = try await self.queue.summary(filter)
         return Self.json(Array((AdminJSON.summary(summary) + "\n").utf8))
@@ -196,7 +197,7 @@ extension DeadLetterAdminRoutes {
     }
 
     func groups(_ request: Request) async throws -> Response {
-        let query = try self.query(request, allowing: AdminFilter.names + ["limit"])
+        let query = try self.query(request, allowing: AdminFilter.names + ["meta", "limit"])
         let filter = try AdminFilter.parse(query, now: self.clock.now())
         let limit = try self.limit(query, default: 100)
         let groups = try await self.queue.groups(filter, limit: limit)
@@ -280,6 +281,7 @@ extension DeadLetterAdminRoutes {
     func query(_ request: Request, allowing allowed: [String]) throws -> FormItems {
         let query = try FormItems(encoded: request.uri.query)
         for name in query.names where !allowed.contains(name) {
+            if allowed.contains("meta"), AdminFilter.isFilterName(name) { continue }
             throw DeadLetterAdminError.invalidParameter(
                 Self.shortened(name),
                 "unknown parameter; use \(allowed.joined(separator: ", "))"

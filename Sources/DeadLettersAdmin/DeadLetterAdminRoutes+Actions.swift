@@ -31,7 +31,7 @@ extension DeadLetterAdminRoutes {
     /// The filter of an action's parameters: the filter names plus `id` (repeated) for single letters.
     func actionFilter(_ items: FormItems) throws -> (filter: DeadLetterFilter, items: FormItems) {
         let kept = FormItems(
-            items.items.filter { ($0.name == "id" || AdminFilter.names.contains($0.name)) && !$0.value.isEmpty }
+            items.items.filter { ($0.name == "id" || AdminFilter.isFilterName($0.name)) && !$0.value.isEmpty }
         )
         var filter = try AdminFilter.parse(kept, now: self.clock.now())
         filter.ids = kept.all("id")

@@ -116,14 +116,15 @@ extension DeadLetterAdminRoutes {
 
     func letterList(_ request: Request) async throws -> Response {
         let query = try FormItems(encoded: request.uri.query)
-        let filterItems = FormItems(query.items.filter { AdminFilter.names.contains($0.name) && !$0.value.isEmpty })
+        let filterItems = FormItems(query.items.filter { AdminFilter.isFilterName($0.name) && !$0.value.isEmpty })
+        let sort = try AdminSort.parse(query)
         let now = self.clock.now()
         // A bad filter keeps the form as typed, with the error beside its field, and lists nothing.
         var filter = DeadLetterFilter()
         var filterError: DeadLetterAdminError?
         do {
             filter = try AdminFilter.parse(filterItems, now: now)
-        } catch let error as DeadLetterAdminError where AdminFilter.names.contains(error.parameter ?? "") {
+        } catch let error as DeadLetterAdminError where AdminFilter.isFilterName(error.parameter ?? "") {
             filterError = error
         }
         let size =
@@ -134,7 +135,13 @@ extension DeadLetterAdminRoutes {
         var matching = 0
         if filterError == nil {
             // The list shows no payload: sealed ones stay closed, so a letter whose key is missing is listed too.
-            page = try await self.queue.letters(filter, after: cursor, limit: size, includingPayloads: false)
+            page = try await self.queue.letters(
+                filter,
+                sortedBy: sort,
+                after: cursor,
+                limit: size,
+                includingPayloads: false
+            )
             matching = try await self.queue.count(filter)
         }
         let summary = try await self.queue.summary()
@@ -149,6 +156,8 @@ extension DeadLetterAdminRoutes {
         // This view (the filter and the page size) and the links made from it.
         var viewItems = filterItems
         if query.last("size") != nil { viewItems.items.append(("size", "\(size)")) }
+        // Paging and the way back keep the order; actions take the filter only.
+        if sort != .id { viewItems.items.append(("sort", sort.rawValue)) }
         func lettersLink(_ items: FormItems) -> String {
             self.views.link(items.items.isEmpty ? "/letters" : "/letters?\(items.encoded)")
         }
@@ -258,6 +267,20 @@ extension DeadLetterAdminRoutes {
         }
         for name in ["errorType", "fingerprint", "since", "until", "minAttempts", "search"] {
             values["f_\(name)"] = filterItems.last(name) ?? ""
+        }
+        let pairs = filter.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + [""]
+        values["metaFields"] = pairs.enumerated().map { index, pair -> [String: Any] in
+            ["fieldID": index == 0 ? "meta" : "meta-\(index + 1)", "value": pair]
+        }
+        let sortLabels = [
+            "id": "Oldest first", "last-failed": "Last failed, latest first",
+            "first-failed": "First failed, earliest first", "attempts": "Most attempts", "source": "Source",
+        ]
+        values["sortOptions"] = DeadLetterSort.all.map { option -> [String: Any] in
+            [
+                "value": option.rawValue, "label": sortLabels[option.rawValue] ?? option.rawValue,
+                "selected": option == sort,
+            ]
         }
         if query.last("size") != nil { values["f_size"] = "\(size)" }
         return try self.views.page("letters", values, status: filterError == nil ? .ok : .badRequest)

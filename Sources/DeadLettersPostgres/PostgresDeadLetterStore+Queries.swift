@@ -12,6 +12,12 @@ public import Foundation
 struct PostgresDialect: DeadLetterSQLDialect {
     /// The values bound so far; `$n` is the n-th.
     var binds = PostgresBindings()
+    /// The quoted schema of the store's tables and functions.
+    let schema: String
+
+    init(schema: String) {
+        self.schema = schema
+    }
 
     static let alwaysTrue = "TRUE"
     static let alwaysFalse = "FALSE"
@@ -39,6 +45,30 @@ struct PostgresDialect: DeadLetterSQLDialect {
         "strpos(lower(\(column)), lower(\(self.bind(text)) COLLATE \"C\")) > 0"
     }
 
+    /// Candidates from the trigram index on `search_text(…)` (ILIKE folds case at least as widely as ASCII, so
+    /// it finds a superset), each field then checked exactly with ASCII folding under the "C" collation.
+    /// Without pg_trgm, or for a text shorter than 3 characters, the same condition reads every letter.
+    mutating func search(_ text: String) -> String {
+        var pattern = "%"
+        for character in text {
+            if character == "%" || character == "_" || character == "\\" { pattern.append("\\") }
+            pattern.append(character)
+        }
+        pattern += "%"
+        let needle = DeadLetterFilter.asciiLowercased(text)
+        return """
+            \(self.schema).search_text(error_message, metadata, payload) ILIKE \(self.bind(pattern)) \
+            AND (strpos(lower(error_message), \(self.bind(needle))) > 0 \
+            OR strpos(lower(\(self.schema).payload_text(payload) COLLATE "C"), \(self.bind(needle))) > 0 \
+            OR EXISTS (SELECT 1 FROM jsonb_each_text(metadata) AS dlq_pair \
+            WHERE strpos(lower(dlq_pair.value COLLATE "C"), \(self.bind(needle))) > 0))
+            """
+    }
+
+    mutating func metadata(key: String, value: String) -> String {
+        "metadata @> \(self.placeholder(binding: PostgresDeadLetterStore.jsonObject([key: value])))::jsonb"
+    }
+
     /// The `WHERE` condition (without the keyword) selecting what `plan` selects, its values bound here.
     mutating func condition(_ plan: DeadLetterQueryPlan) -> String {
         plan.render(&self)
@@ -63,7 +93,7 @@ extension PostgresDeadLetterStore {
         try await self.perform("page") {
             var plan = DeadLetterQueryPlan(filter)
             plan.after(id: cursor)
-            var dialect = PostgresDialect()
+            var dialect = PostgresDialect(schema: self.schema)
             let limit = max(1, limit)
             let sql = """
                 SELECT \(Self.letterColumns) FROM \(self.schema).letters WHERE \(dialect.condition(plan))
@@ -78,9 +108,34 @@ extension PostgresDeadLetterStore {
         }
     }
 
+    public func page(
+        _ filter: DeadLetterFilter,
+        sortedBy sort: DeadLetterSort,
+        after cursor: String?,
+        limit: Int
+    ) async throws -> DeadLetterPage {
+        if sort == .id { return try await self.page(filter, after: cursor, limit: limit) }
+        var plan = DeadLetterQueryPlan(filter)
+        try plan.after(sort, cursor: cursor)
+        return try await self.perform("page") {
+            var dialect = PostgresDialect(schema: self.schema)
+            let limit = max(1, limit)
+            let sql = """
+                SELECT \(Self.letterColumns) FROM \(self.schema).letters WHERE \(dialect.condition(plan))
+                ORDER BY \(DeadLetterQueryPlan.orderBy(sort)) LIMIT \(dialect.bind(Int64(limit) + 1))
+                """
+            var letters = try await self.rows(PostgresQuery(unsafeSQL: sql, binds: dialect.binds)).map(
+                Self.decodeLetter
+            )
+            guard letters.count > limit else { return DeadLetterPage(letters: letters, nextCursor: nil) }
+            letters.removeLast(letters.count - limit)
+            return DeadLetterPage(letters: letters, nextCursor: letters.last.map(sort.cursor(after:)))
+        }
+    }
+
     public func count(_ filter: DeadLetterFilter) async throws -> Int {
         try await self.perform("count") {
-            var dialect = PostgresDialect()
+            var dialect = PostgresDialect(schema: self.schema)
             let condition = dialect.condition(DeadLetterQueryPlan(filter))
             let rows = try await self.rows(
                 PostgresQuery(
@@ -95,7 +150,7 @@ extension PostgresDeadLetterStore {
     public func summary(_ filter: DeadLetterFilter, now: Date) async throws -> DeadLetterSummary {
         try await self.perform("summary") {
             if filter.isEmpty { return try await self.wholeStoreSummary(now: now) }
-            var dialect = PostgresDialect()
+            var dialect = PostgresDialect(schema: self.schema)
             let condition = dialect.condition(DeadLetterQueryPlan(filter))
             let now = dialect.bind(now.millisecondsSince1970)
             let buckets = DeadLetterSummary.ageBuckets
@@ -147,7 +202,7 @@ extension PostgresDeadLetterStore {
             // only, their first letter (one probe of the (fingerprint, source, id) index per source) and their
             // time span (walks of the first_failed_at and last_failed_at indexes). The filter's conditions
             // name bare columns, which in each subquery are those of its own `letters AS m`.
-            var dialect = PostgresDialect()
+            var dialect = PostgresDialect(schema: self.schema)
             let condition = dialect.condition(DeadLetterQueryPlan(filter))
             let limit = dialect.bind(Int64(max(0, limit)))
             let letters = "\(self.schema).letters"

@@ -5,7 +5,7 @@ import Synchronization
 
 extension PostgresDeadLetterStore {
     /// The newest schema version this code writes and reads.
-    public static let schemaVersion = 5
+    public static let schemaVersion = 6
 
     /// The migrations, in order: version N's statements turn version N-1 into N. `$schema` is replaced by the
     /// quoted, validated schema name. Never change a released migration; add one.
@@ -67,6 +67,8 @@ extension PostgresDeadLetterStore {
         // Recovery as operations: each operation (a JSON document beside its creation time and stored state),
         // its frozen set with one row per letter and outcome, and the instances that run a queue.
         (5, operationLogMigration),
+        // Search (a trigram index when pg_trgm is there), metadata pairs and the sort indexes.
+        (6, searchMigration),
     ]
 
     /// Creates or upgrades the store's schema to ``schemaVersion``, in one transaction.
@@ -84,6 +86,7 @@ extension PostgresDeadLetterStore {
             try await self.probe()
             let previous = try await self.applyMigrations()
             self.opened.store(true, ordering: .releasing)
+            try await self.indexSearchIfPossible()
             return previous
         } catch {
             throw self.storeError(error, "migrate")

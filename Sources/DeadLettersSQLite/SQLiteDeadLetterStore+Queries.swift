@@ -37,6 +37,42 @@ extension SQLiteDeadLetterStore {
         return DeadLetterPage(letters: letters, nextCursor: nil)
     }
 
+    /// A page of the letters `filter` selects in the order `sort`, after `cursor`, from the index on the
+    /// sort's column and the id; `limit` below 1 reads 1.
+    public func page(
+        _ filter: DeadLetterFilter,
+        sortedBy sort: DeadLetterSort,
+        after cursor: String?,
+        limit: Int
+    ) async throws -> DeadLetterPage {
+        if sort == .id { return try await self.page(filter, after: cursor, limit: limit) }
+        let limit = Swift.max(1, limit)
+        let (sql, arguments) = try Self.pageQuery(filter, sortedBy: sort, after: cursor, limit: limit)
+        var letters = try await self.read { [arguments] db in
+            try SQLiteRows.fetchLetters(db, sql: sql, arguments: arguments)
+        }
+        guard letters.count > limit else { return DeadLetterPage(letters: letters, nextCursor: nil) }
+        letters.removeLast(letters.count - limit)
+        return DeadLetterPage(letters: letters, nextCursor: letters.last.map(sort.cursor(after:)))
+    }
+
+    /// The statement of a sorted page and its arguments; it reads `limit + 1` letters.
+    static func pageQuery(
+        _ filter: DeadLetterFilter,
+        sortedBy sort: DeadLetterSort,
+        after cursor: String?,
+        limit: Int
+    ) throws -> (sql: String, arguments: StatementArguments) {
+        var plan = DeadLetterQueryPlan(filter)
+        try plan.after(sort, cursor: cursor)
+        let (condition, filterArguments) = SQLiteRows.condition(plan)
+        let sql = """
+            SELECT \(SQLiteRows.columns) FROM dlq_letters WHERE \(condition) \
+            ORDER BY \(DeadLetterQueryPlan.orderBy(sort)) LIMIT ?
+            """
+        return (sql, filterArguments + [limit + 1])
+    }
+
     /// How many letters `filter` selects; the whole store's count reads running totals.
     public func count(_ filter: DeadLetterFilter) async throws -> Int {
         if filter.isEmpty { return try await self.usage().count }

@@ -186,4 +186,26 @@ struct SQLiteDialect: DeadLetterSQLDialect {
         // SQLite's lower() folds ASCII letters only, as DeadLetterFilter.matches does.
         "instr(lower(\(column)), lower(\(self.bind(text)))) > 0"
     }
+
+    /// Candidates from the trigram index (the letters holding every trigram of the text, folding case more
+    /// widely than ASCII: a superset), each then checked exactly in `dlq_letters`. A text of fewer than 3
+    /// characters has no trigram: every letter is checked.
+    mutating func search(_ text: String) -> String {
+        let candidates =
+            text.unicodeScalars.count >= 3
+            ? "seq IN (SELECT rowid FROM dlq_search WHERE dlq_search MATCH \(self.bind(SQLiteSearch.trigramQuery(text)))) AND "
+            : ""
+        let needle = DeadLetterFilter.asciiLowercased(text)
+        return """
+            \(candidates)(instr(lower(error_message), \(self.bind(needle))) > 0 \
+            OR (instr(lower(CAST(payload AS TEXT)), \(self.bind(needle))) > 0 \
+            AND dlq_payload_text(payload) IS NOT NULL) \
+            OR EXISTS (SELECT 1 FROM dlq_letter_meta AS dlq_pair WHERE dlq_pair.seq = dlq_letters.seq \
+            AND instr(lower(dlq_pair.value), \(self.bind(needle))) > 0))
+            """
+    }
+
+    mutating func metadata(key: String, value: String) -> String {
+        "seq IN (SELECT seq FROM dlq_letter_meta WHERE key = \(self.bind(key)) AND value = \(self.bind(value)))"
+    }
 }

@@ -170,6 +170,8 @@ public final class SQLiteDeadLetterStore: DeadLetterStore {
         let timeout = configuration.busyTimeout.components
         grdb.busyMode = .timeout(Double(timeout.seconds) + Double(timeout.attoseconds) / 1e18)
         grdb.prepareDatabase { db in
+            // Searches check candidates' payloads with it (schema version 5).
+            db.add(function: SQLiteSearch.payloadTextFunction)
             try db.execute(sql: "PRAGMA cache_size = -16000")
             // Savepoints of a shared commit spill changed pages to a temporary file on disk by default (hundreds of
             // MB of writes under 64 adders); keep them in memory.

@@ -18,14 +18,14 @@ import GRDB
 /// - `dlq_meta`: key / value facts about the file.
 ///
 /// Version 3 adds `abandoned_claims` (see ``version3``); version 4 the operations and instances
-/// (see ``version4``).
+/// (see ``version4``); version 5 search, metadata pairs and the sort indexes (see ``version5``).
 ///
 /// Version 2 drops the indexes on `reason` and `error_type`: each letter written updated every index (most
 /// of a commit's pages), and filters by reason or error type are served by the source and status indexes
 /// (filters usually pair them with a source) or, alone, by walking the id order.
 enum SQLiteSchema {
     /// The newest schema this code reads and writes.
-    static let version = 4
+    static let version = 5
 
     static func newerError(_ found: Int, path: String) -> DeadLetterError {
         DeadLetterError(
@@ -51,6 +51,9 @@ enum SQLiteSchema {
         }
         if current < 4 {
             try db.execute(sql: self.version4)
+        }
+        if current < 5 {
+            try db.execute(sql: self.version5)
         }
         try db.execute(sql: "PRAGMA user_version = \(Self.version)")
     }
@@ -164,6 +167,64 @@ enum SQLiteSchema {
             last_seen_at INTEGER NOT NULL,
             document TEXT NOT NULL
         ) WITHOUT ROWID;
+        """
+    }
+
+    /// Version 5, search and sorting:
+    /// - `dlq_search`: an FTS5 index with the trigram tokenizer, one row per letter (its rowid the letter's
+    ///   `seq`): the error message, the metadata values (one per line) and the payload as text when it is
+    ///   bytes without NUL (``SQLiteSearch/payloadText(_:)``; a sealed payload starts with NUL, so it is never
+    ///   indexed). Contentless and without positions (`content = ''`, `detail = none`): it keeps only which
+    ///   letters hold each trigram, a third of the size and of the cost to write of a full FTS5 table. A search
+    ///   asks it for the letters that hold every trigram of the text, then checks each candidate's fields
+    ///   exactly in `dlq_letters` (and that the payload is UTF-8, with the function `dlq_payload_text` the
+    ///   store registers on its connections).
+    /// - `dlq_letter_meta`: one row per metadata pair (`seq`, key, value), indexed by (key, value, seq).
+    /// - Triggers keep both in step with every insert, delete and update of the message, metadata or payload,
+    ///   whichever code path writes it (append, import, outcomes, edits, deletes, purges, expiry, eviction).
+    ///   The triggers are plain SQL: any SQLite connection may still write letters.
+    /// - Indexes for the sorts: `(last_failed_at, id)`, `(first_failed_at, id)` (replacing the one-column
+    ///   indexes) and `(attempts, id)`; `(source, id)` exists since version 1.
+    /// Existing letters are indexed by the migration, which can run again (a file whose version was set back).
+    private static var version5: String {
+        """
+        CREATE VIRTUAL TABLE IF NOT EXISTS dlq_search USING fts5(
+            message, meta, payload, tokenize = 'trigram', content = '', detail = none
+        );
+        CREATE TABLE IF NOT EXISTS dlq_letter_meta (
+            seq INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (key, value, seq)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS dlq_letter_meta_seq ON dlq_letter_meta (seq);
+        CREATE TRIGGER IF NOT EXISTS dlq_letters_search_inserted AFTER INSERT ON dlq_letters BEGIN
+            \(SQLiteSearch.index("NEW"))
+        END;
+        CREATE TRIGGER IF NOT EXISTS dlq_letters_search_deleted AFTER DELETE ON dlq_letters BEGIN
+            \(SQLiteSearch.unindex("OLD"))
+        END;
+        CREATE TRIGGER IF NOT EXISTS dlq_letters_search_updated
+        AFTER UPDATE OF error_message, metadata, payload ON dlq_letters
+        WHEN OLD.error_message IS NOT NEW.error_message OR OLD.metadata IS NOT NEW.metadata
+            OR OLD.payload IS NOT NEW.payload
+        BEGIN
+            \(SQLiteSearch.unindex("OLD"))
+            \(SQLiteSearch.index("NEW"))
+        END;
+        INSERT INTO dlq_search (dlq_search) VALUES ('delete-all');
+        DELETE FROM dlq_letter_meta;
+        INSERT INTO dlq_search (rowid, message, meta, payload)
+            SELECT seq, error_message, \(SQLiteSearch.metaValues("dlq_letters")), \(SQLiteSearch.payloadText("dlq_letters"))
+            FROM dlq_letters;
+        INSERT INTO dlq_letter_meta (seq, key, value)
+            SELECT dlq_letters.seq, m.key, m.value FROM dlq_letters, json_each(dlq_letters.metadata) AS m
+            WHERE dlq_letters.metadata IS NOT NULL;
+        DROP INDEX IF EXISTS dlq_letters_first_failed;
+        DROP INDEX IF EXISTS dlq_letters_last_failed;
+        CREATE INDEX IF NOT EXISTS dlq_letters_last_failed ON dlq_letters (last_failed_at, id);
+        CREATE INDEX IF NOT EXISTS dlq_letters_first_failed ON dlq_letters (first_failed_at, id);
+        CREATE INDEX IF NOT EXISTS dlq_letters_attempts ON dlq_letters (attempts, id);
         """
     }
 

@@ -36,6 +36,8 @@ extension DeadLetterStoreConformance {
             letter.status = statuses[(index / 2) % 3]
             letter.nextAttemptAt = letter.status == .retrying ? letter.lastFailedAt.adding(.seconds(30)) : nil
             letter.expiresAt = index % 3 == 0 ? nil : DeadLetterFixtures.epoch.adding(.seconds(7200 * index))
+            // Not text, so that searches select by the message alone (see searchFixture for payloads).
+            letter.payload = Data([0xFF, 0xFE, UInt8(index)])
         }
     }
 

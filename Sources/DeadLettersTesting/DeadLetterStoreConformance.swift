@@ -80,7 +80,7 @@ public enum DeadLetterStoreConformance {
             ("lettersSequenceStreamsEverything", lettersSequenceStreamsEverything),
             ("concurrentAppendsGiveExactCount", concurrentAppendsGiveExactCount),
             ("concurrentClaimsNeverOverlap", concurrentClaimsNeverOverlap),
-        ] + lifecycleChecks + operationChecks
+        ] + lifecycleChecks + operationChecks + searchChecks + sortingChecks
 
     /// The names of every check, to pass as the arguments of a parameterized test.
     public static let checks: [String] = all.map(\.name)

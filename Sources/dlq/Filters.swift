@@ -63,9 +63,23 @@ struct FilterOptions: ParsableArguments {
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Only letters whose error message contains this text (ignoring case).", valueName: "text")
+        help: ArgumentHelp(
+            "Only letters whose error message, a metadata value or text payload contains this text (ignoring "
+                + "case; sealed payloads are not searched).",
+            valueName: "text"
+        )
     )
     var search: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Only letters whose metadata has this key with exactly this value (repeatable; all must hold).",
+            valueName: "key=value"
+        ),
+        transform: MetadataPair.parse
+    )
+    var meta: [MetadataPair] = []
 
     @Option(
         name: .long,
@@ -86,6 +100,15 @@ struct FilterOptions: ParsableArguments {
         ] where values.contains(where: \.isEmpty) {
             throw ValidationError("\(name) must not be empty")
         }
+        var keys: [String: String] = [:]
+        for pair in self.meta {
+            if let value = keys[pair.key], value != pair.value {
+                throw ValidationError(
+                    "--meta gives '\(pair.key)' two values ('\(value)' and '\(pair.value)'); a letter has one value per key"
+                )
+            }
+            keys[pair.key] = pair.value
+        }
     }
 
     /// Whether any filter (not counting `--limit`) was given.
@@ -102,9 +125,50 @@ struct FilterOptions: ParsableArguments {
             since: self.since?.date(now: now),
             until: self.until?.date(now: now),
             minAttempts: self.minAttempts,
-            search: self.search.flatMap { $0.isEmpty ? nil : $0 }
+            search: self.search.flatMap { $0.isEmpty ? nil : $0 },
+            metadata: Dictionary(self.meta.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
         )
     }
+}
+
+/// A `--meta key=value` pair: the key is everything before the first `=`.
+struct MetadataPair: Sendable, Equatable {
+    var key: String
+    var value: String
+
+    /// For `@Option(transform:)`.
+    /// - Throws: `ValidationError` naming the form when there is no `=` or the key is empty.
+    static func parse(_ text: String) throws -> MetadataPair {
+        guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+            throw ValidationError("must be key=value, e.g. tenant=acme (the key is before the first '=')")
+        }
+        return MetadataPair(key: String(text[..<equals]), value: String(text[text.index(after: equals)...]))
+    }
+}
+
+/// `--sort`: the order of a list.
+struct SortOption: ExpressibleByArgument, Sendable {
+    var sort: DeadLetterSort
+
+    init?(argument: String) {
+        guard let sort = DeadLetterSort(rawValue: argument.lowercased()) else { return nil }
+        self.sort = sort
+    }
+
+    /// The names, for help and messages.
+    static let names = DeadLetterSort.all.map(\.rawValue)
+
+    /// For `@Option(transform:)`: a wrong value's message lists the orders and the closest one.
+    static func parse(_ argument: String) throws -> SortOption {
+        if let option = SortOption(argument: argument) { return option }
+        var message = "must be one of \(Self.names.joined(separator: ", "))"
+        if let suggestion = Suggestion.phrase(Suggestion.closest(to: argument, among: Self.names)) {
+            message += "; \(suggestion)"
+        }
+        throw ValidationError(message)
+    }
+
+    static var allValueStrings: [String] { Self.names }
 }
 
 /// A point in time: ISO 8601 (`2026-11-23T10:00:00Z`), the same without seconds or zone (`2026-11-23T10:00`,

@@ -2,11 +2,11 @@ import ArgumentParser
 import DeadLetters
 import Foundation
 
-/// `dlq list`: the letters the filters select, oldest first.
+/// `dlq list`: the letters the filters select, oldest first or in the order of `--sort`.
 struct ListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
-        abstract: "List dead letters, oldest first (a table, or a JSON array with --json).",
+        abstract: "List dead letters, oldest first or by --sort (a table, or a JSON array with --json).",
         discussion: """
             Examples:
               dlq list --source orders --since 2h
@@ -14,11 +14,23 @@ struct ListCommand: AsyncParsableCommand {
               dlq list --since 2026-12-05T22:00 --fingerprint 9f2c41d0
               dlq list --reason timeout --status dead --limit 20
               dlq list --search "connection refused" --json | jq -r '.[].id'
+              dlq list --search ord-10109
+              dlq list --meta tenant=acme --meta shop=s1 --sort attempts
             """
     )
 
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup(title: "Filters") var filters: FilterOptions
+
+    @Option(
+        help: ArgumentHelp(
+            "The order: id (oldest first, the default), last-failed (latest first), first-failed (earliest first), "
+                + "attempts (most first), source (A to Z); ties by id.",
+            valueName: "order"
+        ),
+        transform: SortOption.parse
+    )
+    var sort: SortOption?
 
     @Flag(help: "Write a JSON array of letters in the stored format.")
     var json = false
@@ -27,18 +39,24 @@ struct ListCommand: AsyncParsableCommand {
         let filters = self.filters
         let limit = self.filters.limit
         let json = self.json
+        let sort = self.sort?.sort ?? .id
         try await self.storeOptions.withStore(.read) { store in
             let filter = try await filters.resolvedFilter(in: store)
             if json {
-                try await Self.writeJSON(store: store, filter: filter, limit: limit)
+                try await Self.writeJSON(store: store, filter: filter, sort: sort, limit: limit)
             } else {
-                try await Self.writeTable(store: store, filter: filter, limit: limit)
+                try await Self.writeTable(store: store, filter: filter, sort: sort, limit: limit)
             }
         }
     }
 
     /// Streams the array page by page, so memory stays flat.
-    static func writeJSON(store: any DeadLetterStore, filter: DeadLetterFilter, limit: Int?) async throws {
+    static func writeJSON(
+        store: any DeadLetterStore,
+        filter: DeadLetterFilter,
+        sort: DeadLetterSort = .id,
+        limit: Int?
+    ) async throws {
         var written = 0
         var cursor: String?
         var buffer: [UInt8] = []
@@ -46,7 +64,7 @@ struct ListCommand: AsyncParsableCommand {
         repeat {
             let want = min(1000, (limit ?? Int.max) - written)
             guard want > 0 else { break }
-            let page = try await store.page(filter, after: cursor, limit: want)
+            let page = try await store.page(filter, sortedBy: sort, after: cursor, limit: want)
             for letter in page.letters {
                 buffer.append(contentsOf: written == 0 ? Array("\n".utf8) : Array(",\n".utf8))
                 DeadLetterJSON.encode(letter, into: &buffer)
@@ -59,7 +77,12 @@ struct ListCommand: AsyncParsableCommand {
         Terminal.out(written == 0 ? "]\n" : "\n]\n")
     }
 
-    static func writeTable(store: any DeadLetterStore, filter: DeadLetterFilter, limit: Int?) async throws {
+    static func writeTable(
+        store: any DeadLetterStore,
+        filter: DeadLetterFilter,
+        sort: DeadLetterSort = .id,
+        limit: Int?
+    ) async throws {
         var written = 0
         var cursor: String?
         let now = Date()
@@ -67,7 +90,7 @@ struct ListCommand: AsyncParsableCommand {
             let want = min(1000, (limit ?? Int.max) - written)
             guard want > 0 else { break }
             // The table shows no payload: sealed ones stay closed, so a letter whose key is missing is listed too.
-            let page = try await store.pageWithoutPayloads(filter, after: cursor, limit: want)
+            let page = try await store.pageWithoutPayloads(filter, sortedBy: sort, after: cursor, limit: want)
             if page.letters.isEmpty { break }
             Terminal.out(LetterView.table(page.letters, now: now))
             written += page.letters.count

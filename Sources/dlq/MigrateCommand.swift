@@ -25,6 +25,7 @@ struct MigrateCommand: AsyncParsableCommand {
     func run() async throws {
         let location = try self.storeOptions.location
         let (previous, current, count): (Int?, Int, Int)
+        var note = ""
         switch location {
         case .sqlite(let path):
             let store = try StoreOptions.openSQLite(path: path, access: .migrate)
@@ -35,17 +36,27 @@ struct MigrateCommand: AsyncParsableCommand {
         case .postgres(let url):
             var configuration = PostgresDeadLetterStore.Configuration()
             configuration.migrate = false
-            (previous, count) = try await PostgresDeadLetterStore.withStore(url: url, configuration: configuration) {
-                store in
+            let indexed: Bool
+            (previous, count, indexed) = try await PostgresDeadLetterStore.withStore(
+                url: url,
+                configuration: configuration
+            ) { store in
                 let before = try await store.migrate()
                 return (
                     before == PostgresDeadLetterStore.schemaVersion ? nil : before,
-                    try await store.count(DeadLetterFilter())
+                    try await store.count(DeadLetterFilter()),
+                    try await store.searchIsIndexed()
                 )
+            }
+            if !indexed {
+                note =
+                    "; searches read every letter: the pg_trgm extension is not available (install it, e.g. "
+                    + "Debian's postgresql-contrib, or have a superuser run CREATE EXTENSION pg_trgm, then run "
+                    + "dlq migrate again)"
             }
             current = PostgresDeadLetterStore.schemaVersion
         }
-        Terminal.line("\(location): \(Self.describe(previous: previous, current: current, count: count))")
+        Terminal.line("\(location): \(Self.describe(previous: previous, current: current, count: count))\(note)")
     }
 
     /// What the migration did, in words.

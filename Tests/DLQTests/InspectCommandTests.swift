@@ -202,7 +202,7 @@ extension DLQCommandSuites {
             let space = try Workspace()
             defer { space.remove() }
             let run = try space.ok(["migrate", "--store", "first.sqlite"])
-            #expect(run.output.contains("created, schema version 4"), "\(run)")
+            #expect(run.output.contains("created, schema version 5"), "\(run)")
             #expect(try space.ok(["migrate", "--store", "first.sqlite"]).output.contains("already up to date"))
             #expect(space.exists("first.sqlite"))
             #expect(!space.exists("dead-letters.sqlite"))

@@ -34,7 +34,7 @@ extension DLQCommandSuites {
             try self.copyFixture("release-store.sqlite", to: space)
             let store = ["--store", "release-store.sqlite"]
             let migrated = try space.ok(store + ["migrate"])
-            #expect(migrated.output.contains("migrated schema version 2 to 4; 6 letters kept"), "\(migrated)")
+            #expect(migrated.output.contains("migrated schema version 2 to 5; 6 letters kept"), "\(migrated)")
             #expect(try space.ok(store + ["migrate"]).output.contains("already up to date"))
             let expected = try Self.releaseLetters()
             let letters = try space.letters(store)
@@ -52,6 +52,9 @@ extension DLQCommandSuites {
             #expect(untouched.history.count == 1)
             #expect(untouched.history[0].errorMessage == "typeMismatch: expected Double at total")
             #expect(untouched.history[0].reason == .decoding)
+            // Migrating indexed the release's letters for search and metadata.
+            #expect(try space.letters(store + ["--meta", "tenant=acme"]).map(\.id) == [untouched.id])
+            #expect(try space.letters(store + ["--search", "TYPEMISMATCH"]).map(\.id) == [untouched.id])
             // The migrated store works: a failed replay now keeps the first failure.
             let failed = try space.run(
                 store + ["replay", "--source", "orders", "--status", "dead", "--exec", "echo still bad >&2; exit 1"]

@@ -109,8 +109,8 @@ extension DLQCommandSuites {
             let store = try CommandTestServer.freshStore()
 
             let migrated = try self.ok(space, store, ["migrate"])
-            #expect(migrated.output.contains("created, schema version 5 (0 letters)"), "\(migrated)")
-            #expect(try self.ok(space, store, ["migrate"]).output.contains("schema version 5, already up to date"))
+            #expect(migrated.output.contains("created, schema version 6 (0 letters)"), "\(migrated)")
+            #expect(try self.ok(space, store, ["migrate"]).output.contains("schema version 6, already up to date"))
 
             let a = try self.add(space, store, source: "orders", payload: #"{"order":1}"#)
             let b = try self.add(space, store, source: "orders", payload: #"{"order":2}"#)

@@ -219,7 +219,7 @@ extension DLQCommandSuites {
             defer { space.remove() }
             _ = try self.populate(space)
             #expect(
-                try space.ok(["check"]).output.contains("dead-letters.sqlite: sound · schema version 4 · 3 letters")
+                try space.ok(["check"]).output.contains("dead-letters.sqlite: sound · schema version 5 · 3 letters")
             )
             #expect(
                 !space.exists("dead-letters.sqlite-wal") || space.contents("dead-letters.sqlite-wal")?.isEmpty == true

@@ -22,6 +22,12 @@ private struct RecordingDialect: DeadLetterSQLDialect {
     mutating func contains(_ column: String, ignoringASCIICase text: String) -> String {
         "contains(\(column), \(self.bind(text)))"
     }
+    mutating func search(_ text: String) -> String {
+        "search(\(self.bind(text)))"
+    }
+    mutating func metadata(key: String, value: String) -> String {
+        "meta(\(self.bind(key)), \(self.bind(value)))"
+    }
 }
 
 @Suite("DeadLetterQueryPlan and DeadLetterSummaryTally")
@@ -40,24 +46,52 @@ struct QueryPlanTests {
             since: Date(millisecondsSince1970: 5),
             minAttempts: 2,
             search: "Timeout",
-            expiresBefore: Date(millisecondsSince1970: 9)
+            expiresBefore: Date(millisecondsSince1970: 9),
+            metadata: ["tenant": "acme", "b": "2"]
         )
         var plan = DeadLetterQueryPlan(filter)
         plan.after(id: "01\0x")
         let (sql, bound) = self.render(plan)
         #expect(
             sql == "source = ? AND status IN ? AND last_failed_at >= ? AND attempts >= ? "
-                + "AND contains(error_message, ?) AND expires_at IS NOT NULL AND expires_at <= ? AND id > ?"
+                + "AND search(?) AND meta(?, ?) AND meta(?, ?) AND expires_at IS NOT NULL AND expires_at <= ? AND id > ?"
         )
-        #expect(bound == ["a", "dead,retrying", "5", "2", "Timeout", "9", "01"])
+        #expect(bound == ["a", "dead,retrying", "5", "2", "Timeout", "b", "2", "tenant", "acme", "9", "01"])
         filter = DeadLetterFilter()
         #expect(self.render(DeadLetterQueryPlan(filter)).sql == "TRUE")
+    }
+
+    @Test("a sorted page's cursor becomes a row comparison in the order's direction")
+    func sortedCursor() throws {
+        var plan = DeadLetterQueryPlan(DeadLetterFilter())
+        let letter = DeadLetter(
+            id: "01",
+            source: "or~ders",
+            reason: .timeout,
+            errorType: "E",
+            errorMessage: "m",
+            attempts: 3,
+            firstFailedAt: Date(millisecondsSince1970: 0),
+            payload: Data()
+        )
+        try plan.after(.attempts, cursor: DeadLetterSort.attempts.cursor(after: letter))
+        #expect(self.render(plan).sql == "(attempts, id) < (?, ?)")
+        #expect(self.render(plan).bound == ["3", "01"])
+        plan = DeadLetterQueryPlan(DeadLetterFilter())
+        try plan.after(.source, cursor: DeadLetterSort.source.cursor(after: letter))
+        #expect(self.render(plan).sql == "(source, id) > (?, ?)")
+        #expect(self.render(plan).bound == ["or~ders", "01"])
+        #expect(DeadLetterQueryPlan.orderBy(.lastFailed) == "last_failed_at DESC, id DESC")
+        #expect(DeadLetterQueryPlan.orderBy(.firstFailed) == "first_failed_at, id")
+        #expect(throws: DeadLetterError.self) { try plan.after(.lastFailed, cursor: "x~") }
+        #expect(throws: DeadLetterError.self) { try plan.after(.source, cursor: "99~abc") }
     }
 
     @Test("a value holding NUL selects nothing, and a list left with one value is an '='")
     func nul() {
         #expect(self.render(DeadLetterQueryPlan(DeadLetterFilter(ids: ["a\0"]))).sql == "FALSE")
         #expect(self.render(DeadLetterQueryPlan(DeadLetterFilter(search: "\0"))).sql == "FALSE")
+        #expect(self.render(DeadLetterQueryPlan(DeadLetterFilter(metadata: ["k": "v\0"]))).sql == "FALSE")
         #expect(self.render(DeadLetterQueryPlan(DeadLetterFilter(search: ""))).sql == "TRUE")
         let (sql, bound) = self.render(DeadLetterQueryPlan(DeadLetterFilter(reasons: ["x\0", "y"])))
         #expect(sql == "reason = ?" && bound == ["y"])

@@ -151,6 +151,7 @@ def run(base, token, shots):
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     os.makedirs(shots, exist_ok=True)
     checks = Checks()
@@ -279,6 +280,32 @@ def run(base, token, shots):
         checks.expect('"order": 1040' in text("#payload"), "a JSON payload is pretty-printed")
         checks.expect("tenant" in text("#metadata"), "metadata is listed")
         shot("05-letter-json")
+
+        print("search, metadata and sort")
+        driver.get(base + "/letters")
+        driver.find_element(By.ID, "search").send_keys("PAY_2")
+        click_and_load(driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
+        checks.expect(text("#matching") == "1", f"a search finds a payload's text, ignoring case: {text('#matching')}")
+        checks.expect(driver.find_element(By.ID, "search").get_attribute("value") == "PAY_2", "the search is kept")
+        driver.get(base + "/letters")
+        driver.find_element(By.ID, "search").send_keys("eu-west")
+        driver.find_element(By.ID, "meta").send_keys("tenant=acme")
+        Select(driver.find_element(By.ID, "sort")).select_by_value("first-failed")
+        click_and_load(driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
+        checks.expect(text("#matching") == "5", f"search in metadata values and a metadata pair: {text('#matching')}")
+        checks.expect(driver.find_element(By.ID, "meta").get_attribute("value") == "tenant=acme",
+                      "the metadata pair is kept in its field")
+        checks.expect(Select(driver.find_element(By.ID, "sort")).first_selected_option.get_attribute("value")
+                      == "first-failed", "the order is kept")
+        driver.get(base + "/letters")
+        driver.find_element(By.ID, "meta").send_keys("provider=stripe")
+        click_and_load(driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
+        checks.expect(text("#matching") == "4", f"a metadata pair alone: {text('#matching')}")
+        driver.get(base + "/letters?sort=attempts")
+        source = driver.page_source
+        checks.expect(-1 < source.find("550 mailbox unavailable") < source.find("keyNotFound"),
+                      "sorted by attempts, the emails letters (5 attempts) come before the orders letters (1)")
+        shot("05b-letters-search")
 
         print("groups")
         driver.get(base + "/groups")

@@ -7,7 +7,7 @@ import Glibc
 
 /// What a run measures and where it keeps its files.
 struct Settings: Sendable {
-    static let groups = ["memory", "sqlite", "export", "postgres"]
+    static let groups = ["memory", "sqlite", "export", "postgres", "search"]
 
     var quick = false
     var only: Set<String> = Set(Settings.groups)
@@ -137,6 +137,7 @@ struct DLQBenchmarks {
         if settings.only.contains("sqlite") { try await SQLiteBenchmarks.run(settings, report: report) }
         if settings.only.contains("export") { try await ExportImportBenchmarks.run(settings, report: report) }
         if settings.only.contains("postgres") { try await PostgresBenchmarks.run(settings, report: report) }
+        if settings.only.contains("search") { try await SearchBenchmarks.run(settings, report: report) }
         let total = Measure.seconds(start.duration(to: Measure.clock.now))
         settings.loadAfter = self.loadAverage()
         print(self.header(settings, seconds: total))

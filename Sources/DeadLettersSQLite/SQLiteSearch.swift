@@ -1,0 +1,74 @@
+import DeadLetters
+import GRDB
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// How the SQLite store keeps search and metadata pairs (schema version 5, ``SQLiteSchema``): the SQL of its
+/// triggers and of a search's condition.
+enum SQLiteSearch {
+    /// `dlq_payload_text(bytes)`: the bytes as text when ``DeadLetters/DeadLetterFilter/searchablePayloadText(_:)``
+    /// reads them as text (UTF-8 without NUL), else `NULL`. Registered on every connection of the store; only
+    /// searches call it (the triggers are plain SQL, so that any SQLite connection can still write letters).
+    static let payloadTextFunction = DatabaseFunction("dlq_payload_text", argumentCount: 1, pure: true) { values in
+        guard case .blob(let bytes) = values[0].storage else { return nil }
+        return DeadLetterFilter.searchablePayloadText(bytes)
+    }
+
+    /// The payload of `row` as the search table indexes it: its bytes as text unless they hold a NUL (a sealed
+    /// payload starts with one). Bytes that are not UTF-8 are kept too, but a search checks each candidate
+    /// with `dlq_payload_text`, so they never match.
+    static func payloadText(_ row: String) -> String {
+        "CASE WHEN instr(\(row).payload, x'00') = 0 THEN CAST(\(row).payload AS TEXT) END"
+    }
+
+    /// The metadata values of `row`, one per line, or `NULL`.
+    static func metaValues(_ row: String) -> String {
+        "(SELECT group_concat(value, char(10)) FROM json_each(\(row).metadata))"
+    }
+
+    /// Indexes the letter `row` (`NEW` in a trigger).
+    static func index(_ row: String) -> String {
+        """
+        INSERT INTO dlq_search (rowid, message, meta, payload)
+            VALUES (\(row).seq, \(row).error_message, \(self.metaValues(row)), \(self.payloadText(row)));
+        INSERT INTO dlq_letter_meta (seq, key, value)
+            SELECT \(row).seq, key, value FROM json_each(\(row).metadata) WHERE \(row).metadata IS NOT NULL;
+        """
+    }
+
+    /// Removes the letter `row` (`OLD` in a trigger) from the index: a contentless FTS5 table is told the
+    /// values it indexed, which the same expressions compute again from the row.
+    static func unindex(_ row: String) -> String {
+        """
+        INSERT INTO dlq_search (dlq_search, rowid, message, meta, payload)
+            VALUES ('delete', \(row).seq, \(row).error_message, \(self.metaValues(row)), \(self.payloadText(row)));
+        DELETE FROM dlq_letter_meta WHERE seq = \(row).seq;
+        """
+    }
+
+    /// At most this many trigrams of a text are looked up (spread over it): enough to narrow the candidates,
+    /// which are checked exactly anyway.
+    static let maximumTrigrams = 24
+
+    /// The FTS5 query for the letters that hold every trigram of `text` (of 3 characters or more): each
+    /// trigram a quoted string (quotes doubled), joined by `AND`. A superset of the letters holding `text`.
+    static func trigramQuery(_ text: String) -> String {
+        let scalars = Array(text.unicodeScalars)
+        var seen = Set<String>()
+        var trigrams: [String] = []
+        for start in 0...(scalars.count - 3) {
+            var trigram = ""
+            trigram.unicodeScalars.append(contentsOf: scalars[start..<(start + 3)])
+            if seen.insert(trigram.lowercased()).inserted { trigrams.append(trigram) }
+        }
+        if trigrams.count > self.maximumTrigrams {
+            let step = Double(trigrams.count - 1) / Double(self.maximumTrigrams - 1)
+            trigrams = (0..<self.maximumTrigrams).map { trigrams[Int((Double($0) * step).rounded())] }
+        }
+        return trigrams.map { "\"" + $0.replacing("\"", with: "\"\"") + "\"" }.joined(separator: " AND ")
+    }
+}

@@ -1,0 +1,113 @@
+import DeadLetters
+import DeadLettersTesting
+import Foundation
+import GRDB
+import Testing
+
+@testable import DeadLettersSQLite
+
+/// Schema version 5: the trigram search index and the metadata table, their backfill on migration, and the
+/// indexes each sort and search is served by.
+@Suite("SQLite search and sorting")
+struct SQLiteSearchTests {
+    func letters() -> [DeadLetter] {
+        (0..<40).map { index in
+            DeadLetterFixtures.letter(
+                errorMessage: "failed \(index)",
+                metadata: ["tenant": index % 2 == 0 ? "acme" : "globex", "sku": "SKU-\(1000 + index)"],
+                payload: Data(#"{"order":"ord-\#(10_000 + index)"}"#.utf8)
+            )
+        }
+    }
+
+    @Test func aVersion4StoreIsMigratedAndItsLettersAreSearchable() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.file()
+        var store = try SQLiteDeadLetterStore(path: path)
+        let letters = self.letters()
+        try await store.append(letters)
+        try store.close()
+        // Make the file what version 4 wrote: no search table, metadata table, triggers or sort indexes.
+        let queue = try DatabaseQueue(path: path)
+        try await queue.writeWithoutTransaction { db in
+            for trigger in ["inserted", "deleted", "updated"] {
+                try db.execute(sql: "DROP TRIGGER dlq_letters_search_\(trigger)")
+            }
+            try db.execute(sql: "DROP TABLE dlq_search")
+            try db.execute(sql: "DROP TABLE dlq_letter_meta")
+            try db.execute(sql: "DROP INDEX dlq_letters_attempts")
+            try db.execute(sql: "DROP INDEX dlq_letters_last_failed")
+            try db.execute(sql: "CREATE INDEX dlq_letters_last_failed ON dlq_letters (last_failed_at)")
+            try db.execute(sql: "PRAGMA user_version = 4")
+        }
+        try queue.close()
+
+        store = try SQLiteDeadLetterStore(path: path)
+        defer { try? store.close() }
+        #expect(store.previousSchemaVersion == 4)
+        let found = try await store.page(DeadLetterFilter(search: "ORD-10017"), after: nil, limit: 10)
+        #expect(found.letters.map(\.id) == [letters[17].id])
+        #expect(try await store.count(DeadLetterFilter(metadata: ["tenant": "acme"])) == 20)
+        #expect(try await store.count(DeadLetterFilter(search: "sku-100")) == 10)
+        let sorted = try await store.page(DeadLetterFilter(), sortedBy: .lastFailed, after: nil, limit: 3)
+        #expect(sorted.letters.count == 3)
+        #expect(try await store.integrityCheck() == ["ok"])
+        let rows = try await store.read { db in
+            (
+                try Int.fetchOne(db, sql: #"SELECT count(*) FROM dlq_search WHERE dlq_search MATCH '"ord"'"#) ?? -1,
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM dlq_letter_meta") ?? -1
+            )
+        }
+        #expect(rows.0 == 40 && rows.1 == 80)
+    }
+
+    /// What SQLite's planner says it does for `sql`.
+    func plan(_ store: SQLiteDeadLetterStore, _ sql: String, _ arguments: StatementArguments) async throws -> String {
+        try await store.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments)
+                .map { row in row["detail"] as String? ?? "" }.joined(separator: "\n")
+        }
+    }
+
+    @Test func eachSortReadsAnIndexInOrderAndASearchReadsTheTrigramIndex() async throws {
+        let store = try makeFreshStore()
+        try await store.append(self.letters())
+        let indexes: [(DeadLetterSort, String)] = [
+            (.lastFailed, "dlq_letters_last_failed"), (.firstFailed, "dlq_letters_first_failed"),
+            (.attempts, "dlq_letters_attempts"), (.source, "dlq_letters_source"),
+        ]
+        for (sort, index) in indexes {
+            let first = try await store.page(DeadLetterFilter(), sortedBy: sort, after: nil, limit: 5)
+            let cursor = try #require(first.nextCursor)
+            let (sql, arguments) = try SQLiteDeadLetterStore.pageQuery(
+                DeadLetterFilter(),
+                sortedBy: sort,
+                after: cursor,
+                limit: 5
+            )
+            let plan = try await self.plan(store, sql, arguments)
+            #expect(plan.contains(index), "\(sort): \(plan)")
+            #expect(!plan.contains("TEMP B-TREE"), "\(sort) sorts nothing: \(plan)")
+        }
+        let (search, searchArguments) = try SQLiteDeadLetterStore.pageQuery(
+            DeadLetterFilter(search: "ord-10017"),
+            sortedBy: .lastFailed,
+            after: nil,
+            limit: 100
+        )
+        let searchPlan = try await self.plan(store, search, searchArguments)
+        #expect(searchPlan.contains("VIRTUAL TABLE INDEX"), "\(searchPlan)")
+        let (meta, metaArguments) = try SQLiteDeadLetterStore.pageQuery(
+            DeadLetterFilter(metadata: ["tenant": "acme"]),
+            sortedBy: .id,
+            after: nil,
+            limit: 100
+        )
+        let metaPlan = try await self.plan(store, meta, metaArguments)
+        #expect(
+            metaPlan.contains("dlq_letter_meta USING PRIMARY KEY") || metaPlan.contains("USING COVERING INDEX"),
+            "\(metaPlan)"
+        )
+    }
+}
