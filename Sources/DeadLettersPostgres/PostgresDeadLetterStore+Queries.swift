@@ -274,7 +274,7 @@ extension PostgresDeadLetterStore {
     ) async throws -> DeadLetterTimeline {
         guard let start = timeline.start, let end = timeline.end else { return timeline }
         let rows = try await self.perform("timeline") {
-            var dialect = PostgresDialect()
+            var dialect = PostgresDialect(schema: self.schema)
             let origin = dialect.bind(start.millisecondsSince1970)
             let width = dialect.bind(timeline.bucketMilliseconds)
             let condition = dialect.condition(DeadLetterQueryPlan(DeadLetterTimeline.windowFilter(filter, timeline)))
