@@ -7,32 +7,89 @@ public import Foundation
 extension MemoryDeadLetterStore {
     /// Operations with their letter sets, and instances.
     struct OperationLogState {
-        /// One operation's frozen set: its letters by id, their ids in order, and how many are pending, so that
-        /// paging and "any pending?" cost what a page costs, not what the set costs.
+        /// One operation's frozen set, in parallel arrays sorted by letter id: paging reads outcomes by index
+        /// (no hashing), recording an outcome costs one lookup, and "any pending?" is a count. Letters are
+        /// usually added in id order, so an insert is usually an append.
+        ///
+        /// Measured (memory replay of 50,000 letters, concurrency 1, release): keeping a whole
+        /// `DeadLetterOperationLetter` per letter in a dictionary cost about 40% of the replay's throughput
+        /// (63,000-82,000/s against 114,000-131,000/s without an operation).
         struct LetterSet {
-            var letters: [String: DeadLetterOperationLetter] = [:]
-            /// Sorted; letters are usually added in id order, so an insert is usually an append.
-            var order: [String] = []
+            struct Detail {
+                var at: Date?
+                var errorType: String?
+                var errorMessage: String?
+            }
+
+            /// Letter ids, sorted.
+            var ids: [String] = []
+            var outcomes: [DeadLetterOperationLetter.Outcome] = []
+            /// When and why, for the letters that have one (recorded outcomes, `skipped` at creation).
+            var details: [Int: Detail] = [:]
+            /// Each id's index in ``ids``.
+            var position: [String: Int] = [:]
             var pending = 0
 
             mutating func add(_ letter: DeadLetterOperationLetter) {
-                guard self.letters[letter.letterID] == nil else { return }
-                self.letters[letter.letterID] = letter
-                if letter.outcome == .pending { self.pending += 1 }
-                if let last = self.order.last, last > letter.letterID {
-                    self.order.insert(letter.letterID, at: self.lowerBound(letter.letterID))
+                guard self.position[letter.letterID] == nil else { return }
+                var index = self.ids.count
+                if let last = self.ids.last, last > letter.letterID {
+                    index = self.lowerBound(letter.letterID)
+                    self.ids.insert(letter.letterID, at: index)
+                    self.outcomes.insert(letter.outcome, at: index)
+                    // Rare (a set is written in id order): the letters after it move one place.
+                    var moved: [Int: Detail] = [:]
+                    for (at, detail) in self.details { moved[at >= index ? at + 1 : at] = detail }
+                    self.details = moved
+                    for later in (index + 1)..<self.ids.count { self.position[self.ids[later]] = later }
                 } else {
-                    self.order.append(letter.letterID)
+                    self.ids.append(letter.letterID)
+                    self.outcomes.append(letter.outcome)
                 }
+                self.position[letter.letterID] = index
+                self.setDetail(letter, at: index)
+                if letter.outcome == .pending { self.pending += 1 }
+            }
+
+            /// Records an outcome if the letter is pending: whether it changed.
+            mutating func record(_ letter: DeadLetterOperationLetter) -> Bool {
+                guard let index = self.position[letter.letterID], self.outcomes[index] == .pending else { return false }
+                self.outcomes[index] = letter.outcome
+                self.setDetail(letter, at: index)
+                if letter.outcome != .pending { self.pending -= 1 }
+                return true
+            }
+
+            private mutating func setDetail(_ letter: DeadLetterOperationLetter, at index: Int) {
+                if letter.at != nil || letter.errorType != nil || letter.errorMessage != nil {
+                    self.details[index] = Detail(
+                        at: letter.at,
+                        errorType: letter.errorType,
+                        errorMessage: letter.errorMessage
+                    )
+                }
+            }
+
+            /// The letter at `index`, as stored.
+            func letter(at index: Int, operation: String) -> DeadLetterOperationLetter {
+                let detail = self.details[index]
+                return DeadLetterOperationLetter(
+                    operation: operation,
+                    letterID: self.ids[index],
+                    outcome: self.outcomes[index],
+                    at: detail?.at,
+                    errorType: detail?.errorType,
+                    errorMessage: detail?.errorMessage
+                )
             }
 
             /// The first index whose id is not less than `id`.
             func lowerBound(_ id: String) -> Int {
                 var low = 0
-                var high = self.order.count
+                var high = self.ids.count
                 while low < high {
                     let mid = (low + high) / 2
-                    if self.order[mid] < id { low = mid + 1 } else { high = mid }
+                    if self.ids[mid] < id { low = mid + 1 } else { high = mid }
                 }
                 return low
             }
@@ -45,17 +102,14 @@ extension MemoryDeadLetterStore {
         /// Records a letter's outcome if the letter is pending in its operation's set.
         /// - Returns: whether it changed.
         mutating func record(_ letter: DeadLetterOperationLetter) -> Bool {
-            guard self.sets[letter.operation]?.letters[letter.letterID]?.outcome == .pending else { return false }
-            self.sets[letter.operation]?.letters[letter.letterID] = letter
-            if letter.outcome != .pending { self.sets[letter.operation]?.pending -= 1 }
-            return true
+            self.sets[letter.operation]?.record(letter) ?? false
         }
 
         /// The operation with its counts.
         func counted(_ id: String) -> DeadLetterOperation? {
             guard var operation = self.operations[id] else { return nil }
             var counts = DeadLetterOperation.Counts()
-            for letter in self.sets[id]?.letters.values ?? [:].values { counts.add(letter.outcome) }
+            for outcome in self.sets[id]?.outcomes ?? [] { counts.add(outcome) }
             operation.counts = counts
             return operation
         }
@@ -149,13 +203,13 @@ extension MemoryDeadLetterStore {
             var index = 0
             if let cursor {
                 index = set.lowerBound(cursor)
-                if index < set.order.count, set.order[index] == cursor { index += 1 }
+                if index < set.ids.count, set.ids[index] == cursor { index += 1 }
             }
             var page: [DeadLetterOperationLetter] = []
             let limit = Swift.max(1, limit)
-            while index < set.order.count, page.count < limit {
-                if let letter = set.letters[set.order[index]], outcomes.isEmpty || outcomes.contains(letter.outcome) {
-                    page.append(letter)
+            while index < set.ids.count, page.count < limit {
+                if outcomes.isEmpty || outcomes.contains(set.outcomes[index]) {
+                    page.append(set.letter(at: index, operation: id))
                 }
                 index += 1
             }
