@@ -286,3 +286,5 @@ extension DeadLetterStore where Self == SQLiteDeadLetterStore {
         try SQLiteDeadLetterStore(path: path, durability: durability)
     }
 }
+
+extension SQLiteDeadLetterStore: ClosableDeadLetterStore {}
