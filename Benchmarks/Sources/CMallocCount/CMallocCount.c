@@ -4,7 +4,7 @@
 // relaxed atomic increment while `counting` is set.
 #include "CMallocCount.h"
 
-#if defined(__GLIBC__)
+#if defined(__linux__)
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
