@@ -61,9 +61,9 @@ public struct CapturedError: Sendable, Hashable {
         let message: String
         if facts.isDecodingError, let decoding = error as? DecodingError {
             message = Self.describe(decoding)
-        } else if facts.isPlainDescription, let described = error as? any CustomStringConvertible {
-            // What `String(describing:)` returns for such a type, without its search of the other protocols.
-            message = described.description
+        } else if let describe = facts.describe {
+            // What `String(describing:)` returns for such a type, without its search of the protocols.
+            message = describe(error)
         } else {
             message = String(describing: error)
         }
@@ -112,8 +112,10 @@ struct ErrorTypeFacts: Sendable {
     let isDecodingError: Bool
     /// A `DecodingError` or a ``DeadLetterUnderlyingErrorProviding``.
     let mayHaveUnderlying: Bool
-    /// `CustomStringConvertible` and not `TextOutputStreamable`: `String(describing:)` is its `description`.
-    let isPlainDescription: Bool
+    /// For a type that is `CustomStringConvertible` and not `TextOutputStreamable` (whose `String(describing:)`
+    /// is its `description`): its `description`, reached through the conformance found once, by a cast to the
+    /// concrete type (no lookup of a conformance).
+    let describe: (@Sendable (any Error) -> String)?
     /// A ``DeadLetterReasonProviding``.
     let providesReason: Bool
     /// The reason ``FailureClassifier`` gives the type when no rule matches and it provides none itself, or
@@ -136,11 +138,19 @@ struct ErrorTypeFacts: Sendable {
         return facts
     }
 
+    private static func describer<T: Error & CustomStringConvertible>(_: T.Type) -> @Sendable (any Error) -> String {
+        { error in (error as? T)?.description ?? String(describing: error) }
+    }
+
     private init(_ error: any Error, type: any Error.Type) {
         self.name = String(describing: type)
         self.isDecodingError = error is DecodingError
         self.mayHaveUnderlying = self.isDecodingError || error is any DeadLetterUnderlyingErrorProviding
-        self.isPlainDescription = error is any CustomStringConvertible && !(error is any TextOutputStreamable)
+        if !(error is any TextOutputStreamable), let described = type as? any (Error & CustomStringConvertible).Type {
+            self.describe = Self.describer(described)
+        } else {
+            self.describe = nil
+        }
         self.providesReason = error is any DeadLetterReasonProviding
         switch error {
         case is CancellationError: self.builtInReason = .cancelled

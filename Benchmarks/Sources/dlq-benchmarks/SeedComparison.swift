@@ -37,6 +37,7 @@ enum SeedComparison {
                     measured: Self.versus(swift.addStrings, python.add)
                 )
             )
+            if count == Self.counts.last { try Self.memory(report: report) }
             report.add(
                 Figure(
                     "`queue.replay` of everything, no-op handler, concurrency 1, memory store, \(size) letters, "
@@ -47,6 +48,33 @@ enum SeedComparison {
                 )
             )
         }
+    }
+
+    /// Heap and RSS growth per letter beside its payload, over 100,000 adds of the workload, in a fresh process.
+    static func memory(report: Report) throws {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        child.arguments = ["--child-seed", "memory", "100000"]
+        let output = Pipe()
+        child.standardOutput = output
+        try child.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        child.waitUntilExit()
+        let fields = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isWhitespace).compactMap {
+            Double($0)
+        }
+        guard child.terminationStatus == 0, fields.count == 2 else {
+            throw BenchmarkError("the seed memory child failed: \(String(decoding: data, as: UTF8.self))")
+        }
+        report.add(
+            Figure(
+                "memory per letter beside its payload, the seed workload (100,000 adds of a thrown error, one "
+                    + "metadata pair; a fresh process): RSS growth, and the heap in use (glibc's count)",
+                target: "≤ 300 B",
+                measured: "RSS \(Format.integer(fields[1])) B; heap \(Format.integer(fields[0])) B",
+                pass: fields[1] <= 300
+            )
+        )
     }
 
     static func versus(_ swift: Double, _ python: Double?) -> String {
@@ -151,6 +179,19 @@ enum SeedComparison {
                 }
             }
             return Double(count) / Measure.seconds(elapsed)
+        case "memory":
+            // Heap (glibc's count of bytes in use) and RSS growth per letter over `count` adds of the workload,
+            // less the payloads' bytes; prints "heap rss" (the caller reads two numbers, not a rate).
+            try await Self.fill(queue, count: 100)
+            let heap = Measure.heapInUse()
+            let rss = Measure.residentBytes()
+            var payloadBytes = 0
+            for order in 100..<(100 + count) { payloadBytes += Self.payload(order).count }
+            try await Self.fill(queue, count: count)
+            let heapGrowth = Double(Measure.heapInUse() - heap - payloadBytes) / Double(count)
+            let rssGrowth = Double(Measure.residentBytes() - rss - payloadBytes) / Double(count)
+            print(heapGrowth, rssGrowth)
+            exit(0)
         case "replay":
             try await Self.fill(queue, count: count)
             var result: ReplayReport?
