@@ -102,7 +102,7 @@ struct DLQBenchmarks {
         do {
             try await self.run(&settings)
         } catch {
-            log("dlq-benchmarks: \(error)")
+            log("dlq-benchmarks: \(String(reflecting: error))")
             exit(2)
         }
     }
