@@ -8,10 +8,18 @@ let package = Package(
     name: "dlq-benchmarks",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(name: "swift-dead-letters", path: "..")
+        .package(name: "swift-dead-letters", path: ".."),
+        // SQLite's C API for the raw baselines (the version the stores use).
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        // postgres-nio for the raw PostgreSQL baseline (the version the store uses).
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .target(name: "CMallocInfo"),
+        // Counts allocations by defining malloc and its relatives: linked into dlq-alloc-check only.
+        .target(name: "CMallocCount"),
         .executableTarget(
             name: "dlq-benchmarks",
             dependencies: [
@@ -19,6 +27,19 @@ let package = Package(
                 .product(name: "DeadLetters", package: "swift-dead-letters"),
                 .product(name: "DeadLettersSQLite", package: "swift-dead-letters"),
                 .product(name: "DeadLettersPostgres", package: "swift-dead-letters"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The allocation check that scripts/test runs (scripts/alloc-check, thresholds in allocations.txt).
+        .executableTarget(
+            name: "dlq-alloc-check",
+            dependencies: [
+                "CMallocCount",
+                .product(name: "DeadLetters", package: "swift-dead-letters"),
+                .product(name: "DeadLettersSQLite", package: "swift-dead-letters"),
             ]
         ),
     ]
@@ -31,6 +52,6 @@ let swiftSettings: [SwiftSetting] = [
     .treatAllWarnings(as: .error),
 ]
 
-for target in package.targets where target.type != .regular || target.name != "CMallocInfo" {
+for target in package.targets where !["CMallocInfo", "CMallocCount"].contains(target.name) {
     target.swiftSettings = (target.swiftSettings ?? []) + swiftSettings
 }

@@ -22,19 +22,20 @@ public struct CapturedError: Sendable, Hashable {
     /// Captures `error`: its type, message and causes, following ``DeadLetterUnderlyingErrorProviding`` and
     /// the underlying error of a `DecodingError`'s context.
     public init(_ error: any Error) {
-        self.type = Self.typeName(error)
-        self.message = Self.message(of: error)
-        var causes: [String] = []
-        var next = Self.underlying(of: error)
-        while let cause = next, causes.count < Self.maxCauses {
-            causes.append("\(Self.typeName(cause)): \(Self.message(of: cause))")
-            next = Self.underlying(of: cause)
-        }
-        self.causes = causes
+        self.init(error, facts: ErrorTypeFacts.of(error))
     }
 
-    private static func typeName(_ error: any Error) -> String {
-        String(describing: Swift.type(of: error))
+    init(_ error: any Error, facts: ErrorTypeFacts) {
+        self.type = facts.name
+        self.message = Self.message(of: error, facts)
+        var causes: [String] = []
+        var next = facts.mayHaveUnderlying ? Self.underlying(of: error) : nil
+        while let cause = next, causes.count < Self.maxCauses {
+            let causeFacts = ErrorTypeFacts.of(cause)
+            causes.append("\(causeFacts.name): \(Self.message(of: cause, causeFacts))")
+            next = causeFacts.mayHaveUnderlying ? Self.underlying(of: cause) : nil
+        }
+        self.causes = causes
     }
 
     private static func underlying(of error: any Error) -> (any Error)? {
@@ -53,9 +54,16 @@ public struct CapturedError: Sendable, Hashable {
 
     /// A readable message: `DecodingError`s as `keyNotFound: total`, others as `String(describing:)`.
     static func message(of error: any Error) -> String {
+        Self.message(of: error, ErrorTypeFacts.of(error))
+    }
+
+    private static func message(of error: any Error, _ facts: ErrorTypeFacts) -> String {
         let message: String
-        if let decoding = error as? DecodingError {
+        if facts.isDecodingError, let decoding = error as? DecodingError {
             message = Self.describe(decoding)
+        } else if let describe = facts.describe {
+            // What `String(describing:)` returns for such a type, without its search of the protocols.
+            message = describe(error)
         } else {
             message = String(describing: error)
         }
@@ -89,6 +97,66 @@ public struct CapturedError: Sendable, Hashable {
             return "dataCorrupted: \(context.debugDescription)\(at.isEmpty ? "" : " at \(at)")"
         @unknown default:
             return String(describing: error)
+        }
+    }
+}
+
+/// What capturing an error of one type needs, found once per type and kept: its name (which
+/// `String(describing: type(of: error))` builds anew each time, through the runtime's casts of the metatype),
+/// whether it can have an underlying error, and how it describes itself. An error of a type seen before then
+/// costs one lookup in a small table instead of several dynamic casts.
+struct ErrorTypeFacts: Sendable {
+    /// `String(describing: type(of: error))`.
+    let name: String
+    /// A `DecodingError`.
+    let isDecodingError: Bool
+    /// A `DecodingError` or a ``DeadLetterUnderlyingErrorProviding``.
+    let mayHaveUnderlying: Bool
+    /// For a type that is `CustomStringConvertible` and not `TextOutputStreamable` (whose `String(describing:)`
+    /// is its `description`): its `description`, reached through the conformance found once, by a cast to the
+    /// concrete type (no lookup of a conformance).
+    let describe: (@Sendable (any Error) -> String)?
+    /// A ``DeadLetterReasonProviding``.
+    let providesReason: Bool
+    /// The reason ``FailureClassifier`` gives the type when no rule matches and it provides none itself, or
+    /// `nil` for the classifier's fallback.
+    let builtInReason: FailureReason?
+
+    /// Types seen so far; errors come from a few types, and a process that made more than `limit` of them
+    /// stops remembering new ones.
+    private static let known = Locked([ObjectIdentifier: ErrorTypeFacts]())
+    private static let limit = 1024
+
+    static func of(_ error: any Error) -> ErrorTypeFacts {
+        let type = Swift.type(of: error)
+        let key = ObjectIdentifier(type)
+        if let facts = Self.known.withLock({ $0[key] }) { return facts }
+        let facts = ErrorTypeFacts(error, type: type)
+        Self.known.withLock { known in
+            if known.count < Self.limit { known[key] = facts }
+        }
+        return facts
+    }
+
+    private static func describer<T: Error & CustomStringConvertible>(_: T.Type) -> @Sendable (any Error) -> String {
+        { error in (error as? T)?.description ?? String(describing: error) }
+    }
+
+    private init(_ error: any Error, type: any Error.Type) {
+        self.name = String(describing: type)
+        self.isDecodingError = error is DecodingError
+        self.mayHaveUnderlying = self.isDecodingError || error is any DeadLetterUnderlyingErrorProviding
+        if !(error is any TextOutputStreamable), let described = type as? any (Error & CustomStringConvertible).Type {
+            self.describe = Self.describer(described)
+        } else {
+            self.describe = nil
+        }
+        self.providesReason = error is any DeadLetterReasonProviding
+        switch error {
+        case is CancellationError: self.builtInReason = .cancelled
+        case is DecodingError: self.builtInReason = .decoding
+        case is EncodingError: self.builtInReason = .processing
+        default: self.builtInReason = nil
         }
     }
 }

@@ -51,6 +51,10 @@ final class DeadLetterMetrics: Sendable {
     private let gauges = PThreadLock<[Key: Gauge]>([:])
     private let timers = PThreadLock<[Key: CoreMetrics.Timer]>([:])
 
+    /// `dlq_store_operation_seconds{operation="append"}`, made on first use: every `add` records it, and
+    /// this slot spares hashing its key each time.
+    private let appendTimer = PThreadLock<CoreMetrics.Timer?>(nil)
+
     init(factory: any MetricsFactory) {
         self.factory = factory
     }
@@ -102,8 +106,18 @@ final class DeadLetterMetrics: Sendable {
         defer {
             let elapsed = ContinuousClock.now - start
             let (seconds, attoseconds) = elapsed.components
-            self.timer(Key("dlq_store_operation_seconds", "operation", operation))
-                .recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+            let timer: CoreMetrics.Timer
+            if operation == "append" {
+                timer = self.appendTimer.withLock { slot in
+                    if let timer = slot { return timer }
+                    let timer = self.timer(Key("dlq_store_operation_seconds", "operation", operation))
+                    slot = timer
+                    return timer
+                }
+            } else {
+                timer = self.timer(Key("dlq_store_operation_seconds", "operation", operation))
+            }
+            timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         }
         return try await body()
     }

@@ -59,11 +59,12 @@ extension DeadLetterQueue {
         metadata: [String: String] = [:],
         contentType: String? = nil
     ) async throws -> String {
-        let captured = CapturedError(error)
+        let facts = ErrorTypeFacts.of(error)
+        let captured = CapturedError(error, facts: facts)
         return try await self.add(
             payload: payload,
             source: source,
-            reason: self.configuration.classifier.classify(error),
+            reason: self.configuration.classifier.classify(error, facts: facts),
             errorType: captured.type,
             errorMessage: captured.message,
             causes: captured.causes,

@@ -13,8 +13,14 @@ package struct ExactText: Hashable, Sendable {
         a.string.utf8.elementsEqual(b.string.utf8)
     }
 
+    /// The bytes in one call (imports and appends hash several of these per letter for their running totals;
+    /// a call per byte cost more than the rest of the lookup).
     package func hash(into hasher: inout Hasher) {
-        hasher.combine(self.string.utf8.count)
-        for byte in self.string.utf8 { hasher.combine(byte) }
+        let utf8 = self.string.utf8
+        hasher.combine(utf8.count)
+        let done: Void? = utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if done == nil {
+            Array(utf8).withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
     }
 }

@@ -32,15 +32,18 @@ public struct FailureClassifier: Sendable {
 
     /// The reason for `error`.
     public func classify(_ error: any Error) -> FailureReason {
-        if let provider = error as? any DeadLetterReasonProviding { return provider.failureReason }
+        self.classify(error, facts: ErrorTypeFacts.of(error))
+    }
+
+    /// The reason for `error`, whose type's facts are known: what the type can be is looked up once per type
+    /// (``ErrorTypeFacts``), not cast each time.
+    func classify(_ error: any Error, facts: ErrorTypeFacts) -> FailureReason {
+        if facts.providesReason, let provider = error as? any DeadLetterReasonProviding {
+            return provider.failureReason
+        }
         for rule in self.rules {
             if let reason = rule(error) { return reason }
         }
-        switch error {
-        case is CancellationError: return .cancelled
-        case is DecodingError: return .decoding
-        case is EncodingError: return .processing
-        default: return self.fallback
-        }
+        return facts.builtInReason ?? self.fallback
     }
 }

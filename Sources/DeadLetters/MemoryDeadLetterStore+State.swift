@@ -99,6 +99,20 @@ extension MemoryDeadLetterStore {
             return id
         }
 
+        /// Extras that hold only metadata, one per distinct metadata (compared by bytes), for at most
+        /// ``maxSharedMetadata`` of them: a producer's letters usually carry the same few pairs, and then share
+        /// one ``Extras`` and one dictionary instead of allocating both per letter (about 250 bytes).
+        private var metadataExtras: [ExactMetadata: Extras] = [:]
+        static let maxSharedMetadata = 4096
+
+        mutating func extras(metadata: [String: String]) -> Extras {
+            let key = ExactMetadata(metadata)
+            if let shared = self.metadataExtras[key] { return shared }
+            let extras = Extras(causes: [], metadata: metadata, history: [], historyOmitted: 0, fingerprint: nil)
+            if self.metadataExtras.count < Self.maxSharedMetadata { self.metadataExtras[key] = extras }
+            return extras
+        }
+
         subscript(string id: UInt32) -> String { self.strings[Int(id)] }
         subscript(reason id: UInt32) -> FailureReason { self.reasons[Int(id)] }
     }
@@ -181,9 +195,12 @@ extension MemoryDeadLetterStore {
                 self.flags = Self.packedFingerprint
                 fingerprint = nil
             }
-            if fingerprint != nil || !letter.causes.isEmpty || !letter.metadata.isEmpty
-                || !letter.storedHistory.isEmpty || letter.historyOmitted != 0
-            {
+            let onlyMetadata =
+                fingerprint == nil && letter.causes.isEmpty && letter.storedHistory.isEmpty
+                && letter.historyOmitted == 0
+            if onlyMetadata, !letter.metadata.isEmpty {
+                self.extras = interner.extras(metadata: letter.metadata)
+            } else if !onlyMetadata {
                 self.extras = Extras(
                     causes: letter.causes,
                     metadata: letter.metadata,
@@ -314,5 +331,41 @@ extension MemoryDeadLetterStore {
             }
             return true
         }
+    }
+}
+
+/// Metadata compared and hashed by the bytes of its keys and values (as ``ExactText``), so that letters share
+/// metadata only when it is the same to the byte.
+struct ExactMetadata: Hashable {
+    let metadata: [String: String]
+
+    init(_ metadata: [String: String]) {
+        self.metadata = metadata
+    }
+
+    static func == (a: ExactMetadata, b: ExactMetadata) -> Bool {
+        guard a.metadata.count == b.metadata.count else { return false }
+        for (key, value) in a.metadata {
+            // A dictionary holds one of canonically equivalent keys: the lookup finds it, the bytes decide.
+            guard let index = b.metadata.index(forKey: key) else { return false }
+            let (otherKey, otherValue) = b.metadata[index]
+            guard key.utf8.elementsEqual(otherKey.utf8), value.utf8.elementsEqual(otherValue.utf8) else {
+                return false
+            }
+        }
+        return true
+    }
+
+    func hash(into hasher: inout Hasher) {
+        // Independent of the order of the pairs, as dictionaries hash.
+        var combined = 0
+        for (key, value) in self.metadata {
+            var pair = Hasher()
+            pair.combine(ExactText(key))
+            pair.combine(ExactText(value))
+            combined ^= pair.finalize()
+        }
+        hasher.combine(self.metadata.count)
+        hasher.combine(combined)
     }
 }

@@ -288,3 +288,5 @@ extension DeadLetterStore where Self == SQLiteDeadLetterStore {
         try SQLiteDeadLetterStore(path: path, durability: durability)
     }
 }
+
+extension SQLiteDeadLetterStore: ClosableDeadLetterStore {}

@@ -51,6 +51,17 @@ struct DLQBenchmarks {
                     log("dlq-benchmarks: \(error)")
                     exit(2)
                 }
+            case "--child-seed":
+                // One configuration of the comparison with the Python seed: --child-seed WORKLOAD COUNT
+                let workload = arguments.next() ?? ""
+                let count = arguments.next().flatMap { Int($0) } ?? 10_000
+                do {
+                    print(try await SeedComparison.child(workload: workload, count: count))
+                    exit(0)
+                } catch {
+                    log("dlq-benchmarks: \(error)")
+                    exit(2)
+                }
             case "--profile-sqlite-add":
                 // For profiling one figure alone: --profile-sqlite-add ADDERS LETTERS-PER-ADDER durable|fast
                 let adders = arguments.next().flatMap { Int($0) } ?? 64
@@ -103,7 +114,7 @@ struct DLQBenchmarks {
         do {
             try await self.run(&settings)
         } catch {
-            log("dlq-benchmarks: \(error)")
+            log("dlq-benchmarks: \(String(reflecting: error))")
             exit(2)
         }
     }

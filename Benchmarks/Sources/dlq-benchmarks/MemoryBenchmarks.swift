@@ -6,7 +6,9 @@ enum MemoryBenchmarks {
     static func run(_ settings: Settings, report: Report) async throws {
         log("memory store")
         let count = settings.quick ? 200_000 : 1_000_000
+        try await SeedComparison.run(settings, report: report)
         try await self.addThroughput(count: count / 2, report: report)
+        try await self.memoryPerLetter(count: 100_000, report: report)
         try await self.memoryPerLetter(count: count, report: report)
         try await self.replay(count: settings.quick ? 50_000 : 200_000, report: report)
     }

@@ -1,0 +1,211 @@
+import DeadLetters
+import Foundation
+
+/// The in-memory path beside the Python seed it descends from: Datapunk's asyncio dead-letter queue, as
+/// reconstructed in `Benchmarks/python/datapunk_dlq_reconstruction.py` (its code is not available; see that
+/// file). The workload of both: an error raised and caught, a small JSON payload, attempts 3, one metadata
+/// pair; then a replay of everything with a no-op handler. Each configuration runs in a fresh process
+/// (`dlq-benchmarks --child-seed WORKLOAD COUNT`, `python3 … add|replay COUNT`), three times, in this run.
+enum SeedComparison {
+    static let counts = [10_000, 100_000]
+
+    static func run(_ settings: Settings, report: Report) async throws {
+        log("  beside the Python reconstruction of Datapunk's DLQ (fresh processes)")
+        for count in Self.counts {
+            let python = (
+                add: try Self.median { try Self.python("add", count) },
+                replay: try Self.median { try Self.python("replay", count) }
+            )
+            let swift = (
+                addError: try Self.median { try Self.child("add-error", count) } ?? 0,
+                addStrings: try Self.median { try Self.child("add-strings", count) } ?? 0,
+                replay: try Self.median { try Self.child("replay", count) } ?? 0
+            )
+            let size = Format.integer(Double(count))
+            report.add(
+                Figure(
+                    "`queue.add(payload:source:error:…)` of a thrown error, memory store, 1 caller, \(size) letters, "
+                        + "vs the Python reconstruction of Datapunk's in-memory `add_message`",
+                    target: "≥ 2× Python; ≥ 1,000,000/s on a quiet machine",
+                    measured: Self.versus(swift.addError, python.add),
+                    pass: python.add.map { swift.addError >= 2 * $0 }
+                )
+            )
+            report.add(
+                Figure(
+                    "`queue.add` with the error as type + message strings, memory store, 1 caller, \(size) letters",
+                    measured: Self.versus(swift.addStrings, python.add)
+                )
+            )
+            if count == Self.counts.last { try Self.memory(report: report) }
+            report.add(
+                Figure(
+                    "`queue.replay` of everything, no-op handler, concurrency 1, memory store, \(size) letters, "
+                        + "vs the reconstruction's `retry_messages`",
+                    target: "≥ 1× Python; ≥ 1,000,000/s on a quiet machine",
+                    measured: Self.versus(swift.replay, python.replay),
+                    pass: python.replay.map { swift.replay >= $0 }
+                )
+            )
+        }
+    }
+
+    /// Heap and RSS growth per letter beside its payload, over 100,000 adds of the workload, in a fresh process.
+    static func memory(report: Report) throws {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        child.arguments = ["--child-seed", "memory", "100000"]
+        let output = Pipe()
+        child.standardOutput = output
+        try child.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        child.waitUntilExit()
+        let fields = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isWhitespace).compactMap {
+            Double($0)
+        }
+        guard child.terminationStatus == 0, fields.count == 2 else {
+            throw BenchmarkError("the seed memory child failed: \(String(decoding: data, as: UTF8.self))")
+        }
+        report.add(
+            Figure(
+                "memory per letter beside its payload, the seed workload (100,000 adds of a thrown error, one "
+                    + "metadata pair; a fresh process): RSS growth, and the heap in use (glibc's count)",
+                target: "≤ 300 B",
+                measured: "RSS \(Format.integer(fields[1])) B; heap \(Format.integer(fields[0])) B",
+                pass: fields[1] <= 300
+            )
+        )
+    }
+
+    static func versus(_ swift: Double, _ python: Double?) -> String {
+        guard let python, python > 0 else { return "\(Format.rate(swift)) (Python not measured)" }
+        return "\(Format.rate(swift)) = \(String(format: "%.2f", swift / python))× Python's \(Format.rate(python))"
+    }
+
+    /// The median of three runs, or `nil` when a run could not be made.
+    static func median(_ run: () throws -> Double?) rethrows -> Double? {
+        var rates: [Double] = []
+        for _ in 0..<3 {
+            guard let rate = try run() else { return nil }
+            rates.append(rate)
+        }
+        return Measure.median(rates)
+    }
+
+    static var pythonScript: String {
+        URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("python/datapunk_dlq_reconstruction.py").path
+    }
+
+    /// The reconstruction's rate, or `nil` without `python3`.
+    static func python(_ operation: String, _ count: Int) throws -> Double? {
+        try? Self.rate(of: "/usr/bin/env", ["python3", Self.pythonScript, operation, String(count)])
+    }
+
+    static func child(_ workload: String, _ count: Int) throws -> Double {
+        try Self.rate(of: CommandLine.arguments[0], ["--child-seed", workload, String(count)])
+    }
+
+    /// Runs a program that prints one rate.
+    static func rate(of program: String, _ arguments: [String]) throws -> Double {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: program)
+        child.arguments = arguments
+        let output = Pipe()
+        child.standardOutput = output
+        try child.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        child.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard child.terminationStatus == 0, let rate = Double(text) else {
+            throw BenchmarkError("\(program) \(arguments.joined(separator: " ")) failed: \(text)")
+        }
+        return rate
+    }
+
+    // MARK: the Swift side, in a child process
+
+    struct OrderProcessingError: Error, CustomStringConvertible {
+        var order: Int
+        var description: String { "processing failed for order \(self.order)" }
+    }
+
+    static func process(_ order: Int) throws {
+        throw OrderProcessingError(order: order)
+    }
+
+    static func payload(_ order: Int) -> Data {
+        Data("{\"order_id\":\(order),\"amount\":19.99,\"currency\":\"EUR\"}".utf8)
+    }
+
+    /// Adds `count` letters as the workload does, each from a thrown and caught error.
+    static func fill(_ queue: DeadLetterQueue, count: Int) async throws {
+        for order in 0..<count {
+            let payload = Self.payload(order)
+            do {
+                try Self.process(order)
+            } catch {
+                try await queue.add(
+                    payload: payload,
+                    source: "orders",
+                    error: error,
+                    attempts: 3,
+                    metadata: ["tenant": "acme"]
+                )
+            }
+        }
+    }
+
+    /// `dlq-benchmarks --child-seed add-error|add-strings|replay COUNT`: prints the rate of one workload.
+    static func child(workload: String, count: Int) async throws -> Double {
+        let queue = try DeadLetterQueue(store: .memory)
+        switch workload {
+        case "add-error":
+            let elapsed = try await Measure.time { try await Self.fill(queue, count: count) }
+            return Double(count) / Measure.seconds(elapsed)
+        case "add-strings":
+            let elapsed = try await Measure.time {
+                for order in 0..<count {
+                    try await queue.add(
+                        payload: Self.payload(order),
+                        source: "orders",
+                        reason: .processing,
+                        errorType: "OrderProcessingError",
+                        errorMessage: "processing failed for order \(order)",
+                        attempts: 3,
+                        metadata: ["tenant": "acme"]
+                    )
+                }
+            }
+            return Double(count) / Measure.seconds(elapsed)
+        case "memory":
+            // Heap (glibc's count of bytes in use) and RSS growth per letter over `count` adds of the workload,
+            // less the payloads' bytes; prints "heap rss" (the caller reads two numbers, not a rate).
+            try await Self.fill(queue, count: 100)
+            let heap = Measure.heapInUse()
+            let rss = Measure.residentBytes()
+            var payloadBytes = 0
+            for order in 100..<(100 + count) { payloadBytes += Self.payload(order).count }
+            try await Self.fill(queue, count: count)
+            let heapGrowth = Double(Measure.heapInUse() - heap - payloadBytes) / Double(count)
+            let rssGrowth = Double(Measure.residentBytes() - rss - payloadBytes) / Double(count)
+            print(heapGrowth, rssGrowth)
+            exit(0)
+        case "replay":
+            try await Self.fill(queue, count: count)
+            var result: ReplayReport?
+            let elapsed = try await Measure.time {
+                result = try await queue.replay(options: ReplayOptions(concurrency: 1, maxConsecutiveFailures: nil)) {
+                    _ in
+                }
+            }
+            guard result?.succeeded == count else {
+                throw BenchmarkError("seed replay: \(String(describing: result))")
+            }
+            return Double(count) / Measure.seconds(elapsed)
+        default:
+            throw BenchmarkError("unknown seed workload \(workload)")
+        }
+    }
+}
