@@ -188,12 +188,13 @@ struct SQLiteDialect: DeadLetterSQLDialect {
     }
 
     /// Candidates from the trigram index (the letters holding every trigram of the text, folding case more
-    /// widely than ASCII: a superset), each then checked exactly in `dlq_letters`. A text of fewer than 3
+    /// widely than ASCII: a superset) and the letters not indexed yet, each then checked exactly in `dlq_letters`. A text of fewer than 3
     /// characters has no trigram: every letter is checked.
     mutating func search(_ text: String) -> String {
         let candidates =
             text.unicodeScalars.count >= 3
-            ? "seq IN (SELECT rowid FROM dlq_search WHERE dlq_search MATCH \(self.bind(SQLiteSearch.trigramQuery(text)))) AND "
+            ? "(seq IN (SELECT rowid FROM dlq_search WHERE dlq_search MATCH \(self.bind(SQLiteSearch.trigramQuery(text)))) "
+                + "OR seq IN (SELECT seq FROM dlq_search_pending)) AND "
             : ""
         let needle = DeadLetterFilter.asciiLowercased(text)
         return """

@@ -62,6 +62,45 @@ struct SQLiteSearchTests {
         #expect(rows.0 == 40 && rows.1 == 80)
     }
 
+    @Test func lettersWrittenByAnotherConnectionAreFoundAndIndexedAtTheStoresNextWrite() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.file()
+        let store = try SQLiteDeadLetterStore(path: path)
+        defer { try? store.close() }
+        let letters = self.letters()
+        try await store.append(letters)
+        // Another SQLite connection (no store, no dlq_payload_text) changes a payload and a message.
+        let other = try DatabaseQueue(path: path)
+        try await other.write { db in
+            try db.execute(
+                sql: "UPDATE dlq_letters SET payload = CAST(? AS BLOB), error_message = ? WHERE id = ?",
+                arguments: [#"{"order":"ord-77777"}"#, "edited elsewhere", letters[5].id]
+            )
+        }
+        try other.close()
+        func pending() async throws -> (Int, Int) {
+            try await store.read { db in
+                (
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM dlq_search_pending") ?? -1,
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM dlq_search_deleted") ?? -1
+                )
+            }
+        }
+        #expect(try await pending() == (1, 1), "waiting for the store's next write")
+        #expect(try await store.count(DeadLetterFilter(search: "ORD-77777")) == 1, "found while pending")
+        #expect(try await store.count(DeadLetterFilter(search: "ord-10005")) == 0)
+        #expect(try await store.count(DeadLetterFilter(search: "elsewhere")) == 1)
+        // The store's next write indexes it; deletes take letters out of the index.
+        #expect(try await store.delete(ids: [letters[0].id, letters[1].id]) == 2)
+        #expect(try await pending() == (0, 0))
+        #expect(try await store.count(DeadLetterFilter(search: "ORD-77777")) == 1, "found through the index")
+        #expect(try await store.count(DeadLetterFilter(search: "ord-1000")) == 7)
+        try await store.write { db in
+            try db.execute(sql: "INSERT INTO dlq_search (dlq_search) VALUES ('integrity-check')")
+        }
+    }
+
     /// What SQLite's planner says it does for `sql`.
     func plan(_ store: SQLiteDeadLetterStore, _ sql: String, _ arguments: StatementArguments) async throws -> String {
         try await store.read { db in
