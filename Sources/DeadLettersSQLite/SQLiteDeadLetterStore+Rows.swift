@@ -132,8 +132,12 @@ enum SQLiteRows {
 
     /// The `WHERE` condition (without the keyword) selecting what `plan` selects, and its bound values.
     /// Every value is bound; the SQL text depends only on which conditions there are.
-    static func condition(_ plan: DeadLetterQueryPlan) -> (sql: String, arguments: StatementArguments) {
+    static func condition(
+        _ plan: DeadLetterQueryPlan,
+        indexSearch: Bool = true
+    ) -> (sql: String, arguments: StatementArguments) {
         var dialect = SQLiteDialect()
+        dialect.indexSearch = indexSearch
         let sql = plan.render(&dialect)
         return (sql, dialect.arguments)
     }
@@ -163,6 +167,9 @@ enum SQLiteRows {
 struct SQLiteDialect: DeadLetterSQLDialect {
     /// The values bound so far, in the order of their placeholders.
     var arguments = StatementArguments()
+    /// Whether a search reads its candidates from the trigram index (else it checks letters in the query's
+    /// order, which finds the first page of a common text sooner).
+    var indexSearch = true
 
     static let alwaysTrue = "1"
     static let alwaysFalse = "0"
@@ -192,7 +199,7 @@ struct SQLiteDialect: DeadLetterSQLDialect {
     /// characters has no trigram: every letter is checked.
     mutating func search(_ text: String) -> String {
         let candidates =
-            text.unicodeScalars.count >= 3
+            text.unicodeScalars.count >= 3 && self.indexSearch
             ? "(seq IN (SELECT rowid FROM dlq_search WHERE dlq_search MATCH \(self.bind(SQLiteSearch.trigramQuery(text)))) "
                 + "OR seq IN (SELECT seq FROM dlq_search_pending)) AND "
             : ""

@@ -101,6 +101,27 @@ struct SQLiteSearchTests {
         }
     }
 
+    @Test func aCommonTextIsSearchedInThePagesOrderWithTheSameAnswers() async throws {
+        let store = try makeFreshStore()
+        let letters = DeadLetterFixtures.letters(count: 2500, interval: .milliseconds(5)) { index, letter in
+            letter.errorMessage = index % 25 == 0 ? "rejected" : "request timed out after \(index) ms"
+            letter.attempts = 1 + index % 7
+            letter.payload = Data(#"{"n":\#(index)}"#.utf8)
+        }
+        try await store.append(letters)
+        let filter = DeadLetterFilter(search: "TIMED OUT")
+        let common = try await store.read { db in try SQLiteDeadLetterStore.isCommonSearch(filter, db) }
+        #expect(common, "more candidates than commonSearchCandidates")
+        for sort in [DeadLetterSort.id, .attempts, .lastFailed] {
+            let want = letters.filter(filter.matches).sorted { sort.orders($0, before: $1) }.map(\.id)
+            let first = try await store.page(filter, sortedBy: sort, after: nil, limit: 100)
+            #expect(first.letters.map(\.id) == Array(want.prefix(100)), "\(sort)")
+            let second = try await store.page(filter, sortedBy: sort, after: first.nextCursor, limit: 100)
+            #expect(second.letters.map(\.id) == Array(want[100..<200]), "\(sort)")
+        }
+        #expect(try await store.count(filter) == 2400)
+    }
+
     /// What SQLite's planner says it does for `sql`.
     func plan(_ store: SQLiteDeadLetterStore, _ sql: String, _ arguments: StatementArguments) async throws -> String {
         try await store.read { db in
