@@ -36,13 +36,13 @@ extension SQLiteDeadLetterStore {
         // Validates the cursor before reading.
         _ = try Self.pageQuery(filter, sortedBy: sort, after: cursor, limit: limit)
         var letters = try await self.read { db in
-            let indexSearch = try !Self.isCommonSearch(filter, db)
             let (sql, arguments) = try Self.pageQuery(
                 filter,
                 sortedBy: sort,
                 after: cursor,
                 limit: limit,
-                indexSearch: indexSearch
+                indexSearch: !Self.isCommonSearch(filter, db),
+                correlateMetadata: Self.isCommonMetadata(filter, db)
             )
             return try SQLiteRows.fetchLetters(db, sql: sql, arguments: arguments)
         }
@@ -58,6 +58,20 @@ extension SQLiteDeadLetterStore {
     /// instead: a text that many letters hold fills a page within the first few thousand letters, while
     /// reading all its candidates and ordering them would cost more.
     static let commonSearchCandidates = 2000
+
+    /// Whether each of `filter`'s metadata pairs is held by at least ``commonSearchCandidates`` letters: then
+    /// a page checks its letters' pairs in the page's order instead of reading every letter holding them.
+    static func isCommonMetadata(_ filter: DeadLetterFilter, _ db: Database) throws -> Bool {
+        guard !filter.metadata.isEmpty else { return false }
+        let statement = try db.cachedStatement(
+            sql: "SELECT count(*) FROM (SELECT 1 FROM dlq_letter_meta WHERE key = ? AND value = ? LIMIT ?)"
+        )
+        for (key, value) in filter.metadata {
+            let holders = try Int.fetchOne(statement, arguments: [key, value, self.commonSearchCandidates])
+            if holders != self.commonSearchCandidates { return false }
+        }
+        return true
+    }
 
     /// Whether `filter`'s search text has at least ``commonSearchCandidates`` candidates in the trigram index.
     static func isCommonSearch(_ filter: DeadLetterFilter, _ db: Database) throws -> Bool {
@@ -79,11 +93,16 @@ extension SQLiteDeadLetterStore {
         sortedBy sort: DeadLetterSort,
         after cursor: String?,
         limit: Int,
-        indexSearch: Bool = true
+        indexSearch: Bool = true,
+        correlateMetadata: Bool = false
     ) throws -> (sql: String, arguments: StatementArguments) {
         var plan = DeadLetterQueryPlan(filter)
         try plan.after(sort, cursor: cursor)
-        let (condition, filterArguments) = SQLiteRows.condition(plan, indexSearch: indexSearch)
+        let (condition, filterArguments) = SQLiteRows.condition(
+            plan,
+            indexSearch: indexSearch,
+            correlateMetadata: correlateMetadata
+        )
         let sql = """
             SELECT \(SQLiteRows.columns) FROM dlq_letters WHERE \(condition) \
             ORDER BY \(DeadLetterQueryPlan.orderBy(sort)) LIMIT ?

@@ -134,10 +134,12 @@ enum SQLiteRows {
     /// Every value is bound; the SQL text depends only on which conditions there are.
     static func condition(
         _ plan: DeadLetterQueryPlan,
-        indexSearch: Bool = true
+        indexSearch: Bool = true,
+        correlateMetadata: Bool = false
     ) -> (sql: String, arguments: StatementArguments) {
         var dialect = SQLiteDialect()
         dialect.indexSearch = indexSearch
+        dialect.correlateMetadata = correlateMetadata
         let sql = plan.render(&dialect)
         return (sql, dialect.arguments)
     }
@@ -170,6 +172,9 @@ struct SQLiteDialect: DeadLetterSQLDialect {
     /// Whether a search reads its candidates from the trigram index (else it checks letters in the query's
     /// order, which finds the first page of a common text sooner).
     var indexSearch = true
+    /// Whether a metadata pair is checked letter by letter in the query's order (else the letters holding it
+    /// are read first, which suits a pair few letters hold).
+    var correlateMetadata = false
 
     static let alwaysTrue = "1"
     static let alwaysFalse = "0"
@@ -214,6 +219,12 @@ struct SQLiteDialect: DeadLetterSQLDialect {
     }
 
     mutating func metadata(key: String, value: String) -> String {
-        "seq IN (SELECT seq FROM dlq_letter_meta WHERE key = \(self.bind(key)) AND value = \(self.bind(value)))"
+        if self.correlateMetadata {
+            return """
+                EXISTS (SELECT 1 FROM dlq_letter_meta AS dlq_pair WHERE dlq_pair.key = \(self.bind(key)) \
+                AND dlq_pair.value = \(self.bind(value)) AND dlq_pair.seq = dlq_letters.seq)
+                """
+        }
+        return "seq IN (SELECT seq FROM dlq_letter_meta WHERE key = \(self.bind(key)) AND value = \(self.bind(value)))"
     }
 }

@@ -120,6 +120,23 @@ struct SQLiteSearchTests {
             #expect(second.letters.map(\.id) == Array(want[100..<200]), "\(sort)")
         }
         #expect(try await store.count(filter) == 2400)
+        // A metadata pair every letter holds, with a narrower one: the same pages either way.
+        try await store.append(
+            DeadLetterFixtures.letters(count: 2100, start: DeadLetterFixtures.epoch.addingTimeInterval(60)) {
+                index, letter in
+                letter.metadata = ["tenant": "acme", "shop": "s\(index % 3)"]
+                letter.source = index % 2 == 0 ? "orders" : "emails"
+            }
+        )
+        let everyone = DeadLetterFilter(sources: ["orders"], metadata: ["tenant": "acme"])
+        #expect(try await store.read { db in try SQLiteDeadLetterStore.isCommonMetadata(everyone, db) })
+        let all = try await store.page(DeadLetterFilter(), after: nil, limit: 10_000).letters
+        for pairs in [everyone, DeadLetterFilter(metadata: ["tenant": "acme", "shop": "s1"])] {
+            let want = all.filter(pairs.matches).map(\.id)
+            let page = try await store.page(pairs, after: nil, limit: 100)
+            #expect(page.letters.map(\.id) == Array(want.prefix(100)))
+            #expect(try await store.count(pairs) == want.count)
+        }
     }
 
     /// What SQLite's planner says it does for `sql`.
