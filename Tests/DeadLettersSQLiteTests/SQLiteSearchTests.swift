@@ -123,7 +123,8 @@ struct SQLiteSearchTests {
         // A metadata pair every letter holds, with a narrower one: the same pages either way.
         try await store.append(
             DeadLetterFixtures.letters(count: 2100, start: DeadLetterFixtures.epoch.addingTimeInterval(60)) {
-                index, letter in
+                index,
+                letter in
                 letter.metadata = ["tenant": "acme", "shop": "s\(index % 3)"]
                 letter.source = index % 2 == 0 ? "orders" : "emails"
             }
