@@ -12,6 +12,7 @@ extension SQLiteDeadLetterStore {
             var result: T?
             try db.inTransaction(.immediate) {
                 result = try body(db)
+                try SQLiteSearch.flush(db)
                 return .commit
             }
             guard let result else {

@@ -146,6 +146,7 @@ extension SQLiteDeadLetterStore {
                 }
             }
             try totals.write(db)
+            try SQLiteSearch.flush(db)
             return .commit
         }
         return failed ? nil : outcomes
@@ -188,6 +189,7 @@ extension SQLiteDeadLetterStore {
                 }
             }
             try totals.write(db)
+            try SQLiteSearch.flush(db)
             return .commit
         }
         return outcomes

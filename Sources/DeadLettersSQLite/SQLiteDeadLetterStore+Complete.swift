@@ -120,6 +120,7 @@ extension SQLiteDeadLetterStore {
                         throw error
                     }
                 }
+                try SQLiteSearch.flush(db)
                 return .commit
             }
             for (request, done) in zip(batch, held) { request.continuation.resume(returning: done) }

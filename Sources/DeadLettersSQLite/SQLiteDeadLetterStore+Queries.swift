@@ -21,20 +21,7 @@ extension SQLiteDeadLetterStore {
 
     /// A page of the letters `filter` selects, in id order, after the id `cursor`; `limit` below 1 reads 1.
     public func page(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> DeadLetterPage {
-        let limit = Swift.max(1, limit)
-        var plan = DeadLetterQueryPlan(filter)
-        plan.after(id: cursor)
-        let (condition, filterArguments) = SQLiteRows.condition(plan)
-        let arguments = filterArguments + [limit + 1]
-        let sql = "SELECT \(SQLiteRows.columns) FROM dlq_letters WHERE \(condition) ORDER BY id LIMIT ?"
-        let letters = try await self.read { [arguments] db in
-            try SQLiteRows.fetchLetters(db, sql: sql, arguments: arguments)
-        }
-        if letters.count > limit {
-            let page = Array(letters.prefix(limit))
-            return DeadLetterPage(letters: page, nextCursor: page.last?.id)
-        }
-        return DeadLetterPage(letters: letters, nextCursor: nil)
+        try await self.page(filter, sortedBy: .id, after: cursor, limit: limit)
     }
 
     /// A page of the letters `filter` selects in the order `sort`, after `cursor`, from the index on the
@@ -45,15 +32,59 @@ extension SQLiteDeadLetterStore {
         after cursor: String?,
         limit: Int
     ) async throws -> DeadLetterPage {
-        if sort == .id { return try await self.page(filter, after: cursor, limit: limit) }
         let limit = Swift.max(1, limit)
-        let (sql, arguments) = try Self.pageQuery(filter, sortedBy: sort, after: cursor, limit: limit)
-        var letters = try await self.read { [arguments] db in
-            try SQLiteRows.fetchLetters(db, sql: sql, arguments: arguments)
+        // Validates the cursor before reading.
+        _ = try Self.pageQuery(filter, sortedBy: sort, after: cursor, limit: limit)
+        var letters = try await self.read { db in
+            let (sql, arguments) = try Self.pageQuery(
+                filter,
+                sortedBy: sort,
+                after: cursor,
+                limit: limit,
+                indexSearch: !Self.isCommonSearch(filter, db),
+                correlateMetadata: Self.isCommonMetadata(filter, db)
+            )
+            return try SQLiteRows.fetchLetters(db, sql: sql, arguments: arguments)
         }
         guard letters.count > limit else { return DeadLetterPage(letters: letters, nextCursor: nil) }
         letters.removeLast(letters.count - limit)
-        return DeadLetterPage(letters: letters, nextCursor: letters.last.map(sort.cursor(after:)))
+        return DeadLetterPage(
+            letters: letters,
+            nextCursor: letters.last.map { sort == .id ? $0.id : sort.cursor(after: $0) }
+        )
+    }
+
+    /// Candidates from the trigram index beyond which a page's search checks letters in the page's order
+    /// instead: a text that many letters hold fills a page within the first few thousand letters, while
+    /// reading all its candidates and ordering them would cost more.
+    static let commonSearchCandidates = 2000
+
+    /// Whether each of `filter`'s metadata pairs is held by at least ``commonSearchCandidates`` letters: then
+    /// a page checks its letters' pairs in the page's order instead of reading every letter holding them.
+    static func isCommonMetadata(_ filter: DeadLetterFilter, _ db: Database) throws -> Bool {
+        guard !filter.metadata.isEmpty else { return false }
+        let statement = try db.cachedStatement(
+            sql: "SELECT count(*) FROM (SELECT 1 FROM dlq_letter_meta WHERE key = ? AND value = ? LIMIT ?)"
+        )
+        for (key, value) in filter.metadata {
+            let holders = try Int.fetchOne(statement, arguments: [key, value, self.commonSearchCandidates])
+            if holders != self.commonSearchCandidates { return false }
+        }
+        return true
+    }
+
+    /// Whether `filter`'s search text has at least ``commonSearchCandidates`` candidates in the trigram index.
+    static func isCommonSearch(_ filter: DeadLetterFilter, _ db: Database) throws -> Bool {
+        guard let search = filter.search, search.unicodeScalars.count >= 3, !search.utf8.contains(0) else {
+            return false
+        }
+        let candidates = try Int.fetchOne(
+            db.cachedStatement(
+                sql: "SELECT count(*) FROM (SELECT rowid FROM dlq_search WHERE dlq_search MATCH ? LIMIT ?)"
+            ),
+            arguments: [SQLiteSearch.trigramQuery(search), self.commonSearchCandidates]
+        )
+        return candidates == self.commonSearchCandidates
     }
 
     /// The statement of a sorted page and its arguments; it reads `limit + 1` letters.
@@ -61,11 +92,17 @@ extension SQLiteDeadLetterStore {
         _ filter: DeadLetterFilter,
         sortedBy sort: DeadLetterSort,
         after cursor: String?,
-        limit: Int
+        limit: Int,
+        indexSearch: Bool = true,
+        correlateMetadata: Bool = false
     ) throws -> (sql: String, arguments: StatementArguments) {
         var plan = DeadLetterQueryPlan(filter)
         try plan.after(sort, cursor: cursor)
-        let (condition, filterArguments) = SQLiteRows.condition(plan)
+        let (condition, filterArguments) = SQLiteRows.condition(
+            plan,
+            indexSearch: indexSearch,
+            correlateMetadata: correlateMetadata
+        )
         let sql = """
             SELECT \(SQLiteRows.columns) FROM dlq_letters WHERE \(condition) \
             ORDER BY \(DeadLetterQueryPlan.orderBy(sort)) LIMIT ?

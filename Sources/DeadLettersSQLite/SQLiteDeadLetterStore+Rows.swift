@@ -132,8 +132,14 @@ enum SQLiteRows {
 
     /// The `WHERE` condition (without the keyword) selecting what `plan` selects, and its bound values.
     /// Every value is bound; the SQL text depends only on which conditions there are.
-    static func condition(_ plan: DeadLetterQueryPlan) -> (sql: String, arguments: StatementArguments) {
+    static func condition(
+        _ plan: DeadLetterQueryPlan,
+        indexSearch: Bool = true,
+        correlateMetadata: Bool = false
+    ) -> (sql: String, arguments: StatementArguments) {
         var dialect = SQLiteDialect()
+        dialect.indexSearch = indexSearch
+        dialect.correlateMetadata = correlateMetadata
         let sql = plan.render(&dialect)
         return (sql, dialect.arguments)
     }
@@ -163,6 +169,12 @@ enum SQLiteRows {
 struct SQLiteDialect: DeadLetterSQLDialect {
     /// The values bound so far, in the order of their placeholders.
     var arguments = StatementArguments()
+    /// Whether a search reads its candidates from the trigram index (else it checks letters in the query's
+    /// order, which finds the first page of a common text sooner).
+    var indexSearch = true
+    /// Whether a metadata pair is checked letter by letter in the query's order (else the letters holding it
+    /// are read first, which suits a pair few letters hold).
+    var correlateMetadata = false
 
     static let alwaysTrue = "1"
     static let alwaysFalse = "0"
@@ -188,12 +200,13 @@ struct SQLiteDialect: DeadLetterSQLDialect {
     }
 
     /// Candidates from the trigram index (the letters holding every trigram of the text, folding case more
-    /// widely than ASCII: a superset), each then checked exactly in `dlq_letters`. A text of fewer than 3
+    /// widely than ASCII: a superset) and the letters not indexed yet, each then checked exactly in `dlq_letters`. A text of fewer than 3
     /// characters has no trigram: every letter is checked.
     mutating func search(_ text: String) -> String {
         let candidates =
-            text.unicodeScalars.count >= 3
-            ? "seq IN (SELECT rowid FROM dlq_search WHERE dlq_search MATCH \(self.bind(SQLiteSearch.trigramQuery(text)))) AND "
+            text.unicodeScalars.count >= 3 && self.indexSearch
+            ? "(seq IN (SELECT rowid FROM dlq_search WHERE dlq_search MATCH \(self.bind(SQLiteSearch.trigramQuery(text)))) "
+                + "OR seq IN (SELECT seq FROM dlq_search_pending)) AND "
             : ""
         let needle = DeadLetterFilter.asciiLowercased(text)
         return """
@@ -206,6 +219,12 @@ struct SQLiteDialect: DeadLetterSQLDialect {
     }
 
     mutating func metadata(key: String, value: String) -> String {
-        "seq IN (SELECT seq FROM dlq_letter_meta WHERE key = \(self.bind(key)) AND value = \(self.bind(value)))"
+        if self.correlateMetadata {
+            return """
+                EXISTS (SELECT 1 FROM dlq_letter_meta AS dlq_pair WHERE dlq_pair.key = \(self.bind(key)) \
+                AND dlq_pair.value = \(self.bind(value)) AND dlq_pair.seq = dlq_letters.seq)
+                """
+        }
+        return "seq IN (SELECT seq FROM dlq_letter_meta WHERE key = \(self.bind(key)) AND value = \(self.bind(value)))"
     }
 }

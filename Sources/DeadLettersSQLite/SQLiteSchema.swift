@@ -181,8 +181,12 @@ enum SQLiteSchema {
     ///   store registers on its connections).
     /// - `dlq_letter_meta`: one row per metadata pair (`seq`, key, value), indexed by (key, value, seq).
     /// - Triggers keep both in step with every insert, delete and update of the message, metadata or payload,
-    ///   whichever code path writes it (append, import, outcomes, edits, deletes, purges, expiry, eviction).
-    ///   The triggers are plain SQL: any SQLite connection may still write letters.
+    ///   whichever code path writes it (append, import, outcomes, edits, deletes, purges, expiry, eviction):
+    ///   the metadata pairs at once; the FTS5 index through `dlq_search_pending` (letters to index) and
+    ///   `dlq_search_deleted` (indexed values to take out), which the store applies in one statement each at
+    ///   the end of its write transactions (``SQLiteSearch/flush(_:)``). A search also reads the pending
+    ///   letters, so it is exact at every moment. The triggers are plain SQL: any SQLite connection may still
+    ///   write letters (the store indexes them at its next write).
     /// - Indexes for the sorts: `(last_failed_at, id)`, `(first_failed_at, id)` (replacing the one-column
     ///   indexes) and `(attempts, id)`; `(source, id)` exists since version 1.
     /// Existing letters are indexed by the migration, which can run again (a file whose version was set back).
@@ -198,6 +202,10 @@ enum SQLiteSchema {
             PRIMARY KEY (key, value, seq)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS dlq_letter_meta_seq ON dlq_letter_meta (seq);
+        CREATE TABLE IF NOT EXISTS dlq_search_pending (seq INTEGER PRIMARY KEY);
+        CREATE TABLE IF NOT EXISTS dlq_search_deleted (
+            seq INTEGER PRIMARY KEY, message TEXT, meta TEXT, payload TEXT
+        );
         CREATE TRIGGER IF NOT EXISTS dlq_letters_search_inserted AFTER INSERT ON dlq_letters BEGIN
             \(SQLiteSearch.index("NEW"))
         END;
@@ -213,6 +221,8 @@ enum SQLiteSchema {
             \(SQLiteSearch.index("NEW"))
         END;
         INSERT INTO dlq_search (dlq_search) VALUES ('delete-all');
+        DELETE FROM dlq_search_pending;
+        DELETE FROM dlq_search_deleted;
         DELETE FROM dlq_letter_meta;
         INSERT INTO dlq_search (rowid, message, meta, payload)
             SELECT seq, error_message, \(SQLiteSearch.metaValues("dlq_letters")), \(SQLiteSearch.payloadText("dlq_letters"))

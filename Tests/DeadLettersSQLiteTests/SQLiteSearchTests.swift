@@ -62,6 +62,84 @@ struct SQLiteSearchTests {
         #expect(rows.0 == 40 && rows.1 == 80)
     }
 
+    @Test func lettersWrittenByAnotherConnectionAreFoundAndIndexedAtTheStoresNextWrite() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.file()
+        let store = try SQLiteDeadLetterStore(path: path)
+        defer { try? store.close() }
+        let letters = self.letters()
+        try await store.append(letters)
+        // Another SQLite connection (no store, no dlq_payload_text) changes a payload and a message.
+        let other = try DatabaseQueue(path: path)
+        try await other.write { db in
+            try db.execute(
+                sql: "UPDATE dlq_letters SET payload = CAST(? AS BLOB), error_message = ? WHERE id = ?",
+                arguments: [#"{"order":"ord-77777"}"#, "edited elsewhere", letters[5].id]
+            )
+        }
+        try other.close()
+        func pending() async throws -> (Int, Int) {
+            try await store.read { db in
+                (
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM dlq_search_pending") ?? -1,
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM dlq_search_deleted") ?? -1
+                )
+            }
+        }
+        #expect(try await pending() == (1, 1), "waiting for the store's next write")
+        #expect(try await store.count(DeadLetterFilter(search: "ORD-77777")) == 1, "found while pending")
+        #expect(try await store.count(DeadLetterFilter(search: "ord-10005")) == 0)
+        #expect(try await store.count(DeadLetterFilter(search: "elsewhere")) == 1)
+        // The store's next write indexes it; deletes take letters out of the index.
+        #expect(try await store.delete(ids: [letters[0].id, letters[1].id]) == 2)
+        #expect(try await pending() == (0, 0))
+        #expect(try await store.count(DeadLetterFilter(search: "ORD-77777")) == 1, "found through the index")
+        #expect(try await store.count(DeadLetterFilter(search: "ord-1000")) == 7)
+        try await store.write { db in
+            try db.execute(sql: "INSERT INTO dlq_search (dlq_search) VALUES ('integrity-check')")
+        }
+    }
+
+    @Test func aCommonTextIsSearchedInThePagesOrderWithTheSameAnswers() async throws {
+        let store = try makeFreshStore()
+        let letters = DeadLetterFixtures.letters(count: 2500, interval: .milliseconds(5)) { index, letter in
+            letter.errorMessage = index % 25 == 0 ? "rejected" : "request timed out after \(index) ms"
+            letter.attempts = 1 + index % 7
+            letter.payload = Data(#"{"n":\#(index)}"#.utf8)
+        }
+        try await store.append(letters)
+        let filter = DeadLetterFilter(search: "TIMED OUT")
+        let common = try await store.read { db in try SQLiteDeadLetterStore.isCommonSearch(filter, db) }
+        #expect(common, "more candidates than commonSearchCandidates")
+        for sort in [DeadLetterSort.id, .attempts, .lastFailed] {
+            let want = letters.filter(filter.matches).sorted { sort.orders($0, before: $1) }.map(\.id)
+            let first = try await store.page(filter, sortedBy: sort, after: nil, limit: 100)
+            #expect(first.letters.map(\.id) == Array(want.prefix(100)), "\(sort)")
+            let second = try await store.page(filter, sortedBy: sort, after: first.nextCursor, limit: 100)
+            #expect(second.letters.map(\.id) == Array(want[100..<200]), "\(sort)")
+        }
+        #expect(try await store.count(filter) == 2400)
+        // A metadata pair every letter holds, with a narrower one: the same pages either way.
+        try await store.append(
+            DeadLetterFixtures.letters(count: 2100, start: DeadLetterFixtures.epoch.addingTimeInterval(60)) {
+                index,
+                letter in
+                letter.metadata = ["tenant": "acme", "shop": "s\(index % 3)"]
+                letter.source = index % 2 == 0 ? "orders" : "emails"
+            }
+        )
+        let everyone = DeadLetterFilter(sources: ["orders"], metadata: ["tenant": "acme"])
+        #expect(try await store.read { db in try SQLiteDeadLetterStore.isCommonMetadata(everyone, db) })
+        let all = try await store.page(DeadLetterFilter(), after: nil, limit: 10_000).letters
+        for pairs in [everyone, DeadLetterFilter(metadata: ["tenant": "acme", "shop": "s1"])] {
+            let want = all.filter(pairs.matches).map(\.id)
+            let page = try await store.page(pairs, after: nil, limit: 100)
+            #expect(page.letters.map(\.id) == Array(want.prefix(100)))
+            #expect(try await store.count(pairs) == want.count)
+        }
+    }
+
     /// What SQLite's planner says it does for `sql`.
     func plan(_ store: SQLiteDeadLetterStore, _ sql: String, _ arguments: StatementArguments) async throws -> String {
         try await store.read { db in
