@@ -45,7 +45,7 @@ extension SQLiteDeadLetterStore {
                     var total = DeadLetterAppendResult(inserted: 0)
                     try db.inTransaction(.immediate) {
                         total = try Self.insertAll(from: channel, onConflict: onConflict, db)
-                        try SQLiteSearch.flush(db)
+                        try SQLiteSearch.flush(db, force: true)
                         return .commit
                     }
                     return total

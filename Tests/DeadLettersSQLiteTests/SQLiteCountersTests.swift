@@ -56,7 +56,7 @@ struct SQLiteCountersTests {
 }
 
 /// Letters as an `AsyncSequence`, for `importLetters`.
-private struct AsyncLetters: AsyncSequence, Sendable {
+struct AsyncLetters: AsyncSequence, Sendable {
     typealias Element = DeadLetter
     let letters: [DeadLetter]
 

@@ -62,14 +62,27 @@ struct SQLiteSearchTests {
         #expect(rows.0 == 40 && rows.1 == 80)
     }
 
-    @Test func lettersWrittenByAnotherConnectionAreFoundAndIndexedAtTheStoresNextWrite() async throws {
+    @Test func lettersWaitingForTheIndexAreFoundAndIndexedOnceAThousandWait() async throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let path = folder.file()
         let store = try SQLiteDeadLetterStore(path: path)
         defer { try? store.close() }
         let letters = self.letters()
+        func pending() async throws -> (Int, Int) {
+            try await store.read { db in
+                (
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM dlq_search_pending") ?? -1,
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM dlq_search_deleted") ?? -1
+                )
+            }
+        }
         try await store.append(letters)
+        #expect(try await pending() == (40, 0), "a small append leaves its letters waiting for the index")
+        #expect(try await store.count(DeadLetterFilter(search: "ord-1000")) == 10, "found while waiting")
+        // An import indexes everything waiting.
+        _ = try await store.importLetters(AsyncLetters(letters: letters), onConflict: .skip)
+        #expect(try await pending() == (0, 0))
         // Another SQLite connection (no store, no dlq_payload_text) changes a payload and a message.
         let other = try DatabaseQueue(path: path)
         try await other.write { db in
@@ -79,20 +92,16 @@ struct SQLiteSearchTests {
             )
         }
         try other.close()
-        func pending() async throws -> (Int, Int) {
-            try await store.read { db in
-                (
-                    try Int.fetchOne(db, sql: "SELECT count(*) FROM dlq_search_pending") ?? -1,
-                    try Int.fetchOne(db, sql: "SELECT count(*) FROM dlq_search_deleted") ?? -1
-                )
-            }
-        }
-        #expect(try await pending() == (1, 1), "waiting for the store's next write")
+        #expect(try await pending() == (1, 1), "waiting for the index")
         #expect(try await store.count(DeadLetterFilter(search: "ORD-77777")) == 1, "found while pending")
         #expect(try await store.count(DeadLetterFilter(search: "ord-10005")) == 0)
         #expect(try await store.count(DeadLetterFilter(search: "elsewhere")) == 1)
-        // The store's next write indexes it; deletes take letters out of the index.
         #expect(try await store.delete(ids: [letters[0].id, letters[1].id]) == 2)
+        #expect(try await pending() == (1, 3), "removed letters wait to leave the index")
+        #expect(try await store.count(DeadLetterFilter(search: "ord-1000")) == 7, "gone at once from answers")
+        // Once a thousand wait, the next write indexes them.
+        let more = DeadLetterFixtures.letters(count: SQLiteSearch.flushThreshold, interval: .milliseconds(1))
+        try await store.append(more)
         #expect(try await pending() == (0, 0))
         #expect(try await store.count(DeadLetterFilter(search: "ORD-77777")) == 1, "found through the index")
         #expect(try await store.count(DeadLetterFilter(search: "ord-1000")) == 7)
