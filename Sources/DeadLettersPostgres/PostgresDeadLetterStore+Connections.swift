@@ -66,6 +66,14 @@ extension PostgresDeadLetterStore {
         }
     }
 
+    /// How many closed connections in a row the pool may lease before an operation fails.
+    static let closedLeaseRetries = 3
+
+    private enum Leased<R: Sendable>: Sendable {
+        case value(R)
+        case closed
+    }
+
     private enum PooledOutcome<R: Sendable>: Sendable {
         case done(R)
         case poolFailed(any Error)
@@ -84,12 +92,17 @@ extension PostgresDeadLetterStore {
             return try await withThrowingTaskGroup(of: PooledOutcome<R>?.self) { group in
                 group.addTask {
                     do {
-                        return .done(
-                            try await self.client.withConnection { connection in
+                        // A connection closed while the pool held it (the pool learns of a close a moment
+                        // after it happens) is given back, and another one taken.
+                        for _ in 0..<Self.closedLeaseRetries {
+                            let leased: Leased<R> = try await self.client.withConnection { connection in
                                 acquired.set()
-                                return try await work.value(connection)
+                                if connection.isClosed { return .closed }
+                                return .value(try await work.value(connection))
                             }
-                        )
+                            if case .value(let value) = leased { return .done(value) }
+                        }
+                        throw ClosedConnection()
                     } catch  where !acquired.isSet && !Task.isCancelled {
                         return .poolFailed(error)
                     }
@@ -219,8 +232,9 @@ extension PostgresDeadLetterStore {
             in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         ) {
             guard decided.claim() else { return }
-            _ = connection.close() as EventLoopFuture<Void>
-            answer.fail(failure)
+            // The answer fails once the connection is closed, not before: the pool hears of the close first
+            // (its handler was registered earlier), so it does not lease this connection again.
+            connection.close().whenComplete { _ in answer.fail(failure) }
         }
         future.whenComplete { result in
             guard decided.claim() else { return }

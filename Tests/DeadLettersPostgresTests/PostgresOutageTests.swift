@@ -84,17 +84,21 @@ struct PostgresOutageTests {
             defer { group.cancelAll() }
             let empty = try await store.count(DeadLetterFilter())
             #expect(empty == 0)
-            let start = ContinuousClock.now
-            let error = await #expect(throws: DeadLetterError.self) {
-                _ = try await store.rows(.init(unsafeSQL: "SELECT pg_sleep(30)"))
+            // Three rounds: the statement right after a timeout once got the closed connection back from the
+            // pool (one run in six), and failed.
+            for round in 0..<3 {
+                let start = ContinuousClock.now
+                let error = await #expect(throws: DeadLetterError.self, "round \(round)") {
+                    _ = try await store.rows(.init(unsafeSQL: "SELECT pg_sleep(30)"))
+                }
+                #expect(ContinuousClock.now - start < .seconds(5), "round \(round)")
+                #expect(
+                    error?.message.contains("did not answer a statement within 2 s") == true,
+                    "round \(round): \(String(describing: error))"
+                )
+                let still = try await store.count(DeadLetterFilter())
+                #expect(still == 0, "round \(round): the store works on")
             }
-            #expect(ContinuousClock.now - start < .seconds(5))
-            #expect(
-                error?.message.contains("did not answer a statement within 2 s") == true,
-                "\(String(describing: error))"
-            )
-            let still = try await store.count(DeadLetterFilter())
-            #expect(still == 0, "the store works on")
         }
         try await PostgresTestServer.withHarness { harness in harness.adopt(schema) }
     }
