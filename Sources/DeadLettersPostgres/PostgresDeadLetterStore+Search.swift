@@ -60,6 +60,11 @@ extension PostgresDeadLetterStore {
         """
 
     /// Builds the trigram index when `pg_trgm` is there and the index is not.
+    ///
+    /// Its pending list (where GIN gathers new entries until they are merged into the index, and which every
+    /// search reads whole) is kept to 1 MB instead of the server's default 4 MB. Measured at 1,000,000 letters
+    /// on a loaded 2-core machine, first page of a payload substring held by 204 letters (827 candidates):
+    /// 33-42 ms with a 3 MB pending list, 21-24 ms once merged.
     static let createTrigramIndex = """
         DO $$ DECLARE
             trgm name;
@@ -68,7 +73,8 @@ extension PostgresDeadLetterStore {
             WHERE e.extname = 'pg_trgm';
             IF trgm IS NOT NULL THEN
                 EXECUTE 'CREATE INDEX IF NOT EXISTS letters_search ON $schema.letters USING gin '
-                    || '($schema.search_text(error_message, metadata, payload) ' || quote_ident(trgm) || '.gin_trgm_ops)';
+                    || '($schema.search_text(error_message, metadata, payload) ' || quote_ident(trgm) || '.gin_trgm_ops) '
+                    || 'WITH (gin_pending_list_limit = 1024)';
             END IF;
         END $$
         """

@@ -64,6 +64,18 @@ struct PostgresSearchTests {
             let store = try harness.makeStore(schema: schema, migrate: false)
             #expect(try await store.migrate() == 5)
             #expect(try await store.searchIsIndexed(), "pg_trgm is there: the trigram index was built")
+            // Its pending list, which every search reads whole, is kept small.
+            let options = try await harness.client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT array_to_string(c.reloptions, ',') FROM pg_class AS c
+                        JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                        WHERE n.nspname = $1 AND c.relname = 'letters_search'
+                        """,
+                    binds: PostgresDeadLetterStore.binds(schema)
+                )
+            ).collect()
+            #expect(try options.first?.decode(String?.self) == "gin_pending_list_limit=1024")
             let found = try await store.page(DeadLetterFilter(search: "ORD-101234"), after: nil, limit: 10)
             #expect(found.letters.map(\.id) == [letters[1234].id])
             #expect(try await store.count(DeadLetterFilter(metadata: ["tenant": "t7"])) == 60)
