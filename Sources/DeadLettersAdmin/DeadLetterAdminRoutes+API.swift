@@ -116,12 +116,7 @@ extension DeadLetterAdminRoutes {
     /// `POST /api/v1/park`: parks the letters the filter selects (a filter, or `"all":true`).
     func park(_ request: Request, actor: String) async throws -> Response {
         let body = try await self.actionBody(request, allowing: ["filter", "dryRun", "limit", "all"])
-        if body.filter.isEmpty, !body.all {
-            throw DeadLetterAdminError.badRequest(
-                "park needs a filter, or \"all\":true to park every letter",
-                code: "filterRequired"
-            )
-        }
+        try Self.requireScope(body, "park", "to park every letter")
         let id = self.queue.newOperationID()
         let matched = try await self.queue.park(
             body.filter,
@@ -134,20 +129,28 @@ extension DeadLetterAdminRoutes {
         return self.actionAnswer(matched: matched, operation: operation, warnings: [])
     }
 
-    func purge(_ request: Request, actor: String) async throws -> Response {
-        let body = try await self.actionBody(request, allowing: ["filter", "dryRun", "limit", "all"])
+    /// An action on many letters names them: a filter, or `"all":true` for every letter, never both (which one
+    /// was meant?).
+    /// - Throws: ``DeadLetterAdminError`` 400 `filterRequired` without either, `invalidBody` with both.
+    private static func requireScope(_ body: ActionBody, _ verb: String, _ everyLetter: String) throws {
         if body.filter.isEmpty, !body.all {
             throw DeadLetterAdminError.badRequest(
-                "purge needs a filter, or \"all\":true to remove every letter",
+                "\(verb) needs a filter, or \"all\":true \(everyLetter)",
                 code: "filterRequired"
             )
         }
         if !body.filter.isEmpty, body.all {
             throw DeadLetterAdminError.badRequest(
-                "\"all\":true removes every letter and cannot be combined with a filter",
+                "\"all\":true selects every letter and cannot be combined with a filter",
                 code: "invalidBody"
             )
         }
+    }
+
+    /// `POST /api/v1/purge`: removes the letters the filter selects (a filter, or `"all":true`).
+    func purge(_ request: Request, actor: String) async throws -> Response {
+        let body = try await self.actionBody(request, allowing: ["filter", "dryRun", "limit", "all"])
+        try Self.requireScope(body, "purge", "to remove every letter")
         let id = self.queue.newOperationID()
         let matched = try await self.queue.purge(
             body.filter,

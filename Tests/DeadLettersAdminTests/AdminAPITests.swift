@@ -204,6 +204,7 @@ struct AdminAPITests {
             #expect(try emptyFilter.errorCode() == "filterRequired")
             let both = try await client.postJSON("/api/v1/purge", #"{"filter":{"source":"orders"},"all":true}"#)
             #expect(both.status == .badRequest)
+            #expect(try both.errorCode() == "invalidBody")
 
             let dry = try await client.postJSON("/api/v1/purge", #"{"filter":{"source":"payments"},"dryRun":true}"#)
             #expect(try dry.object()["matched"] as? Int == 3)

@@ -14,6 +14,11 @@ struct AdminLifecycleTests {
             let missing = try await client.postJSON("/api/v1/park", #"{}"#)
             #expect(missing.status == .badRequest)
             #expect(try missing.errorCode() == "filterRequired")
+            // A filter and "all" together are refused, as for a purge: which one was meant?
+            let both = try await client.postJSON("/api/v1/park", #"{"filter":{"source":"orders"},"all":true}"#)
+            #expect(both.status == .badRequest)
+            #expect(try both.errorCode() == "invalidBody")
+            #expect(try await harness.store.count(DeadLetterFilter(statuses: [.parked])) == 2)
             let dry = try await client.postJSON("/api/v1/park", #"{"filter":{"source":"orders"},"dryRun":true}"#)
             #expect(try dry.object()["matched"] as? Int == 7)
             #expect(try await harness.store.count(DeadLetterFilter(statuses: [.parked])) == 2)
