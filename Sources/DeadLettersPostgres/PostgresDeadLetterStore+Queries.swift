@@ -56,13 +56,42 @@ struct PostgresDialect: DeadLetterSQLDialect {
         }
         pattern += "%"
         let needle = DeadLetterFilter.asciiLowercased(text)
+        let bound = self.bind(needle)
+        var payload = "strpos(lower(\(self.schema).payload_text(payload) COLLATE \"C\"), \(bound)) > 0"
+        if Self.survivesEscapeEncoding(needle) {
+            payload = "strpos(lower(encode(payload, 'escape') COLLATE \"C\"), \(bound)) > 0 AND \(payload)"
+        }
+        var metadata = """
+            EXISTS (SELECT 1 FROM jsonb_each_text(metadata) AS dlq_pair \
+            WHERE strpos(lower(dlq_pair.value COLLATE "C"), \(bound)) > 0)
+            """
+        if Self.survivesJSONText(needle) {
+            metadata = "strpos(lower(metadata::text COLLATE \"C\"), \(bound)) > 0 AND \(metadata)"
+        }
         return """
             \(self.schema).search_text(error_message, metadata, payload) ILIKE \(self.bind(pattern)) \
-            AND (strpos(lower(error_message), \(self.bind(needle))) > 0 \
-            OR strpos(lower(\(self.schema).payload_text(payload) COLLATE "C"), \(self.bind(needle))) > 0 \
-            OR EXISTS (SELECT 1 FROM jsonb_each_text(metadata) AS dlq_pair \
-            WHERE strpos(lower(dlq_pair.value COLLATE "C"), \(self.bind(needle))) > 0))
+            AND (strpos(lower(error_message), \(bound)) > 0 OR (\(payload)) OR (\(metadata)))
             """
+    }
+
+    // Each field's exact check is preceded, where the needle allows, by a cheaper check that selects a
+    // superset: the payload's bytes in `escape` encoding (printable ASCII as itself, other bytes as `\ooo`,
+    // no conversion that can fail) and the metadata as JSON text (keys too; values as themselves but for
+    // `"`, `\` and control characters). Measured on a page of a text 1 letter in 10 holds (the plan walks the
+    // id order, checking each letter), per letter that does not hold it: 4.3-6.3 µs -> 2.5 µs; the page,
+    // 4.0 ms -> 2.5 ms in the server (200,000 letters of about 300-byte JSON).
+
+    /// Whether `needle` appears as itself in the `escape` encoding of any bytes that hold it: printable
+    /// ASCII without a backslash.
+    static func survivesEscapeEncoding(_ needle: String) -> Bool {
+        needle.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }
+    }
+
+    /// Whether `needle` appears as itself in the JSON text of any metadata value that holds it: no `"`, no
+    /// `\` and no control character (PostgreSQL's JSON text writes other characters, non-ASCII ones too, as
+    /// they are).
+    static func survivesJSONText(_ needle: String) -> Bool {
+        needle.utf8.allSatisfy { $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
     }
 
     mutating func metadata(key: String, value: String) -> String {

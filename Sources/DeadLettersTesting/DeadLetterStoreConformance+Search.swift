@@ -59,9 +59,14 @@ extension DeadLetterStoreConformance {
                 "shop": "shop-\(index % 4)",
                 "sku": "SKU-\(1070 + index % 12)",
             ]
+            // Characters that JSON text or an escape encoding write otherwise: a value with quotes and a
+            // backslash, a payload with two backslashes.
+            if index % 5 == 0 { letter.metadata["note"] = #"say "hi" at C:\temp ✓"# }
             if index % 7 == 6 {
                 // Binary: the order id's bytes among bytes that are not UTF-8.
                 letter.payload = Data([0xFF, 0xFE]) + Data("ord-\(10100 + index)".utf8)
+            } else if index % 11 == 0 {
+                letter.payload = Data(#"{"order":"ORD-\#(10100 + index)","note":"größe ✓","path":"a\\b"}"#.utf8)
             } else {
                 letter.payload = Data(#"{"order":"ORD-\#(10100 + index)","note":"größe ✓"}"#.utf8)
             }
@@ -80,6 +85,8 @@ extension DeadLetterStoreConformance {
             ("TIMEOUT talking", 6), ("acme", 40), ("ACME", 40), ("tenant", 0), ("größe", nil), ("GRÖSSE", 0),
             ("✓", nil), ("ö", nil), ("x", nil), ("42", nil), ("\"order\":\"ORD-10101\"", 1),
             ("rejected ORD", 0), ("shop-3", 15), ("zzzz", 0), ("'; --", 0), ("%", 0), ("_", 0),
+            (#""hi""#, 12), (#"C:\TEMP"#, 12), (#"hi" at c:\t"#, 12), ("\"", nil), ("\\", nil),
+            (#"a\\b"#, 5), (#"A\\B"#, 5), (#"a\b"#, 0), ("temp ✓", 12),
         ]
         for (search, count) in cases {
             try await expectSelectsAsStored(
