@@ -95,6 +95,24 @@ struct DLQBenchmarks {
                     log("dlq-benchmarks: \(error)")
                     exit(2)
                 }
+            case "--profile-sqlite-replay":
+                // For profiling one figure alone: --profile-sqlite-replay [LETTERS] [CONCURRENCY] [durable|fast]
+                let count = arguments.next().flatMap { Int($0) } ?? 10_000
+                let concurrency = arguments.next().flatMap { Int($0) } ?? 8
+                let durability: SQLiteDeadLetterStore.Durability = arguments.next() == "fast" ? .fast : .durable
+                do {
+                    let rate = try await SQLiteBenchmarks.replayRate(
+                        path: "/tmp/dlq-bench-profile-replay.sqlite",
+                        count: count,
+                        concurrency: concurrency,
+                        durability: durability
+                    )
+                    print(Format.rate(rate))
+                    exit(0)
+                } catch {
+                    log("dlq-benchmarks: \(error)")
+                    exit(2)
+                }
             case "--profile-memory-replay":
                 // For profiling one figure alone: --profile-memory-replay [LETTERS] [CONCURRENCY]
                 let count = arguments.next().flatMap { Int($0) } ?? 100_000

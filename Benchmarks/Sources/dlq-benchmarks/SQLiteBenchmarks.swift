@@ -167,32 +167,39 @@ enum SQLiteBenchmarks {
         try await StoreQueries.measure(store, label: "SQLite", size: size, report: report)
     }
 
+    /// Builds a store of `count` letters at `path` and replays everything with a no-op handler; the rate of
+    /// the replay alone.
+    static func replayRate(
+        path: String,
+        count: Int,
+        concurrency: Int,
+        durability: SQLiteDeadLetterStore.Durability
+    ) async throws -> Double {
+        SQLiteFixtures.remove(path)
+        try await SQLiteFixtures.build(path: path, count: count)
+        let store = try SQLiteDeadLetterStore(path: path, durability: durability)
+        let queue = try DeadLetterQueue(store: store)
+        var result: ReplayReport?
+        let elapsed = try await Measure.time {
+            result = try await queue.replay(
+                options: ReplayOptions(concurrency: concurrency, maxConsecutiveFailures: nil)
+            ) { _ in }
+        }
+        let left = try await store.count(DeadLetterFilter())
+        try store.close()
+        let succeeded = result?.succeeded ?? 0
+        guard succeeded == result?.matched, left == count - succeeded else {
+            throw BenchmarkError("SQLite replay: \(String(describing: result)), \(left) left")
+        }
+        return Double(succeeded) / Measure.seconds(elapsed)
+    }
+
     static func replay(_ settings: Settings, report: Report) async throws {
         let path = settings.scratch + "/replay.sqlite"
         for durability in [SQLiteDeadLetterStore.Durability.durable, .fast] {
             // Completions of concurrent letters share commits, so durable replay runs long enough to measure too.
             let count = settings.quick ? 10_000 : 50_000
-            var rates: [Double] = []
-            for _ in 0..<1 {
-                SQLiteFixtures.remove(path)
-                try await SQLiteFixtures.build(path: path, count: count)
-                let store = try SQLiteDeadLetterStore(path: path, durability: durability)
-                let queue = try DeadLetterQueue(store: store)
-                var result: ReplayReport?
-                let elapsed = try await Measure.time {
-                    result = try await queue.replay(
-                        options: ReplayOptions(concurrency: 8, maxConsecutiveFailures: nil)
-                    ) { _ in }
-                }
-                let left = try await store.count(DeadLetterFilter())
-                try store.close()
-                let succeeded = result?.succeeded ?? 0
-                guard succeeded == result?.matched, left == count - succeeded else {
-                    throw BenchmarkError("SQLite replay: \(String(describing: result)), \(left) left")
-                }
-                rates.append(Double(succeeded) / Measure.seconds(elapsed))
-            }
-            let rate = Measure.median(rates)
+            let rate = try await Self.replayRate(path: path, count: count, concurrency: 8, durability: durability)
             let durable = durability == .durable
             // Raw SQLite's claims and deletes of the same letters, in batches of the replay's (100).
             try await SQLiteFixtures.build(path: path, count: count)
