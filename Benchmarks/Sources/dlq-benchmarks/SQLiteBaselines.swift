@@ -40,10 +40,12 @@ enum SQLiteBaselines {
             SQLiteFixtures.remove(path)
         }
         let inserter = try RawInserter(db)
+        let upkeep = try RawSearchUpkeep(db)
         let start = Measure.clock.now
         for batch in batches {
             try db.execute("BEGIN IMMEDIATE")
             try inserter.write(batch)
+            try upkeep.run()
             try db.execute("COMMIT")
         }
         return Double(count) / Measure.seconds(start.duration(to: Measure.clock.now))
@@ -59,6 +61,7 @@ enum SQLiteBaselines {
             SQLiteFixtures.remove(path)
         }
         let inserter = try RawInserter(db)
+        let upkeep = try RawSearchUpkeep(db)
         try db.execute("PRAGMA wal_autocheckpoint = 0")
         var elapsed = Duration.zero
         var count = 0
@@ -89,6 +92,7 @@ enum SQLiteBaselines {
         if !chunk.isEmpty { try await flush() }
         elapsed += try await Measure.time {
             try inserter.write(all)
+            try upkeep.run(force: true)
             try db.execute("COMMIT")
         }
         return Double(count) / Measure.seconds(elapsed)
@@ -97,7 +101,7 @@ enum SQLiteBaselines {
     /// Letters per second that raw SQLite replays from the store at `path`: what the replay of every letter
     /// but the parked ones needs from SQLite, `batch` letters at a time: the claim (its rows read and leased
     /// in an immediate transaction, without a sync of its own as the store's claims) and the delete of each
-    /// succeeded letter (a durable commit).
+    /// succeeded letter (a durable commit), each transaction ending with the search index's upkeep.
     static func replayRate(path: String, batch: Int, durable: Bool) throws -> (rate: Double, count: Int) {
         let db = try RawSQLite(path: path)
         defer { db.close() }
@@ -117,6 +121,7 @@ enum SQLiteBaselines {
         )
         let lease = try db.prepare("UPDATE dlq_letters SET lease_owner = ?, lease_expires_at = ? WHERE id = ?")
         let delete = try db.prepare("DELETE FROM dlq_letters WHERE id = ? AND lease_owner = ?")
+        let upkeep = try RawSearchUpkeep(db)
         let owner = "raw-baseline"
         let start = Measure.clock.now
         let now = Date().millisecondsSince1970
@@ -136,6 +141,7 @@ enum SQLiteBaselines {
                 lease.bind(id, 3)
                 try lease.run()
             }
+            try upkeep.run()
             try db.execute("COMMIT")
             if durable { try db.execute("PRAGMA synchronous = FULL") }
             try db.execute("BEGIN IMMEDIATE")
@@ -144,6 +150,7 @@ enum SQLiteBaselines {
                 delete.bind(owner, 2)
                 try delete.run()
             }
+            try upkeep.run()
             try db.execute("COMMIT")
         }
         return (Double(ids.count) / Measure.seconds(start.duration(to: Measure.clock.now)), ids.count)
