@@ -270,16 +270,22 @@ extension DeadLetterQueue {
 
     /// After letters' outcomes of one operation were recorded.
     private func recorded(_ letters: [DeadLetterOperationLetter], of id: String) async throws {
-        guard let kind = try await self.operationKind(id) else { return }
-        for letter in letters {
-            self.metrics.counter(
-                "dlq_operation_letters_total",
-                "kind",
-                kind.rawValue,
-                "outcome",
-                letter.outcome.rawValue
-            ).increment()
+        guard let kind = try await self.operationKind(id), let first = letters.first else { return }
+        // Counted once per run of one outcome (a replay's batch is mostly one), not looked up per letter.
+        func count(_ outcome: DeadLetterOperationLetter.Outcome, _ letters: Int) {
+            self.metrics.counter("dlq_operation_letters_total", "kind", kind.rawValue, "outcome", outcome.rawValue)
+                .increment(by: letters)
         }
+        var outcome = first.outcome
+        var run = 0
+        for letter in letters {
+            if letter.outcome != outcome {
+                count(outcome, run)
+                (outcome, run) = (letter.outcome, 0)
+            }
+            run += 1
+        }
+        count(outcome, run)
         // Replays, parks, purges and deletes end themselves; a redrive (or an edit that redrove) ends with its
         // last letter's outcome.
         guard kind == .redrive || kind == .edit, try await !self.store.hasPendingLetters(operation: id),

@@ -248,9 +248,14 @@ extension MemoryDeadLetterStore {
             )
         }
 
-        /// ``DeadLetter/storageSize`` of the stored letter.
+        /// ``DeadLetter/storageSize`` of the stored letter, read from the record (the letter is not rebuilt).
         func storageSize(_ interner: Interner) -> Int {
-            self.letter(interner).storageSize
+            var size = self.payload.count + self.errorMessage.utf8.count + interner[string: self.errorType].utf8.count
+            if let extras = self.extras {
+                for cause in extras.causes { size += cause.utf8.count }
+                for (key, value) in extras.metadata { size += key.utf8.count + value.utf8.count }
+            }
+            return size
         }
 
         /// Removes the letter, keeping its key for ordering, and frees what it held.

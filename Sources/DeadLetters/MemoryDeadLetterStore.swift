@@ -115,16 +115,42 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         mutating func remove(at index: Int) -> DeadLetter? {
             guard !self.records[index].isRemoved else { return nil }
             let letter = self.letter(at: index)
+            self.discard(at: index)
+            return letter
+        }
+
+        /// Removes the letter at `index` (with its lease) without reading it back.
+        /// - Returns: whether there was a letter.
+        @discardableResult
+        mutating func discard(at index: Int) -> Bool {
+            guard !self.records[index].isRemoved else { return false }
             let key = self.records[index].key
+            // Only retrying letters are in `retrying` (``track(_:_:)``): others spare the lookup.
+            if self.records[index].status == .retrying { self.retrying[key] = nil }
+            self.bytes -= self.records[index].storageSize(self.interner)
             self.records[index].markRemoved()
             self.leases[key] = nil
-            self.retrying[key] = nil
             self.live -= 1
-            self.bytes -= letter.storageSize
             if index == self.head {
                 while self.head < self.records.count, self.records[self.head].isRemoved { self.head += 1 }
             }
-            return letter
+            return true
+        }
+
+        /// Removes the letter `key` if `owner` holds its lease (a handled letter's outcome).
+        mutating func complete(_ key: Key, owner: String) -> Bool {
+            guard self.leases[key]?.owner == owner, let index = self.index(of: key) else { return false }
+            self.discard(at: index)
+            return true
+        }
+
+        /// Writes `letter`'s new state and ends its lease if `owner` holds it.
+        mutating func release(_ letter: DeadLetter, owner: String) -> Bool {
+            let key = Key(letter.id)
+            guard self.leases[key]?.owner == owner, let index = self.index(of: key) else { return false }
+            self.replace(at: index, with: letter)
+            self.leases[key] = nil
+            return true
         }
 
         /// Removes the tombstones once they outnumber the letters.
@@ -246,6 +272,26 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
                 index += 1
             }
             return DeadLetterPage(letters: letters, nextCursor: nil)
+        }
+    }
+
+    /// The ids of the letters ``page(_:after:limit:)`` would return, without rebuilding the letters (a replay
+    /// freezing its set needs only these).
+    /// - Returns: the ids, and whether more letters follow.
+    func ids(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) -> (ids: [String], more: Bool) {
+        let limit = Swift.max(1, limit)
+        let matcher = Matcher(filter)
+        return self.state.withLock { state in
+            var ids: [String] = []
+            var index = state.start(after: cursor)
+            while index < state.records.count {
+                if state.matches(matcher, at: index) {
+                    if ids.count == limit { return (ids, true) }
+                    ids.append(state.records[index].key.string)
+                }
+                index += 1
+            }
+            return (ids, false)
         }
     }
 
