@@ -32,6 +32,7 @@ extension DeadLetterQueue {
     ) async throws {
         let tally = run.tally
         let limiter = RateLimiter(rate: options.rate, clock: self.clock)
+        let limited = options.rate != nil
         let batchSize = self.replayBatchSize(run, options)
         var pending = ReplayPendingWrites()
         var seen = 0
@@ -64,15 +65,19 @@ extension DeadLetterQueue {
                     pending.handBack(letter)
                     continue
                 }
-                do { try await limiter.acquire() } catch {
-                    stop = true
-                    pending.handBack(letter)
-                    continue
-                }
-                if self.isCancelled(run) {
-                    stop = true
-                    pending.handBack(letter)
-                    continue
+                // A cancel that came while the rate limiter waited stops the letter too (without a rate, it
+                // does not wait).
+                if limited {
+                    do { try await limiter.acquire() } catch {
+                        stop = true
+                        pending.handBack(letter)
+                        continue
+                    }
+                    if self.isCancelled(run) {
+                        stop = true
+                        pending.handBack(letter)
+                        continue
+                    }
                 }
                 let now = await self.replayInline(letter, run: run, options: options, handler: handler, &pending)
                 if let first = pending.firstAt, now.timeIntervalSince(first) >= Self.replayInlineFlushInterval {

@@ -145,8 +145,8 @@ extension DeadLetterQueue {
             let ids: [String]
             let more: Bool
             if let memory = self.store as? MemoryDeadLetterStore {
-                // Only the ids: the letters are not rebuilt to be dropped again.
-                (ids, more) = memory.ids(filter, after: cursor, limit: min(1000, limit - frozen))
+                // Only the ids, straight into the set: no letter is rebuilt to be dropped again.
+                (ids, more) = memory.freeze(filter, after: cursor, limit: min(1000, limit - frozen), into: record.id)
             } else {
                 let page = try await self.store.pageWithoutPayloads(
                     filter,
@@ -154,10 +154,10 @@ extension DeadLetterQueue {
                     limit: min(1000, limit - frozen)
                 )
                 (ids, more) = (page.letters.map(\.id), page.nextCursor != nil)
+                try await self.addLetters(ids, to: record, outcome: .pending)
             }
             guard let last = ids.last else { break }
             cursor = last
-            try await self.addLetters(ids, to: record, outcome: .pending)
             frozen += ids.count
             if !more { break }
         }
@@ -496,14 +496,18 @@ extension DeadLetterQueue {
             ids = page.letters.map(\.id)
             isLast = page.nextCursor == nil
         case .operation(let id):
-            let pending = try await self.store.operationLetters(
-                id: id,
-                outcomes: [.pending],
-                after: cursor,
-                limit: limit
-            )
-            ids = pending.map(\.letterID)
-            isLast = pending.count < limit
+            if let memory = self.store as? MemoryDeadLetterStore {
+                ids = memory.pendingIDs(operation: id, after: cursor, limit: limit)
+            } else {
+                let pending = try await self.store.operationLetters(
+                    id: id,
+                    outcomes: [.pending],
+                    after: cursor,
+                    limit: limit
+                )
+                ids = pending.map(\.letterID)
+            }
+            isLast = ids.count < limit
         }
         guard let last = ids.last else { return nil }
         let now = self.clock.now()
@@ -522,6 +526,10 @@ extension DeadLetterQueue {
     /// Of claimed letters of a frozen set, those whose history already holds this replay's outcome (written
     /// before the process stopped, not yet recorded in the set) are recorded and handed back; the rest run.
     private func settleRecorded(_ claimed: [DeadLetter], operation: String, run: ReplayRun) async -> [DeadLetter] {
+        // Usually none has (only a resumed replay's may): then the page is kept as it is, not copied.
+        guard claimed.contains(where: { $0.storedHistory.contains { $0.operation == operation } }) else {
+            return claimed
+        }
         var toRun: [DeadLetter] = []
         for letter in claimed {
             guard let entry = letter.storedHistory.last(where: { $0.operation == operation }),

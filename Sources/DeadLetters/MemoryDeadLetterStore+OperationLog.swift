@@ -58,6 +58,41 @@ extension MemoryDeadLetterStore {
                 if letter.outcome == .pending { self.pending += 1 }
             }
 
+            /// Adds letters as `pending`; ids in ascending order after the last are appended as they are.
+            mutating func addPending(_ ids: [String], operation: String) {
+                self.ids.reserveCapacity(self.ids.count + ids.count)
+                self.outcomes.reserveCapacity(self.ids.count + ids.count)
+                self.ats.reserveCapacity(self.ids.count + ids.count)
+                self.failures.reserveCapacity(self.ids.count + ids.count)
+                for id in ids {
+                    if let last = self.ids.last, last >= id {
+                        self.add(DeadLetterOperationLetter(operation: operation, letterID: id, outcome: .pending))
+                        continue
+                    }
+                    self.ids.append(id)
+                    self.outcomes.append(.pending)
+                    self.ats.append(nil)
+                    self.failures.append(nil)
+                    self.pending += 1
+                }
+            }
+
+            /// The ids of pending letters after `cursor`, at most `limit`.
+            func pendingIDs(after cursor: String?, limit: Int) -> [String] {
+                var index = 0
+                if let cursor {
+                    index = self.lowerBound(cursor)
+                    if index < self.ids.count, self.ids[index] == cursor { index += 1 }
+                }
+                var page: [String] = []
+                page.reserveCapacity(Swift.min(limit, self.ids.count - index))
+                while index < self.ids.count, page.count < limit {
+                    if self.outcomes[index] == .pending { page.append(self.ids[index]) }
+                    index += 1
+                }
+                return page
+            }
+
             private static func failure(_ letter: DeadLetterOperationLetter) -> Failure? {
                 guard letter.errorType != nil || letter.errorMessage != nil else { return nil }
                 return Failure(errorType: letter.errorType, errorMessage: letter.errorMessage)
@@ -119,6 +154,35 @@ extension MemoryDeadLetterStore {
             self.sets[letter.operation]?.record(letter) ?? false
         }
 
+        /// Records the outcomes of `letters` that were `written`, looking each operation's set up once per run
+        /// of letters of that operation (a replay's page is one run), not once per letter.
+        /// - Returns: how many changed.
+        mutating func record(_ letters: [DeadLetterOperationLetter?], written: [Bool]) -> Int {
+            var changed = 0
+            var index = 0
+            while index < letters.count {
+                guard written[index], let first = letters[index] else {
+                    index += 1
+                    continue
+                }
+                let operation = first.operation
+                // Taken out of the dictionary while it changes, so that it is not copied.
+                guard var set = self.sets.removeValue(forKey: operation) else {
+                    index += 1
+                    continue
+                }
+                while index < letters.count {
+                    if written[index], let letter = letters[index] {
+                        guard letter.operation == operation else { break }
+                        if set.record(letter) { changed += 1 }
+                    }
+                    index += 1
+                }
+                self.sets[operation] = set
+            }
+            return changed
+        }
+
         /// The operation with its counts.
         func counted(_ id: String) -> DeadLetterOperation? {
             guard var operation = self.operations[id] else { return nil }
@@ -177,10 +241,31 @@ extension MemoryDeadLetterStore {
         recording records: [DeadLetterOperationLetter?]
     ) async throws -> [Bool] {
         let written = try await self.write(outcomes, owner: owner)
-        self.log.withLock { log in
-            for case (let record?, true) in zip(records, written) { _ = log.record(record) }
-        }
+        self.log.withLock { log in _ = log.record(records, written: written) }
         return written
+    }
+
+    /// Adds the letters `filter` selects after `cursor` (at most `limit`) to the set of operation `id` as
+    /// pending, as ``DeadLetterQueue`` freezes a replay's set, without a `DeadLetterOperationLetter` per letter.
+    /// - Returns: the ids added, and whether more letters follow.
+    func freeze(
+        _ filter: DeadLetterFilter,
+        after cursor: String?,
+        limit: Int,
+        into id: String
+    ) -> (ids: [String], more: Bool) {
+        let page = self.ids(filter, after: cursor, limit: limit)
+        self.log.withLock { log in
+            guard log.operations[id] != nil, !page.ids.isEmpty else { return }
+            log.sets[id, default: OperationLogState.LetterSet()].addPending(page.ids, operation: id)
+        }
+        return page
+    }
+
+    /// The ids of the pending letters of operation `id` after `cursor`, at most `limit`: what
+    /// ``operationLetters(id:outcomes:after:limit:)`` returns for `[.pending]`, ids only.
+    func pendingIDs(operation id: String, after cursor: String?, limit: Int) -> [String] {
+        self.log.withLock { log in log.sets[id]?.pendingIDs(after: cursor, limit: Swift.max(1, limit)) ?? [] }
     }
 
     public func hasPendingLetters(operation id: String) async throws -> Bool {

@@ -111,7 +111,8 @@ extension MemoryDeadLetterStore {
         let nowMilliseconds = now.millisecondsSince1970
         let lease = Lease(owner: owner, until: leaseUntil.millisecondsSince1970)
         var keys = ids.map(Key.init)
-        // A replay's page comes in id order without repeats: sorted and deduplicated only when it is not.
+        // A replay's page comes in id order without repeats: sorted and deduplicated only when it is not. In
+        // order, each key's id is at the same index and the claimed letters reuse it.
         var ascending = true
         for index in keys.indices.dropFirst() where !(keys[index - 1] < keys[index]) {
             ascending = false
@@ -121,11 +122,10 @@ extension MemoryDeadLetterStore {
         return self.state.withLock { state in
             var claimed: [DeadLetter] = []
             claimed.reserveCapacity(keys.count)
-            for key in keys {
-                guard let index = state.index(of: key) else { continue }
-                if let held = state.leases[key], held.until > nowMilliseconds, held.owner != owner { continue }
-                state.lease(key, at: index, lease)
-                claimed.append(state.letter(at: index))
+            for (position, key) in keys.enumerated() {
+                guard let index = state.index(of: key), state.claim(key, at: index, lease, now: nowMilliseconds)
+                else { continue }
+                claimed.append(state.letter(at: index, id: ascending ? ids[position] : nil))
             }
             return claimed
         }
