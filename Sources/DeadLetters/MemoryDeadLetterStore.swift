@@ -215,9 +215,18 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
             guard tombstones > 1024, tombstones > self.live else { return }
             if tombstones == self.head {
                 // Every tombstone lies before the first letter (removed oldest first, as a replay does): the
-                // rest moves down as it is; filtering copied each record it moved (retained and released its
-                // fields), about one copy per removed letter.
-                self.records.removeSubrange(0..<self.head)
+                // tombstones go, the letters move down bitwise, and the places they leave hold vacated records
+                // until they are cut off. Filtering (and `removeSubrange`) copied each record it moved, into a
+                // new array: about one copy per removed letter, and a new array's pages faulted in (15% of a
+                // memory replay's samples with the page faults, perf, 100,000 letters, concurrency 1).
+                let (head, live) = (self.head, self.live)
+                self.records.withUnsafeMutableBufferPointer { records in
+                    guard let base = records.baseAddress else { return }
+                    base.deinitialize(count: head)
+                    base.moveInitialize(from: base + head, count: live)
+                    (base + live).initialize(repeating: .vacated, count: head)
+                }
+                self.records.removeLast(head)
             } else {
                 self.records.removeAll { $0.isRemoved }
             }
