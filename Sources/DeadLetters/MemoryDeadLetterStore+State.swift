@@ -38,19 +38,22 @@ extension MemoryDeadLetterStore {
             // Each half in one pass over its digits; a byte that is no lower-case hex digit sets `invalid`.
             // Measured: the per-byte `switch` over ranges and the enumerated loop took 4-6% of a memory
             // replay's samples (ids are read back into keys at each claim and removal).
-            var invalid: UInt8 = 0
-            func digits(_ range: Range<Int>, into value: inout UInt64) {
-                for index in range where index != 8 && index != 13 && index != 18 && index != 23 {
-                    let digit = hexDigits[Int(bytes[index])]
-                    invalid |= digit
-                    value = value << 4 | UInt64(digit & 0xF)
+            // The table read once: each read of the static otherwise goes through `swift_once`.
+            return hexDigits.withUnsafeBufferPointer { table in
+                var invalid: UInt8 = 0
+                func digits(_ range: Range<Int>, into value: inout UInt64) {
+                    for index in range where index != 8 && index != 13 && index != 18 && index != 23 {
+                        let digit = table[Int(bytes[index])]
+                        invalid |= digit
+                        value = value << 4 | UInt64(digit & 0xF)
+                    }
                 }
+                var high: UInt64 = 0
+                var low: UInt64 = 0
+                digits(0..<19, into: &high)
+                digits(19..<36, into: &low)
+                return invalid & 0x80 == 0 ? .uuid(high, low) : nil
             }
-            var high: UInt64 = 0
-            var low: UInt64 = 0
-            digits(0..<19, into: &high)
-            digits(19..<36, into: &low)
-            return invalid & 0x80 == 0 ? .uuid(high, low) : nil
         }
     }
 
