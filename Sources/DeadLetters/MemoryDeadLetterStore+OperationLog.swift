@@ -59,11 +59,9 @@ extension MemoryDeadLetterStore {
             }
 
             /// Adds letters as `pending`; ids in ascending order after the last are appended as they are.
+            /// (No `reserveCapacity` here: called page after page, it reallocated each array to its exact new size
+            /// every time, which copied the whole set at each page.)
             mutating func addPending(_ ids: [String], operation: String) {
-                self.ids.reserveCapacity(self.ids.count + ids.count)
-                self.outcomes.reserveCapacity(self.ids.count + ids.count)
-                self.ats.reserveCapacity(self.ids.count + ids.count)
-                self.failures.reserveCapacity(self.ids.count + ids.count)
                 for id in ids {
                     if let last = self.ids.last, last >= id {
                         self.add(DeadLetterOperationLetter(operation: operation, letterID: id, outcome: .pending))
