@@ -79,7 +79,15 @@ extension DeadLetterQueue {
                         continue
                     }
                 }
-                let now = await self.replayInline(letter, run: run, options: options, handler: handler, &pending)
+                // The handler is awaited here and its outcome taken synchronously: an async function around
+                // both cost a task frame per letter.
+                var failure: (any Error)?
+                do {
+                    try await handler(letter)
+                } catch {
+                    failure = error
+                }
+                let now = self.replayInlineOutcome(letter, failure, run: run, options: options, &pending)
                 if let first = pending.firstAt, now.timeIntervalSince(first) >= Self.replayInlineFlushInterval {
                     await self.flushInline(&pending, run: run)
                 }
@@ -105,22 +113,17 @@ extension DeadLetterQueue {
     /// are written: slow handlers do not keep finished letters leased and in the store for long.
     static var replayInlineFlushInterval: Double { 0.1 }
 
-    /// Runs one claimed letter's handler and gathers its outcome into `pending`; counts it in the report.
+    /// Gathers the outcome of a letter whose handler returned (`failure` is `nil`) or threw into `pending`;
+    /// counts it in the report.
     /// - Returns: the time its outcome was taken.
-    private func replayInline(
+    private func replayInlineOutcome(
         _ letter: DeadLetter,
+        _ failure: (any Error)?,
         run: ReplayRun,
         options: ReplayOptions,
-        handler: Handler,
         _ pending: inout ReplayPendingWrites
-    ) async -> Date {
+    ) -> Date {
         let tally = run.tally
-        var failure: (any Error)?
-        do {
-            try await handler(letter)
-        } catch {
-            failure = error
-        }
         let now = self.clock.now()
         // The letter's outcome in the replay's operation, written with the letter (see replayOne).
         typealias Outcome = DeadLetterOperationLetter.Outcome

@@ -144,7 +144,7 @@ extension DeadLetterQueue {
         while frozen < limit {
             let ids: [String]
             let more: Bool
-            if let memory = self.store as? MemoryDeadLetterStore {
+            if let memory = self.memoryStore {
                 // Only the ids, straight into the set: no letter is rebuilt to be dropped again.
                 (ids, more) = memory.freeze(filter, after: cursor, limit: min(1000, limit - frozen), into: record.id)
             } else {
@@ -496,7 +496,7 @@ extension DeadLetterQueue {
             ids = page.letters.map(\.id)
             isLast = page.nextCursor == nil
         case .operation(let id):
-            if let memory = self.store as? MemoryDeadLetterStore {
+            if let memory = self.memoryStore {
                 ids = memory.pendingIDs(operation: id, after: cursor, limit: limit)
             } else {
                 let pending = try await self.store.operationLetters(

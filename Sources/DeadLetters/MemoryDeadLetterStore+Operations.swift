@@ -123,7 +123,7 @@ extension MemoryDeadLetterStore {
             var claimed: [DeadLetter] = []
             claimed.reserveCapacity(keys.count)
             for (position, key) in keys.enumerated() {
-                guard let index = state.index(of: key), state.claim(key, at: index, lease, now: nowMilliseconds)
+                guard let index = state.find(key), state.claim(key, at: index, lease, now: nowMilliseconds)
                 else { continue }
                 claimed.append(state.letter(at: index, id: ascending ? ids[position] : nil))
             }

@@ -61,6 +61,26 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
             }
         }
 
+        /// Where the last letter looked up by ``find(_:)`` lies: a replay claims and removes letters in id
+        /// order, so the next one is usually at the following index.
+        var hint = 0
+
+        /// The index of the live letter with `key` (``index(of:)``), trying the index after the last one found
+        /// before a binary search.
+        mutating func find(_ key: Key) -> Int? {
+            let next = self.hint + 1
+            let found = self.records.withUnsafeBufferPointer { records in
+                next < records.count && records[next].key == key && !records[next].isRemoved
+            }
+            guard found else {
+                let index = self.index(of: key)
+                if let index { self.hint = index }
+                return index
+            }
+            self.hint = next
+            return next
+        }
+
         /// The index of the live letter with `key`.
         func index(of key: Key) -> Int? {
             let index = self.lowerBound(key)
@@ -188,7 +208,7 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
 
         /// Removes the letter `key` if `owner` holds its lease (a handled letter's outcome).
         mutating func complete(_ key: Key, owner: String) -> Bool {
-            guard let index = self.index(of: key), let held = self.leases.removeValue(forKey: key) else {
+            guard let index = self.find(key), let held = self.leases.removeValue(forKey: key) else {
                 return false
             }
             guard held.owner == owner else {
