@@ -278,9 +278,10 @@ struct ReplayPendingWrites {
     /// When the oldest outcome waiting was taken.
     var firstAt: Date?
 
+    /// Adds an outcome; its values are moved in, not copied.
     mutating func append(
-        _ outcome: DeadLetterOutcome,
-        _ record: DeadLetterOperationLetter?,
+        _ outcome: consuming DeadLetterOutcome,
+        _ record: consuming DeadLetterOperationLetter?,
         _ kind: Kind,
         source: String,
         at: Date
