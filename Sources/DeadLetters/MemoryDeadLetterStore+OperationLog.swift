@@ -36,6 +36,9 @@ extension MemoryDeadLetterStore {
             /// The error of each letter that has one.
             var failures: [Failure?] = []
             var pending = 0
+            /// The counts of ``outcomes``, kept as they change: an operation's counts were a pass over its whole
+            /// set, which a replay read three times at its end.
+            var counts = DeadLetterOperation.Counts()
             /// Where the next outcome is looked for first: after the last one recorded.
             var hint = 0
 
@@ -56,6 +59,7 @@ extension MemoryDeadLetterStore {
                     self.failures.append(Self.failure(letter))
                 }
                 if letter.outcome == .pending { self.pending += 1 }
+                self.counts.add(letter.outcome)
             }
 
             /// Adds letters as `pending`; ids in ascending order after the last are appended as they are.
@@ -72,6 +76,7 @@ extension MemoryDeadLetterStore {
                     self.ats.append(nil)
                     self.failures.append(nil)
                     self.pending += 1
+                    self.counts.add(.pending)
                 }
             }
 
@@ -114,6 +119,8 @@ extension MemoryDeadLetterStore {
                 self.ats[index] = letter.at
                 self.failures[index] = Self.failure(letter)
                 if letter.outcome != .pending { self.pending -= 1 }
+                self.counts.add(.pending, count: -1)
+                self.counts.add(letter.outcome)
                 return true
             }
 
@@ -184,9 +191,7 @@ extension MemoryDeadLetterStore {
         /// The operation with its counts.
         func counted(_ id: String) -> DeadLetterOperation? {
             guard var operation = self.operations[id] else { return nil }
-            var counts = DeadLetterOperation.Counts()
-            for outcome in self.sets[id]?.outcomes ?? [] { counts.add(outcome) }
-            operation.counts = counts
+            operation.counts = self.sets[id]?.counts ?? DeadLetterOperation.Counts()
             return operation
         }
     }
