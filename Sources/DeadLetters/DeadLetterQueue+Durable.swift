@@ -26,6 +26,6 @@ extension DeadLetterQueue {
     /// write (some 30% of a `DeadLetterQueue.add` on that store) and the batching about a third of a memory
     /// replay's throughput.
     var writesDirectly: Bool {
-        self.store is MemoryDeadLetterStore
+        self.memoryStore != nil
     }
 }

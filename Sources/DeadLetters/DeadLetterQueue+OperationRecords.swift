@@ -246,7 +246,18 @@ extension DeadLetterQueue {
         let written = try await self.durably { store in
             try await store.write(outcomes, owner: owner, recording: records)
         }
-        await self.recorded(zip(records, written).compactMap { record, done in done ? record : nil })
+        // Usually every one written, all of one operation (a replay's page): counted in place, not gathered.
+        if let first = records.first??.operation,
+            records.indices.allSatisfy({ written[$0] && records[$0]?.operation == first })
+        {
+            do {
+                try await self.recorded(records.indices.lazy.compactMap { records[$0]?.outcome }, of: first)
+            } catch {
+                self.logger.error("could not record outcomes of an operation", metadata: ["error": "\(error)"])
+            }
+        } else {
+            await self.recorded(zip(records, written).compactMap { record, done in done ? record : nil })
+        }
         return written
     }
 
@@ -270,16 +281,32 @@ extension DeadLetterQueue {
 
     /// After letters' outcomes of one operation were recorded.
     private func recorded(_ letters: [DeadLetterOperationLetter], of id: String) async throws {
+        try await self.recorded(letters.lazy.map(\.outcome), of: id)
+    }
+
+    /// After outcomes of one operation's letters were recorded.
+    private func recorded(
+        _ outcomes: some Sequence<DeadLetterOperationLetter.Outcome>,
+        of id: String
+    ) async throws {
         guard let kind = try await self.operationKind(id) else { return }
-        for letter in letters {
-            self.metrics.counter(
-                "dlq_operation_letters_total",
-                "kind",
-                kind.rawValue,
-                "outcome",
-                letter.outcome.rawValue
-            ).increment()
+        // Counted once per run of one outcome (a replay's batch is mostly one), not looked up per letter.
+        func count(_ outcome: DeadLetterOperationLetter.Outcome?, _ letters: Int) {
+            guard let outcome, letters > 0 else { return }
+            self.metrics.counter("dlq_operation_letters_total", "kind", kind.rawValue, "outcome", outcome.rawValue)
+                .increment(by: letters)
         }
+        var outcome: DeadLetterOperationLetter.Outcome?
+        var run = 0
+        for next in outcomes {
+            if next != outcome {
+                count(outcome, run)
+                (outcome, run) = (next, 0)
+            }
+            run += 1
+        }
+        guard outcome != nil else { return }
+        count(outcome, run)
         // Replays, parks, purges and deletes end themselves; a redrive (or an edit that redrove) ends with its
         // last letter's outcome.
         guard kind == .redrive || kind == .edit, try await !self.store.hasPendingLetters(operation: id),

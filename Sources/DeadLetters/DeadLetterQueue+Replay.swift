@@ -142,12 +142,24 @@ extension DeadLetterQueue {
         var cursor: String?
         var frozen = 0
         while frozen < limit {
-            let page = try await self.store.pageWithoutPayloads(filter, after: cursor, limit: min(1000, limit - frozen))
-            guard let last = page.letters.last else { break }
-            cursor = last.id
-            try await self.addLetters(page.letters.map(\.id), to: record, outcome: .pending)
-            frozen += page.letters.count
-            if page.nextCursor == nil { break }
+            let ids: [String]
+            let more: Bool
+            if let memory = self.memoryStore {
+                // Only the ids, straight into the set: no letter is rebuilt to be dropped again.
+                (ids, more) = memory.freeze(filter, after: cursor, limit: min(1000, limit - frozen), into: record.id)
+            } else {
+                let page = try await self.store.pageWithoutPayloads(
+                    filter,
+                    after: cursor,
+                    limit: min(1000, limit - frozen)
+                )
+                (ids, more) = (page.letters.map(\.id), page.nextCursor != nil)
+                try await self.addLetters(ids, to: record, outcome: .pending)
+            }
+            guard let last = ids.last else { break }
+            cursor = last
+            frozen += ids.count
+            if !more { break }
         }
         return frozen
     }
@@ -168,6 +180,7 @@ extension DeadLetterQueue {
         start.operation = operation
         let run = ReplayRun(
             source: source,
+            operation: operation,
             owner: "replay/\(operation)",
             lease: options.leaseDuration ?? self.configuration.leaseDuration,
             tally: Locked(start),
@@ -281,10 +294,9 @@ extension DeadLetterQueue {
 
     /// Whether the replay's operation was cancelled: in this process (at once) or in another (noticed by the
     /// heartbeat).
-    private func isCancelled(_ run: ReplayRun) -> Bool {
+    func isCancelled(_ run: ReplayRun) -> Bool {
         if run.cancelled.withLock({ $0 }) { return true }
-        let operation = run.tally.withLock { $0.operation }
-        return self.state.withLock { $0.cancelledOperations.contains(operation) }
+        return self.state.withLock { !$0.cancelledOperations.isEmpty && $0.cancelledOperations.contains(run.operation) }
     }
 
     /// Writes the outcomes gathered since the last time.
@@ -317,7 +329,9 @@ extension DeadLetterQueue {
         }
     }
 
-    /// One pass over the replay's letters: at most `limit` letters started.
+    /// One pass over the replay's letters: at most `limit` letters started. One letter at a time on a store
+    /// that ``writesDirectly`` runs in the pass's own task (``replayInlinePass(_:limit:options:progress:handler:)``);
+    /// otherwise each letter is a child task and its write goes through ``ReplayWrites``.
     private func replayPass(
         _ run: ReplayRun,
         limit matched: Int,
@@ -325,8 +339,10 @@ extension DeadLetterQueue {
         progress: (@Sendable (ReplayReport) -> Void)?,
         handler: @escaping Handler
     ) async throws {
-        let operation = run.tally.withLock { $0.operation }
-        let leaseDuration = run.lease
+        if options.concurrency == 1, self.writesDirectly {
+            try await self.replayInlinePass(run, limit: matched, options: options, progress: progress, handler: handler)
+            return
+        }
         let tally = run.tally
         let limiter = RateLimiter(rate: options.rate, clock: self.clock)
         let owner = run.owner
@@ -336,14 +352,7 @@ extension DeadLetterQueue {
         // pass returns only once every write is done.
         let slots = ReplaySlots(options.concurrency)
         let maxLive = options.concurrency + Self.replayMaxPendingWrites
-        // Letters are leased when their page is claimed. With a rate limit, a page is as large as half a lease
-        // lets through, and the next page is claimed only when this one has started, so no lease runs out
-        // before its letter starts.
-        var batchSize = self.configuration.batchSize
-        if let rate = options.rate {
-            let leaseSeconds = Double(leaseDuration.components.seconds)
-            batchSize = max(1, min(batchSize, Int(min(rate * leaseSeconds / 2, Double(Int32.max)))))
-        }
+        let batchSize = self.replayBatchSize(run, options)
         let prefetch = options.rate == nil
         var seen = 0
         var stop = false
@@ -377,23 +386,7 @@ extension DeadLetterQueue {
                     if self.isPoisoned(letter) {
                         // A poison letter: parked instead of run.
                         live += 1
-                        group.addTask {
-                            if await self.parkPoisoned(letter, owner: owner, actor: options.actor, operation: operation)
-                            {
-                                tally.withLock { $0.parked += 1 }
-                                let now = self.clock.now()
-                                run.outcomes.withLock {
-                                    $0.append(
-                                        DeadLetterOperationLetter(
-                                            operation: operation,
-                                            letterID: letter.id,
-                                            outcome: .parked,
-                                            at: now
-                                        )
-                                    )
-                                }
-                            }
-                        }
+                        group.addTask { await self.parkPoisoned(letter, run: run, options: options) }
                         continue
                     }
                     while live >= maxLive, await group.next() != nil { live -= 1 }
@@ -465,11 +458,36 @@ extension DeadLetterQueue {
         if let failure { throw failure }
     }
 
+    /// Parks a claimed poison letter instead of running it; counts it and gathers its outcome for the operation.
+    func parkPoisoned(_ letter: DeadLetter, run: ReplayRun, options: ReplayOptions) async {
+        let operation = run.operation
+        guard await self.parkPoisoned(letter, owner: run.owner, actor: options.actor, operation: operation) else {
+            return
+        }
+        run.tally.withLock { $0.parked += 1 }
+        let now = self.clock.now()
+        run.outcomes.withLock {
+            $0.append(DeadLetterOperationLetter(operation: operation, letterID: letter.id, outcome: .parked, at: now))
+        }
+    }
+
+    /// How many letters a page of the replay claims. Letters are leased when their page is claimed. With a rate
+    /// limit, a page is as large as half a lease lets through, and the next page is claimed only when this one
+    /// has started, so no lease runs out before its letter starts.
+    func replayBatchSize(_ run: ReplayRun, _ options: ReplayOptions) -> Int {
+        var batchSize = self.configuration.batchSize
+        if let rate = options.rate {
+            let leaseSeconds = Double(run.lease.components.seconds)
+            batchSize = max(1, min(batchSize, Int(min(rate * leaseSeconds / 2, Double(Int32.max)))))
+        }
+        return batchSize
+    }
+
     /// Reads the next page of the replay's letters after `cursor` and claims those that are free; `nil` when
     /// the page is empty. From a frozen set, letters that have an outcome for this operation already (the
     /// replay was interrupted before it recorded it) get that outcome without running again, and letters that
     /// could not be claimed stay pending (a replay that ends marks them `skipped`).
-    private func replayBatch(_ run: ReplayRun, after cursor: String?, limit: Int) async throws -> ReplayBatch? {
+    func replayBatch(_ run: ReplayRun, after cursor: String?, limit: Int) async throws -> ReplayBatch? {
         let ids: [String]
         let isLast: Bool
         switch run.source {
@@ -478,14 +496,18 @@ extension DeadLetterQueue {
             ids = page.letters.map(\.id)
             isLast = page.nextCursor == nil
         case .operation(let id):
-            let pending = try await self.store.operationLetters(
-                id: id,
-                outcomes: [.pending],
-                after: cursor,
-                limit: limit
-            )
-            ids = pending.map(\.letterID)
-            isLast = pending.count < limit
+            if let memory = self.memoryStore {
+                ids = memory.pendingIDs(operation: id, after: cursor, limit: limit)
+            } else {
+                let pending = try await self.store.operationLetters(
+                    id: id,
+                    outcomes: [.pending],
+                    after: cursor,
+                    limit: limit
+                )
+                ids = pending.map(\.letterID)
+            }
+            isLast = ids.count < limit
         }
         guard let last = ids.last else { return nil }
         let now = self.clock.now()
@@ -504,6 +526,10 @@ extension DeadLetterQueue {
     /// Of claimed letters of a frozen set, those whose history already holds this replay's outcome (written
     /// before the process stopped, not yet recorded in the set) are recorded and handed back; the rest run.
     private func settleRecorded(_ claimed: [DeadLetter], operation: String, run: ReplayRun) async -> [DeadLetter] {
+        // Usually none has (only a resumed replay's may): then the page is kept as it is, not copied.
+        guard claimed.contains(where: { $0.storedHistory.contains { $0.operation == operation } }) else {
+            return claimed
+        }
         var toRun: [DeadLetter] = []
         for letter in claimed {
             guard let entry = letter.storedHistory.last(where: { $0.operation == operation }),
@@ -550,7 +576,7 @@ extension DeadLetterQueue {
     ) async {
         let owner = run.owner
         let tally = run.tally
-        let operation = tally.withLock { $0.operation }
+        let operation = run.operation
         // The letter's outcome in the replay's operation, written in the same transaction as the letter, so
         // that a replay killed at any moment resumes knowing which letters ran.
         func record(
@@ -674,6 +700,8 @@ enum ReplaySource: Sendable {
 /// The shared state of one replay run.
 struct ReplayRun: Sendable {
     let source: ReplaySource
+    /// The replay's operation id.
+    let operation: String
     /// The owner of its leases: the operation, so that a resumed replay takes back letters its stopped
     /// process still held.
     let owner: String

@@ -22,6 +22,8 @@ public final class DeadLetterQueue: Sendable {
     /// The store the queue keeps its letters in: the one it was given, or, with
     /// ``Configuration/payloadEncryption``, an ``EncryptedDeadLetterStore`` around it.
     public let store: any DeadLetterStore
+    /// ``store`` when it is a ``MemoryDeadLetterStore``, found once (a cast per write or page was measurable).
+    let memoryStore: MemoryDeadLetterStore?
     /// The configuration, validated.
     public let configuration: Configuration
     let clock: any DeadLetterClock
@@ -75,6 +77,7 @@ public final class DeadLetterQueue: Sendable {
         } else {
             self.store = store
         }
+        self.memoryStore = self.store as? MemoryDeadLetterStore
         self.metrics = DeadLetterMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
         self.redactor = MetadataRedactor(keys: configuration.redactedMetadataKeys)
         var random = random

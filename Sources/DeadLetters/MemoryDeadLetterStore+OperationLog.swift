@@ -8,78 +8,132 @@ extension MemoryDeadLetterStore {
     /// Operations with their letter sets, and instances.
     struct OperationLogState {
         /// One operation's frozen set, in parallel arrays sorted by letter id: paging reads outcomes by index
-        /// (no hashing), recording an outcome costs one lookup, and "any pending?" is a count. Letters are
-        /// usually added in id order, so an insert is usually an append.
+        /// (no hashing), and "any pending?" is a count. Letters are usually added in id order, so an insert is
+        /// usually an append; outcomes are usually recorded in id order too, so the next index after the last
+        /// one recorded is tried before a binary search.
         ///
         /// Measured (memory replay of 50,000 letters, concurrency 1, release): keeping a whole
         /// `DeadLetterOperationLetter` per letter in a dictionary cost about 40% of the replay's throughput
-        /// (63,000-82,000/s against 114,000-131,000/s without an operation).
+        /// (63,000-82,000/s against 114,000-131,000/s without an operation). Without the id → index dictionary
+        /// and the dictionary of details that followed, a letter costs no hashing here: see RESULTS.md.
         struct LetterSet {
-            struct Detail {
-                var at: Date?
-                var errorType: String?
-                var errorMessage: String?
+            /// Why a letter failed, for the few that did.
+            final class Failure: Sendable {
+                let errorType: String?
+                let errorMessage: String?
+
+                init(errorType: String?, errorMessage: String?) {
+                    self.errorType = errorType
+                    self.errorMessage = errorMessage
+                }
             }
 
             /// Letter ids, sorted.
             var ids: [String] = []
             var outcomes: [DeadLetterOperationLetter.Outcome] = []
-            /// When and why, for the letters that have one (recorded outcomes, `skipped` at creation).
-            var details: [Int: Detail] = [:]
-            /// Each id's index in ``ids``.
-            var position: [String: Int] = [:]
+            /// When each outcome was recorded (`nil` while pending).
+            var ats: [Date?] = []
+            /// The error of each letter that has one.
+            var failures: [Failure?] = []
             var pending = 0
+            /// The counts of ``outcomes``, kept as they change: an operation's counts were a pass over its whole
+            /// set, which a replay read three times at its end.
+            var counts = DeadLetterOperation.Counts()
+            /// Where the next outcome is looked for first: after the last one recorded.
+            var hint = 0
 
             mutating func add(_ letter: DeadLetterOperationLetter) {
-                guard self.position[letter.letterID] == nil else { return }
                 var index = self.ids.count
-                if let last = self.ids.last, last > letter.letterID {
+                if let last = self.ids.last, last >= letter.letterID {
+                    // Rare (a set is written in id order): the letters after it move one place.
                     index = self.lowerBound(letter.letterID)
+                    if index < self.ids.count, self.ids[index] == letter.letterID { return }
                     self.ids.insert(letter.letterID, at: index)
                     self.outcomes.insert(letter.outcome, at: index)
-                    // Rare (a set is written in id order): the letters after it move one place.
-                    var moved: [Int: Detail] = [:]
-                    for (at, detail) in self.details { moved[at >= index ? at + 1 : at] = detail }
-                    self.details = moved
-                    for later in (index + 1)..<self.ids.count { self.position[self.ids[later]] = later }
+                    self.ats.insert(letter.at, at: index)
+                    self.failures.insert(Self.failure(letter), at: index)
                 } else {
                     self.ids.append(letter.letterID)
                     self.outcomes.append(letter.outcome)
+                    self.ats.append(letter.at)
+                    self.failures.append(Self.failure(letter))
                 }
-                self.position[letter.letterID] = index
-                self.setDetail(letter, at: index)
                 if letter.outcome == .pending { self.pending += 1 }
+                self.counts.add(letter.outcome)
+            }
+
+            /// Adds letters as `pending`; ids in ascending order after the last are appended as they are.
+            /// (No `reserveCapacity` here: called page after page, it reallocated each array to its exact new size
+            /// every time, which copied the whole set at each page.)
+            mutating func addPending(_ ids: [String], operation: String) {
+                for id in ids {
+                    if let last = self.ids.last, last >= id {
+                        self.add(DeadLetterOperationLetter(operation: operation, letterID: id, outcome: .pending))
+                        continue
+                    }
+                    self.ids.append(id)
+                    self.outcomes.append(.pending)
+                    self.ats.append(nil)
+                    self.failures.append(nil)
+                    self.pending += 1
+                    self.counts.add(.pending)
+                }
+            }
+
+            /// The ids of pending letters after `cursor`, at most `limit`.
+            func pendingIDs(after cursor: String?, limit: Int) -> [String] {
+                var index = 0
+                if let cursor {
+                    index = self.lowerBound(cursor)
+                    if index < self.ids.count, self.ids[index] == cursor { index += 1 }
+                }
+                var page: [String] = []
+                page.reserveCapacity(Swift.min(limit, self.ids.count - index))
+                while index < self.ids.count, page.count < limit {
+                    if self.outcomes[index] == .pending { page.append(self.ids[index]) }
+                    index += 1
+                }
+                return page
+            }
+
+            private static func failure(_ letter: DeadLetterOperationLetter) -> Failure? {
+                guard letter.errorType != nil || letter.errorMessage != nil else { return nil }
+                return Failure(errorType: letter.errorType, errorMessage: letter.errorMessage)
+            }
+
+            /// The index of `id`, if the set holds it.
+            func index(of id: String) -> Int? {
+                if self.hint < self.ids.count, self.ids[self.hint] == id { return self.hint }
+                let index = self.lowerBound(id)
+                guard index < self.ids.count, self.ids[index] == id else { return nil }
+                return index
             }
 
             /// Records an outcome if the letter is pending: whether it changed.
             mutating func record(_ letter: DeadLetterOperationLetter) -> Bool {
-                guard let index = self.position[letter.letterID], self.outcomes[index] == .pending else { return false }
-                self.outcomes[index] = letter.outcome
-                self.setDetail(letter, at: index)
-                if letter.outcome != .pending { self.pending -= 1 }
-                return true
-            }
-
-            private mutating func setDetail(_ letter: DeadLetterOperationLetter, at index: Int) {
-                if letter.at != nil || letter.errorType != nil || letter.errorMessage != nil {
-                    self.details[index] = Detail(
-                        at: letter.at,
-                        errorType: letter.errorType,
-                        errorMessage: letter.errorMessage
-                    )
+                guard let index = self.index(of: letter.letterID), self.outcomes[index] == .pending else {
+                    return false
                 }
+                self.hint = index + 1
+                self.outcomes[index] = letter.outcome
+                self.ats[index] = letter.at
+                self.failures[index] = Self.failure(letter)
+                if letter.outcome != .pending { self.pending -= 1 }
+                self.counts.add(.pending, count: -1)
+                self.counts.add(letter.outcome)
+                return true
             }
 
             /// The letter at `index`, as stored.
             func letter(at index: Int, operation: String) -> DeadLetterOperationLetter {
-                let detail = self.details[index]
+                let failure = self.failures[index]
                 return DeadLetterOperationLetter(
                     operation: operation,
                     letterID: self.ids[index],
                     outcome: self.outcomes[index],
-                    at: detail?.at,
-                    errorType: detail?.errorType,
-                    errorMessage: detail?.errorMessage
+                    at: self.ats[index],
+                    errorType: failure?.errorType,
+                    errorMessage: failure?.errorMessage
                 )
             }
 
@@ -105,12 +159,39 @@ extension MemoryDeadLetterStore {
             self.sets[letter.operation]?.record(letter) ?? false
         }
 
+        /// Records the outcomes of `letters` that were `written`, looking each operation's set up once per run
+        /// of letters of that operation (a replay's page is one run), not once per letter.
+        /// - Returns: how many changed.
+        mutating func record(_ letters: [DeadLetterOperationLetter?], written: [Bool]) -> Int {
+            var changed = 0
+            var index = 0
+            while index < letters.count {
+                guard written[index], let first = letters[index] else {
+                    index += 1
+                    continue
+                }
+                let operation = first.operation
+                // Taken out of the dictionary while it changes, so that it is not copied.
+                guard var set = self.sets.removeValue(forKey: operation) else {
+                    index += 1
+                    continue
+                }
+                while index < letters.count {
+                    if written[index], let letter = letters[index] {
+                        guard letter.operation == operation else { break }
+                        if set.record(letter) { changed += 1 }
+                    }
+                    index += 1
+                }
+                self.sets[operation] = set
+            }
+            return changed
+        }
+
         /// The operation with its counts.
         func counted(_ id: String) -> DeadLetterOperation? {
             guard var operation = self.operations[id] else { return nil }
-            var counts = DeadLetterOperation.Counts()
-            for outcome in self.sets[id]?.outcomes ?? [] { counts.add(outcome) }
-            operation.counts = counts
+            operation.counts = self.sets[id]?.counts ?? DeadLetterOperation.Counts()
             return operation
         }
     }
@@ -163,10 +244,31 @@ extension MemoryDeadLetterStore {
         recording records: [DeadLetterOperationLetter?]
     ) async throws -> [Bool] {
         let written = try await self.write(outcomes, owner: owner)
-        self.log.withLock { log in
-            for case (let record?, true) in zip(records, written) { _ = log.record(record) }
-        }
+        self.log.withLock { log in _ = log.record(records, written: written) }
         return written
+    }
+
+    /// Adds the letters `filter` selects after `cursor` (at most `limit`) to the set of operation `id` as
+    /// pending, as ``DeadLetterQueue`` freezes a replay's set, without a `DeadLetterOperationLetter` per letter.
+    /// - Returns: the ids added, and whether more letters follow.
+    func freeze(
+        _ filter: DeadLetterFilter,
+        after cursor: String?,
+        limit: Int,
+        into id: String
+    ) -> (ids: [String], more: Bool) {
+        let page = self.ids(filter, after: cursor, limit: limit)
+        self.log.withLock { log in
+            guard log.operations[id] != nil, !page.ids.isEmpty else { return }
+            log.sets[id, default: OperationLogState.LetterSet()].addPending(page.ids, operation: id)
+        }
+        return page
+    }
+
+    /// The ids of the pending letters of operation `id` after `cursor`, at most `limit`: what
+    /// ``operationLetters(id:outcomes:after:limit:)`` returns for `[.pending]`, ids only.
+    func pendingIDs(operation id: String, after cursor: String?, limit: Int) -> [String] {
+        self.log.withLock { log in log.sets[id]?.pendingIDs(after: cursor, limit: Swift.max(1, limit)) ?? [] }
     }
 
     public func hasPendingLetters(operation id: String) async throws -> Bool {

@@ -110,15 +110,22 @@ extension MemoryDeadLetterStore {
     public func claim(ids: [String], now: Date, owner: String, leaseUntil: Date) async throws -> [DeadLetter] {
         let nowMilliseconds = now.millisecondsSince1970
         let lease = Lease(owner: owner, until: leaseUntil.millisecondsSince1970)
-        let keys = Set(ids.map(Key.init)).sorted()
+        var keys = ids.map(Key.init)
+        // A replay's page comes in id order without repeats: sorted and deduplicated only when it is not. In
+        // order, each key's id is at the same index and the claimed letters reuse it.
+        var ascending = true
+        for index in keys.indices.dropFirst() where !(keys[index - 1] < keys[index]) {
+            ascending = false
+            break
+        }
+        if !ascending { keys = Set(keys).sorted() }
         return self.state.withLock { state in
             var claimed: [DeadLetter] = []
-            for key in keys {
-                guard let index = state.index(of: key),
-                    !state.isLeased(key, at: nowMilliseconds) || state.leases[key]?.owner == owner
+            claimed.reserveCapacity(keys.count)
+            for (position, key) in keys.enumerated() {
+                guard let index = state.find(key), state.claim(key, at: index, lease, now: nowMilliseconds)
                 else { continue }
-                state.lease(key, at: index, lease)
-                claimed.append(state.letter(at: index))
+                claimed.append(state.letter(at: index, id: ascending ? ids[position] : nil))
             }
             return claimed
         }
@@ -127,34 +134,29 @@ extension MemoryDeadLetterStore {
     public func complete(id: String, owner: String) async throws -> Bool {
         let key = Key(id)
         return self.state.withLock { state in
-            guard state.leases[key]?.owner == owner, let index = state.index(of: key) else { return false }
-            state.remove(at: index)
-            state.compactIfNeeded()
-            return true
+            defer { state.compactIfNeeded() }
+            return state.complete(key, owner: owner)
         }
     }
 
     public func release(_ letter: DeadLetter, owner: String) async throws -> Bool {
-        let key = Key(letter.id)
-        return self.state.withLock { state in
-            guard state.leases[key]?.owner == owner, let index = state.index(of: key) else { return false }
-            state.replace(at: index, with: letter)
-            state.leases[key] = nil
-            return true
-        }
+        self.state.withLock { state in state.release(letter, owner: owner) }
     }
 
-    /// Writes the outcomes one after the other: a memory store has no commits to share.
+    /// Writes the outcomes one after the other, under one lock: a memory store has no commits to share.
     public func write(_ outcomes: [DeadLetterOutcome], owner: String) async throws -> [Bool] {
-        var written: [Bool] = []
-        written.reserveCapacity(outcomes.count)
-        for outcome in outcomes {
-            switch outcome {
-            case .complete(let id): written.append(try await self.complete(id: id, owner: owner))
-            case .release(let letter): written.append(try await self.release(letter, owner: owner))
+        self.state.withLock { state in
+            var written: [Bool] = []
+            written.reserveCapacity(outcomes.count)
+            for outcome in outcomes {
+                switch outcome {
+                case .complete(let id): written.append(state.complete(Key(id), owner: owner))
+                case .release(let letter): written.append(state.release(letter, owner: owner))
+                }
             }
+            state.compactIfNeeded()
+            return written
         }
-        return written
     }
 
     public func delete(ids: [String]) async throws -> Int {
@@ -162,7 +164,7 @@ extension MemoryDeadLetterStore {
         return self.state.withLock { state in
             var removed = 0
             for key in keys {
-                if let index = state.index(of: key), state.remove(at: index) != nil { removed += 1 }
+                if let index = state.index(of: key), state.discard(at: index) { removed += 1 }
             }
             state.compactIfNeeded()
             return removed

@@ -10,6 +10,45 @@ struct MemoryStoreTests {
         try await DeadLetterStoreConformance.run(check) { MemoryDeadLetterStore() }
     }
 
+    @Test("a count by status alone (kept per status) agrees with a count that reads every letter")
+    func countsByStatusStayInStep() async throws {
+        let store = MemoryDeadLetterStore()
+        let statuses: [DeadLetterStatus] = [.dead, .retrying, .parked]
+        let letters = DeadLetterFixtures.letters(count: 30) { index, letter in
+            letter.status = statuses[index % 3]
+            if letter.status == .retrying { letter.nextAttemptAt = letter.lastFailedAt }
+        }
+        try await store.append(letters)
+        func expectInStep(_ comment: Comment) async throws {
+            for selected in [[DeadLetterStatus.dead], [.dead, .retrying], [.parked], statuses, [.dead, .dead]] {
+                let kept = try await store.count(DeadLetterFilter(statuses: selected))
+                let read = try await store.count(DeadLetterFilter(statuses: selected, minAttempts: 0))
+                #expect(kept == read, comment)
+            }
+        }
+        try await expectInStep("after the appends")
+        let now = DeadLetterFixtures.epoch
+        let claimed = try await store.claim(
+            ids: letters.prefix(9).map(\.id),
+            now: now,
+            owner: "test",
+            leaseUntil: now.addingTimeInterval(60)
+        )
+        var parked = claimed[0]
+        parked.status = .parked
+        var dead = claimed[1]
+        dead.status = .dead
+        let written = try await store.write(
+            [.release(parked), .release(dead), .complete(id: claimed[2].id), .complete(id: claimed[3].id)],
+            owner: "test"
+        )
+        #expect(written == [true, true, true, true])
+        try await expectInStep("after releases with new statuses and completions")
+        #expect(try await store.delete(ids: letters.suffix(5).map(\.id)) == 5)
+        try await expectInStep("after deletes")
+        #expect(try await store.count(DeadLetterFilter(statuses: statuses)) == 23)
+    }
+
     @Test func staticFactoryMakesAnEmptyStore() async throws {
         let store: MemoryDeadLetterStore = .memory
         #expect(try await store.count(DeadLetterFilter()) == 0)
