@@ -47,7 +47,15 @@ final class DeadLetterMetrics: Sendable {
     }
 
     private let factory: any MetricsFactory
-    private let counters = PThreadLock<[Key: Counter]>([:])
+    private let counters = PThreadLock(Counters())
+
+    /// The counters made so far, and the one found last: every `add` counts its letter under its source and
+    /// reason, which a producer repeats, and comparing the last key (strings compared by their bits when they
+    /// are the same strings) spares hashing five strings.
+    private struct Counters {
+        var all: [Key: Counter] = [:]
+        var last: (key: Key, counter: Counter)?
+    }
     private let gauges = PThreadLock<[Key: Gauge]>([:])
     private let timers = PThreadLock<[Key: CoreMetrics.Timer]>([:])
 
@@ -70,9 +78,15 @@ final class DeadLetterMetrics: Sendable {
 
     private func counter(_ key: Key) -> Counter {
         self.counters.withLock { counters in
-            if let counter = counters[key] { return counter }
-            let counter = Counter(label: key.label, dimensions: key.dimensions, factory: self.factory)
-            counters[key] = counter
+            if let last = counters.last, last.key == key { return last.counter }
+            let counter: Counter
+            if let known = counters.all[key] {
+                counter = known
+            } else {
+                counter = Counter(label: key.label, dimensions: key.dimensions, factory: self.factory)
+                counters.all[key] = counter
+            }
+            counters.last = (key, counter)
             return counter
         }
     }

@@ -93,22 +93,26 @@ extension DeadLetterQueue {
         try DeadLetter.checkAttempts(attempts)
         let now = self.clock.now()
         let id = self.ids.next(at: now)
-        var letter = DeadLetter(
-            id: id,
-            source: source,
-            reason: reason,
-            errorType: errorType,
-            errorMessage: CapturedError.truncate(errorMessage),
-            causes: causes,
-            attempts: max(1, attempts),
-            firstFailedAt: now,
-            status: .dead,
-            metadata: metadata,
-            contentType: contentType,
-            payload: payload
-        )
-        self.prepare(&letter)
-        try await self.storePrepared([letter])
+        // Made in its array and prepared there: a letter copied into an array costs a retain and a release of
+        // each of its fields.
+        var letters = [
+            DeadLetter(
+                id: id,
+                source: source,
+                reason: reason,
+                errorType: errorType,
+                errorMessage: CapturedError.truncate(errorMessage),
+                causes: causes,
+                attempts: max(1, attempts),
+                firstFailedAt: now,
+                status: .dead,
+                metadata: metadata,
+                contentType: contentType,
+                payload: payload
+            )
+        ]
+        self.prepare(&letters[0])
+        try await self.storePrepared(letters)
         return id
     }
 

@@ -96,23 +96,54 @@ extension MemoryDeadLetterStore {
     /// referred to by number. Entries are never removed: their number is small next to the letters'.
     struct Interner {
         private(set) var strings: [String] = []
-        private var stringIDs: [String: UInt32] = [:]
+        /// Keyed by bytes: Swift's `==` takes canonically equivalent strings ("é" composed and decomposed)
+        /// for one, and a letter must read back the bytes it was stored with.
+        private var stringIDs: [ExactText: UInt32] = [:]
         private(set) var reasons: [FailureReason] = []
-        private var reasonIDs: [FailureReason: UInt32] = [:]
+        /// Keyed by the name's bytes, as ``stringIDs``.
+        private var reasonIDs: [ExactText: UInt32] = [:]
+
+        /// The strings found last, compared byte for byte before the dictionary is hashed: an add interns its
+        /// source, error type and content type, and a producer's letters repeat them.
+        private var recent: [(string: String, id: UInt32)] = []
+        private var nextRecent = 0
+        static let recentCount = 4
 
         mutating func id(_ string: String) -> UInt32 {
-            if let id = self.stringIDs[string] { return id }
-            let id = UInt32(self.strings.count)
-            self.strings.append(string)
-            self.stringIDs[string] = id
+            for entry in self.recent where entry.string.utf8.elementsEqual(string.utf8) { return entry.id }
+            let id: UInt32
+            if let known = self.stringIDs[ExactText(string)] {
+                id = known
+            } else {
+                id = UInt32(self.strings.count)
+                self.strings.append(string)
+                self.stringIDs[ExactText(string)] = id
+            }
+            if self.recent.count < Self.recentCount {
+                self.recent.append((string, id))
+            } else {
+                self.recent[self.nextRecent] = (string, id)
+                self.nextRecent = (self.nextRecent + 1) % Self.recentCount
+            }
             return id
         }
 
+        /// The reason found last, tried before the dictionary.
+        private var recentReason: (reason: FailureReason, id: UInt32)?
+
         mutating func id(_ reason: FailureReason) -> UInt32 {
-            if let id = self.reasonIDs[reason] { return id }
-            let id = UInt32(self.reasons.count)
-            self.reasons.append(reason)
-            self.reasonIDs[reason] = id
+            if let recent = self.recentReason, recent.reason.rawValue.utf8.elementsEqual(reason.rawValue.utf8) {
+                return recent.id
+            }
+            let id: UInt32
+            if let known = self.reasonIDs[ExactText(reason.rawValue)] {
+                id = known
+            } else {
+                id = UInt32(self.reasons.count)
+                self.reasons.append(reason)
+                self.reasonIDs[ExactText(reason.rawValue)] = id
+            }
+            self.recentReason = (reason, id)
             return id
         }
 
@@ -122,11 +153,21 @@ extension MemoryDeadLetterStore {
         private var metadataExtras: [ExactMetadata: Extras] = [:]
         static let maxSharedMetadata = 4096
 
+        /// The metadata shared last, compared before the dictionary is hashed.
+        private var recentExtras: Extras?
+
         mutating func extras(metadata: [String: String]) -> Extras {
+            if let recent = self.recentExtras, ExactMetadata.sameSinglePair(recent.metadata, metadata) { return recent }
             let key = ExactMetadata(metadata)
-            if let shared = self.metadataExtras[key] { return shared }
+            if let shared = self.metadataExtras[key] {
+                self.recentExtras = shared
+                return shared
+            }
             let extras = Extras(causes: [], metadata: metadata, history: [], historyOmitted: 0, fingerprint: nil)
-            if self.metadataExtras.count < Self.maxSharedMetadata { self.metadataExtras[key] = extras }
+            if self.metadataExtras.count < Self.maxSharedMetadata {
+                self.metadataExtras[key] = extras
+                self.recentExtras = extras
+            }
             return extras
         }
 
@@ -441,6 +482,13 @@ struct ExactMetadata: Hashable {
 
     init(_ metadata: [String: String]) {
         self.metadata = metadata
+    }
+
+    /// Whether `a` and `b` are one and the same pair, byte for byte: found without hashing (the common
+    /// metadata of a producer's letters, one pair, is compared this way before it is looked up).
+    static func sameSinglePair(_ a: [String: String], _ b: [String: String]) -> Bool {
+        guard a.count == 1, b.count == 1, let first = a.first, let second = b.first else { return false }
+        return first.key.utf8.elementsEqual(second.key.utf8) && first.value.utf8.elementsEqual(second.value.utf8)
     }
 
     static func == (a: ExactMetadata, b: ExactMetadata) -> Bool {

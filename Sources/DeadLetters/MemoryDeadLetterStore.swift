@@ -139,14 +139,17 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
             self.live += 1
             self.byStatus[Self.slot(letter.status)] += 1
             self.bytes += letter.storageSize
-            self.track(record.key, letter)
             let index = self.lowerBound(record.key)
             if index == self.records.count {
+                // A new key is not in the index of retrying letters: only a retrying letter needs it.
+                if letter.status == .retrying { self.track(record.key, letter) }
                 self.records.append(record)
             } else if self.records[index].key == record.key {
+                self.track(record.key, letter)
                 self.records[index] = record
                 self.head = Swift.min(self.head, index)
             } else {
+                if letter.status == .retrying { self.track(record.key, letter) }
                 self.records.insert(record, at: index)
                 self.head = Swift.min(self.head, index)
             }

@@ -28,4 +28,26 @@ struct MemoryStoreMetadataTests {
             }
         }
     }
+
+    @Test("sources, reasons, error types and content types that Swift takes for one string keep their own bytes")
+    func internedTextKeepsEachLettersBytes() async throws {
+        let store = MemoryDeadLetterStore()
+        let spellings = ["caf\u{E9}", "cafe\u{301}", "caf\u{E9}", "cafe\u{301}"]
+        let letters = spellings.map { text in
+            DeadLetterFixtures.letter(
+                source: text,
+                reason: FailureReason(rawValue: "reason-" + text),
+                errorType: "Error" + text,
+                contentType: "text/" + text
+            )
+        }
+        try await store.append(letters)
+        for letter in letters {
+            let stored = try #require(try await store.letter(id: letter.id))
+            #expect(Array(stored.source.utf8) == Array(letter.source.utf8))
+            #expect(Array(stored.errorType.utf8) == Array(letter.errorType.utf8))
+            #expect(Array(stored.reason.rawValue.utf8) == Array(letter.reason.rawValue.utf8))
+            #expect(stored.contentType.map { Array($0.utf8) } == letter.contentType.map { Array($0.utf8) })
+        }
+    }
 }
