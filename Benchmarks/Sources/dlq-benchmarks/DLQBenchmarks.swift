@@ -145,6 +145,12 @@ struct DLQBenchmarks {
               --quick   smaller runs (100,000-letter stores instead of 1,000,000); for checking, not for the README
               --cache   where the big SQLite store is kept between runs (default /tmp/dlq-bench-cache)
             PostgreSQL figures need DLQ_POSTGRES_URL (scripts/postgres start prints one).
+            One figure alone, for a profiler (perf record -g):
+              --profile-sqlite-add [ADDERS] [LETTERS-PER-ADDER] [durable|fast]
+              --profile-sqlite-replay [LETTERS] [CONCURRENCY] [durable|fast]
+              --profile-memory-replay [LETTERS] [CONCURRENCY]
+              --profile-postgres-add [LETTERS-PER-ADDER]     (64 adders; needs DLQ_POSTGRES_URL)
+              --child-seed add-error|add-strings|replay|memory COUNT   (one configuration of the Python comparison)
             """
         )
         exit(problem == nil ? 0 : 64)
