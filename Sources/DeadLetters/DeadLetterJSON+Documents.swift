@@ -69,9 +69,8 @@ extension DeadLetterJSON {
         w.timestampOrNull(timeline.end)
         w.raw(#","total":"#)
         w.int(timeline.total)
-        w.raw(#","buckets":["#)
-        for (index, bucket) in timeline.buckets.enumerated() {
-            if index > 0 { w.raw(",") }
+        w.raw(#","buckets":"#)
+        w.array(timeline.buckets) { w, bucket in
             w.raw(#"{"start":"#)
             w.timestamp(bucket.start)
             w.raw(#","total":"#)
@@ -80,9 +79,8 @@ extension DeadLetterJSON {
             w.counts(bucket.reasons)
             w.raw("}")
         }
-        w.raw(#"],"firstSeen":["#)
-        for (index, seen) in timeline.firstSeen.enumerated() {
-            if index > 0 { w.raw(",") }
+        w.raw(#","firstSeen":"#)
+        w.array(timeline.firstSeen) { w, seen in
             w.raw(#"{"fingerprint":"#)
             w.string(seen.fingerprint)
             w.raw(#","errorType":"#)
@@ -93,7 +91,7 @@ extension DeadLetterJSON {
             w.timestamp(seen.at)
             w.raw("}")
         }
-        w.raw("]}")
+        w.raw("}")
         return String(decoding: w.buffer, as: UTF8.self)
     }
 
@@ -109,12 +107,9 @@ extension DeadLetterJSON {
         w.string(group.errorType)
         w.raw(#","sampleMessage":"#)
         w.string(group.sampleMessage)
-        w.raw(#","sources":["#)
-        for (index, source) in group.sources.enumerated() {
-            if index > 0 { w.raw(",") }
-            w.string(source)
-        }
-        w.raw(#"],"firstFailedAt":"#)
+        w.raw(#","sources":"#)
+        w.strings(group.sources)
+        w.raw(#","firstFailedAt":"#)
         w.timestamp(group.firstFailedAt)
         w.raw(#","lastFailedAt":"#)
         w.timestamp(group.lastFailedAt)

@@ -95,6 +95,21 @@ extension DeadLetterJSON {
             text.withUTF8Buffer { self.buffer.append(contentsOf: $0) }
         }
 
+        /// A JSON array of `elements`, each written by `element`, separated by commas.
+        mutating func array<Elements: Sequence>(
+            _ elements: Elements,
+            _ element: (inout Writer, Elements.Element) -> Void
+        ) {
+            raw("[")
+            var first = true
+            for item in elements {
+                if !first { raw(",") }
+                first = false
+                element(&self, item)
+            }
+            raw("]")
+        }
+
         mutating func letter(_ l: DeadLetter) {
             raw(#"{"v":"#)
             int(DeadLetter.formatVersion)

@@ -203,12 +203,7 @@ extension DeadLetterJSON {
         -> String
     {
         var w = Writer(buffer: [], escapesHTML: escapingHTML)
-        w.raw("[")
-        for (index, operation) in operations.enumerated() {
-            if index > 0 { w.raw(",") }
-            w.operation(operation, now: now)
-        }
-        w.raw("]")
+        w.array(operations) { w, operation in w.operation(operation, now: now) }
         return String(decoding: w.buffer, as: UTF8.self)
     }
 
@@ -291,12 +286,7 @@ extension DeadLetterJSON.Writer {
     }
 
     mutating func strings(_ values: [String]) {
-        self.raw("[")
-        for (index, value) in values.enumerated() {
-            if index > 0 { self.raw(",") }
-            self.string(value)
-        }
-        self.raw("]")
+        self.array(values) { w, value in w.string(value) }
     }
 
     mutating func operation(_ o: DeadLetterOperation, now: Date) {
