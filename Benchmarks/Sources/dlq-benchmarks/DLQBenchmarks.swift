@@ -44,30 +44,18 @@ struct DLQBenchmarks {
                 settings.cacheFolder = folder
             case "--child-memory-per-letter":
                 let count = arguments.next().flatMap { Int($0) } ?? 1_000_000
-                do {
-                    try await MemoryBenchmarks.measureMemoryPerLetter(count: count)
-                    exit(0)
-                } catch {
-                    log("dlq-benchmarks: \(error)")
-                    exit(2)
-                }
+                await self.runAlone { try await MemoryBenchmarks.measureMemoryPerLetter(count: count) }
             case "--child-seed":
                 // One configuration of the comparison with the Python seed: --child-seed WORKLOAD COUNT
                 let workload = arguments.next() ?? ""
                 let count = arguments.next().flatMap { Int($0) } ?? 10_000
-                do {
-                    print(try await SeedComparison.child(workload: workload, count: count))
-                    exit(0)
-                } catch {
-                    log("dlq-benchmarks: \(error)")
-                    exit(2)
-                }
+                await self.runAlone { print(try await SeedComparison.child(workload: workload, count: count)) }
             case "--profile-sqlite-add":
                 // For profiling one figure alone: --profile-sqlite-add ADDERS LETTERS-PER-ADDER durable|fast
                 let adders = arguments.next().flatMap { Int($0) } ?? 64
                 let perAdder = arguments.next().flatMap { Int($0) } ?? 500
                 let durability: SQLiteDeadLetterStore.Durability = arguments.next() == "fast" ? .fast : .durable
-                do {
+                await self.runAlone {
                     let rate = try await SQLiteBenchmarks.addRate(
                         path: "/tmp/dlq-bench-profile.sqlite",
                         adders: adders,
@@ -75,10 +63,6 @@ struct DLQBenchmarks {
                         durability: durability
                     )
                     print(Format.rate(rate))
-                    exit(0)
-                } catch {
-                    log("dlq-benchmarks: \(error)")
-                    exit(2)
                 }
             case "--profile-postgres-add":
                 // For profiling one figure alone: --profile-postgres-add [LETTERS-PER-ADDER] (64 adders)
@@ -86,21 +70,17 @@ struct DLQBenchmarks {
                 guard let url = ProcessInfo.processInfo.environment["DLQ_POSTGRES_URL"] else {
                     self.usage("--profile-postgres-add needs DLQ_POSTGRES_URL")
                 }
-                do {
+                await self.runAlone {
                     let schema = "bench_profile_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
                     let rate = try await PostgresBenchmarks.addRate(url: url, schema: schema, perAdder: perAdder)
                     print(Format.rate(rate))
-                    exit(0)
-                } catch {
-                    log("dlq-benchmarks: \(error)")
-                    exit(2)
                 }
             case "--profile-sqlite-replay":
                 // For profiling one figure alone: --profile-sqlite-replay [LETTERS] [CONCURRENCY] [durable|fast]
                 let count = arguments.next().flatMap { Int($0) } ?? 10_000
                 let concurrency = arguments.next().flatMap { Int($0) } ?? 8
                 let durability: SQLiteDeadLetterStore.Durability = arguments.next() == "fast" ? .fast : .durable
-                do {
+                await self.runAlone {
                     let rate = try await SQLiteBenchmarks.replayRate(
                         path: "/tmp/dlq-bench-profile-replay.sqlite",
                         count: count,
@@ -108,22 +88,13 @@ struct DLQBenchmarks {
                         durability: durability
                     )
                     print(Format.rate(rate))
-                    exit(0)
-                } catch {
-                    log("dlq-benchmarks: \(error)")
-                    exit(2)
                 }
             case "--profile-memory-replay":
                 // For profiling one figure alone: --profile-memory-replay [LETTERS] [CONCURRENCY]
                 let count = arguments.next().flatMap { Int($0) } ?? 100_000
                 let concurrency = arguments.next().flatMap { Int($0) } ?? 8
-                do {
-                    let rate = try await MemoryBenchmarks.replayRate(count: count, concurrency: concurrency)
-                    print(Format.rate(rate))
-                    exit(0)
-                } catch {
-                    log("dlq-benchmarks: \(error)")
-                    exit(2)
+                await self.runAlone {
+                    print(Format.rate(try await MemoryBenchmarks.replayRate(count: count, concurrency: concurrency)))
                 }
             case "-h", "--help": self.usage(nil)
             default: self.usage("unknown argument \(argument)")
@@ -133,6 +104,18 @@ struct DLQBenchmarks {
             try await self.run(&settings)
         } catch {
             log("dlq-benchmarks: \(String(reflecting: error))")
+            exit(2)
+        }
+    }
+
+    /// Runs one mode that stands alone (a child process's configuration, a figure for a profiler), then exits:
+    /// 0, or 2 with the error on standard error.
+    static func runAlone(_ body: @Sendable () async throws -> Void) async -> Never {
+        do {
+            try await body()
+            exit(0)
+        } catch {
+            log("dlq-benchmarks: \(error)")
             exit(2)
         }
     }
