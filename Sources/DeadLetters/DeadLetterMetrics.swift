@@ -63,7 +63,12 @@ final class DeadLetterMetrics: Sendable {
     /// this slot spares hashing its key each time.
     private let appendTimer = PThreadLock<CoreMetrics.Timer?>(nil)
 
+    /// Whether the factory is swift-metrics' no-op one (the default until `MetricsSystem.bootstrap`): handles
+    /// made from it stay no-ops, so the hot paths skip finding them and reading the clock for them.
+    let isDisabled: Bool
+
     init(factory: any MetricsFactory) {
+        self.isDisabled = factory is NOOPMetricsHandler
         self.factory = factory
     }
 
@@ -116,23 +121,27 @@ final class DeadLetterMetrics: Sendable {
 
     /// Runs a store operation and records its duration as `dlq_store_operation_seconds{operation}`.
     func measure<T>(_ operation: String, _ body: () async throws -> T) async rethrows -> T {
+        if self.isDisabled { return try await body() }
         let start = ContinuousClock.now
-        defer {
-            let elapsed = ContinuousClock.now - start
-            let (seconds, attoseconds) = elapsed.components
-            let timer: CoreMetrics.Timer
-            if operation == "append" {
-                timer = self.appendTimer.withLock { slot in
-                    if let timer = slot { return timer }
-                    let timer = self.timer(Key("dlq_store_operation_seconds", "operation", operation))
-                    slot = timer
-                    return timer
-                }
-            } else {
-                timer = self.timer(Key("dlq_store_operation_seconds", "operation", operation))
-            }
-            timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-        }
+        defer { self.record(operation, since: start) }
         return try await body()
+    }
+
+    /// Records in `dlq_store_operation_seconds` an operation that began at `start`.
+    func record(_ operation: String, since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let (seconds, attoseconds) = elapsed.components
+        let timer: CoreMetrics.Timer
+        if operation == "append" {
+            timer = self.appendTimer.withLock { slot in
+                if let timer = slot { return timer }
+                let timer = self.timer(Key("dlq_store_operation_seconds", "operation", operation))
+                slot = timer
+                return timer
+            }
+        } else {
+            timer = self.timer(Key("dlq_store_operation_seconds", "operation", operation))
+        }
+        timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }

@@ -81,7 +81,7 @@ public final class DeadLetterQueue: Sendable {
         self.metrics = DeadLetterMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
         self.redactor = MetadataRedactor(keys: configuration.redactedMetadataKeys)
         var random = random
-        self.ids = DeadLetterIDGenerator(random: SplitMix(seed: UInt64.random(in: 0...UInt64.max, using: &random)))
+        self.ids = DeadLetterIDGenerator(seed: UInt64.random(in: 0...UInt64.max, using: &random))
         self.random = PThreadLock(random)
         self.wakeups = Wakeup()
     }

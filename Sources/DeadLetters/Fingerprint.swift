@@ -11,12 +11,17 @@ public enum Fingerprint {
     ///   - errorType: the error's type name.
     ///   - message: the error's message, normalized before hashing.
     public static func compute(errorType: String, message: String) -> String {
+        Self.hex(Self.value(errorType: errorType, message: message))
+    }
+
+    /// The fingerprint as the number its 16 hex digits write (the memory store keeps it so).
+    static func value(errorType: String, message: String) -> UInt64 {
         var hasher = FNV1a()
         for byte in errorType.utf8 { hasher.append(byte) }
         hasher.append(0)
         var message = message
         message.withUTF8 { bytes in Self.normalize(bytes, into: &hasher) }
-        return Self.hex(hasher.hash)
+        return hasher.hash
     }
 
     /// `value` as 16 lower-case hex digits, as fingerprints are written.

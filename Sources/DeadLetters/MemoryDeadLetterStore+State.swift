@@ -110,7 +110,7 @@ extension MemoryDeadLetterStore {
         static let recentCount = 4
 
         mutating func id(_ string: String) -> UInt32 {
-            for entry in self.recent where entry.string.utf8.elementsEqual(string.utf8) { return entry.id }
+            for entry in self.recent where ExactText.same(entry.string, string) { return entry.id }
             let id: UInt32
             if let known = self.stringIDs[ExactText(string)] {
                 id = known
@@ -132,7 +132,7 @@ extension MemoryDeadLetterStore {
         private var recentReason: (reason: FailureReason, id: UInt32)?
 
         mutating func id(_ reason: FailureReason) -> UInt32 {
-            if let recent = self.recentReason, recent.reason.rawValue.utf8.elementsEqual(reason.rawValue.utf8) {
+            if let recent = self.recentReason, ExactText.same(recent.reason.rawValue, reason.rawValue) {
                 return recent.id
             }
             let id: UInt32
@@ -179,10 +179,24 @@ extension MemoryDeadLetterStore {
         static let maxSharedFingerprints = 4096
 
         mutating func keep(fingerprint: String, packed: UInt64) {
-            guard self.fingerprintTexts.count < Self.maxSharedFingerprints, self.fingerprintTexts[packed] == nil
+            guard packed != self.keptLast, self.fingerprintTexts.count < Self.maxSharedFingerprints,
+                self.fingerprintTexts[packed] == nil
             else { return }
             self.fingerprintTexts[packed] = fingerprint
+            self.keptLast = packed
         }
+
+        /// ``keep(fingerprint:packed:)`` of a fingerprint as ``Fingerprint`` writes it, made only when it is new.
+        mutating func keep(packed: UInt64) {
+            guard packed != self.keptLast, self.fingerprintTexts.count < Self.maxSharedFingerprints,
+                self.fingerprintTexts[packed] == nil
+            else { return }
+            self.fingerprintTexts[packed] = Fingerprint.hex(packed)
+            self.keptLast = packed
+        }
+
+        /// The fingerprint kept last: a producer's letters repeat one, and comparing it spares the dictionary.
+        private var keptLast: UInt64?
 
         /// The text of the packed fingerprint `packed`.
         func fingerprint(_ packed: UInt64) -> String {
@@ -253,6 +267,42 @@ extension MemoryDeadLetterStore {
         /// The stand-in for a missing time or content type.
         static let none = Int64.min
         static let noContentType = UInt32.max
+
+        /// The record of a new letter given in parts (``NewLetter``): what ``init(_:key:interner:)`` makes of the
+        /// ``DeadLetter`` those parts describe, without the letter.
+        init(_ new: NewLetter, key: Key, interner: inout Interner) {
+            self.key = key
+            self.status = .dead
+            self.flags = Self.packedFingerprint
+            self.source = interner.id(new.source)
+            self.errorType = interner.id(new.errorType)
+            self.reason = interner.id(new.reason)
+            self.contentType = new.contentType.map { interner.id($0) } ?? Self.noContentType
+            self.attempts = new.attempts
+            self.replayCount = 0
+            self.abandonedClaims = 0
+            self.firstFailedAt = new.failedAt
+            self.lastFailedAt = new.failedAt
+            self.nextAttemptAt = Self.none
+            self.expiresAt = new.expiresAt ?? Self.none
+            self.fingerprint = new.fingerprint
+            interner.keep(packed: new.fingerprint)
+            self.errorMessage = new.errorMessage
+            self.payload = new.payload
+            if !new.causes.isEmpty {
+                self.extras = Extras(
+                    causes: new.causes,
+                    metadata: new.metadata,
+                    history: [],
+                    historyOmitted: 0,
+                    fingerprint: nil
+                )
+            } else if !new.metadata.isEmpty {
+                self.extras = interner.extras(metadata: new.metadata)
+            } else {
+                self.extras = nil
+            }
+        }
 
         init(_ letter: DeadLetter, key: Key? = nil, interner: inout Interner) {
             self.key = key ?? Key(letter.id)
@@ -488,7 +538,7 @@ struct ExactMetadata: Hashable {
     /// metadata of a producer's letters, one pair, is compared this way before it is looked up).
     static func sameSinglePair(_ a: [String: String], _ b: [String: String]) -> Bool {
         guard a.count == 1, b.count == 1, let first = a.first, let second = b.first else { return false }
-        return first.key.utf8.elementsEqual(second.key.utf8) && first.value.utf8.elementsEqual(second.value.utf8)
+        return ExactText.same(first.key, second.key) && ExactText.same(first.value, second.value)
     }
 
     static func == (a: ExactMetadata, b: ExactMetadata) -> Bool {
@@ -497,7 +547,7 @@ struct ExactMetadata: Hashable {
             // A dictionary holds one of canonically equivalent keys: the lookup finds it, the bytes decide.
             guard let index = b.metadata.index(forKey: key) else { return false }
             let (otherKey, otherValue) = b.metadata[index]
-            guard key.utf8.elementsEqual(otherKey.utf8), value.utf8.elementsEqual(otherValue.utf8) else {
+            guard ExactText.same(key, otherKey), ExactText.same(value, otherValue) else {
                 return false
             }
         }

@@ -135,21 +135,32 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         }
 
         mutating func insert(_ letter: DeadLetter, key: Key) {
-            let record = Record(letter, key: key, interner: &self.interner)
+            self.insert(
+                Record(letter, key: key, interner: &self.interner),
+                size: letter.storageSize,
+                nextAttemptAt: letter.status == .retrying ? letter.nextAttemptAt?.millisecondsSince1970 : nil
+            )
+        }
+
+        /// Inserts a record whose key no live letter has.
+        /// - Parameters:
+        ///   - size: its letter's ``DeadLetter/storageSize``.
+        ///   - nextAttemptAt: when a retrying letter is due (``track(_:_:)``); `nil` for others.
+        mutating func insert(_ record: Record, size: Int, nextAttemptAt: Int64?) {
             self.live += 1
-            self.byStatus[Self.slot(letter.status)] += 1
-            self.bytes += letter.storageSize
+            self.byStatus[Self.slot(record.status)] += 1
+            self.bytes += size
             let index = self.lowerBound(record.key)
             if index == self.records.count {
                 // A new key is not in the index of retrying letters: only a retrying letter needs it.
-                if letter.status == .retrying { self.track(record.key, letter) }
+                if let nextAttemptAt { self.retrying[record.key] = nextAttemptAt }
                 self.records.append(record)
             } else if self.records[index].key == record.key {
-                self.track(record.key, letter)
+                self.retrying[record.key] = nextAttemptAt
                 self.records[index] = record
                 self.head = Swift.min(self.head, index)
             } else {
-                if letter.status == .retrying { self.track(record.key, letter) }
+                if let nextAttemptAt { self.retrying[record.key] = nextAttemptAt }
                 self.records.insert(record, at: index)
                 self.head = Swift.min(self.head, index)
             }
@@ -344,7 +355,7 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         }
     }
 
-    private static func duplicate(_ id: String) -> DeadLetterError {
+    static func duplicate(_ id: String) -> DeadLetterError {
         DeadLetterError(code: .duplicateID, message: "a letter with this id is already stored", id: id)
     }
 
