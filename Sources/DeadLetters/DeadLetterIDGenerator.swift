@@ -76,20 +76,35 @@ public final class DeadLetterIDGenerator: Sendable {
     }
 
     /// The 36-character, lower-case UUID text of a 128-bit value given as two halves.
+    ///
+    /// Two digits at a time from a table: every `add` returns its id as this text, and a nibble at a time
+    /// with a test for the dashes was 2% of a memory `add` (perf, 300,000 letters).
     static func uuidString(high: UInt64, low: UInt64) -> String {
         String(unsafeUninitializedCapacity: 36) { buffer in
-            var position = 0
-            for nibble in 0..<32 {
-                if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
-                    buffer[position] = UInt8(ascii: "-")
-                    position += 1
+            let out = UnsafeMutableRawPointer(buffer.baseAddress!)
+            hexPairs.withUnsafeBufferPointer { pairs in
+                // Where each of the 16 bytes goes: the dashes sit at 8, 13, 18 and 23.
+                let offsets = (0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34)
+                withUnsafeBytes(of: offsets) { raw in
+                    let offsets = raw.bindMemory(to: Int.self)
+                    for index in 0..<16 {
+                        let word = index < 8 ? high : low
+                        let byte = Int(truncatingIfNeeded: word >> UInt64(56 - 8 * (index % 8))) & 0xFF
+                        out.storeBytes(of: pairs[byte], toByteOffset: offsets[index], as: UInt16.self)
+                    }
                 }
-                let word = nibble < 16 ? high : low
-                let digit = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * (nibble % 16))) & 0xF
-                buffer[position] = digit < 10 ? 48 + digit : 87 + digit
-                position += 1
             }
+            buffer[8] = UInt8(ascii: "-")
+            buffer[13] = UInt8(ascii: "-")
+            buffer[18] = UInt8(ascii: "-")
+            buffer[23] = UInt8(ascii: "-")
             return 36
         }
+    }
+
+    /// The two lower-case hex digits of each byte, in memory order.
+    private static let hexPairs: [UInt16] = (0..<256).map { byte in
+        let digits = Array("0123456789abcdef".utf8)
+        return (UInt16(digits[byte >> 4]) | UInt16(digits[byte & 0xF]) << 8).littleEndian
     }
 }

@@ -71,6 +71,20 @@ struct ModelTests {
         // The same seed gives the same ids.
         let again = DeadLetterIDGenerator(random: SeededRandom(seed: 3))
         #expect(again.next(at: start) == ids[0])
+        // Every digit is where it belongs: the first id is the text of the bits drawn from the same seed.
+        var random = SeededRandom(seed: 3)
+        let counter = UInt64(UInt16.random(in: 0..<0x800, using: &random))
+        let tail = UInt64.random(in: 0...UInt64.max, using: &random)
+        let high = 1_767_225_600_000 << 16 | 0x7000 | counter
+        let low = tail & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
+        let digits = [high, low].map {
+            String(repeating: "0", count: 16 - String($0, radix: 16).count) + String($0, radix: 16)
+        }
+        .joined()
+        let expected = [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { range in
+            String(digits.utf8.dropFirst(range.lowerBound).prefix(range.count))!
+        }.joined(separator: "-")
+        #expect(ids[0] == expected)
     }
 
     @Test("a clock that goes back still gives ordered ids")
@@ -133,6 +147,33 @@ struct ModelTests {
         let cut = CapturedError(Long())
         #expect(cut.message.utf8.count <= CapturedError.maxMessageLength + 3)
         #expect(cut.message.hasSuffix("…"))
+    }
+
+    class BaseFailure: Error, CustomStringConvertible, @unchecked Sendable {
+        var description: String { "base failure" }
+    }
+    final class SubFailure: BaseFailure, @unchecked Sendable {
+        let order: Int
+        init(order: Int) { self.order = order }
+        override var description: String { "sub failure for order \(self.order)" }
+    }
+    struct Wide: Error, CustomStringConvertible {
+        var a = "first", b = 2, c = [3, 4], d = "fourth"
+        var description: String { "\(self.a) \(self.b) \(self.c) \(self.d)" }
+    }
+
+    @Test("captured errors: each value's own description, for classes thrown as their superclass too")
+    func capturedDescriptions() {
+        for order in 0..<3 {
+            let thrown: BaseFailure = SubFailure(order: order)
+            let captured = CapturedError(thrown)
+            #expect(captured.type == "SubFailure")
+            #expect(captured.message == "sub failure for order \(order)")
+        }
+        #expect(CapturedError(BaseFailure()).message == "base failure")
+        #expect(CapturedError(Wide()).message == "first 2 [3, 4] fourth")
+        let boxed: any Error = Wide(a: "x", b: 9, c: [], d: "y")
+        #expect(CapturedError(boxed).message == "x 9 [] y")
     }
 
     @Test("errors say what and where, never more")
