@@ -47,9 +47,15 @@ extension DeadLetterQueue {
         } catch {
             failure = error
         }
-        while let current = batch {
+        while var current = batch {
+            batch = nil
             seen += current.count
-            for letter in current.claimed {
+            // Each letter is moved out of the page, leaving an empty letter behind, not copied: a copy retained
+            // and released every field of every letter, and the page's array then destroyed them again
+            // (`for letter in` a page: 16% of a memory replay's samples, perf, 300,000 letters).
+            for index in current.claimed.indices {
+                var letter = DeadLetter.vacated
+                swap(&letter, &current.claimed[index])
                 if stop {
                     pending.handBack(letter)
                     continue
@@ -94,7 +100,6 @@ extension DeadLetterQueue {
                 if let progress { progress(tally.withLock { $0 }) }
             }
             await self.flushInline(&pending, run: run)
-            batch = nil
             guard !current.isLast, seen < matched, !stop, !Task.isCancelled else { break }
             do {
                 batch = try await self.replayBatch(run, after: current.cursor, limit: min(batchSize, matched - seen))
