@@ -91,8 +91,8 @@ extension MemoryDeadLetterStore {
         let sourceSet = Set(sources)
         return self.state.withLock { state in
             var due: [(at: Int64, key: Key, index: Int)] = []
-            for (key, at) in state.retrying where at <= nowMilliseconds && !state.isLeased(key, at: nowMilliseconds) {
-                guard let index = state.index(of: key),
+            for (key, at) in state.retrying where at <= nowMilliseconds {
+                guard let index = state.index(of: key), !state.isLeased(at: index, now: nowMilliseconds),
                     sourceSet.contains(state.interner[string: state.records[index].source])
                 else {
                     continue
@@ -101,7 +101,7 @@ extension MemoryDeadLetterStore {
             }
             due.sort { $0.at != $1.at ? $0.at < $1.at : $0.key < $1.key }
             return due.prefix(limit).map { entry in
-                state.lease(entry.key, at: entry.index, lease)
+                state.lease(at: entry.index, lease)
                 return state.letter(at: entry.index)
             }
         }
@@ -123,7 +123,7 @@ extension MemoryDeadLetterStore {
             var claimed: [DeadLetter] = []
             claimed.reserveCapacity(keys.count)
             for (position, key) in keys.enumerated() {
-                guard let index = state.find(key), state.claim(key, at: index, lease, now: nowMilliseconds)
+                guard let index = state.find(key), state.claim(at: index, lease, now: nowMilliseconds)
                 else { continue }
                 claimed.append(state.letter(at: index, id: ascending ? ids[position] : nil))
             }

@@ -250,6 +250,9 @@ extension MemoryDeadLetterStore {
         var errorType: UInt32
         var reason: UInt32
         var contentType: UInt32
+        /// The slot of its lease in ``MemoryDeadLetterStore/State/leasePool``, plus one; 0 when it holds none.
+        /// (In the 4 bytes of padding before `attempts`: the record is no larger for it.)
+        var lease: UInt32 = 0
         var attempts: Int
         var replayCount: Int
         var abandonedClaims: Int
@@ -441,6 +444,7 @@ extension MemoryDeadLetterStore {
         /// Removes the letter, keeping its key for ordering, and frees what it held.
         mutating func markRemoved() {
             self.flags = Self.removed
+            self.lease = 0
             self.errorMessage = ""
             self.payload = Data()
             self.extras = nil

@@ -49,6 +49,63 @@ struct MemoryStoreTests {
         #expect(try await store.count(DeadLetterFilter(statuses: statuses)) == 23)
     }
 
+    /// Records name their lease's slot, and ended leases leave their slots to later ones: a slot passed on
+    /// must never carry its last owner's lease to another letter, whichever way the lease ended.
+    @Test("leases reuse slots without passing one letter's lease to another")
+    func leaseSlotsAreReused() async throws {
+        let store = MemoryDeadLetterStore()
+        let letters = DeadLetterFixtures.letters(count: 40)
+        try await store.append(letters)
+        let now = DeadLetterFixtures.epoch
+        let ids = letters.map(\.id)
+        for round in 0..<4 {
+            let owner = "owner-\(round)"
+            let part = Array(ids[(round * 10)..<(round * 10 + 10)])
+            let claimed = try await store.claim(
+                ids: part,
+                now: now,
+                owner: owner,
+                leaseUntil: now.addingTimeInterval(60)
+            )
+            #expect(claimed.map(\.id) == part)
+            // Another owner takes none of them while the leases live.
+            #expect(
+                try await store.claim(ids: part, now: now, owner: "thief", leaseUntil: now.addingTimeInterval(60))
+                    .isEmpty
+            )
+            // The leases end four ways: completed, released, deleted, and one left to expire.
+            #expect(try await store.complete(id: part[0], owner: owner))
+            #expect(try await store.release(claimed[1], owner: owner))
+            #expect(try await store.delete(ids: [part[2]]) == 1)
+            #expect(
+                try await store.write([.complete(id: part[3]), .release(claimed[4])], owner: owner) == [true, true]
+            )
+            // Freed slots go to the next round's letters; the last round's owner holds nothing of them.
+            if round > 0 {
+                let previous = Array(ids[((round - 1) * 10)..<(round * 10)])
+                for id in previous.suffix(5) {
+                    #expect(try await store.complete(id: id, owner: owner) == false, "\(id) in round \(round)")
+                }
+            }
+            // The released letter is free again; the letters still leased stay with their owner.
+            #expect(
+                try await store.claim(ids: [part[1]], now: now, owner: "next", leaseUntil: now).map(\.id) == [part[1]]
+            )
+            #expect(try await store.claim(ids: [part[5]], now: now, owner: "thief", leaseUntil: now).isEmpty)
+            // An expired lease is taken over, and counts as an abandoned claim.
+            let later = now.addingTimeInterval(120)
+            let taken = try await store.claim(
+                ids: [part[6]],
+                now: later,
+                owner: "late",
+                leaseUntil: later.addingTimeInterval(60)
+            )
+            #expect(taken.first?.abandonedClaims == 1)
+            #expect(try await store.complete(id: part[6], owner: owner) == false)
+            #expect(try await store.complete(id: part[6], owner: "late"))
+        }
+    }
+
     @Test func staticFactoryMakesAnEmptyStore() async throws {
         let store: MemoryDeadLetterStore = .memory
         #expect(try await store.count(DeadLetterFilter()) == 0)
