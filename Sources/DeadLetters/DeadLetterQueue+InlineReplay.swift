@@ -213,14 +213,13 @@ extension DeadLetterQueue {
         var counts = ReplayMetricCounts(self.metrics)
         for index in pending.outcomes.indices {
             let kind = pending.kinds[index]
-            let outcome = pending.outcomes[index]
             switch kind {
             case .succeeded: counts.add(pending.sources[index], success: true)
             case .failed, .parked: counts.add(pending.sources[index], success: false)
             case .handedBack: break
             }
             if written[index] {
-                if kind == .parked, case .release(let letter) = outcome {
+                if kind == .parked, case .release(let letter) = pending.outcomes[index] {
                     self.emit(.parked, id: letter.id, source: letter.source, status: .parked)
                 }
                 continue
@@ -242,12 +241,12 @@ extension DeadLetterQueue {
             if let failure {
                 self.logger.error(
                     "could not \(action); it stays leased and runs again when its lease ends",
-                    metadata: ["dlq.message.id": "\(outcome.id)", "error": "\(failure)"]
+                    metadata: ["dlq.message.id": "\(pending.outcomes[index].id)", "error": "\(failure)"]
                 )
             } else if kind != .handedBack {
                 self.logger.info(
                     "lease lost before the outcome was written",
-                    metadata: ["dlq.message.id": "\(outcome.id)", "dlq.action": "\(action)"]
+                    metadata: ["dlq.message.id": "\(pending.outcomes[index].id)", "dlq.action": "\(action)"]
                 )
             }
         }

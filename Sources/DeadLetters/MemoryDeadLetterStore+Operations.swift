@@ -127,6 +127,7 @@ extension MemoryDeadLetterStore {
                 else { continue }
                 claimed.append(state.letter(at: index, id: ascending ? ids[position] : nil))
             }
+            if ascending { state.lastClaim = State.LastClaim(ids: ids, keys: keys) }
             return claimed
         }
     }
@@ -148,10 +149,13 @@ extension MemoryDeadLetterStore {
         self.state.withLock { state in
             var written: [Bool] = []
             written.reserveCapacity(outcomes.count)
-            for outcome in outcomes {
-                switch outcome {
-                case .complete(let id): written.append(state.complete(Key(id), owner: owner))
-                case .release(let letter): written.append(state.release(letter, owner: owner))
+            // Read where they lie: `for outcome in outcomes` copied each (a letter's every field, for a release).
+            outcomes.withUnsafeBufferPointer { outcomes in
+                for index in outcomes.indices {
+                    switch outcomes[index] {
+                    case .complete(let id): written.append(state.complete(state.key(ofClaimed: id), owner: owner))
+                    case .release(let letter): written.append(state.release(letter, owner: owner))
+                    }
                 }
             }
             state.compactIfNeeded()

@@ -139,6 +139,29 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
             self.freeLeaseSlots.append(slot)
         }
 
+        /// The ids of the last claim by ids, with their keys, in order: a replay's outcomes name its letters by
+        /// the ids it was given back, in the same order, and the key of each is then found by comparing the
+        /// id's bits instead of reading its 36 digits again (2% of a memory replay's samples).
+        struct LastClaim {
+            var ids: [String]
+            var keys: [Key]
+            var next = 0
+        }
+        var lastClaim = LastClaim(ids: [], keys: [])
+
+        /// The key of `id`: from ``lastClaim`` when `id` is the very text it holds next, else read from `id`.
+        mutating func key(ofClaimed id: String) -> Key {
+            let next = self.lastClaim.next
+            if next < self.lastClaim.ids.count,
+                unsafeBitCast(self.lastClaim.ids[next], to: (UInt64, UInt64).self)
+                    == unsafeBitCast(id, to: (UInt64, UInt64).self)
+            {
+                self.lastClaim.next = next + 1
+                return self.lastClaim.keys[next]
+            }
+            return Key(id)
+        }
+
         /// Takes a lease on the letter at `index`; a lease still recorded (it ran out without an outcome) counts
         /// as an abandoned claim.
         mutating func lease(at index: Int, _ lease: Lease) {
