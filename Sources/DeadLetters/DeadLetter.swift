@@ -60,7 +60,19 @@ public struct DeadLetter: Sendable, Hashable, Identifiable {
     /// Context given by the producer, with secrets redacted before storage.
     public var metadata: [String: String]
     /// The payload's media type, when known.
-    public var contentType: String?
+    public var contentType: String? {
+        get { self.hasContentType ? self.contentTypeText : nil }
+        set {
+            self.contentTypeText = newValue ?? ""
+            self.hasContentType = newValue != nil
+        }
+    }
+    /// ``contentType`` as it is kept: the text (empty without one) and whether there is one. A stored
+    /// `String?` made the compiler build every new letter aside and copy it out, each of its reference-counted
+    /// fields retained and released once more: 9% of a memory replay's samples, which makes a letter per claim
+    /// (perf, 300,000 letters; the same struct with no optional string field is built in place).
+    private var contentTypeText: String
+    private var hasContentType: Bool
     /// The item's bytes, exactly as received.
     public var payload: Data
     /// Everything that happened to the letter, oldest first: the failure that dead-lettered it, then every
@@ -124,7 +136,8 @@ public struct DeadLetter: Sendable, Hashable, Identifiable {
         self.fingerprint = fingerprint ?? Fingerprint.compute(errorType: errorType, message: errorMessage)
         self.replayCount = replayCount
         self.metadata = metadata
-        self.contentType = contentType
+        self.contentTypeText = contentType ?? ""
+        self.hasContentType = contentType != nil
         self.payload = payload
         self.historyOmitted = historyOmitted
         self.abandonedClaims = abandonedClaims

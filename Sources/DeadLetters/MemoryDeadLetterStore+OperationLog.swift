@@ -65,7 +65,20 @@ extension MemoryDeadLetterStore {
             /// Adds letters as `pending`; ids in ascending order after the last are appended as they are.
             /// (No `reserveCapacity` here: called page after page, it reallocated each array to its exact new size
             /// every time, which copied the whole set at each page.)
-            mutating func addPending(_ ids: [String], operation: String) {
+            /// Adds `ids` as pending.
+            /// - Parameter sorted: whether `ids` ascend (as strings compare): a page of the store's ids, which it
+            ///   keeps in that order. After every id the set holds, such a page is appended whole, with one
+            ///   comparison instead of one per id (a string comparison per letter was 5% of a memory replay).
+            mutating func addPending(_ ids: [String], operation: String, sorted: Bool = false) {
+                if sorted, let first = ids.first, self.ids.last.map({ $0 < first }) ?? true {
+                    self.ids.append(contentsOf: ids)
+                    self.outcomes.append(contentsOf: repeatElement(.pending, count: ids.count))
+                    self.ats.append(contentsOf: repeatElement(nil, count: ids.count))
+                    self.failures.append(contentsOf: repeatElement(nil, count: ids.count))
+                    self.pending += ids.count
+                    self.counts.add(.pending, count: ids.count)
+                    return
+                }
                 for id in ids {
                     if let last = self.ids.last, last >= id {
                         self.add(DeadLetterOperationLetter(operation: operation, letterID: id, outcome: .pending))
@@ -260,7 +273,8 @@ extension MemoryDeadLetterStore {
         let page = self.ids(filter, after: cursor, limit: limit)
         self.log.withLock { log in
             guard log.operations[id] != nil, !page.ids.isEmpty else { return }
-            log.sets[id, default: OperationLogState.LetterSet()].addPending(page.ids, operation: id)
+            // The store's ids in its order, which is the order of their texts.
+            log.sets[id, default: OperationLogState.LetterSet()].addPending(page.ids, operation: id, sorted: true)
         }
         return page
     }
