@@ -181,10 +181,11 @@ extension DeadLetterQueue {
             failedAt: milliseconds,
             expiresAt: self.configuration.timeToLive.map {
                 Date(millisecondsSince1970: milliseconds).adding($0).millisecondsSince1970
-            },
+            } ?? MemoryDeadLetterStore.Record.none,
             fingerprint: Fingerprint.value(errorType: errorType, message: message),
             metadata: metadata.isEmpty ? metadata : self.redactor.redact(metadata),
-            contentType: contentType,
+            contentType: contentType ?? "",
+            hasContentType: contentType != nil,
             payload: payload
         )
         if self.metrics.isDisabled {

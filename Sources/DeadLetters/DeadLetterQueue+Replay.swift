@@ -146,7 +146,13 @@ extension DeadLetterQueue {
             let more: Bool
             if let memory = self.memoryStore {
                 // Only the ids, straight into the set: no letter is rebuilt to be dropped again.
-                (ids, more) = memory.freeze(filter, after: cursor, limit: min(1000, limit - frozen), into: record.id)
+                (ids, more) = memory.freeze(
+                    filter,
+                    after: cursor,
+                    limit: min(1000, limit - frozen),
+                    into: record.id,
+                    expected: limit
+                )
             } else {
                 let page = try await self.store.pageWithoutPayloads(
                     filter,

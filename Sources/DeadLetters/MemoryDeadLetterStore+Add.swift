@@ -23,12 +23,15 @@ extension MemoryDeadLetterStore {
         var attempts: Int
         /// When it failed, in milliseconds since 1970: its first and last failure.
         var failedAt: Int64
-        /// In milliseconds since 1970.
-        var expiresAt: Int64?
+        /// In milliseconds since 1970; ``Record/none`` for none.
+        var expiresAt: Int64
         var fingerprint: UInt64
         /// Redacted already.
         var metadata: [String: String]
-        var contentType: String?
+        /// Empty, with `hasContentType` false, when it has none. (No `String?` here: a struct holding one was
+        /// built aside and copied, each field retained and released once more.)
+        var contentType: String
+        var hasContentType: Bool
         var payload: Data
 
         /// ``DeadLetter/storageSize`` of the letter.

@@ -280,14 +280,14 @@ extension MemoryDeadLetterStore {
             self.source = interner.id(new.source)
             self.errorType = interner.id(new.errorType)
             self.reason = interner.id(new.reason)
-            self.contentType = new.contentType.map { interner.id($0) } ?? Self.noContentType
+            self.contentType = new.hasContentType ? interner.id(new.contentType) : Self.noContentType
             self.attempts = new.attempts
             self.replayCount = 0
             self.abandonedClaims = 0
             self.firstFailedAt = new.failedAt
             self.lastFailedAt = new.failedAt
             self.nextAttemptAt = Self.none
-            self.expiresAt = new.expiresAt ?? Self.none
+            self.expiresAt = new.expiresAt
             self.fingerprint = new.fingerprint
             interner.keep(packed: new.fingerprint)
             self.errorMessage = new.errorMessage

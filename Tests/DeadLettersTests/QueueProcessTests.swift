@@ -142,6 +142,31 @@ struct QueueProcessTests {
         )
     }
 
+    /// The redactor passes a key without lowercasing it when no secret key has its length and first letter:
+    /// every key of a secret's shape must still be looked up, in any case, and only those.
+    @Test("redaction by key shape: every spelling of a secret key is caught, and only those")
+    func redactionShapes() {
+        let redactor = MetadataRedactor(keys: ["Password", "api-key", "x", "ß-key", "9lives"])
+        let secret = ["password", "PASSWORD", "PassWord", "API-KEY", "Api-Key", "X", "x", "SS-KEY", "ß-key", "9LIVES"]
+        let plain = ["passwords", "passwor", "tenant", "api_key", "y", "xx", "ß-keys", "İpassword", "9live", ""]
+        for key in secret {
+            let lowered = key.lowercased()
+            let expected = ["password", "api-key", "x", "ß-key", "9lives"].contains(lowered)
+            #expect(redactor.redact([key: "v"])[key] == (expected ? MetadataRedactor.placeholder : "v"), "\(key)")
+        }
+        for key in plain {
+            #expect(redactor.redact([key: "v"])[key] == "v", "\(key)")
+        }
+        // A secret key too long for the shapes: every key is looked up.
+        let long = String(repeating: "k", count: 80)
+        let longRedactor = MetadataRedactor(keys: [long])
+        #expect(
+            longRedactor.redact([long.uppercased(): "v", "tenant": "acme"]) == [
+                long.uppercased(): MetadataRedactor.placeholder, "tenant": "acme",
+            ]
+        )
+    }
+
     @Test("1,000 concurrent adders give an exact count and distinct ids")
     func concurrentAdders() async throws {
         let h = try QueueHarness()
