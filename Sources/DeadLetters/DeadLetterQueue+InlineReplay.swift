@@ -37,6 +37,10 @@ extension DeadLetterQueue {
         var pending = ReplayPendingWrites()
         var seen = 0
         var stop = false
+        // Whether the report says stop (the circuit, or a `ReplayStoppedError`): only this pass's outcomes set
+        // it, so it is read from each outcome (under the lock that counts it) instead of locking the report
+        // again before each letter.
+        var stopRequested = tally.withLock { $0.stoppedByCircuit || $0.stoppedByOperator != nil }
         var failure: (any Error)?
         var batch: ReplayBatch?
         do {
@@ -64,9 +68,7 @@ extension DeadLetterQueue {
                     await self.parkPoisoned(letter, run: run, options: options)
                     continue
                 }
-                if tally.withLock({ $0.stoppedByCircuit || $0.stoppedByOperator != nil }) || self.isCancelled(run)
-                    || Task.isCancelled
-                {
+                if stopRequested || self.isCancelled(run) || Task.isCancelled {
                     stop = true
                     pending.handBack(letter)
                     continue
@@ -93,7 +95,8 @@ extension DeadLetterQueue {
                 } catch {
                     failure = error
                 }
-                let now = self.replayInlineOutcome(letter, failure, run: run, options: options, &pending)
+                let now: Date
+                (now, stopRequested) = self.replayInlineOutcome(letter, failure, run: run, options: options, &pending)
                 if let first = pending.firstAt, now.timeIntervalSince(first) >= Self.replayInlineFlushInterval {
                     await self.flushInline(&pending, run: run)
                 }
@@ -120,14 +123,14 @@ extension DeadLetterQueue {
 
     /// Gathers the outcome of a letter whose handler returned (`failure` is `nil`) or threw into `pending`;
     /// counts it in the report.
-    /// - Returns: the time its outcome was taken.
+    /// - Returns: the time its outcome was taken, and whether the report now says stop.
     private func replayInlineOutcome(
         _ letter: DeadLetter,
         _ failure: (any Error)?,
         run: ReplayRun,
         options: ReplayOptions,
         _ pending: inout ReplayPendingWrites
-    ) -> Date {
+    ) -> (Date, stop: Bool) {
         let tally = run.tally
         let now = self.clock.now()
         // The letter's outcome in the replay's operation, written with the letter (see replayOne).
@@ -143,11 +146,13 @@ extension DeadLetterQueue {
                 errorMessage: failed?.errorMessage
             )
         }
+        let stop: Bool
         switch failure {
         case nil:
-            tally.withLock { report in
+            stop = tally.withLock { report in
                 report.succeeded += 1
                 report.consecutiveFailures = 0
+                return report.stoppedByCircuit || report.stoppedByOperator != nil
             }
             if options.keepOnSuccess {
                 let kept = self.transition(
@@ -162,8 +167,9 @@ extension DeadLetterQueue {
             }
         case let stopped as ReplayStoppedError:
             // Not the letter's failure: it is handed back unchanged and the replay stops.
-            tally.withLock { report in
+            stop = tally.withLock { report in
                 if report.stoppedByOperator == nil { report.stoppedByOperator = stopped.message }
+                return true
             }
             pending.handBack(letter)
         case let error?:
@@ -175,13 +181,14 @@ extension DeadLetterQueue {
                 operation: run.operation
             ).letter
             let parked = failed.status == .parked
-            tally.withLock { report in
+            stop = tally.withLock { report in
                 report.failed += 1
                 if parked { report.parked += 1 }
                 report.consecutiveFailures += 1
                 if let max = options.maxConsecutiveFailures, report.consecutiveFailures >= max {
                     report.stoppedByCircuit = true
                 }
+                return report.stoppedByCircuit || report.stoppedByOperator != nil
             }
             pending.append(
                 .release(failed),
@@ -191,7 +198,7 @@ extension DeadLetterQueue {
                 at: now
             )
         }
-        return now
+        return (now, stop)
     }
 
     /// Writes the outcomes gathered in one store call, then counts them (`dlq_replays_total`, once per source

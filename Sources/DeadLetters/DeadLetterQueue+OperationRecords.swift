@@ -382,7 +382,7 @@ extension DeadLetterQueue {
         }
         let who = actor ?? self.configuration.instanceID
         // A replay of this process stops at its next letter; one of another process at its next heartbeat.
-        self.state.withLock { _ = $0.cancelledOperations.insert(id) }
+        self.cancelledOperations.insert(id)
         if operation.kind == .redrive {
             try await self.cancelPendingRedrive(operation, actor: who)
         }

@@ -191,7 +191,7 @@ extension DeadLetterQueue {
             lease: options.leaseDuration ?? self.configuration.leaseDuration,
             tally: Locked(start),
             outcomes: Locked([]),
-            cancelled: Locked(false),
+            cancelled: ReplayFlag(),
             // The outcomes that wait while a write is in flight are written together, in one store call. Two
             // writes at a time: measured on PostgreSQL (2,000 failing letters, concurrency 8), one at a time cut
             // the commits from about 1,400 to 90 but took longer than unbatched (2.2-3.1 s against 2.1 s); two
@@ -231,7 +231,7 @@ extension DeadLetterQueue {
         var report = run.tally.withLock { $0 }
         report.cancelled = self.isCancelled(run)
         let interrupted = Task.isCancelled
-        self.state.withLock { _ = $0.cancelledOperations.remove(operation) }
+        self.cancelledOperations.remove(operation)
         let counted = try? await self.store.operation(id: operation)
         if case .failure(let failure) = result {
             self.logger.error("replay stopped: the store failed", metadata: ["error": "\(failure)"])
@@ -286,13 +286,13 @@ extension DeadLetterQueue {
             do { try await self.clock.sleep(for: interval) } catch { return }
             await self.flushOutcomes(run)
             if let stored = try? await self.store.operation(id: record.id), stored.state == .cancelled {
-                run.cancelled.withLock { $0 = true }
+                run.cancelled.set()
                 return
             }
             operation.heartbeatAt = self.clock.now().roundedToMilliseconds
             // A cancelled operation is never written again: the update then finds nothing to change.
             if (try? await self.store.updateOperation(operation)) == false {
-                run.cancelled.withLock { $0 = true }
+                run.cancelled.set()
                 return
             }
         }
@@ -301,8 +301,7 @@ extension DeadLetterQueue {
     /// Whether the replay's operation was cancelled: in this process (at once) or in another (noticed by the
     /// heartbeat).
     func isCancelled(_ run: ReplayRun) -> Bool {
-        if run.cancelled.withLock({ $0 }) { return true }
-        return self.state.withLock { !$0.cancelledOperations.isEmpty && $0.cancelledOperations.contains(run.operation) }
+        run.cancelled.isSet || self.cancelledOperations.contains(run.operation)
     }
 
     /// Writes the outcomes gathered since the last time.
@@ -716,7 +715,7 @@ struct ReplayRun: Sendable {
     /// Outcomes not yet written to the operation.
     let outcomes: Locked<[DeadLetterOperationLetter]>
     /// Set when the operation was cancelled: no further letter starts.
-    let cancelled: Locked<Bool>
+    let cancelled: ReplayFlag
     /// Its outcomes (with their operation records) on their way to the store.
     let writes: ReplayWrites
 }

@@ -38,6 +38,8 @@ public final class DeadLetterQueue: Sendable {
     let wakeups: Wakeup
     let cleanupWakeups = Wakeup()
     let instanceWakeups = Wakeup()
+    /// Operations cancelled in this process, so that its replays stop at their next letter.
+    let cancelledOperations = CancelledOperations()
     let state = PThreadLock(RunState())
     let completions = PThreadLock(0)
 
@@ -47,8 +49,6 @@ public final class DeadLetterQueue: Sendable {
         var aboveCapacityWarning = false
         var gaugeSources: Set<String> = []
         var operationsPrunedAt: Date?
-        /// Operations cancelled in this process, so that its replays stop at their next letter.
-        var cancelledOperations: Set<String> = []
         /// The kind of the operations this process recorded outcomes for (a kind never changes).
         var operationKinds: [String: DeadLetterOperation.Kind] = [:]
     }
