@@ -61,24 +61,10 @@ extension DeadLetterQueue {
     ) async throws -> String {
         let facts = ErrorTypeFacts.of(error)
         let captured = CapturedError(error, facts: facts)
-        let reason = self.configuration.classifier.classify(error, facts: facts)
-        if let id = try self.addToMemory(
-            payload: payload,
-            source: source,
-            reason: reason,
-            errorType: captured.type,
-            errorMessage: captured.message,
-            causes: captured.causes,
-            attempts: attempts,
-            metadata: metadata,
-            contentType: contentType
-        ) {
-            return id
-        }
         return try await self.add(
             payload: payload,
             source: source,
-            reason: reason,
+            reason: self.configuration.classifier.classify(error, facts: facts),
             errorType: captured.type,
             errorMessage: captured.message,
             causes: captured.causes,
