@@ -19,15 +19,19 @@ package struct ExactText: Hashable, Sendable {
         Self.same(a.string, b.string)
     }
 
+    /// Whether `a` and `b` are the same string value: the same 16 bytes (the same inline text, or the same
+    /// storage with the same count), which implies the same bytes; `false` says nothing.
+    package static func identical(_ a: String, _ b: String) -> Bool {
+        unsafeBitCast(a, to: (UInt64, UInt64).self) == unsafeBitCast(b, to: (UInt64, UInt64).self)
+    }
+
     /// Whether `a` and `b` hold the same UTF-8 bytes.
     ///
     /// The same string value twice (one literal, one interned string) is found by its 16 bytes alone, and
     /// others by one `memcmp`: comparing the two `utf8` views element by element was 6% of a memory `add`
     /// (perf, 300,000 letters), which compares its source, error type and metadata with the last ones stored.
     package static func same(_ a: String, _ b: String) -> Bool {
-        if unsafeBitCast(a, to: (UInt64, UInt64).self) == unsafeBitCast(b, to: (UInt64, UInt64).self) {
-            return true
-        }
+        if Self.identical(a, b) { return true }
         let (first, second) = (a.utf8, b.utf8)
         guard first.count == second.count else { return false }
         let equal = first.withContiguousStorageIfAvailable { x in

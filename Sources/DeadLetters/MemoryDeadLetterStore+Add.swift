@@ -33,14 +33,6 @@ extension MemoryDeadLetterStore {
         var contentType: String
         var hasContentType: Bool
         var payload: Data
-
-        /// ``DeadLetter/storageSize`` of the letter.
-        var storageSize: Int {
-            var size = self.payload.count + self.errorMessage.utf8.count + self.errorType.utf8.count
-            for cause in self.causes { size += cause.utf8.count }
-            for (key, value) in self.metadata { size += key.utf8.count + value.utf8.count }
-            return size
-        }
     }
 
     /// Stores a new letter given in parts, in a store without limits (a bounded store needs
@@ -51,7 +43,10 @@ extension MemoryDeadLetterStore {
         try self.state.withLock { state in
             if state.index(of: key) != nil { throw Self.duplicate(key.string) }
             let record = Record(new, key: key, interner: &state.interner)
-            state.insert(record, size: new.storageSize, nextAttemptAt: nil)
+            // Its size as the record counts it: the causes' and metadata's bytes are counted once in its extras
+            // (shared by letters with the same metadata), not again per letter.
+            let size = withUnsafePointer(to: record) { Record.storageSize($0, state.interner) }
+            state.insert(record, size: size, nextAttemptAt: nil)
         }
     }
 }

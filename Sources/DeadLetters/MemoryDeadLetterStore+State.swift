@@ -178,20 +178,12 @@ extension MemoryDeadLetterStore {
         private var fingerprintTexts: [UInt64: String] = [:]
         static let maxSharedFingerprints = 4096
 
-        mutating func keep(fingerprint: String, packed: UInt64) {
+        /// - Parameter fingerprint: its text, made only when it is kept.
+        mutating func keep(fingerprint: @autoclosure () -> String, packed: UInt64) {
             guard packed != self.keptLast, self.fingerprintTexts.count < Self.maxSharedFingerprints,
                 self.fingerprintTexts[packed] == nil
             else { return }
-            self.fingerprintTexts[packed] = fingerprint
-            self.keptLast = packed
-        }
-
-        /// ``keep(fingerprint:packed:)`` of a fingerprint as ``Fingerprint`` writes it, made only when it is new.
-        mutating func keep(packed: UInt64) {
-            guard packed != self.keptLast, self.fingerprintTexts.count < Self.maxSharedFingerprints,
-                self.fingerprintTexts[packed] == nil
-            else { return }
-            self.fingerprintTexts[packed] = Fingerprint.hex(packed)
+            self.fingerprintTexts[packed] = fingerprint()
             self.keptLast = packed
         }
 
@@ -289,7 +281,7 @@ extension MemoryDeadLetterStore {
             self.nextAttemptAt = Self.none
             self.expiresAt = new.expiresAt
             self.fingerprint = new.fingerprint
-            interner.keep(packed: new.fingerprint)
+            interner.keep(fingerprint: Fingerprint.hex(new.fingerprint), packed: new.fingerprint)
             self.errorMessage = new.errorMessage
             self.payload = new.payload
             if !new.causes.isEmpty {

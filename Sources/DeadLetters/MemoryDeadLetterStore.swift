@@ -152,10 +152,7 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         /// The key of `id`: from ``lastClaim`` when `id` is the very text it holds next, else read from `id`.
         mutating func key(ofClaimed id: String) -> Key {
             let next = self.lastClaim.next
-            if next < self.lastClaim.ids.count,
-                unsafeBitCast(self.lastClaim.ids[next], to: (UInt64, UInt64).self)
-                    == unsafeBitCast(id, to: (UInt64, UInt64).self)
-            {
+            if next < self.lastClaim.ids.count, ExactText.identical(self.lastClaim.ids[next], id) {
                 self.lastClaim.next = next + 1
                 return self.lastClaim.keys[next]
             }
