@@ -13,6 +13,13 @@ import Darwin
 /// there and exits with status 66. ThreadSanitizer intercepts `pthread_mutex_lock`, so state behind this
 /// lock is checked for real.
 ///
+/// On glibc the mutex is adaptive (`PTHREAD_MUTEX_ADAPTIVE_NP`): a thread finding it held spins a little
+/// before it sleeps in the kernel. The sections it guards are short (a store's insert, an id drawn), and a
+/// plain mutex put the loser to sleep and woke it again at nearly every contended add. Measured
+/// (`dlq-benchmarks --only memory --quick`, 8 concurrent `add` callers on the memory store, 2 cores):
+/// 655,030-771,943/s plain, 1,007,267-1,586,551/s adaptive in four runs; one caller unchanged (≈ 1,040,000/s)
+/// and replay at concurrency 8 unchanged (167,639-199,910/s against 169,914-186,908/s, alternating runs).
+///
 /// `@unchecked Sendable`: `value` is only read or written while `mutex` is held.
 package final class PThreadLock<Value>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -23,7 +30,13 @@ package final class PThreadLock<Value>: @unchecked Sendable {
         self.value = value
         self.mutex = .allocate(capacity: 1)
         self.mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(self.mutex, nil)
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        #if canImport(Glibc)
+        pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
+        #endif
+        pthread_mutex_init(self.mutex, &attributes)
+        pthread_mutexattr_destroy(&attributes)
     }
 
     deinit {
