@@ -328,108 +328,109 @@ extension DeadLetterJSON.Writer {
         self.raw("}")
     }
 
+    /// Begins the next member of an object whose members are optional: `{` before the first, `,` before the
+    /// others, then `"name":`. `first` starts true and is kept by the caller for ``endObject(first:)``.
+    mutating func member(_ name: StaticString, first: inout Bool) {
+        self.raw(first ? "{" : ",")
+        first = false
+        self.raw("\"")
+        self.raw(name)
+        self.raw("\":")
+    }
+
+    /// Ends an object begun by ``member(_:first:)``: `{}` when it has no member.
+    mutating func endObject(first: Bool) {
+        self.raw(first ? "{}" : "}")
+    }
+
     /// The filter's fields that narrow the selection, as the API's filter objects name them.
     mutating func filter(_ f: DeadLetterFilter) {
         var first = true
-        func key(_ name: StaticString) {
-            self.raw(first ? "{" : ",")
-            first = false
-            self.raw("\"")
-            self.raw(name)
-            self.raw("\":")
-        }
         if !f.ids.isEmpty {
-            key("ids")
+            self.member("ids", first: &first)
             self.strings(f.ids)
         }
         if !f.sources.isEmpty {
-            key("sources")
+            self.member("sources", first: &first)
             self.strings(f.sources)
         }
         if !f.reasons.isEmpty {
-            key("reasons")
+            self.member("reasons", first: &first)
             self.strings(f.reasons)
         }
         if !f.errorTypes.isEmpty {
-            key("errorTypes")
+            self.member("errorTypes", first: &first)
             self.strings(f.errorTypes)
         }
         if !f.fingerprints.isEmpty {
-            key("fingerprints")
+            self.member("fingerprints", first: &first)
             self.strings(f.fingerprints)
         }
         if !f.statuses.isEmpty {
-            key("statuses")
+            self.member("statuses", first: &first)
             self.strings(f.statuses.map(\.rawValue))
         }
         if let since = f.since {
-            key("since")
+            self.member("since", first: &first)
             self.timestamp(since)
         }
         if let until = f.until {
-            key("until")
+            self.member("until", first: &first)
             self.timestamp(until)
         }
         if let min = f.minAttempts {
-            key("minAttempts")
+            self.member("minAttempts", first: &first)
             self.int(min)
         }
         if let search = f.search {
-            key("search")
+            self.member("search", first: &first)
             self.string(search)
         }
         if let before = f.expiresBefore {
-            key("expiresBefore")
+            self.member("expiresBefore", first: &first)
             self.timestamp(before)
         }
         if !f.metadata.isEmpty {
-            key("meta")
+            self.member("meta", first: &first)
             self.stringObject(f.metadata)
         }
-        self.raw(first ? "{}" : "}")
+        self.endObject(first: first)
     }
 
     mutating func parameters(_ p: DeadLetterOperation.Parameters) {
         var first = true
-        func key(_ name: StaticString) {
-            self.raw(first ? "{" : ",")
-            first = false
-            self.raw("\"")
-            self.raw(name)
-            self.raw("\":")
-        }
         if let limit = p.limit {
-            key("limit")
+            self.member("limit", first: &first)
             self.int(limit)
         }
         if let rate = p.rate {
-            key("rate")
+            self.member("rate", first: &first)
             self.buffer.append(contentsOf: DeadLetterJSON.number(rate).utf8)
         }
         if let concurrency = p.concurrency {
-            key("concurrency")
+            self.member("concurrency", first: &first)
             self.int(concurrency)
         }
         if let max = p.maxFailures {
-            key("maxFailures")
+            self.member("maxFailures", first: &first)
             self.int(max)
         }
         if let command = p.command {
-            key("command")
+            self.member("command", first: &first)
             self.string(command)
         }
         if let lease = p.lease {
-            key("leaseSeconds")
+            self.member("leaseSeconds", first: &first)
             self.buffer.append(contentsOf: DeadLetterJSON.number(Double(lease.components.seconds)).utf8)
         }
         if let canary = p.canary {
-            key("canary")
+            self.member("canary", first: &first)
             self.int(canary)
         }
         if let keep = p.keepOnSuccess {
-            key("keepOnSuccess")
+            self.member("keepOnSuccess", first: &first)
             if keep { self.raw("true") } else { self.raw("false") }
         }
-        self.raw(first ? "{}" : "}")
+        self.endObject(first: first)
     }
 }
