@@ -15,7 +15,7 @@ import Foundation
 public final class MemoryDeadLetterStore: DeadLetterStore {
     struct State {
         /// Ordered by key; may hold tombstones.
-        var records: [Record] = []
+        let records = Records()
         /// Every record before this index is a tombstone.
         var head = 0
         var live = 0

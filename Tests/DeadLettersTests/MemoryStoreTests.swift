@@ -171,6 +171,30 @@ struct MemoryStoreTests {
         #expect(try await store.usage().count == 1000)
     }
 
+    /// The records live in one block grown and shrunk with `realloc`: letters must stay in id order and whole
+    /// through growth past several sizes, inserts between others, a compaction from the front (as a replay
+    /// leaves it) that gives the room back, and growth again afterwards.
+    @Test("letters stay whole and in order as the store grows, compacts from the front and shrinks")
+    func recordsGrowCompactAndShrink() async throws {
+        let store = MemoryDeadLetterStore()
+        let letters = DeadLetterFixtures.letters(count: 3000, seed: 5)
+        let sorted = letters.sorted { $0.id < $1.id }
+        // Added one at a time in a scattered order: most land between letters already stored.
+        for step in 0..<2000 { try await store.append([sorted[(step * 7919) % 2000]]) }
+        #expect(try await store.page(DeadLetterFilter(), after: nil, limit: 5000).letters == Array(sorted.prefix(2000)))
+        // The oldest go first, as a replay removes them: their tombstones lie before every letter.
+        #expect(try await store.delete(ids: sorted.prefix(1900).map(\.id)) == 1900)
+        #expect(try await store.page(DeadLetterFilter(), after: nil, limit: 5000).letters == Array(sorted[1900..<2000]))
+        // Growing again after the compaction, at both ends and between.
+        try await store.append(Array(sorted[2000..<3000]))
+        try await store.append(Array(sorted[0..<50]))
+        let expected = Array(sorted[0..<50]) + Array(sorted[1900..<3000])
+        let page = try await store.page(DeadLetterFilter(), after: nil, limit: 5000).letters
+        #expect(page == expected)
+        let bytes = expected.map(\.storageSize).reduce(0, +)
+        #expect(try await store.usage() == DeadLetterUsage(count: 1150, bytes: bytes))
+    }
+
     @Test func unknownCheckThrows() async throws {
         let error = await #expect(throws: DeadLetterError.self) {
             try await DeadLetterStoreConformance.run("noSuchCheck") { MemoryDeadLetterStore() }

@@ -19,7 +19,8 @@ enum SeedComparison {
             let swift = (
                 addError: try Self.median { try Self.child("add-error", count) } ?? 0,
                 addStrings: try Self.median { try Self.child("add-strings", count) } ?? 0,
-                replay: try Self.median { try Self.child("replay", count) } ?? 0
+                replay: try Self.median { try Self.child("replay", count) } ?? 0,
+                loop: try Self.median { try Self.child("loop", count) } ?? 0
             )
             let size = Format.integer(Double(count))
             report.add(
@@ -35,6 +36,13 @@ enum SeedComparison {
                 Figure(
                     "`queue.add` with the error as type + message strings, memory store, 1 caller, \(size) letters",
                     measured: Self.versus(swift.addStrings, python.add)
+                )
+            )
+            report.add(
+                Figure(
+                    "the workload's own loop without the queue (payload made, error thrown, caught and kept), "
+                        + "\(size) letters: what of an add is the caller's",
+                    measured: Self.shares(loop: swift.loop, add: swift.addError, python: python.add)
                 )
             )
             if count == Self.counts.last { try Self.memory(report: report) }
@@ -75,6 +83,19 @@ enum SeedComparison {
                 pass: fields[1] <= 300
             )
         )
+    }
+
+    /// The loop's rate, the time per letter of the loop and of the queue's part of an add, and what 2× Python
+    /// leaves the queue.
+    static func shares(loop: Double, add: Double, python: Double?) -> String {
+        guard loop > 0, add > 0 else { return "not measured" }
+        let micro = { (rate: Double) in String(format: "%.2f µs", 1_000_000 / rate) }
+        var text = "\(Format.rate(loop)) = \(micro(loop)) a letter; the queue's part of an add: "
+        text += String(format: "%.2f µs", 1_000_000 / add - 1_000_000 / loop)
+        if let python, python > 0 {
+            text += String(format: "; 2× Python leaves it %.2f µs", 1_000_000 / (2 * python) - 1_000_000 / loop)
+        }
+        return text
     }
 
     static func versus(_ swift: Double, _ python: Double?) -> String {
@@ -161,6 +182,21 @@ enum SeedComparison {
     static func child(workload: String, count: Int) async throws -> Double {
         let queue = try DeadLetterQueue(store: .memory)
         switch workload {
+        case "loop":
+            // The caller's side of `add-error` alone: the same payload and thrown error, kept instead of added.
+            var kept: [(Data, any Error)] = []
+            let elapsed = await Measure.time {
+                for order in 0..<count {
+                    let payload = Self.payload(order)
+                    do {
+                        try Self.process(order)
+                    } catch {
+                        kept.append((payload, error))
+                    }
+                }
+            }
+            guard kept.count == count else { throw BenchmarkError("seed loop kept \(kept.count) of \(count)") }
+            return Double(count) / Measure.seconds(elapsed)
         case "add-error":
             let elapsed = try await Measure.time { try await Self.fill(queue, count: count) }
             return Double(count) / Measure.seconds(elapsed)
