@@ -263,85 +263,6 @@ extension MemoryDeadLetterStore {
         static let none = Int64.min
         static let noContentType = UInt32.max
 
-        /// The record of a new letter given in parts (``NewLetter``): what ``init(_:key:interner:)`` makes of the
-        /// ``DeadLetter`` those parts describe, without the letter.
-        init(_ new: NewLetter, key: Key, interner: inout Interner) {
-            self.key = key
-            self.status = .dead
-            self.flags = Self.packedFingerprint
-            self.source = interner.id(new.source)
-            self.errorType = interner.id(new.errorType)
-            self.reason = interner.id(new.reason)
-            self.contentType = new.hasContentType ? interner.id(new.contentType) : Self.noContentType
-            self.attempts = new.attempts
-            self.replayCount = 0
-            self.abandonedClaims = 0
-            self.firstFailedAt = new.failedAt
-            self.lastFailedAt = new.failedAt
-            self.nextAttemptAt = Self.none
-            self.expiresAt = new.expiresAt
-            self.fingerprint = new.fingerprint
-            interner.keep(fingerprint: Fingerprint.hex(new.fingerprint), packed: new.fingerprint)
-            self.errorMessage = new.errorMessage
-            self.payload = new.payload
-            if !new.causes.isEmpty {
-                self.extras = Extras(
-                    causes: new.causes,
-                    metadata: new.metadata,
-                    history: [],
-                    historyOmitted: 0,
-                    fingerprint: nil
-                )
-            } else if !new.metadata.isEmpty {
-                self.extras = interner.extras(metadata: new.metadata)
-            } else {
-                self.extras = nil
-            }
-        }
-
-        init(_ letter: DeadLetter, key: Key? = nil, interner: inout Interner) {
-            self.key = key ?? Key(letter.id)
-            self.status = letter.status
-            self.flags = 0
-            self.source = interner.id(letter.source)
-            self.errorType = interner.id(letter.errorType)
-            self.reason = interner.id(letter.reason)
-            self.contentType = letter.contentType.map { interner.id($0) } ?? Self.noContentType
-            self.attempts = letter.attempts
-            self.replayCount = letter.replayCount
-            self.abandonedClaims = letter.abandonedClaims
-            self.firstFailedAt = letter.firstFailedAt.millisecondsSince1970
-            self.lastFailedAt = letter.lastFailedAt.millisecondsSince1970
-            self.nextAttemptAt = letter.nextAttemptAt?.millisecondsSince1970 ?? Self.none
-            self.expiresAt = letter.expiresAt?.millisecondsSince1970 ?? Self.none
-            self.errorMessage = letter.errorMessage
-            self.payload = letter.payload
-            var fingerprint: String? = letter.fingerprint
-            self.fingerprint = 0
-            if let packed = MemoryDeadLetterStore.packFingerprint(letter.fingerprint) {
-                self.fingerprint = packed
-                self.flags = Self.packedFingerprint
-                interner.keep(fingerprint: letter.fingerprint, packed: packed)
-                fingerprint = nil
-            }
-            let onlyMetadata =
-                fingerprint == nil && letter.causes.isEmpty && letter.storedHistory.isEmpty
-                && letter.historyOmitted == 0
-            if onlyMetadata, !letter.metadata.isEmpty {
-                self.extras = interner.extras(metadata: letter.metadata)
-            } else if !onlyMetadata {
-                self.extras = Extras(
-                    causes: letter.causes,
-                    metadata: letter.metadata,
-                    history: letter.storedHistory,
-                    historyOmitted: letter.historyOmitted,
-                    fingerprint: fingerprint
-                )
-            } else {
-                self.extras = nil
-            }
-        }
-
         var isRemoved: Bool { self.flags & Self.removed != 0 }
 
         var fingerprintString: String {
@@ -410,28 +331,26 @@ extension MemoryDeadLetterStore {
 
         /// A removed record that holds nothing (no key string, message, payload or extras): copying and
         /// destroying it touches no reference count.
-        static let vacated = Record(vacated: ())
-
-        private init(vacated: Void) {
-            self.key = .uuid(0, 0)
-            self.status = .dead
-            self.flags = Self.removed
-            self.source = 0
-            self.errorType = 0
-            self.reason = 0
-            self.contentType = Self.noContentType
-            self.attempts = 0
-            self.replayCount = 0
-            self.abandonedClaims = 0
-            self.firstFailedAt = 0
-            self.lastFailedAt = 0
-            self.nextAttemptAt = Self.none
-            self.expiresAt = Self.none
-            self.fingerprint = 0
-            self.errorMessage = ""
-            self.payload = Data()
-            self.extras = nil
-        }
+        static let vacated = Record(
+            key: .uuid(0, 0),
+            status: .dead,
+            flags: Self.removed,
+            source: 0,
+            errorType: 0,
+            reason: 0,
+            contentType: Self.noContentType,
+            attempts: 0,
+            replayCount: 0,
+            abandonedClaims: 0,
+            firstFailedAt: 0,
+            lastFailedAt: 0,
+            nextAttemptAt: Self.none,
+            expiresAt: Self.none,
+            fingerprint: 0,
+            errorMessage: "",
+            payload: Data(),
+            extras: nil
+        )
 
         /// Removes the letter, keeping its key for ordering, and frees what it held.
         mutating func markRemoved() {
@@ -518,6 +437,113 @@ extension MemoryDeadLetterStore {
             }
             return true
         }
+    }
+}
+
+extension MemoryDeadLetterStore.Record {
+    // The initializers live here, apart from the stored properties, so that the struct keeps its memberwise
+    // initializer: each one works its fields out first and then makes the record in one call to it. A record
+    // assigned field by field (and one made by a custom initializer like it) was built aside and copied out,
+    // a retain and a release of its message, payload and extras at every record made (perf probes on
+    // `swift_retain`/`swift_release`, memory add; the disassembly shows the outlined copy and destroy).
+    /// The record of a new letter given in parts (``MemoryDeadLetterStore/NewLetter``): what
+    /// ``init(_:key:interner:)`` makes of the ``DeadLetter`` those parts describe, without the letter.
+    init(
+        _ new: borrowing MemoryDeadLetterStore.NewLetter,
+        key: MemoryDeadLetterStore.Key,
+        interner: inout MemoryDeadLetterStore.Interner
+    ) {
+        let source = interner.id(new.source)
+        let errorType = interner.id(new.errorType)
+        let reason = interner.id(new.reason)
+        let contentType = new.hasContentType ? interner.id(new.contentType) : Self.noContentType
+        interner.keep(fingerprint: Fingerprint.hex(new.fingerprint), packed: new.fingerprint)
+        let extras: MemoryDeadLetterStore.Extras?
+        if !new.causes.isEmpty {
+            extras = MemoryDeadLetterStore.Extras(
+                causes: new.causes,
+                metadata: new.metadata,
+                history: [],
+                historyOmitted: 0,
+                fingerprint: nil
+            )
+        } else if !new.metadata.isEmpty {
+            extras = interner.extras(metadata: new.metadata)
+        } else {
+            extras = nil
+        }
+        self = Self(
+            key: key,
+            status: .dead,
+            flags: Self.packedFingerprint,
+            source: source,
+            errorType: errorType,
+            reason: reason,
+            contentType: contentType,
+            attempts: new.attempts,
+            replayCount: 0,
+            abandonedClaims: 0,
+            firstFailedAt: new.failedAt,
+            lastFailedAt: new.failedAt,
+            nextAttemptAt: Self.none,
+            expiresAt: new.expiresAt,
+            fingerprint: new.fingerprint,
+            errorMessage: new.errorMessage,
+            payload: new.payload,
+            extras: extras
+        )
+    }
+
+    init(_ letter: DeadLetter, key: MemoryDeadLetterStore.Key? = nil, interner: inout MemoryDeadLetterStore.Interner) {
+        let source = interner.id(letter.source)
+        let errorType = interner.id(letter.errorType)
+        let reason = interner.id(letter.reason)
+        let contentType = letter.contentType.map { interner.id($0) } ?? Self.noContentType
+        var flags: UInt8 = 0
+        var packedFingerprint: UInt64 = 0
+        var fingerprint: String? = letter.fingerprint
+        if let packed = MemoryDeadLetterStore.packFingerprint(letter.fingerprint) {
+            packedFingerprint = packed
+            flags = Self.packedFingerprint
+            interner.keep(fingerprint: letter.fingerprint, packed: packed)
+            fingerprint = nil
+        }
+        let onlyMetadata =
+            fingerprint == nil && letter.causes.isEmpty && letter.storedHistory.isEmpty && letter.historyOmitted == 0
+        let extras: MemoryDeadLetterStore.Extras?
+        if onlyMetadata, !letter.metadata.isEmpty {
+            extras = interner.extras(metadata: letter.metadata)
+        } else if !onlyMetadata {
+            extras = MemoryDeadLetterStore.Extras(
+                causes: letter.causes,
+                metadata: letter.metadata,
+                history: letter.storedHistory,
+                historyOmitted: letter.historyOmitted,
+                fingerprint: fingerprint
+            )
+        } else {
+            extras = nil
+        }
+        self = Self(
+            key: key ?? MemoryDeadLetterStore.Key(letter.id),
+            status: letter.status,
+            flags: flags,
+            source: source,
+            errorType: errorType,
+            reason: reason,
+            contentType: contentType,
+            attempts: letter.attempts,
+            replayCount: letter.replayCount,
+            abandonedClaims: letter.abandonedClaims,
+            firstFailedAt: letter.firstFailedAt.millisecondsSince1970,
+            lastFailedAt: letter.lastFailedAt.millisecondsSince1970,
+            nextAttemptAt: letter.nextAttemptAt?.millisecondsSince1970 ?? Self.none,
+            expiresAt: letter.expiresAt?.millisecondsSince1970 ?? Self.none,
+            fingerprint: packedFingerprint,
+            errorMessage: letter.errorMessage,
+            payload: letter.payload,
+            extras: extras
+        )
     }
 }
 

@@ -201,7 +201,9 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         /// - Parameters:
         ///   - size: its letter's ``DeadLetter/storageSize``.
         ///   - nextAttemptAt: when a retrying letter is due (``track(_:_:)``); `nil` for others.
-        mutating func insert(_ record: Record, size: Int, nextAttemptAt: Int64?) {
+        /// - Parameter record: moved into the store (a record passed on by copy retained and released each of
+        ///   its message, payload and extras once more).
+        mutating func insert(_ record: consuming Record, size: Int, nextAttemptAt: Int64?) {
             self.live += 1
             self.byStatus[Self.slot(record.status)] += 1
             self.bytes += size
@@ -209,14 +211,14 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
             if index == self.records.count {
                 // A new key is not in the index of retrying letters: only a retrying letter needs it.
                 if let nextAttemptAt { self.retrying[record.key] = nextAttemptAt }
-                self.records.append(record)
+                self.records.append(consume record)
             } else if self.records[index].key == record.key {
                 self.retrying[record.key] = nextAttemptAt
-                self.records[index] = record
+                self.records[index] = consume record
                 self.head = Swift.min(self.head, index)
             } else {
                 if let nextAttemptAt { self.retrying[record.key] = nextAttemptAt }
-                self.records.insert(record, at: index)
+                self.records.insert(consume record, at: index)
                 self.head = Swift.min(self.head, index)
             }
         }

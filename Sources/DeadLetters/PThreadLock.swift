@@ -23,7 +23,9 @@ import Darwin
 /// `@unchecked Sendable`: `value` is only read or written while `mutex` is held.
 package final class PThreadLock<Value>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var value: Value
+    /// Unchecked for overlapping access: the mutex keeps accesses apart, and the run-time check that a
+    /// class's `var` otherwise gets (`swift_beginAccess`) was 1.8% of a memory `add` (perf, 100,000 letters).
+    @exclusivity(unchecked) private var value: Value
 
     /// Creates a lock guarding `value`.
     package init(_ value: Value) {
