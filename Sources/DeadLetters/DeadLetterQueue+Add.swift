@@ -158,28 +158,38 @@ extension DeadLetterQueue {
         let new = MemoryDeadLetterStore.NewLetter(
             high: high,
             low: low,
-            source: source,
-            reason: reason,
-            errorType: errorType,
-            errorMessage: message,
-            causes: causes,
             attempts: max(1, attempts),
             failedAt: milliseconds,
             expiresAt: self.configuration.timeToLive.map {
                 Date(millisecondsSince1970: milliseconds).adding($0).millisecondsSince1970
             } ?? MemoryDeadLetterStore.Record.none,
             fingerprint: Fingerprint.value(errorType: errorType, message: message),
-            metadata: metadata.isEmpty ? metadata : self.redactor.redact(metadata),
-            contentType: contentType ?? "",
-            hasContentType: contentType != nil,
+            errorMessage: message,
             payload: payload
         )
+        let metadata = metadata.isEmpty ? metadata : self.redactor.redact(metadata)
         if self.metrics.isDisabled {
-            try memory.insert(new)
+            try memory.insert(
+                new,
+                source: source,
+                errorType: errorType,
+                reason: reason,
+                causes: causes,
+                metadata: metadata,
+                contentType: contentType
+            )
         } else {
             let start = ContinuousClock.now
             defer { self.metrics.record("append", since: start) }
-            try memory.insert(new)
+            try memory.insert(
+                new,
+                source: source,
+                errorType: errorType,
+                reason: reason,
+                causes: causes,
+                metadata: metadata,
+                contentType: contentType
+            )
             self.metrics.counter("dlq_dead_letters_total", "source", source, "reason", reason.rawValue).increment()
         }
         let id = DeadLetterIDGenerator.uuidString(high: high, low: low)

@@ -446,29 +446,35 @@ extension MemoryDeadLetterStore.Record {
     // assigned field by field (and one made by a custom initializer like it) was built aside and copied out,
     // a retain and a release of its message, payload and extras at every record made (perf probes on
     // `swift_retain`/`swift_release`, memory add; the disassembly shows the outlined copy and destroy).
-    /// The record of a new letter given in parts (``MemoryDeadLetterStore/NewLetter``): what
-    /// ``init(_:key:interner:)`` makes of the ``DeadLetter`` those parts describe, without the letter.
+    /// The record of a new letter given in parts (``MemoryDeadLetterStore/NewLetter`` and what it shares):
+    /// what ``init(_:key:interner:)`` makes of the ``DeadLetter`` those parts describe, without the letter.
     init(
-        _ new: borrowing MemoryDeadLetterStore.NewLetter,
+        _ new: consuming MemoryDeadLetterStore.NewLetter,
         key: MemoryDeadLetterStore.Key,
+        source: String,
+        errorType: String,
+        reason: FailureReason,
+        causes: [String],
+        metadata: [String: String],
+        contentType: String?,
         interner: inout MemoryDeadLetterStore.Interner
     ) {
-        let source = interner.id(new.source)
-        let errorType = interner.id(new.errorType)
-        let reason = interner.id(new.reason)
-        let contentType = new.hasContentType ? interner.id(new.contentType) : Self.noContentType
+        let sourceID = interner.id(source)
+        let errorTypeID = interner.id(errorType)
+        let reasonID = interner.id(reason)
+        let contentTypeID = contentType.map { interner.id($0) } ?? Self.noContentType
         interner.keep(fingerprint: Fingerprint.hex(new.fingerprint), packed: new.fingerprint)
         let extras: MemoryDeadLetterStore.Extras?
-        if !new.causes.isEmpty {
+        if !causes.isEmpty {
             extras = MemoryDeadLetterStore.Extras(
-                causes: new.causes,
-                metadata: new.metadata,
+                causes: causes,
+                metadata: metadata,
                 history: [],
                 historyOmitted: 0,
                 fingerprint: nil
             )
-        } else if !new.metadata.isEmpty {
-            extras = interner.extras(metadata: new.metadata)
+        } else if !metadata.isEmpty {
+            extras = interner.extras(metadata: metadata)
         } else {
             extras = nil
         }
@@ -476,10 +482,10 @@ extension MemoryDeadLetterStore.Record {
             key: key,
             status: .dead,
             flags: Self.packedFingerprint,
-            source: source,
-            errorType: errorType,
-            reason: reason,
-            contentType: contentType,
+            source: sourceID,
+            errorType: errorTypeID,
+            reason: reasonID,
+            contentType: contentTypeID,
             attempts: new.attempts,
             replayCount: 0,
             abandonedClaims: 0,

@@ -55,4 +55,15 @@ package final class PThreadLock<Value>: @unchecked Sendable {
         defer { pthread_mutex_unlock(self.mutex) }
         return try body(&self.value)
     }
+
+    /// Runs `body` with the guarded value and `argument`, moved in, while holding the lock: what `body` keeps
+    /// of `argument` is moved, not copied (a closure cannot give away what it captures).
+    package func withLock<Argument, Result, Failure: Error>(
+        passing argument: consuming Argument,
+        _ body: (inout Value, consuming Argument) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        pthread_mutex_lock(self.mutex)
+        defer { pthread_mutex_unlock(self.mutex) }
+        return try body(&self.value, argument)
+    }
 }
