@@ -159,7 +159,10 @@ final class ErrorTypeFacts: Sendable {
     }
 
     private init(_ error: any Error, type: any Error.Type) {
-        self.name = String(describing: type)
+        // What `String(describing: type)` prints for a metatype, without its first steps: it looks for
+        // conformances of the metatype and reflects it (`Mirror`) before it calls this. Those steps, the first
+        // time a process meets an error type, were 1.6% of adding 10,000 letters in a fresh process (perf).
+        self.name = _typeName(type, qualified: false)
         self.isDecodingError = error is DecodingError
         self.mayHaveUnderlying = self.isDecodingError || error is any DeadLetterUnderlyingErrorProviding
         if !(error is any TextOutputStreamable), let described = type as? any (Error & CustomStringConvertible).Type {

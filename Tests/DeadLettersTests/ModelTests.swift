@@ -176,6 +176,26 @@ struct ModelTests {
         #expect(CapturedError(boxed).message == "x 9 [] y")
     }
 
+    struct Generic<Value>: Error {}
+    enum Namespace {
+        enum Nested: Error { case failed }
+    }
+
+    @Test("captured errors: the type's name is what String(describing:) prints for it, whatever its kind")
+    func capturedTypeNames() {
+        struct Local: Error {}
+        let errors: [any Error] = [
+            Generic<Int>(), Generic<[String: Namespace.Nested]>(), Generic<(Int, String?)>(), Namespace.Nested.failed,
+            Local(), SubFailure(order: 1), BaseFailure(), CancellationError(), CocoaError(.fileNoSuchFile),
+            DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "bad")),
+            NSError(domain: "d", code: 1),
+        ]
+        for error in errors {
+            #expect(CapturedError(error).type == String(describing: type(of: error)))
+        }
+        #expect(CapturedError(Generic<Int>()).type == "Generic<Int>")
+    }
+
     @Test("errors say what and where, never more")
     func errorDescriptions() {
         let error = DeadLetterError(
