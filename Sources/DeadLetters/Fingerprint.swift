@@ -17,10 +17,21 @@ public enum Fingerprint {
     /// The fingerprint as the number its 16 hex digits write (the memory store keeps it so).
     static func value(errorType: String, message: String) -> UInt64 {
         var hasher = FNV1a()
-        for byte in errorType.utf8 { hasher.append(byte) }
+        // Read in place (a `var` copy for `withUTF8` cost a retain and a release of each string).
+        let hashedInPlace: Void? = errorType.utf8.withContiguousStorageIfAvailable { bytes in
+            for byte in bytes { hasher.append(byte) }
+        }
+        if hashedInPlace == nil {
+            for byte in errorType.utf8 { hasher.append(byte) }
+        }
         hasher.append(0)
-        var message = message
-        message.withUTF8 { bytes in Self.normalize(bytes, into: &hasher) }
+        let normalizedInPlace: Void? = message.utf8.withContiguousStorageIfAvailable { bytes in
+            Self.normalize(bytes, into: &hasher)
+        }
+        if normalizedInPlace == nil {
+            var message = message
+            message.withUTF8 { Self.normalize($0, into: &hasher) }
+        }
         return hasher.hash
     }
 
@@ -47,74 +58,104 @@ public enum Fingerprint {
     }
 
     /// Normalizes `b`, appending each byte of the result to `sink` (so that hashing needs no copy).
+    ///
+    /// Bytes are classed by a table, and a byte that can begin no placeholder (neither a quote nor a hex digit)
+    /// is passed on at once: most of a message. Measured on a 33-byte message (one million fingerprints): 112-126
+    /// ns each when the hash lived in memory and the strings were copied to be read, 58 ns now. A test compares
+    /// this with a plain form of the rules on generated messages.
     private static func normalize<Sink: ByteSink>(_ b: UnsafeBufferPointer<UInt8>, into sink: inout Sink) {
-        var i = 0
-        func isHex(_ c: UInt8) -> Bool {
-            (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70)
-        }
-        func isDigit(_ c: UInt8) -> Bool { c >= 48 && c <= 57 }
-        func isWord(_ c: UInt8) -> Bool {
-            isDigit(c) || (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c == 95
-        }
-        func emit(_ s: StaticString) {
-            s.withUTF8Buffer { for byte in $0 { sink.append(byte) } }
-        }
-        while i < b.count {
-            let c = b[i]
-            let atBoundary = i == 0 || !isWord(b[i - 1])
-            // Quoted values.
-            if c == 39 || c == 34 || c == 96 {
-                var j = i + 1
-                while j < b.count, b[j] != c, b[j] != 10 { j += 1 }
-                if j < b.count, b[j] == c {
-                    emit("<q>")
-                    i = j + 1
-                    continue
-                }
+        Self.classes.withUnsafeBufferPointer { classes in
+            func isHex(_ c: UInt8) -> Bool { classes[Int(c)] & Self.hex != 0 }
+            func isDigit(_ c: UInt8) -> Bool { classes[Int(c)] & Self.digit != 0 }
+            func isWord(_ c: UInt8) -> Bool { classes[Int(c)] & Self.word != 0 }
+            // The sink is worked on in a local that nothing captures, so that a hash stays in a register: kept
+            // in memory (a closure captured it), each byte's step waited for the last one's store.
+            var out = sink
+            defer { sink = out }
+            func emit(_ s: StaticString, into out: inout Sink) {
+                s.withUTF8Buffer { for byte in $0 { out.append(byte) } }
             }
-            if atBoundary, isHex(c) {
-                // A UUID: 8-4-4-4-12 hex digits.
-                if i + 36 <= b.count, isUUID(b, at: i), i + 36 == b.count || !isWord(b[i + 36]) {
-                    emit("<uuid>")
-                    i += 36
+            var i = 0
+            while i < b.count {
+                let c = b[i]
+                let kind = classes[Int(c)]
+                if kind & (Self.quote | Self.hex) == 0 {
+                    out.append(c)
+                    i += 1
                     continue
                 }
-                // 0x-prefixed hex.
-                if c == 48, i + 2 < b.count, b[i + 1] == 120 || b[i + 1] == 88, isHex(b[i + 2]) {
-                    var j = i + 2
-                    while j < b.count, isHex(b[j]) { j += 1 }
-                    if j == b.count || !isWord(b[j]) {
-                        emit("<hex>")
+                // Quoted values.
+                if kind & Self.quote != 0 {
+                    var j = i + 1
+                    while j < b.count, b[j] != c, b[j] != 10 { j += 1 }
+                    if j < b.count, b[j] == c {
+                        emit("<q>", into: &out)
+                        i = j + 1
+                        continue
+                    }
+                }
+                let atBoundary = i == 0 || !isWord(b[i - 1])
+                if atBoundary, kind & Self.hex != 0 {
+                    // A UUID: 8-4-4-4-12 hex digits.
+                    if i + 36 <= b.count, isUUID(b, at: i), i + 36 == b.count || !isWord(b[i + 36]) {
+                        emit("<uuid>", into: &out)
+                        i += 36
+                        continue
+                    }
+                    // 0x-prefixed hex.
+                    if c == 48, i + 2 < b.count, b[i + 1] == 120 || b[i + 1] == 88, isHex(b[i + 2]) {
+                        var j = i + 2
+                        while j < b.count, isHex(b[j]) { j += 1 }
+                        if j == b.count || !isWord(b[j]) {
+                            emit("<hex>", into: &out)
+                            i = j
+                            continue
+                        }
+                    }
+                    // A hex id: eight or more hex digits, at least one a digit, standing alone.
+                    var j = i
+                    var sawDigit = false
+                    while j < b.count, isHex(b[j]) {
+                        if isDigit(b[j]) { sawDigit = true }
+                        j += 1
+                    }
+                    if j - i >= 8, sawDigit, j == b.count || !isWord(b[j]) {
+                        emit("<hex>", into: &out)
                         i = j
                         continue
                     }
                 }
-                // A hex id: eight or more hex digits, at least one a digit, standing alone.
-                var j = i
-                var sawDigit = false
-                while j < b.count, isHex(b[j]) {
-                    if isDigit(b[j]) { sawDigit = true }
-                    j += 1
-                }
-                if j - i >= 8, sawDigit, j == b.count || !isWord(b[j]) {
-                    emit("<hex>")
+                if kind & Self.digit != 0 {
+                    var j = i
+                    while j < b.count, isDigit(b[j]) { j += 1 }
+                    if j + 1 < b.count, b[j] == 46, isDigit(b[j + 1]) {
+                        j += 1
+                        while j < b.count, isDigit(b[j]) { j += 1 }
+                    }
+                    emit("<n>", into: &out)
                     i = j
                     continue
                 }
+                out.append(c)
+                i += 1
             }
-            if isDigit(c) {
-                var j = i
-                while j < b.count, isDigit(b[j]) { j += 1 }
-                if j + 1 < b.count, b[j] == 46, isDigit(b[j + 1]) {
-                    j += 1
-                    while j < b.count, isDigit(b[j]) { j += 1 }
-                }
-                emit("<n>")
-                i = j
-                continue
-            }
-            sink.append(c)
-            i += 1
+        }
+    }
+
+    private static let digit: UInt8 = 1
+    private static let hex: UInt8 = 2
+    private static let word: UInt8 = 4
+    private static let quote: UInt8 = 8
+
+    /// The classes of each byte: a digit (also hex and word), a hex letter (also word), another letter or `_`
+    /// (word), a quote (`'`, `"`, `` ` ``).
+    private static let classes: [UInt8] = (0..<256).map { byte -> UInt8 in
+        switch byte {
+        case 48...57: return Self.digit | Self.hex | Self.word
+        case 97...102, 65...70: return Self.hex | Self.word
+        case 103...122, 71...90, 95: return Self.word
+        case 39, 34, 96: return Self.quote
+        default: return 0
         }
     }
 

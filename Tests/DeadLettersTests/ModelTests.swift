@@ -39,6 +39,91 @@ struct ModelTests {
         #expect(a == Self.fnv1a("NotFound\u{0}order <n> not found"))
     }
 
+    /// The normalization rules written plainly, a character class at a time, to check the table-driven one.
+    static func plainNormalize(_ message: String) -> String {
+        let b = Array(message.utf8)
+        func isHex(_ c: UInt8) -> Bool { (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70) }
+        func isDigit(_ c: UInt8) -> Bool { c >= 48 && c <= 57 }
+        func isWord(_ c: UInt8) -> Bool { isDigit(c) || (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c == 95 }
+        func isUUID(at start: Int) -> Bool {
+            (0..<36).allSatisfy { k in [8, 13, 18, 23].contains(k) ? b[start + k] == 45 : isHex(b[start + k]) }
+        }
+        var out: [UInt8] = []
+        var i = 0
+        while i < b.count {
+            let c = b[i]
+            if c == 39 || c == 34 || c == 96, let close = b[(i + 1)...].firstIndex(where: { $0 == c || $0 == 10 }),
+                b[close] == c
+            {
+                out += Array("<q>".utf8)
+                i = close + 1
+                continue
+            }
+            if i == 0 || !isWord(b[i - 1]), isHex(c) {
+                if i + 36 <= b.count, isUUID(at: i), i + 36 == b.count || !isWord(b[i + 36]) {
+                    out += Array("<uuid>".utf8)
+                    i += 36
+                    continue
+                }
+                if c == 48, i + 2 < b.count, b[i + 1] == 120 || b[i + 1] == 88, isHex(b[i + 2]) {
+                    let end = b[(i + 2)...].firstIndex { !isHex($0) } ?? b.count
+                    if end == b.count || !isWord(b[end]) {
+                        out += Array("<hex>".utf8)
+                        i = end
+                        continue
+                    }
+                }
+                let end = b[i...].firstIndex { !isHex($0) } ?? b.count
+                if end - i >= 8, b[i..<end].contains(where: isDigit), end == b.count || !isWord(b[end]) {
+                    out += Array("<hex>".utf8)
+                    i = end
+                    continue
+                }
+            }
+            if isDigit(c) {
+                var end = b[i...].firstIndex { !isDigit($0) } ?? b.count
+                if end + 1 < b.count, b[end] == 46, isDigit(b[end + 1]) {
+                    end = b[(end + 1)...].firstIndex { !isDigit($0) } ?? b.count
+                }
+                out += Array("<n>".utf8)
+                i = end
+                continue
+            }
+            out.append(c)
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test("normalization agrees with the rules written plainly, on generated messages")
+    func normalizationMatchesPlainRules() {
+        let pieces = [
+            "0", "7", "42", "3.14", "1.", "a", "f", "F", "deadbeef", "DEADBEEF12", "beef", "g", "zz", "_", "-", " ",
+            "'", "\"", "`", "\n", ".", "x", "0x", "0x1F", "0xg", "é", "🚀", "order", "failed",
+            "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "0193A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B",
+        ]
+        var random = SplitMix64(seed: 20_261_207)
+        for _ in 0..<3000 {
+            let message = (0..<Int(random.next() % 12)).map { _ in pieces[Int(random.next() % UInt64(pieces.count))] }
+                .joined()
+            #expect(Fingerprint.normalize(message) == Self.plainNormalize(message), "\(message.debugDescription)")
+            let hash = Self.fnv1a("Type\u{0}" + Self.plainNormalize(message))
+            #expect(Fingerprint.compute(errorType: "Type", message: message) == hash)
+        }
+    }
+
+    struct SplitMix64 {
+        var state: UInt64
+        init(seed: UInt64) { self.state = seed }
+        mutating func next() -> UInt64 {
+            self.state &+= 0x9E37_79B9_7F4A_7C15
+            var z = self.state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
     static func fnv1a(_ string: String) -> String {
         var hash: UInt64 = 14_695_981_039_346_656_037
         for byte in string.utf8 {
