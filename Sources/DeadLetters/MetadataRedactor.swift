@@ -44,13 +44,18 @@ public struct MetadataRedactor: Sendable, Hashable {
 
     /// Whether `key` surely is no secret key: ASCII (whose lowercasing keeps its length), and of a length and
     /// first letter that no secret key has.
+    ///
+    /// The key's bytes are read in place: through its `utf8` view (`first`, `count`, `allSatisfy`) this was a
+    /// third of the redactor's time in a memory `add`.
     private func surelyPlain(_ key: String) -> Bool {
         guard !self.shapes.isEmpty else { return false }
-        let utf8 = key.utf8
-        guard let first = utf8.first, utf8.count < Self.shapeLengths, utf8.allSatisfy({ $0 < 0x80 }) else {
-            return false
+        let plain: Bool? = key.utf8.withContiguousStorageIfAvailable { bytes in
+            guard let first = bytes.first, bytes.count < Self.shapeLengths else { return false }
+            var bits: UInt8 = 0
+            for byte in bytes { bits |= byte }
+            return bits < 0x80 && self.shapes[bytes.count] & Self.firstByteBit(first) == 0
         }
-        return self.shapes[utf8.count] & Self.firstByteBit(first) == 0
+        return plain ?? false
     }
 
     /// `metadata` with the value of every configured key replaced by ``placeholder``.
