@@ -60,7 +60,7 @@ extension MemoryDeadLetterStore {
             // Its size as the record counts it: the causes' and metadata's bytes are counted once in its extras
             // (shared by letters with the same metadata), not again per letter.
             let size = withUnsafePointer(to: record) { Record.storageSize($0, state.interner) }
-            state.insert(consume record, size: size, nextAttemptAt: nil)
+            try state.insert(consume record, size: size, nextAttemptAt: nil)
         }
     }
 }

@@ -59,15 +59,35 @@ extension MemoryDeadLetterStore {
             try body(UnsafeMutableBufferPointer(start: self.base, count: self.count))
         }
 
+        /// Makes room for `count` records in all, growing by doubling, before anything is written: a store that
+        /// cannot grow (out of memory) says so and stays as it was.
+        /// - Throws: ``DeadLetterError`` `capacityExceeded` when the memory cannot be had.
+        func reserve(_ count: Int) throws(DeadLetterError) {
+            guard count > self.capacity else { return }
+            var capacity = Swift.max(16, self.capacity)
+            while capacity < count {
+                let (doubled, overflow) = capacity.multipliedReportingOverflow(by: 2)
+                capacity = overflow ? count : doubled
+            }
+            guard self.resize(to: capacity) else {
+                throw DeadLetterError(
+                    code: .capacityExceeded,
+                    message: "the memory store could not grow to \(count) letters: out of memory"
+                )
+            }
+        }
+
+        /// Appends a record; room for it is ``reserve(_:)``d.
         func append(_ record: consuming Record) {
-            if self.count == self.capacity { self.resize(to: Swift.max(16, self.capacity * 2)) }
+            precondition(self.count < self.capacity, "no room reserved for the record")
             (self.base! + self.count).initialize(to: record)
             self.count += 1
         }
 
+        /// Inserts a record at `index`; room for it is ``reserve(_:)``d.
         func insert(_ record: consuming Record, at index: Int) {
             precondition(index >= 0 && index <= self.count, "record index out of range")
-            if self.count == self.capacity { self.resize(to: Swift.max(16, self.capacity * 2)) }
+            precondition(self.count < self.capacity, "no room reserved for the record")
             let at = self.base! + index
             (at + 1).moveInitialize(from: at, count: self.count - index)
             at.initialize(to: record)
@@ -102,16 +122,18 @@ extension MemoryDeadLetterStore {
         /// Gives memory back once at most a quarter of the room is used (a store emptied by a replay).
         private func shrinkIfSparse() {
             guard self.capacity > 1024, self.count < self.capacity / 4 else { return }
-            self.resize(to: Swift.max(16, self.count * 2))
+            // A block that cannot shrink stays as it is.
+            _ = self.resize(to: Swift.max(16, self.count * 2))
         }
 
-        private func resize(to capacity: Int) {
+        /// Moves the records into a block of `capacity`.
+        /// - Returns: `false`, with nothing changed, when the block cannot be had.
+        private func resize(to capacity: Int) -> Bool {
             let (bytes, overflow) = capacity.multipliedReportingOverflow(by: MemoryLayout<Record>.stride)
-            guard !overflow, let block = realloc(UnsafeMutableRawPointer(self.base), bytes) else {
-                fatalError("out of memory for \(capacity) records of the memory store")
-            }
+            guard !overflow, let block = realloc(UnsafeMutableRawPointer(self.base), bytes) else { return false }
             self.base = block.bindMemory(to: Record.self, capacity: capacity)
             self.capacity = capacity
+            return true
         }
     }
 }

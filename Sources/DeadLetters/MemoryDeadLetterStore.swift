@@ -189,8 +189,8 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
             }
         }
 
-        mutating func insert(_ letter: DeadLetter, key: Key) {
-            self.insert(
+        mutating func insert(_ letter: DeadLetter, key: Key) throws(DeadLetterError) {
+            try self.insert(
                 Record(letter, key: key, interner: &self.interner),
                 size: letter.storageSize,
                 nextAttemptAt: letter.status == .retrying ? letter.nextAttemptAt?.millisecondsSince1970 : nil
@@ -203,7 +203,9 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         ///   - nextAttemptAt: when a retrying letter is due (``track(_:_:)``); `nil` for others.
         /// - Parameter record: moved into the store (a record passed on by copy retained and released each of
         ///   its message, payload and extras once more).
-        mutating func insert(_ record: consuming Record, size: Int, nextAttemptAt: Int64?) {
+        /// - Throws: ``DeadLetterError`` `capacityExceeded` when the store cannot grow; no letter is changed then.
+        mutating func insert(_ record: consuming Record, size: Int, nextAttemptAt: Int64?) throws(DeadLetterError) {
+            try self.records.reserve(self.records.count + 1)
             self.live += 1
             self.byStatus[Self.slot(record.status)] += 1
             self.bytes += size
@@ -350,7 +352,7 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
                 if onConflict == .fail { throw duplicate(letters[0].id) }
                 return DeadLetterAppendResult(inserted: 0, skipped: 1)
             }
-            state.insert(letters[0], key: key)
+            try state.insert(letters[0], key: key)
             return DeadLetterAppendResult(inserted: 1)
         }
         var fresh: [(letter: DeadLetter, key: Key)] = []
@@ -378,7 +380,9 @@ public final class MemoryDeadLetterStore: DeadLetterStore {
         if limits.isBounded, limits.overflow == .rejectNew {
             try self.checkRoom(for: fresh.map(\.letter), limits: limits, state)
         }
-        for entry in fresh { state.insert(entry.letter, key: entry.key) }
+        // Room for them all first: a store that cannot grow takes none of them, not some.
+        try state.records.reserve(state.records.count + fresh.count)
+        for entry in fresh { try state.insert(entry.letter, key: entry.key) }
         var evicted: [DeadLetter] = []
         if limits.isBounded, limits.overflow == .dropOldest {
             let maxEntries = limits.maxEntries ?? .max
