@@ -168,7 +168,11 @@ extension DeadLetterQueue {
             payload: payload
         )
         let metadata = metadata.isEmpty ? metadata : self.redactor.redact(metadata)
-        if self.metrics.isDisabled {
+        // No clock read or counter while metrics are not bootstrapped (swift-metrics' no-op factory).
+        let start = self.metrics.isDisabled ? nil : ContinuousClock.now
+        do {
+            // The store's time alone, as the general path times its `append`.
+            defer { if let start { self.metrics.record("append", since: start) } }
             try memory.insert(
                 new,
                 source: source,
@@ -178,18 +182,8 @@ extension DeadLetterQueue {
                 metadata: metadata,
                 contentType: contentType
             )
-        } else {
-            let start = ContinuousClock.now
-            defer { self.metrics.record("append", since: start) }
-            try memory.insert(
-                new,
-                source: source,
-                errorType: errorType,
-                reason: reason,
-                causes: causes,
-                metadata: metadata,
-                contentType: contentType
-            )
+        }
+        if start != nil {
             self.metrics.counter("dlq_dead_letters_total", "source", source, "reason", reason.rawValue).increment()
         }
         let id = DeadLetterIDGenerator.uuidString(high: high, low: low)

@@ -102,25 +102,13 @@ struct ModelTests {
             "'", "\"", "`", "\n", ".", "x", "0x", "0x1F", "0xg", "é", "🚀", "order", "failed",
             "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "0193A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B",
         ]
-        var random = SplitMix64(seed: 20_261_207)
+        var random = SeededRandom(seed: 20_261_207)
         for _ in 0..<3000 {
             let message = (0..<Int(random.next() % 12)).map { _ in pieces[Int(random.next() % UInt64(pieces.count))] }
                 .joined()
             #expect(Fingerprint.normalize(message) == Self.plainNormalize(message), "\(message.debugDescription)")
             let hash = Self.fnv1a("Type\u{0}" + Self.plainNormalize(message))
             #expect(Fingerprint.compute(errorType: "Type", message: message) == hash)
-        }
-    }
-
-    struct SplitMix64 {
-        var state: UInt64
-        init(seed: UInt64) { self.state = seed }
-        mutating func next() -> UInt64 {
-            self.state &+= 0x9E37_79B9_7F4A_7C15
-            var z = self.state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
         }
     }
 
