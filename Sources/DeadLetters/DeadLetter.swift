@@ -154,21 +154,6 @@ public struct DeadLetter: Sendable, Hashable, Identifiable {
     }
 }
 
-extension DeadLetter {
-    /// A letter that holds nothing to count references of (empty texts, no payload): what a letter moved out of
-    /// an array leaves in its place, destroyed for nothing.
-    static let vacated = DeadLetter(
-        id: "",
-        source: "",
-        reason: FailureReason(rawValue: ""),
-        errorType: "",
-        errorMessage: "",
-        firstFailedAt: Date(timeIntervalSince1970: 0),
-        fingerprint: "",
-        payload: Data()
-    )
-}
-
 extension Date {
     /// The date rounded to the nearest millisecond, the precision of the stored format.
     public var roundedToMilliseconds: Date {

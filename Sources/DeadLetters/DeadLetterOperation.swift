@@ -261,6 +261,8 @@ public struct DeadLetterOperationLetter: Sendable, Hashable {
     private var hasErrorType: Bool
     private var errorMessageText: String
     private var hasErrorMessage: Bool
+    /// Always `true`: whether an optional holds a letter, asked without copying it (`letters[index]?.isPresent`).
+    var isPresent: Bool { true }
 
     /// Creates a letter's outcome.
     public init(

@@ -54,12 +54,14 @@ extension DeadLetterQueue {
         while var current = batch {
             batch = nil
             seen += current.count
-            // Each letter is moved out of the page, leaving an empty letter behind, not copied: a copy retained
-            // and released every field of every letter, and the page's array then destroyed them again
-            // (`for letter in` a page: 16% of a memory replay's samples, perf, 300,000 letters).
-            for index in current.claimed.indices {
-                var letter = DeadLetter.vacated
-                swap(&letter, &current.claimed[index])
+            // Each letter is moved out of the page, not copied: a copy retained and released every field of every
+            // letter, and the page's array then destroyed them again (`for letter in` a page: 16% of a memory
+            // replay's samples, perf, 300,000 letters). The page is reversed in place (its letters moved bitwise)
+            // and taken from its end: swapping an empty letter in instead retained and released the empty
+            // letter's eleven fields twice, 34 of the 170 reference-count calls a replayed letter made
+            // (`perf probe` on `swift_retain` / `swift_release`, 10,000 letters).
+            current.claimed.withUnsafeMutableBufferPointer { $0.reverse() }
+            while let letter = current.claimed.popLast() {
                 if stop {
                     pending.handBack(letter)
                     continue
