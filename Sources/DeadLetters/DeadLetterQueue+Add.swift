@@ -61,10 +61,27 @@ extension DeadLetterQueue {
     ) async throws -> String {
         let facts = ErrorTypeFacts.of(error)
         let captured = CapturedError(error, facts: facts)
-        return try await self.add(
+        let reason = self.configuration.classifier.classify(error, facts: facts)
+        // The memory store's path first, from here: through the other `add` it cost one more async call, whose
+        // frame the task allocates and frees (the task allocator was 5.6% of an add's samples, perf, 100,000
+        // letters).
+        if let id = try self.addToMemory(
             payload: payload,
             source: source,
-            reason: self.configuration.classifier.classify(error, facts: facts),
+            reason: reason,
+            errorType: captured.type,
+            errorMessage: captured.message,
+            causes: captured.causes,
+            attempts: attempts,
+            metadata: metadata,
+            contentType: contentType
+        ) {
+            return id
+        }
+        return try await self.addToStore(
+            payload: payload,
+            source: source,
+            reason: reason,
             errorType: captured.type,
             errorMessage: captured.message,
             causes: captured.causes,
@@ -103,6 +120,32 @@ extension DeadLetterQueue {
         ) {
             return id
         }
+        return try await self.addToStore(
+            payload: payload,
+            source: source,
+            reason: reason,
+            errorType: errorType,
+            errorMessage: errorMessage,
+            causes: causes,
+            attempts: attempts,
+            metadata: metadata,
+            contentType: contentType
+        )
+    }
+
+    /// ``add(payload:source:reason:errorType:errorMessage:causes:attempts:metadata:contentType:)`` through the
+    /// store's `append`: any store, any limits.
+    private func addToStore(
+        payload: Data,
+        source: String,
+        reason: FailureReason,
+        errorType: String,
+        errorMessage: String,
+        causes: [String],
+        attempts: Int,
+        metadata: [String: String],
+        contentType: String?
+    ) async throws -> String {
         try DeadLetter.checkAttempts(attempts)
         let now = self.clock.now()
         let id = self.ids.next(at: now)
@@ -139,6 +182,7 @@ extension DeadLetterQueue {
     /// half of an add on this store.
     /// - Returns: the new letter's id, or `nil` when the store is another or has limits (the caller takes
     ///   the general path).
+    @inline(never)
     private func addToMemory(
         payload: Data,
         source: String,
