@@ -341,4 +341,3 @@ struct RawSearchUpkeep {
         for statement in self.statements { try statement.run() }
     }
 }
-

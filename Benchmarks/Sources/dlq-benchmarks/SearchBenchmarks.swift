@@ -25,7 +25,10 @@ enum SearchBenchmarks {
             ("payload substring, 1 letter (`\(order)`)", DeadLetterFilter(search: order), "< 50 ms"),
             ("payload substring, a few hundred letters (`SKU-4242`)", DeadLetterFilter(search: "SKU-4242"), "< 50 ms"),
             ("message substring, 1 letter in 10 (`timed out`)", DeadLetterFilter(search: "timed out"), "< 50 ms"),
-            ("one metadata pair (`customer=\(customer)`)", DeadLetterFilter(metadata: ["customer": customer]), "< 5 ms"),
+            (
+                "one metadata pair (`customer=\(customer)`)", DeadLetterFilter(metadata: ["customer": customer]),
+                "< 5 ms"
+            ),
             (
                 "metadata pair + source",
                 DeadLetterFilter(sources: ["orders"], metadata: ["tenant": "acme"]), "< 5 ms"
@@ -58,10 +61,14 @@ enum SearchBenchmarks {
                 ]
                 try process.run()
                 process.waitUntilExit()
-                guard process.terminationStatus == 0 else { throw BenchmarkError("sqlite3 could not drop the triggers") }
+                guard process.terminationStatus == 0 else {
+                    throw BenchmarkError("sqlite3 could not drop the triggers")
+                }
             }
             let store = try SQLiteDeadLetterStore(path: path, durability: .fast)
-            let batches = (0..<(count / 1000)).map { self.letters(factory, ($0 * 1000)..<($0 * 1000 + 1000), of: count) }
+            let batches = (0..<(count / 1000)).map {
+                self.letters(factory, ($0 * 1000)..<($0 * 1000 + 1000), of: count)
+            }
             let elapsed = try await Measure.time {
                 for batch in batches { try await store.append(batch) }
             }
@@ -75,7 +82,8 @@ enum SearchBenchmarks {
             Figure(
                 "SQLite: appends of 1,000 (fast durability), \(Format.integer(Double(count))) letters: with the search "
                     + "triggers · without",
-                measured: "\(Format.rate(with)) · \(Format.rate(without)) (\(Int((100 * (1 - with / max(without, 1))).rounded()))% "
+                measured:
+                    "\(Format.rate(with)) · \(Format.rate(without)) (\(Int((100 * (1 - with / max(without, 1))).rounded()))% "
                     + "slower)"
             )
         )
