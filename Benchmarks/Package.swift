@@ -20,10 +20,16 @@ let package = Package(
         .target(name: "CMallocInfo"),
         // Counts allocations by defining malloc and its relatives: linked into dlq-alloc-check only.
         .target(name: "CMallocCount"),
+        // The Python seed's workload, shared by both executables.
+        .target(
+            name: "SeedWorkload",
+            dependencies: [.product(name: "DeadLetters", package: "swift-dead-letters")]
+        ),
         .executableTarget(
             name: "dlq-benchmarks",
             dependencies: [
                 "CMallocInfo",
+                "SeedWorkload",
                 .product(name: "DeadLetters", package: "swift-dead-letters"),
                 .product(name: "DeadLettersSQLite", package: "swift-dead-letters"),
                 .product(name: "DeadLettersPostgres", package: "swift-dead-letters"),
@@ -38,6 +44,7 @@ let package = Package(
             name: "dlq-alloc-check",
             dependencies: [
                 "CMallocCount",
+                "SeedWorkload",
                 .product(name: "DeadLetters", package: "swift-dead-letters"),
                 .product(name: "DeadLettersSQLite", package: "swift-dead-letters"),
             ]

@@ -1,6 +1,7 @@
 import CMallocCount
 import DeadLetters
 import DeadLettersSQLite
+import SeedWorkload
 import Foundation
 
 #if canImport(Glibc)
@@ -119,27 +120,27 @@ struct AllocationCheck {
         // add, a thrown error
         do {
             let queue = try DeadLetterQueue(store: .memory)
-            try await Self.addErrors(queue, 0..<500, payload: payload)
+            try await SeedWorkload.fill(queue, orders: 0..<500, payload: payload)
             cmalloccount_start()
-            try await Self.addErrors(queue, 500..<(500 + count), payload: payload)
+            try await SeedWorkload.fill(queue, orders: 500..<(500 + count), payload: payload)
             figures.append(("memory.add.error", Double(cmalloccount_stop()) / Double(count)))
         }
         // add, type and message strings (made before counting)
         do {
             let queue = try DeadLetterQueue(store: .memory)
             let messages = (0..<(500 + count)).map { "processing failed for order \($0)" }
-            for index in 0..<500 { try await Self.addStrings(queue, messages[index], payload: payload) }
+            for index in 0..<500 { try await SeedWorkload.add(queue, message: messages[index], payload: payload) }
             cmalloccount_start()
-            for index in 500..<(500 + count) { try await Self.addStrings(queue, messages[index], payload: payload) }
+            for index in 500..<(500 + count) { try await SeedWorkload.add(queue, message: messages[index], payload: payload) }
             figures.append(("memory.add.strings", Double(cmalloccount_stop()) / Double(count)))
         }
         // replay, per letter
         do {
             let warm = try DeadLetterQueue(store: .memory)
-            try await Self.addErrors(warm, 0..<500, payload: payload)
+            try await SeedWorkload.fill(warm, orders: 0..<500, payload: payload)
             _ = try await Self.replayAll(warm)
             let queue = try DeadLetterQueue(store: .memory)
-            try await Self.addErrors(queue, 0..<count, payload: payload)
+            try await SeedWorkload.fill(queue, orders: 0..<count, payload: payload)
             cmalloccount_start()
             let replayed = try await Self.replayAll(queue)
             let allocations = cmalloccount_stop()
@@ -183,43 +184,6 @@ struct AllocationCheck {
             figures.append(("sqlite.page.filtered", Double(allocations) / Double(pages)))
         }
         return figures
-    }
-
-    struct OrderError: Error, CustomStringConvertible {
-        var order: Int
-        var description: String { "processing failed for order \(self.order)" }
-    }
-
-    static func fail(_ order: Int) throws {
-        throw OrderError(order: order)
-    }
-
-    static func addErrors(_ queue: DeadLetterQueue, _ range: Range<Int>, payload: Data) async throws {
-        for index in range {
-            do {
-                try Self.fail(index)
-            } catch {
-                try await queue.add(
-                    payload: payload,
-                    source: "orders",
-                    error: error,
-                    attempts: 3,
-                    metadata: ["tenant": "acme"]
-                )
-            }
-        }
-    }
-
-    static func addStrings(_ queue: DeadLetterQueue, _ message: String, payload: Data) async throws {
-        try await queue.add(
-            payload: payload,
-            source: "orders",
-            reason: .processing,
-            errorType: "OrderError",
-            errorMessage: message,
-            attempts: 3,
-            metadata: ["tenant": "acme"]
-        )
     }
 
     static func replayAll(_ queue: DeadLetterQueue) async throws -> Int {

@@ -54,6 +54,34 @@ enum Measure {
         return pages * sysconf(Int32(_SC_PAGESIZE))
     }
 
+    /// The numbers a program prints (whitespace between them), run to its end; with no `program`, this one
+    /// again (a child of the suite: `--child-…` arguments).
+    /// - Throws: when it fails or prints other than `count` numbers, with what it printed.
+    static func numbers(
+        of program: String = CommandLine.arguments[0],
+        _ arguments: [String],
+        environment: [String: String]? = nil,
+        count: Int
+    ) throws -> [Double] {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: program)
+        child.arguments = arguments
+        if let environment { child.environment = environment }
+        let output = Pipe()
+        child.standardOutput = output
+        try child.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        child.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        let fields = text.split(whereSeparator: \.isWhitespace)
+        let numbers = fields.compactMap { Double($0) }
+        guard child.terminationStatus == 0, fields.count == count, numbers.count == count else {
+            let command = ([program] + arguments).joined(separator: " ")
+            throw BenchmarkError("\(command) failed: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return numbers
+    }
+
     /// Bytes of the malloc heap in use (glibc's `mallinfo2`), after trimming free memory.
     static func heapInUse() -> Int {
         Int(cmallocinfo_heap_in_use())

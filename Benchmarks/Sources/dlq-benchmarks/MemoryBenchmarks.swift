@@ -117,23 +117,13 @@ enum MemoryBenchmarks {
     /// Runs ``measureMemoryPerLetter(count:)`` in a child process of its own with `MALLOC_ARENA_MAX=1`, so that
     /// memory freed by the earlier figures is not reused and `mallinfo2` sees every thread's allocations.
     static func memoryPerLetter(count: Int, report: Report) async throws {
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-        child.arguments = ["--child-memory-per-letter", String(count)]
         var environment = ProcessInfo.processInfo.environment
         environment["MALLOC_ARENA_MAX"] = "1"
-        child.environment = environment
-        let output = Pipe()
-        child.standardOutput = output
-        try child.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        child.waitUntilExit()
-        let fields = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isWhitespace).compactMap {
-            Double($0)
-        }
-        guard child.terminationStatus == 0, fields.count == 3 else {
-            throw BenchmarkError("the memory-per-letter child failed: \(String(decoding: data, as: UTF8.self))")
-        }
+        let fields = try Measure.numbers(
+            ["--child-memory-per-letter", String(count)],
+            environment: environment,
+            count: 3
+        )
         let (heap, rss, messageBytes) = (fields[0], fields[1], fields[2])
         report.add(
             Figure(

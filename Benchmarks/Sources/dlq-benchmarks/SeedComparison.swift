@@ -1,5 +1,6 @@
 import DeadLetters
 import Foundation
+import SeedWorkload
 
 /// The in-memory path beside the Python seed it descends from: Datapunk's asyncio dead-letter queue, as
 /// reconstructed in `Benchmarks/python/datapunk_dlq_reconstruction.py` (its code is not available; see that
@@ -83,20 +84,7 @@ enum SeedComparison {
 
     /// Runs `--child-seed WORKLOAD 100000`, which prints heap and RSS growth per letter.
     static func growth(_ workload: String) throws -> (heap: Double, rss: Double) {
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-        child.arguments = ["--child-seed", workload, "100000"]
-        let output = Pipe()
-        child.standardOutput = output
-        try child.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        child.waitUntilExit()
-        let fields = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isWhitespace).compactMap {
-            Double($0)
-        }
-        guard child.terminationStatus == 0, fields.count == 2 else {
-            throw BenchmarkError("the seed \(workload) child failed: \(String(decoding: data, as: UTF8.self))")
-        }
+        let fields = try Measure.numbers(["--child-seed", workload, "100000"], count: 2)
         return (fields[0], fields[1])
     }
 
@@ -140,57 +128,22 @@ enum SeedComparison {
     }
 
     static func child(_ workload: String, _ count: Int) throws -> Double {
-        try Self.rate(of: CommandLine.arguments[0], ["--child-seed", workload, String(count)])
+        try Measure.numbers(["--child-seed", workload, String(count)], count: 1)[0]
     }
 
     /// Runs a program that prints one rate.
     static func rate(of program: String, _ arguments: [String]) throws -> Double {
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: program)
-        child.arguments = arguments
-        let output = Pipe()
-        child.standardOutput = output
-        try child.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        child.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard child.terminationStatus == 0, let rate = Double(text) else {
-            throw BenchmarkError("\(program) \(arguments.joined(separator: " ")) failed: \(text)")
-        }
-        return rate
+        try Measure.numbers(of: program, arguments, count: 1)[0]
     }
 
     // MARK: the Swift side, in a child process
 
-    struct OrderProcessingError: Error, CustomStringConvertible {
-        var order: Int
-        var description: String { "processing failed for order \(self.order)" }
-    }
+    static func payload(_ order: Int) -> Data { SeedWorkload.payload(order) }
 
-    static func process(_ order: Int) throws {
-        throw OrderProcessingError(order: order)
-    }
+    static func process(_ order: Int) throws { try SeedWorkload.process(order) }
 
-    static func payload(_ order: Int) -> Data {
-        Data("{\"order_id\":\(order),\"amount\":19.99,\"currency\":\"EUR\"}".utf8)
-    }
-
-    /// Adds `count` letters as the workload does, each from a thrown and caught error.
     static func fill(_ queue: DeadLetterQueue, count: Int) async throws {
-        for order in 0..<count {
-            let payload = Self.payload(order)
-            do {
-                try Self.process(order)
-            } catch {
-                try await queue.add(
-                    payload: payload,
-                    source: "orders",
-                    error: error,
-                    attempts: 3,
-                    metadata: ["tenant": "acme"]
-                )
-            }
-        }
+        try await SeedWorkload.fill(queue, orders: 0..<count)
     }
 
     /// `dlq-benchmarks --child-seed add-error|add-strings|replay COUNT`: prints the rate of one workload.
@@ -218,14 +171,10 @@ enum SeedComparison {
         case "add-strings":
             let elapsed = try await Measure.time {
                 for order in 0..<count {
-                    try await queue.add(
-                        payload: Self.payload(order),
-                        source: "orders",
-                        reason: .processing,
-                        errorType: "OrderProcessingError",
-                        errorMessage: "processing failed for order \(order)",
-                        attempts: 3,
-                        metadata: ["tenant": "acme"]
+                    try await SeedWorkload.add(
+                        queue,
+                        message: "processing failed for order \(order)",
+                        payload: Self.payload(order)
                     )
                 }
             }
