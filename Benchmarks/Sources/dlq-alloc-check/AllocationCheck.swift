@@ -1,8 +1,8 @@
 import CMallocCount
 import DeadLetters
 import DeadLettersSQLite
-import SeedWorkload
 import Foundation
+import SeedWorkload
 
 #if canImport(Glibc)
 import Glibc
@@ -131,7 +131,9 @@ struct AllocationCheck {
             let messages = (0..<(500 + count)).map { "processing failed for order \($0)" }
             for index in 0..<500 { try await SeedWorkload.add(queue, message: messages[index], payload: payload) }
             cmalloccount_start()
-            for index in 500..<(500 + count) { try await SeedWorkload.add(queue, message: messages[index], payload: payload) }
+            for index in 500..<(500 + count) {
+                try await SeedWorkload.add(queue, message: messages[index], payload: payload)
+            }
             figures.append(("memory.add.strings", Double(cmalloccount_stop()) / Double(count)))
         }
         // replay, per letter
