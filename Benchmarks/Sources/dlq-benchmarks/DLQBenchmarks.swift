@@ -133,7 +133,7 @@ struct DLQBenchmarks {
               --profile-sqlite-replay [LETTERS] [CONCURRENCY] [durable|fast]
               --profile-memory-replay [LETTERS] [CONCURRENCY]
               --profile-postgres-add [LETTERS-PER-ADDER]     (64 adders; needs DLQ_POSTGRES_URL)
-              --child-seed add-error|add-strings|replay|loop|memory COUNT   (one configuration of the Python comparison)
+              --child-seed add-error|add-strings|add-caught|loop|replay|memory|payloads COUNT   (one configuration of the Python comparison)
             """
         )
         exit(problem == nil ? 0 : 64)
