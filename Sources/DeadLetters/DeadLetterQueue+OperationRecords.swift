@@ -251,7 +251,9 @@ extension DeadLetterQueue {
             records.indices.allSatisfy({ written[$0] && records[$0]?.operation == first })
         {
             do {
-                try await self.recorded(records.indices.lazy.compactMap { records[$0]?.outcome }, of: first)
+                var runs = OutcomeRuns()
+                for index in records.indices { if let outcome = records[index]?.outcome { runs.add(outcome) } }
+                try await self.recorded(runs, of: first)
             } catch {
                 self.logger.error("could not record outcomes of an operation", metadata: ["error": "\(error)"])
             }
@@ -281,35 +283,33 @@ extension DeadLetterQueue {
 
     /// After letters' outcomes of one operation were recorded.
     private func recorded(_ letters: [DeadLetterOperationLetter], of id: String) async throws {
-        try await self.recorded(letters.lazy.map(\.outcome), of: id)
+        var runs = OutcomeRuns()
+        for letter in letters { runs.add(letter.outcome) }
+        try await self.recorded(runs, of: id)
     }
 
     /// After outcomes of one operation's letters were recorded.
-    private func recorded(
-        _ outcomes: some Sequence<DeadLetterOperationLetter.Outcome>,
-        of id: String
-    ) async throws {
-        guard let kind = try await self.operationKind(id) else { return }
+    ///
+    /// Takes the outcomes counted in runs, not a sequence: a generic sequence here (`some Sequence`, a lazy
+    /// `compactMap` over the page) made the runtime build its type the first time, checking its requirements
+    /// by a search of every protocol conformance in the process: 0.9 ms, a tenth of a fresh process's first
+    /// replay of 10,000 letters (perf, ten runs).
+    private func recorded(_ runs: OutcomeRuns, of id: String) async throws {
+        guard !runs.isEmpty, let kind = try await self.operationKind(id) else { return }
         // Counted once per run of one outcome (a replay's batch is mostly one), not looked up per letter.
-        func count(_ outcome: DeadLetterOperationLetter.Outcome?, _ letters: Int) {
-            guard let outcome, letters > 0 else { return }
+        for (outcome, letters) in runs.runs {
             self.metrics.counter("dlq_operation_letters_total", "kind", kind.rawValue, "outcome", outcome.rawValue)
                 .increment(by: letters)
         }
-        var outcome: DeadLetterOperationLetter.Outcome?
-        var run = 0
-        for next in outcomes {
-            if next != outcome {
-                count(outcome, run)
-                (outcome, run) = (next, 0)
-            }
-            run += 1
-        }
-        guard outcome != nil else { return }
-        count(outcome, run)
         // Replays, parks, purges and deletes end themselves; a redrive (or an edit that redrove) ends with its
         // last letter's outcome.
-        guard kind == .redrive || kind == .edit, try await !self.store.hasPendingLetters(operation: id),
+        guard kind == .redrive || kind == .edit else { return }
+        try await self.finishRedriveIfDone(id)
+    }
+
+    /// Ends a redrive (or an edit that redrove) run by no runner once no letter of it is pending.
+    private func finishRedriveIfDone(_ id: String) async throws {
+        guard try await !self.store.hasPendingLetters(operation: id),
             let operation = try await self.store.operation(id: id)
         else { return }
         if operation.state == .running, operation.heartbeatAt == nil {
@@ -428,6 +428,21 @@ extension DeadLetterQueue {
                 }
             )
             if pending.count < 500 { break }
+        }
+    }
+}
+
+/// Outcomes in runs of equal ones, in order: what ``DeadLetterQueue`` counts in `dlq_operation_letters_total`.
+struct OutcomeRuns {
+    private(set) var runs: [(outcome: DeadLetterOperationLetter.Outcome, count: Int)] = []
+
+    var isEmpty: Bool { self.runs.isEmpty }
+
+    mutating func add(_ outcome: DeadLetterOperationLetter.Outcome) {
+        if let last = self.runs.indices.last, self.runs[last].outcome == outcome {
+            self.runs[last].count += 1
+        } else {
+            self.runs.append((outcome, 1))
         }
     }
 }

@@ -95,13 +95,20 @@ extension MemoryDeadLetterStore {
     /// Strings that many letters share (sources, error types, content types) and reasons, kept once and
     /// referred to by number. Entries are never removed: their number is small next to the letters'.
     struct Interner {
+        /// The room each table is made with, when the store is made. Made empty (`[:]`), a table's storage and
+        /// the runtime's type for it (`_DictionaryStorage<ExactText, UInt32>`…, found by a search of every
+        /// protocol conformance in the process the first time) were made at the first add instead: about 0.1 ms
+        /// a table, a third of a millisecond for a fresh process's first letter (perf, 30 fresh processes). A
+        /// service pays it once either way; made here, it pays it when it starts, not on its first failure.
+        static let initialCapacity = 8
+
         private(set) var strings: [String] = []
         /// Keyed by bytes: Swift's `==` takes canonically equivalent strings ("é" composed and decomposed)
         /// for one, and a letter must read back the bytes it was stored with.
-        private var stringIDs: [ExactText: UInt32] = [:]
+        private var stringIDs = [ExactText: UInt32](minimumCapacity: Interner.initialCapacity)
         private(set) var reasons: [FailureReason] = []
         /// Keyed by the name's bytes, as ``stringIDs``.
-        private var reasonIDs: [ExactText: UInt32] = [:]
+        private var reasonIDs = [ExactText: UInt32](minimumCapacity: Interner.initialCapacity)
 
         /// The strings found last, compared byte for byte before the dictionary is hashed: an add interns its
         /// source, error type and content type, and a producer's letters repeat them.
@@ -150,7 +157,7 @@ extension MemoryDeadLetterStore {
         /// Extras that hold only metadata, one per distinct metadata (compared by bytes), for at most
         /// ``maxSharedMetadata`` of them: a producer's letters usually carry the same few pairs, and then share
         /// one ``Extras`` and one dictionary instead of allocating both per letter (about 250 bytes).
-        private var metadataExtras: [ExactMetadata: Extras] = [:]
+        private var metadataExtras = [ExactMetadata: Extras](minimumCapacity: Interner.initialCapacity)
         static let maxSharedMetadata = 4096
 
         /// The metadata shared last, compared before the dictionary is hashed.
@@ -175,7 +182,7 @@ extension MemoryDeadLetterStore {
         /// ``maxSharedFingerprints`` of them: letters share a few fingerprints, and a letter read back gets its
         /// fingerprint shared instead of written anew (an allocation and its free at each read: 8-10% of a
         /// memory replay's samples with the frees' consolidation).
-        private var fingerprintTexts: [UInt64: String] = [:]
+        private var fingerprintTexts = [UInt64: String](minimumCapacity: Interner.initialCapacity)
         static let maxSharedFingerprints = 4096
 
         /// - Parameter fingerprint: its text, made only when it is kept.

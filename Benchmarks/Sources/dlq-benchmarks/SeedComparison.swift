@@ -264,6 +264,12 @@ enum SeedComparison {
             let rssGrowth = Double(Measure.residentBytes() - rss - payloadBytes) / Double(count)
             print(heapGrowth, rssGrowth)
             exit(kept.count == count + 100 ? 0 : 1)
+        case "replay-warm":
+            // For profiling, not in the table: the same replay after a first one of one letter in this process, so
+            // that what a process pays once (type metadata, symbol binding, first-touched pages) is paid before.
+            try await Self.fill(queue, count: 1)
+            _ = try await queue.replay(options: ReplayOptions(concurrency: 1, maxConsecutiveFailures: nil)) { _ in }
+            return try await Self.child(workload: "replay", count: count)
         case "replay":
             try await Self.fill(queue, count: count)
             var result: ReplayReport?
