@@ -186,7 +186,10 @@ final class ErrorTypeFacts: Sendable {
         self.name = _typeName(type, qualified: false)
         self.isDecodingError = error is DecodingError
         self.mayHaveUnderlying = self.isDecodingError || error is any DeadLetterUnderlyingErrorProviding
-        if !(error is any TextOutputStreamable), let described = type as? any (Error & CustomStringConvertible).Type {
+        // `TextOutputStreamable` asked only of a type that describes itself: each first question of a type and a
+        // protocol searches every conformance in the process (0.1 ms or more in a large binary), and a plain
+        // error enum is neither.
+        if let described = type as? any (Error & CustomStringConvertible).Type, !(error is any TextOutputStreamable) {
             self.describe = Self.describer(described)
         } else {
             self.describe = nil

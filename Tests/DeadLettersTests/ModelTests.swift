@@ -249,6 +249,24 @@ struct ModelTests {
         #expect(CapturedError(boxed).message == "x 9 [] y")
     }
 
+    /// `String(describing:)` prints what `write(to:)` writes for a streamable type, not its `description`.
+    struct Streamed: Error, CustomStringConvertible, TextOutputStreamable {
+        var description: String { "the description" }
+        func write<Target: TextOutputStream>(to target: inout Target) { target.write("the stream") }
+    }
+    enum Plain: Error { case refused(code: Int) }
+
+    @Test("captured errors: the message is what String(describing:) prints, streamable, described or plain")
+    func capturedMessagesMatchDescribing() {
+        let errors: [any Error] = [Streamed(), Wide(), Plain.refused(code: 7), SubFailure(order: 2)]
+        // Twice over: the first capture of a type finds its facts, the second reads them.
+        for error in errors + errors {
+            #expect(CapturedError(error).message == String(describing: error))
+        }
+        #expect(CapturedError(Streamed()).message == "the stream")
+        #expect(CapturedError(Plain.refused(code: 7)).message == "refused(code: 7)")
+    }
+
     struct Generic<Value>: Error {}
     enum Namespace {
         enum Nested: Error { case failed }
