@@ -24,6 +24,8 @@ extension MemoryDeadLetterStore {
         @exclusivity(unchecked) private var base: UnsafeMutablePointer<Record>?
         @exclusivity(unchecked) private(set) var count = 0
         @exclusivity(unchecked) private var capacity = 0
+        /// How many bytes from the block's start are known to have their pages present (see ``populateAhead()``).
+        @exclusivity(unchecked) private var populated = 0
 
         init() {}
 
@@ -80,8 +82,35 @@ extension MemoryDeadLetterStore {
         /// Appends a record; room for it is ``reserve(_:)``d.
         func append(_ record: consuming Record) {
             precondition(self.count < self.capacity, "no room reserved for the record")
+            if (self.count + 1) * MemoryLayout<Record>.stride > self.populated { self.populateAhead() }
             (self.base! + self.count).initialize(to: record)
             self.count += 1
+        }
+
+        /// How far ahead of the records ``populateAhead()`` makes pages present: 64 pages.
+        static let populateChunk = 256 * 1024
+
+        /// Makes the pages of the next ``populateChunk`` bytes of room present, in one call, before records are
+        /// written there. Each page first written otherwise faulted in on its own: the records' fresh pages were
+        /// 8% of a memory `add`'s samples (perf, 200,000 adds). The room stays as it was (the call writes
+        /// nothing); where the kernel cannot (before Linux 5.14), the pages fault in as before. At most a chunk
+        /// is present ahead of the records, so the resident memory stays the records'.
+        private func populateAhead() {
+            let stride = MemoryLayout<Record>.stride
+            let room = self.capacity * stride
+            let end = Swift.min(room, (self.count + 1) * stride + Self.populateChunk)
+            #if canImport(Glibc)
+            if let base = self.base {
+                let page = Int(getpagesize())
+                let start = UnsafeMutableRawPointer(base) + self.populated
+                let from = Int(bitPattern: start) & ~(page - 1)
+                let to = Int(bitPattern: UnsafeMutableRawPointer(base) + end) & ~(page - 1)
+                if to > from {
+                    _ = madvise(UnsafeMutableRawPointer(bitPattern: from), to - from, MADV_POPULATE_WRITE)
+                }
+            }
+            #endif
+            self.populated = end
         }
 
         /// Inserts a record at `index`; room for it is ``reserve(_:)``d.
@@ -133,6 +162,8 @@ extension MemoryDeadLetterStore {
             guard !overflow, let block = realloc(UnsafeMutableRawPointer(self.base), bytes) else { return false }
             self.base = block.bindMemory(to: Record.self, capacity: capacity)
             self.capacity = capacity
+            // The records' pages moved with them; the new room's are not yet present.
+            self.populated = Swift.min(self.populated, self.count * MemoryLayout<Record>.stride)
             return true
         }
     }
