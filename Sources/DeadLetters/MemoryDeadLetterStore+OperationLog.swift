@@ -197,7 +197,9 @@ extension MemoryDeadLetterStore {
             letters.withUnsafeBufferPointer { letters in
                 var changed = 0
                 var index = 0
-                while index < letters.count {
+                // One record per outcome: records past the outcomes (a caller's mistake) have none written.
+                let count = Swift.min(letters.count, written.count)
+                while index < count {
                     guard written[index], let first = Self.wrapped(letters, index) else {
                         index += 1
                         continue
@@ -208,7 +210,7 @@ extension MemoryDeadLetterStore {
                         index += 1
                         continue
                     }
-                    while index < letters.count {
+                    while index < count {
                         if written[index], let letter = Self.wrapped(letters, index) {
                             guard letter.pointee.operation == operation else { break }
                             if set.record(letter) { changed += 1 }

@@ -60,4 +60,32 @@ struct MemoryOutcomeRecordTests {
         #expect(try await store.operation(id: "op-b")?.counts.failed == 1)
         #expect(try await store.operation(id: "op-b")?.counts.pending == 1)
     }
+
+    @Test("records and outcomes of different counts: extra records are not recorded, missing ones are none")
+    func mismatchedCounts() async throws {
+        let store = MemoryDeadLetterStore()
+        let letters = (0..<3).map { _ in DeadLetterFixtures.letter(source: "orders") }
+        try await store.append(letters)
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        try await store.createOperation(
+            DeadLetterOperation(id: "op", kind: .replay, actor: "test", createdAt: now),
+            letters: letters.map { DeadLetterOperationLetter(operation: "op", letterID: $0.id, outcome: .pending) }
+        )
+        _ = try await store.claim(ids: letters.map(\.id), now: now, owner: "o", leaseUntil: now.addingTimeInterval(60))
+        let records = letters.map {
+            DeadLetterOperationLetter(operation: "op", letterID: $0.id, outcome: .succeeded, at: now)
+        }
+        // One outcome, three records: the two records without an outcome are not recorded.
+        #expect(try await store.write([.complete(id: letters[0].id)], owner: "o", recording: records) == [true])
+        // Two outcomes, no record: both are written, nothing more is recorded.
+        let written = try await store.write(
+            [.complete(id: letters[1].id), .complete(id: letters[2].id)],
+            owner: "o",
+            recording: []
+        )
+        #expect(written == [true, true])
+        let set = try await store.operationLetters(id: "op", outcomes: [], after: nil, limit: 10)
+        #expect(set.map(\.outcome) == [.succeeded, .pending, .pending])
+        #expect(try await store.count(DeadLetterFilter()) == 0)
+    }
 }
