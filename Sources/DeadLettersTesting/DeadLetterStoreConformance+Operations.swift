@@ -172,6 +172,9 @@ extension DeadLetterStoreConformance {
         )
         let after = try #require(try await store.operation(id: op.id))
         #expect(after.counts == DeadLetterOperation.Counts(selected: 4, succeeded: 2, failed: 1, pending: 1))
+        // A record past the outcomes (one per outcome is the contract) has no outcome written: not recorded.
+        #expect(try await store.write([], owner: "replay/op", recording: [record(2, .succeeded)]).isEmpty)
+        #expect(try await store.operation(id: op.id)?.counts == after.counts)
     }
 
     /// Operations are listed newest first, by stored state, a page at a time; pruning removes the old ones
