@@ -6,13 +6,13 @@ import SeedWorkload
 /// reconstructed in `Benchmarks/python/datapunk_dlq_reconstruction.py` (its code is not available; see that
 /// file). The workload of both: an error raised and caught, a small JSON payload, attempts 3, one metadata
 /// pair; then a replay of everything with a no-op handler. Each configuration runs in a fresh process
-/// (`dlq-benchmarks --child-seed WORKLOAD COUNT`, `python3 … add|replay COUNT`), five times, Python and Swift
+/// (`dlq-benchmarks --child-seed WORKLOAD COUNT`, `python3 … add|replay COUNT`), seven times, Python and Swift
 /// alternating, in this run.
 enum SeedComparison {
     static let counts = [10_000, 100_000]
 
     /// How many alternating pairs (a Python run, then the Swift run it is compared with) each size takes.
-    static let pairs = 5
+    static let pairs = 7
 
     /// Rates of one size: each workload's runs, and the ratio of each Swift run to the Python run just before it.
     struct Runs {
