@@ -74,8 +74,9 @@ struct ExportCommand: AsyncParsableCommand {
     }
 
     /// Writes the letters `filter` selects, page by page, syncs them to disk when asked, and closes the writer.
-    private static func export(
-        _ store: any DeadLetterStore,
+    /// Each page is read while the one before it is written (``DeadLetterStore/letters(matching:batchSize:)``).
+    private static func export<Store: DeadLetterStore>(
+        _ store: Store,
         _ filter: DeadLetterFilter,
         _ limit: Int?,
         _ writer: JSONLinesWriter,
@@ -85,16 +86,18 @@ struct ExportCommand: AsyncParsableCommand {
         defer { try? writer.close() }
         let bar = ProgressBar("exporting", total: limit.map { min($0, total) } ?? total)
         defer { bar.finish() }
-        var cursor: String?
-        repeat {
-            try Task.checkCancellation()
-            let want = min(1000, (limit ?? Int.max) - writer.count)
-            guard want > 0 else { break }
-            let page = try await store.page(filter, after: cursor, limit: want)
-            try writer.write(contentsOf: page.letters)
-            bar.update(writer.count)
-            cursor = page.nextCursor
-        } while cursor != nil
+        let limit = limit ?? Int.max
+        if limit > 0 {
+            for try await letter in store.letters(matching: filter, batchSize: min(1000, limit)) {
+                try writer.write(letter)
+                if writer.count >= limit { break }
+                if writer.count % 1000 == 0 {
+                    bar.update(writer.count)
+                    try Task.checkCancellation()
+                }
+            }
+        }
+        bar.update(writer.count)
         if sync { try writer.sync() }
         try writer.close()
         return writer.count

@@ -8,12 +8,14 @@ import Testing
 /// connection do.
 ///
 /// It also records the size of each ``write(_:owner:)`` call, and can hold the writes back until `handled`
-/// reaches `holdWritesUntil`, so that the outcomes behind them pile up.
+/// reaches `holdWritesUntil`, so that the outcomes behind them pile up. `onPage`, when set, runs before each
+/// page is read, with the page's cursor.
 struct CancellationRefusingStore: DeadLetterStore {
     let base = MemoryDeadLetterStore()
     let writes = PThreadLock<[Int]>([])
     let handled = PThreadLock(0)
     var holdWritesUntil: Int?
+    var onPage: (@Sendable (_ cursor: String?) async throws -> Void)?
 
     private func writable() throws {
         if Task.isCancelled { throw CancellationError() }
@@ -31,7 +33,8 @@ struct CancellationRefusingStore: DeadLetterStore {
     func letter(id: String) async throws -> DeadLetter? { try await self.base.letter(id: id) }
 
     func page(_ filter: DeadLetterFilter, after cursor: String?, limit: Int) async throws -> DeadLetterPage {
-        try await self.base.page(filter, after: cursor, limit: limit)
+        try await self.onPage?(cursor)
+        return try await self.base.page(filter, after: cursor, limit: limit)
     }
 
     func count(_ filter: DeadLetterFilter) async throws -> Int { try await self.base.count(filter) }

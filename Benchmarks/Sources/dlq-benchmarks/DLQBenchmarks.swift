@@ -96,6 +96,24 @@ struct DLQBenchmarks {
                 await self.runAlone {
                     print(Format.rate(try await MemoryBenchmarks.replayRate(count: count, concurrency: concurrency)))
                 }
+            case "--profile-postgres-replay":
+                // For profiling one figure alone: --profile-postgres-replay (4 instances, 10,000 letters)
+                guard ProcessInfo.processInfo.environment["DLQ_POSTGRES_URL"] != nil else {
+                    self.usage("--profile-postgres-replay needs DLQ_POSTGRES_URL")
+                }
+                settings.quick = true
+                let quick = settings
+                await self.runAlone {
+                    try await PostgresBenchmarks.run(quick, report: Report(), only: ["replay"])
+                }
+            case "--profile-export":
+                // For profiling one figure alone: --profile-export [all|tenth] (the cached 1,000,000-letter store)
+                let tenth = arguments.next() == "tenth"
+                let cache = settings.cacheFolder
+                await self.runAlone {
+                    let rate = try await ExportImportBenchmarks.exportRate(tenth: tenth, cacheFolder: cache)
+                    print(Format.rate(rate))
+                }
             case "-h", "--help": self.usage(nil)
             default: self.usage("unknown argument \(argument)")
             }
@@ -133,6 +151,8 @@ struct DLQBenchmarks {
               --profile-sqlite-replay [LETTERS] [CONCURRENCY] [durable|fast]
               --profile-memory-replay [LETTERS] [CONCURRENCY]
               --profile-postgres-add [LETTERS-PER-ADDER]     (64 adders; needs DLQ_POSTGRES_URL)
+              --profile-postgres-replay     (4 instances, 10,000 letters; needs DLQ_POSTGRES_URL)
+              --profile-export [all|tenth]     (the cached 1,000,000-letter store, to a scratch file)
               --child-seed add-error|add-strings|add-caught|loop|replay|memory|payloads COUNT   (one configuration of the Python comparison)
             """
         )

@@ -14,11 +14,7 @@ enum ExportImportBenchmarks {
         )
         let source = try SQLiteDeadLetterStore(path: big)
         defer { try? source.close() }
-        // The first tenth of the letters (their first failures are spread evenly over 48 hours).
-        let span = try await source.summary(DeadLetterFilter(), now: Date())
-        let oldest = span.oldestFailedAt ?? Date()
-        let newest = span.newestFailedAt ?? Date()
-        let tenth = DeadLetterFilter(until: oldest.addingTimeInterval(newest.timeIntervalSince(oldest) / 10))
+        let tenth = try await self.firstTenth(of: source)
         var files: [(count: Int, path: String)] = []
         for (label, filter) in [("a tenth", tenth), ("all", DeadLetterFilter())] {
             let path = settings.scratch + "/export-\(files.count).jsonl"
@@ -26,12 +22,7 @@ enum ExportImportBenchmarks {
             let rss = Measure.residentBytes()
             let sampler = PeakResidentSampler()
             var count = 0
-            let elapsed = try await Measure.time {
-                let writer = try JSONLinesWriter(path: path)
-                for try await letter in source.letters(matching: filter) { try writer.write(letter) }
-                try writer.close()
-                count = writer.count
-            }
+            let elapsed = try await Measure.time { count = try await self.export(source, matching: filter, to: path) }
             let growth = sampler.stop() - rss
             files.append((count, path))
             let rate = Double(count) / Measure.seconds(elapsed)
@@ -87,5 +78,42 @@ enum ExportImportBenchmarks {
                 )
             )
         }
+    }
+
+    /// A filter for the first tenth of the letters (their first failures are spread evenly over 48 hours).
+    static func firstTenth(of source: SQLiteDeadLetterStore) async throws -> DeadLetterFilter {
+        let span = try await source.summary(DeadLetterFilter(), now: Date())
+        let oldest = span.oldestFailedAt ?? Date()
+        let newest = span.newestFailedAt ?? Date()
+        return DeadLetterFilter(until: oldest.addingTimeInterval(newest.timeIntervalSince(oldest) / 10))
+    }
+
+    /// Writes the letters `filter` matches to a new JSON Lines file at `path`, as `dlq export` does.
+    /// - Returns: how many were written.
+    static func export(
+        _ source: SQLiteDeadLetterStore,
+        matching filter: DeadLetterFilter,
+        to path: String
+    ) async throws -> Int {
+        let writer = try JSONLinesWriter(path: path)
+        for try await letter in source.letters(matching: filter) { try writer.write(letter) }
+        try writer.close()
+        return writer.count
+    }
+
+    /// The export figure alone, for a profiler (`--profile-export`): the cached 1,000,000-letter store, all of
+    /// it or its first tenth, to a scratch file that is removed after.
+    /// - Returns: letters a second.
+    static func exportRate(tenth: Bool, cacheFolder: String) async throws -> Double {
+        let big = try await SQLiteFixtures.cachedStore(count: 1_000_000, cacheFolder: cacheFolder, report: nil)
+        let source = try SQLiteDeadLetterStore(path: big)
+        defer { try? source.close() }
+        let filter = tenth ? try await self.firstTenth(of: source) : DeadLetterFilter()
+        let path = "/tmp/dlq-bench-profile-export.jsonl"
+        try? FileManager.default.removeItem(atPath: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var count = 0
+        let elapsed = try await Measure.time { count = try await self.export(source, matching: filter, to: path) }
+        return Double(count) / Measure.seconds(elapsed)
     }
 }

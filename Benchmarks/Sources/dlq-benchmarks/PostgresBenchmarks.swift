@@ -7,7 +7,12 @@ import Synchronization
 /// PostgreSQL: durable `add` with 64 adders, replay by 4 instances (no letter twice), filtered pages and
 /// summary at 1,000,000 letters. Needs `DLQ_POSTGRES_URL`.
 enum PostgresBenchmarks {
-    static func run(_ settings: Settings, report: Report) async throws {
+    /// - Parameter only: the parts to run (`add`, `replay`, `queries`); all by default.
+    static func run(
+        _ settings: Settings,
+        report: Report,
+        only: Set<String> = ["add", "replay", "queries"]
+    ) async throws {
         guard let url = ProcessInfo.processInfo.environment["DLQ_POSTGRES_URL"], !url.isEmpty else {
             log("PostgreSQL: skipped (DLQ_POSTGRES_URL is not set)")
             report.add(Figure("PostgreSQL figures", measured: "not measured: DLQ_POSTGRES_URL not set"))
@@ -15,9 +20,15 @@ enum PostgresBenchmarks {
         }
         log("PostgreSQL")
         let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        try await self.durableAdd(url: url, schema: "bench_add_\(run)", settings, report: report)
-        try await self.replay(url: url, schema: "bench_replay_\(run)", settings, report: report)
-        try await self.queries(url: url, schema: "bench_big_\(run)", settings, report: report)
+        if only.contains("add") {
+            try await self.durableAdd(url: url, schema: "bench_add_\(run)", settings, report: report)
+        }
+        if only.contains("replay") {
+            try await self.replay(url: url, schema: "bench_replay_\(run)", settings, report: report)
+        }
+        if only.contains("queries") {
+            try await self.queries(url: url, schema: "bench_big_\(run)", settings, report: report)
+        }
     }
 
     /// The store's defaults; `DLQ_POSTGRES_BENCH_COMMITS` overrides `maxConcurrentCommits`, for tuning.
