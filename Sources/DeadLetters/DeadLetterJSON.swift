@@ -163,8 +163,16 @@ extension DeadLetterJSON {
             base64(l.payload)
             buffer.append(UInt8(ascii: "\""))
             raw(#","history":["#)
-            for (index, entry) in l.history.enumerated() {
-                if index > 0 { buffer.append(UInt8(ascii: ",")) }
+            // `history` without its array: the first failure, when only the letter's own fields hold it,
+            // written from them.
+            var first = true
+            if l.recordedHistory.first?.event != .failed {
+                firstFailure(l)
+                first = false
+            }
+            for entry in l.recordedHistory {
+                if !first { buffer.append(UInt8(ascii: ",")) }
+                first = false
                 historyEntry(entry)
             }
             buffer.append(UInt8(ascii: "]"))
@@ -176,6 +184,30 @@ extension DeadLetterJSON {
                 raw(#","abandonedClaims":"#)
                 int(l.abandonedClaims)
             }
+            buffer.append(UInt8(ascii: "}"))
+        }
+
+        /// What ``historyEntry(_:)`` writes for `HistoryEntry(firstFailureOf: l)`, without making the entry (its
+        /// fields retained and released for each letter exported). A test compares the two.
+        mutating func firstFailure(_ l: DeadLetter) {
+            raw(#"{"event":"failed","at":"#)
+            timestamp(l.firstFailedAt)
+            raw(#","errorType":"#)
+            string(l.errorType)
+            raw(#","errorMessage":"#)
+            string(l.errorMessage)
+            if !l.causes.isEmpty {
+                raw(#","causes":["#)
+                for (index, cause) in l.causes.enumerated() {
+                    if index > 0 { buffer.append(UInt8(ascii: ",")) }
+                    string(cause)
+                }
+                buffer.append(UInt8(ascii: "]"))
+            }
+            raw(#","reason":"#)
+            string(l.reason.rawValue)
+            raw(#","fingerprint":"#)
+            string(l.fingerprint)
             buffer.append(UInt8(ascii: "}"))
         }
 
@@ -247,11 +279,22 @@ extension DeadLetterJSON {
         }
 
         private mutating func escaped(_ bytes: UnsafeBufferPointer<UInt8>) {
+            let html = self.escapesHTML
             var start = 0
-            for index in 0..<bytes.count {
+            var index = 0
+            while index < bytes.count {
                 let c = bytes[index]
+                // Eight bytes at a time while none of them needs an escape (none below 0x20, no quote, no
+                // backslash), unless HTML's characters are escaped too.
+                if !html, index + 8 <= bytes.count, let base = bytes.baseAddress,
+                    !Self.mayNeedEscape(UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
+                {
+                    index += 8
+                    continue
+                }
+                defer { index += 1 }
                 guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else {
-                    if self.escapesHTML { self.escapeForHTML(bytes, at: index, start: &start) }
+                    if html { self.escapeForHTML(bytes, at: index, start: &start) }
                     continue
                 }
                 if index > start { buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index])) }
@@ -271,6 +314,20 @@ extension DeadLetterJSON {
                 }
             }
             if start < bytes.count { buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...])) }
+        }
+
+        /// Whether one of the eight bytes of `word` is below 0x20, a quote or a backslash (exact: a `false`
+        /// means none is; the usual tests for a zero byte, on the word and on its XOR with each byte looked for).
+        @inline(__always)
+        static func mayNeedEscape(_ word: UInt64) -> Bool {
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let high: UInt64 = 0x8080_8080_8080_8080
+            let below = (word &- ones &* 0x20) & ~word & high
+            let quote = word ^ (ones &* 0x22)
+            let backslash = word ^ (ones &* 0x5C)
+            let quotes = (quote &- ones) & ~quote & high
+            let backslashes = (backslash &- ones) & ~backslash & high
+            return below | quotes | backslashes != 0
         }
 
         /// Writes `<`, `>`, `&` as `\u003c`, `\u003e`, `\u0026`, and U+2028 and U+2029 (the bytes E2 80 A8/A9)
@@ -317,51 +374,58 @@ extension DeadLetterJSON {
             let day = Int(doy - (153 * mp + 2) / 5 + 1)
             let month = Int(mp < 10 ? mp + 3 : mp - 9)
             let year = Int(yoe + era * 400) + (month <= 2 ? 1 : 0)
-            buffer.append(UInt8(ascii: "\""))
-            digits(year / 100, 2)
-            digits(year % 100, 2)
-            buffer.append(UInt8(ascii: "-"))
-            digits(month, 2)
-            buffer.append(UInt8(ascii: "-"))
-            digits(day, 2)
-            buffer.append(UInt8(ascii: "T"))
-            digits(msOfDay / 3_600_000, 2)
-            buffer.append(UInt8(ascii: ":"))
-            digits(msOfDay / 60_000 % 60, 2)
-            buffer.append(UInt8(ascii: ":"))
-            digits(msOfDay / 1000 % 60, 2)
-            buffer.append(UInt8(ascii: "."))
-            digits(msOfDay % 1000 / 10, 2)
-            digits(msOfDay % 10, 1)
-            raw("Z\"")
-        }
-
-        private mutating func digits(_ value: Int, _ count: Int) {
-            if count == 2 {
-                buffer.append(UInt8(ascii: "0") &+ UInt8(value / 10))
+            // Composed in place and appended once: an append a digit was most of the time of a timestamp.
+            var text: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &text) { out in
+                func put(_ value: Int, _ count: Int, at offset: Int) {
+                    var value = value
+                    for index in (0..<count).reversed() {
+                        out[offset + index] = UInt8(ascii: "0") &+ UInt8(value % 10)
+                        value /= 10
+                    }
+                }
+                // "YYYY-MM-DDTHH:MM:SS.mmmZ", quoted: 26 bytes.
+                out[0] = UInt8(ascii: "\"")
+                put(year, 4, at: 1)
+                out[5] = UInt8(ascii: "-")
+                put(month, 2, at: 6)
+                out[8] = UInt8(ascii: "-")
+                put(day, 2, at: 9)
+                out[11] = UInt8(ascii: "T")
+                put(msOfDay / 3_600_000, 2, at: 12)
+                out[14] = UInt8(ascii: ":")
+                put(msOfDay / 60_000 % 60, 2, at: 15)
+                out[17] = UInt8(ascii: ":")
+                put(msOfDay / 1000 % 60, 2, at: 18)
+                out[20] = UInt8(ascii: ".")
+                put(msOfDay % 1000, 3, at: 21)
+                out[24] = UInt8(ascii: "Z")
+                out[25] = UInt8(ascii: "\"")
+                buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: out[0..<26]))
             }
-            buffer.append(UInt8(ascii: "0") &+ UInt8(value % 10))
         }
 
+        /// `data` in standard base64, encoded into memory of its own and appended at once (zero-filling the
+        /// buffer's room first, element by element, cost as much as the encoding).
         mutating func base64(_ data: Data) {
             let count = data.count
             guard count > 0 else { return }
-            let start = buffer.count
             let outCount = (count + 2) / 3 * 4
-            buffer.append(contentsOf: repeatElement(0, count: outCount))
-            buffer.withUnsafeMutableBufferPointer { out in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: outCount) { out in
                 data.withUnsafeBytes { input in
-                    var o = start
-                    var i = 0
-                    base64Alphabet.withUnsafeBufferPointer { alphabet in
-                        while i + 3 <= count {
-                            let n = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
-                            out[o] = alphabet[Int(n >> 18)]
-                            out[o + 1] = alphabet[Int(n >> 12 & 63)]
-                            out[o + 2] = alphabet[Int(n >> 6 & 63)]
-                            out[o + 3] = alphabet[Int(n & 63)]
-                            i += 3
-                            o += 4
+                    DeadLetterJSON.base64Alphabet.withUnsafeBufferPointer { alphabet in
+                        var o = 0
+                        var i = 0
+                        // Twelve bits a lookup: two characters from one table entry.
+                        DeadLetterJSON.base64Pairs.withUnsafeBufferPointer { pairs in
+                            let raw = UnsafeMutableRawPointer(out.baseAddress!)
+                            while i + 3 <= count {
+                                let n = Int(input[i]) << 16 | Int(input[i + 1]) << 8 | Int(input[i + 2])
+                                raw.storeBytes(of: pairs[n >> 12], toByteOffset: o, as: UInt16.self)
+                                raw.storeBytes(of: pairs[n & 0xFFF], toByteOffset: o + 2, as: UInt16.self)
+                                i += 3
+                                o += 4
+                            }
                         }
                         let rest = count - i
                         if rest > 0 {
@@ -373,10 +437,17 @@ extension DeadLetterJSON {
                         }
                     }
                 }
+                self.buffer.append(contentsOf: UnsafeBufferPointer(out))
             }
         }
     }
 
     static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
     static let base64Alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    /// The two base64 characters of each 12-bit value, as the bytes of a `UInt16` in memory order (8 KiB).
+    static let base64Pairs: [UInt16] = (0..<4096).map { value in
+        let first = UInt16(base64Alphabet[value >> 6])
+        let second = UInt16(base64Alphabet[value & 63])
+        return (first | second << 8).littleEndian
+    }
 }
