@@ -69,12 +69,13 @@ extension PostgresDeadLetterStore {
     /// How many closed connections in a row the pool may lease before an operation fails.
     static let closedLeaseRetries = 3
 
-    private enum Leased<R: Sendable>: Sendable {
+    /// What a lease gave: the body's value, or a connection that was already closed (or came too late).
+    enum Leased<R: Sendable>: Sendable {
         case value(R)
         case closed
     }
 
-    private enum PooledOutcome<R: Sendable>: Sendable {
+    enum PooledOutcome<R: Sendable>: Sendable {
         case done(R)
         case poolFailed(any Error)
         case noConnectionInTime
@@ -86,39 +87,69 @@ extension PostgresDeadLetterStore {
         _ body: (PostgresConnection) async throws -> R
     ) async throws -> PooledOutcome<R> {
         try await withoutActuallyEscaping(body) { body in
-            // The group ends before `body` goes out of scope, and `body` runs in one child task at a time.
+            // The lease ends before `body` goes out of scope, and `body` runs in one child task at a time.
             let work = UncheckedSendable(body)
-            let acquired = AcquiredFlag()
-            return try await withThrowingTaskGroup(of: PooledOutcome<R>?.self) { group in
-                group.addTask {
-                    do {
-                        // A connection closed while the pool held it (the pool learns of a close a moment
-                        // after it happens) is given back, and another one taken.
-                        for _ in 0..<Self.closedLeaseRetries {
-                            let leased: Leased<R> = try await self.client.withConnection { connection in
-                                acquired.set()
-                                if connection.isClosed { return .closed }
-                                return .value(try await work.value(connection))
-                            }
-                            if case .value(let value) = leased { return .done(value) }
+            let client = self.client
+            return try await Self.lease(
+                within: wait,
+                isClosed: { $0.isClosed },
+                lease: { use in try await client.withConnection { try await use($0) } },
+                body: { try await work.value($0) }
+            )
+        }
+    }
+
+    /// Runs `body` on a connection that `lease` gives within `wait`, or says why not.
+    ///
+    /// A connection that is already closed when leased (the pool learns of a close a moment after it happens)
+    /// is given back and another one leased, at most ``closedLeaseRetries`` times; it does not stop the
+    /// deadline. Only an open connection does: the lease and the deadline race for one flag, and `body` runs
+    /// only when the lease won. (When a closed connection counted as leased in time, an operation right after
+    /// the server went away waited for the pool's next connection until its circuit breaker tripped, 60 s; and
+    /// a lease just after the deadline could run `body` beside the direct connection that replaced it.)
+    static func lease<Connection: Sendable, R: Sendable>(
+        within wait: Duration,
+        isClosed: @escaping @Sendable (Connection) -> Bool,
+        lease:
+            @escaping @Sendable (_ use: @escaping @Sendable (Connection) async throws -> Leased<R>) async throws
+            -> Leased<R>,
+        body: @escaping @Sendable (Connection) async throws -> R
+    ) async throws -> PooledOutcome<R> {
+        // Claimed by the lease of an open connection or by the deadline, whichever comes first.
+        let acquired = AcquiredFlag()
+        // Set when the lease claimed it: errors are then the body's (or its connection's) to report.
+        let leasedInTime = AcquiredFlag()
+        return try await withThrowingTaskGroup(of: PooledOutcome<R>?.self) { group in
+            group.addTask {
+                do {
+                    for _ in 0..<Self.closedLeaseRetries {
+                        let leased = try await lease { connection in
+                            if isClosed(connection) { return .closed }
+                            // After the deadline the operation has gone on without this lease.
+                            guard acquired.claim() else { return .closed }
+                            leasedInTime.set()
+                            return .value(try await body(connection))
                         }
-                        throw ClosedConnection()
-                    } catch  where !acquired.isSet && !Task.isCancelled {
-                        return .poolFailed(error)
+                        if case .value(let value) = leased { return .done(value) }
+                        if acquired.isSet { return nil }
                     }
+                    throw ClosedConnection()
+                } catch  where !leasedInTime.isSet && !Task.isCancelled {
+                    // The pool failed: before the deadline, that is the outcome; after it, the deadline's is.
+                    return acquired.claim() ? .poolFailed(error) : nil
                 }
-                group.addTask {
-                    try await Task.sleep(for: wait)
-                    if !acquired.isSet { return .noConnectionInTime }
-                    // Acquired in time: the body may take as long as its statements do.
-                    return nil
-                }
-                defer { group.cancelAll() }
-                while let outcome = try await group.next() {
-                    if let outcome { return outcome }
-                }
-                throw CancellationError()
             }
+            group.addTask {
+                try await Task.sleep(for: wait)
+                // Past the deadline, unless an open connection was leased first: the body may then take as long
+                // as its statements do.
+                return acquired.claim() ? .noConnectionInTime : nil
+            }
+            defer { group.cancelAll() }
+            while let outcome = try await group.next() {
+                if let outcome { return outcome }
+            }
+            throw CancellationError()
         }
     }
 
