@@ -555,7 +555,9 @@ extension DeadLetterStore {
 /// (`dlq-benchmarks --profile-export all`, 1,000,000 SQLite letters to JSON Lines, 2 cores): reading was 47% of
 /// the samples and encoding and writing 53%, one after the other. The read ahead is cancelled when the iterator
 /// goes, or when the task waiting for it is cancelled; a cancelled task's iteration throws `CancellationError`
-/// before its next page.
+/// before its next page. As each page is a snapshot of its letters when it was read, the next one is one from
+/// before the caller finished with this page: a change the caller makes meanwhile to a later letter may not be
+/// in it.
 public struct DeadLetterSequence<Store: DeadLetterStore>: AsyncSequence, Sendable {
     public typealias Element = DeadLetter
     let store: Store
@@ -580,8 +582,9 @@ public struct DeadLetterSequence<Store: DeadLetterStore>: AsyncSequence, Sendabl
                 if self.finished { return nil }
                 try Task.checkCancellation()
                 var page: DeadLetterPage
-                if let ahead = self.ahead.take() {
-                    page = try await ahead.page()
+                // A copy of this iterator may have taken the page read ahead: then it is read again here.
+                if let ahead = self.ahead.take(), let read = try await ahead.page() {
+                    page = read
                 } else {
                     page = try await self.store.page(self.filter, after: self.cursor, limit: self.batchSize)
                     page.letters.reverse()
@@ -632,14 +635,14 @@ final class PageReadAhead: Sendable {
         self.task.cancel()
     }
 
-    /// The page, or the read's error; cancelling the waiting task cancels the read.
-    func page() async throws -> DeadLetterPage {
+    /// The page, or the read's error; `nil` when another copy of the iterator took it. Cancelling the waiting
+    /// task cancels the read.
+    func page() async throws -> DeadLetterPage? {
         await withTaskCancellationHandler {
             await self.task.value
         } onCancel: {
             self.task.cancel()
         }
-        guard let result = self.slot.withLock({ $0.take() }) else { throw CancellationError() }
-        return try result.get()
+        return try self.slot.withLock({ $0.take() })?.get()
     }
 }

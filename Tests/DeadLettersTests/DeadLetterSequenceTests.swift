@@ -89,6 +89,20 @@ struct DeadLetterSequenceTests {
         #expect(try await self.first(events, within: 10) == "cancelled")
     }
 
+    @Test func aCopiedIteratorGoesOnByItself() async throws {
+        let (store, ids) = try await self.store()
+        var first = store.letters(batchSize: 10).makeAsyncIterator()
+        for _ in 0..<10 { _ = try await first.next() }
+        // Both copies share the read of the second page under way; each still gets every letter after.
+        var second = first
+        var fromFirst: [String] = []
+        while let letter = try await first.next() { fromFirst.append(letter.id) }
+        var fromSecond: [String] = []
+        while let letter = try await second.next() { fromSecond.append(letter.id) }
+        #expect(fromFirst == Array(ids.dropFirst(10)))
+        #expect(fromSecond == fromFirst)
+    }
+
     @Test func aCancelledTaskStopsAtItsNextPage() async throws {
         let (store, ids) = try await self.store()
         let seen = PThreadLock<[String]>([])
