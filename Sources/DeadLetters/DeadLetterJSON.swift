@@ -123,12 +123,9 @@ extension DeadLetterJSON {
             string(l.errorType)
             raw(#","errorMessage":"#)
             string(l.errorMessage)
-            raw(#","causes":["#)
-            for (index, cause) in l.causes.enumerated() {
-                if index > 0 { buffer.append(UInt8(ascii: ",")) }
-                string(cause)
-            }
-            raw(#"],"attempts":"#)
+            raw(#","causes":"#)
+            strings(l.causes)
+            raw(#","attempts":"#)
             int(l.attempts)
             raw(#","firstFailedAt":"#)
             timestamp(l.firstFailedAt)
@@ -197,12 +194,8 @@ extension DeadLetterJSON {
             raw(#","errorMessage":"#)
             string(l.errorMessage)
             if !l.causes.isEmpty {
-                raw(#","causes":["#)
-                for (index, cause) in l.causes.enumerated() {
-                    if index > 0 { buffer.append(UInt8(ascii: ",")) }
-                    string(cause)
-                }
-                buffer.append(UInt8(ascii: "]"))
+                raw(#","causes":"#)
+                strings(l.causes)
             }
             raw(#","reason":"#)
             string(l.reason.rawValue)
@@ -224,12 +217,8 @@ extension DeadLetterJSON {
             optional(#","errorType":"#, entry.errorType)
             optional(#","errorMessage":"#, entry.errorMessage)
             if !entry.causes.isEmpty {
-                raw(#","causes":["#)
-                for (index, cause) in entry.causes.enumerated() {
-                    if index > 0 { buffer.append(UInt8(ascii: ",")) }
-                    string(cause)
-                }
-                buffer.append(UInt8(ascii: "]"))
+                raw(#","causes":"#)
+                strings(entry.causes)
             }
             optional(#","reason":"#, entry.reason?.rawValue)
             optional(#","fingerprint":"#, entry.fingerprint)
